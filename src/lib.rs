@@ -1,0 +1,63 @@
+//! # hyperion
+//!
+//! Distributed processes in the style of Cloud Haskell (Erlang's model, typed), built so
+//! that the same code runs over real TCP and inside a deterministic, seeded simulator
+//! that injects faults.
+//!
+//! A *process* is an `async` block that receives its [`Process`] handle. Processes
+//! share nothing; they talk by messages (any [`Serializable`] type), receive
+//! selectively, link to and monitor each other, and register names.
+//!
+//! ```
+//! use hyperion::{match_if, match_type, Node, ProcessId};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Ping { from: ProcessId, n: u32 }
+//!
+//! let node = Node::new().unwrap();
+//! let total = node.run(|p| async move {
+//!     // A server that answers three pings with n + 1.
+//!     let server = p.spawn_local(|s| async move {
+//!         for _ in 0..3 {
+//!             let ping: Ping = s.expect().await;
+//!             s.send(ping.from, ping.n + 1);
+//!         }
+//!     });
+//!     let mut total = 0;
+//!     for n in 0..3 {
+//!         p.send(server, Ping { from: p.self_pid(), n });
+//!         total += p.receive_wait(vec![
+//!             match_if(|reply: &u32| *reply > 100, |_| 0),
+//!             match_type(|reply: u32| reply),
+//!         ]).await;
+//!     }
+//!     total
+//! });
+//! assert_eq!(total, Ok(1 + 2 + 3));
+//! ```
+//!
+//! Where to look next:
+//! - [`Process`]: everything a process can do (messages, channels, registry, links,
+//!   monitors, exits, timers, blocking work);
+//! - [`Node`]: a node on its own thread, and how `main` runs a program;
+//! - [`LocalNode`] and [`runtime`]: the scheduler, for those who write drivers (the
+//!   simulator in `hyperion-sim` is one);
+//! - [`message`]: the envelope and its stable type fingerprints.
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod message;
+pub mod node;
+pub mod process;
+pub mod runtime;
+
+pub use message::{Message, Serializable};
+pub use node::{LocalNode, Node, NodeConfig, NodeEnv, NodeResources, NodeStopped};
+pub use process::channel::{ReceivePort, SendPort, SendPortId};
+pub use process::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
+pub use process::receive::{match_any, match_chan, match_if, match_type, Match};
+pub use process::registry::RegistryError;
+pub use process::signals::{ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification};
+pub use process::Process;

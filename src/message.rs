@@ -1,0 +1,308 @@
+//! The message envelope: what sits in a mailbox or crosses the network.
+//!
+//! A [`Message`] holds either a local value (sent between processes of one node: no
+//! encoding, no copy) or encoded bytes with the [`Fingerprint`] of their type (received
+//! from another node, decoded lazily by the receive that wants that type). A typed
+//! match only ever sees a message whose type is exactly the one it asks for: a local
+//! value is checked by its `TypeId`, an encoded one by its fingerprint and a decode
+//! that must succeed.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Largest encoded message this node will decode, in bytes.
+///
+/// Decoding refuses anything that would need more; a peer cannot make a node allocate
+/// more than this for one message.
+pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// What a value needs to travel in a message: it can be encoded, decoded, and moved
+/// between threads. Implemented for every such type.
+pub trait Serializable: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Serializable for T {}
+
+/// A stable identifier of a message type.
+///
+/// Equal for one type in every process of one build, different between types:
+/// it is a 64-bit FNV-1a hash of the type's full path (`std::any::type_name`), which
+/// unlike `TypeId` does not change between processes. Two builds that name a type
+/// differently (a renamed module, another crate version) do not interoperate.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Fingerprint(pub u64);
+
+impl Fingerprint {
+    /// The fingerprint of `T`.
+    ///
+    /// ```
+    /// use hyperion::message::Fingerprint;
+    /// assert_eq!(Fingerprint::of::<u64>(), Fingerprint::of::<u64>());
+    /// assert_ne!(Fingerprint::of::<u64>(), Fingerprint::of::<String>());
+    /// ```
+    pub fn of<T: ?Sized + 'static>() -> Fingerprint {
+        Fingerprint(fnv1a(std::any::type_name::<T>().as_bytes()))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({:016x})", self.0)
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Why a value could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodecError {
+    /// The serializer refused the value.
+    Encode(String),
+    /// The bytes are not a valid encoding of the expected type, or exceed
+    /// [`MESSAGE_BYTES_MAX`].
+    Decode(String),
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodecError::Encode(why) => write!(f, "cannot encode message: {why}"),
+            CodecError::Decode(why) => write!(f, "cannot decode message: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+fn codec_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MESSAGE_BYTES_MAX>()
+}
+
+/// Encodes `value` with the runtime's codec (bincode 2, standard configuration).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, codec_config())
+        .map_err(|err| CodecError::Encode(err.to_string()))
+}
+
+/// Decodes a `T` that must fill `bytes` exactly, refusing more than
+/// [`MESSAGE_BYTES_MAX`] of allocation.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, read) = bincode::serde::decode_from_slice(bytes, codec_config())
+        .map_err(|err| CodecError::Decode(err.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::Decode(format!(
+            "{} trailing bytes after the value",
+            bytes.len() - read
+        )));
+    }
+    Ok(value)
+}
+
+/// A value held in a local message: it can still be encoded if the message is
+/// forwarded to another node.
+trait LocalValue: Send {
+    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn fingerprint(&self) -> Fingerprint;
+    fn type_name(&self) -> &'static str;
+    fn encode(&self) -> Result<Vec<u8>, CodecError>;
+}
+
+impl<T: Serializable> LocalValue for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of::<T>()
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        encode(self)
+    }
+}
+
+enum Payload {
+    Local(Box<dyn LocalValue>),
+    Encoded {
+        fingerprint: Fingerprint,
+        bytes: Vec<u8>,
+    },
+}
+
+/// One message: a value of some [`Serializable`] type, local or encoded.
+///
+/// ```
+/// use hyperion::message::Message;
+/// let message = Message::new(42u64);
+/// assert!(message.is::<u64>());
+/// assert!(!message.is::<u32>());
+/// assert_eq!(message.downcast::<u64>().ok(), Some(42));
+/// ```
+pub struct Message {
+    payload: Payload,
+}
+
+impl Message {
+    /// Wraps a local value. Nothing is encoded until the message leaves the node.
+    pub fn new<T: Serializable>(value: T) -> Message {
+        Message {
+            payload: Payload::Local(Box::new(value)),
+        }
+    }
+
+    /// A message received from the network: bytes said to encode a value of the type
+    /// with this fingerprint. They are decoded only when a receive asks for that type.
+    pub fn from_encoded(fingerprint: Fingerprint, bytes: Vec<u8>) -> Message {
+        Message {
+            payload: Payload::Encoded { fingerprint, bytes },
+        }
+    }
+
+    /// The fingerprint of the message's type.
+    pub fn fingerprint(&self) -> Fingerprint {
+        match &self.payload {
+            Payload::Local(value) => value.fingerprint(),
+            Payload::Encoded { fingerprint, .. } => *fingerprint,
+        }
+    }
+
+    /// The type's name, for a local value; `None` for bytes not yet decoded.
+    pub fn type_name(&self) -> Option<&'static str> {
+        match &self.payload {
+            Payload::Local(value) => Some(value.type_name()),
+            Payload::Encoded { .. } => None,
+        }
+    }
+
+    /// Whether the message claims to hold a `T` (for encoded bytes: their fingerprint is
+    /// `T`'s; they may still fail to decode).
+    pub fn is<T: Serializable>(&self) -> bool {
+        match &self.payload {
+            Payload::Local(value) => value.as_any().type_id() == TypeId::of::<T>(),
+            Payload::Encoded { fingerprint, .. } => *fingerprint == Fingerprint::of::<T>(),
+        }
+    }
+
+    /// A reference to the value if it is a `T`, decoding encoded bytes in place (once).
+    ///
+    /// Bytes that carry `T`'s fingerprint but do not decode as `T` are logged and
+    /// treated as not a `T`.
+    pub fn peek<T: Serializable>(&mut self) -> Option<&T> {
+        if !self.is::<T>() {
+            return None;
+        }
+        if let Payload::Encoded { bytes, .. } = &self.payload {
+            match decode::<T>(bytes) {
+                Ok(value) => self.payload = Payload::Local(Box::new(value)),
+                Err(err) => {
+                    tracing::warn!(
+                        expected = std::any::type_name::<T>(),
+                        %err,
+                        "message with a matching fingerprint failed to decode"
+                    );
+                    return None;
+                }
+            }
+        }
+        match &self.payload {
+            Payload::Local(value) => value.as_any().downcast_ref::<T>(),
+            Payload::Encoded { .. } => None,
+        }
+    }
+
+    /// The value if it is a `T`, otherwise the message back unchanged.
+    pub fn downcast<T: Serializable>(mut self) -> Result<T, Message> {
+        if self.peek::<T>().is_none() {
+            return Err(self);
+        }
+        match self.payload {
+            Payload::Local(value) => Ok(*value
+                .into_any()
+                .downcast::<T>()
+                .expect("peek checked the type")),
+            Payload::Encoded { .. } => unreachable!("peek decoded the payload"),
+        }
+    }
+
+    /// The fingerprint and encoded bytes of the value, for sending to another node.
+    pub fn encode(&self) -> Result<(Fingerprint, Vec<u8>), CodecError> {
+        match &self.payload {
+            Payload::Local(value) => Ok((value.fingerprint(), value.encode()?)),
+            Payload::Encoded { fingerprint, bytes } => Ok((*fingerprint, bytes.clone())),
+        }
+    }
+
+    /// Consumes the message into its fingerprint and encoded bytes, without a copy when it
+    /// is already encoded.
+    pub fn into_encoded(self) -> Result<(Fingerprint, Vec<u8>), CodecError> {
+        match self.payload {
+            Payload::Local(value) => Ok((value.fingerprint(), value.encode()?)),
+            Payload::Encoded { fingerprint, bytes } => Ok((fingerprint, bytes)),
+        }
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.payload {
+            Payload::Local(value) => write!(f, "Message({})", value.type_name()),
+            Payload::Encoded { fingerprint, bytes } => {
+                write!(f, "Message({fingerprint:?}, {} bytes)", bytes.len())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Ping(u32);
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Pong(u32);
+
+    #[test]
+    fn encoded_message_decodes_only_as_its_own_type() {
+        let (fingerprint, bytes) = Message::new(Ping(7)).encode().unwrap();
+        let mut message = Message::from_encoded(fingerprint, bytes);
+        assert!(message.peek::<Pong>().is_none());
+        assert_eq!(message.peek::<Ping>(), Some(&Ping(7)));
+        assert_eq!(message.downcast::<Ping>().unwrap(), Ping(7));
+    }
+
+    #[test]
+    fn garbage_with_a_matching_fingerprint_is_not_a_match() {
+        let mut message = Message::from_encoded(Fingerprint::of::<String>(), vec![0xff; 3]);
+        assert!(message.peek::<String>().is_none());
+        assert!(message.downcast::<String>().is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode(&5u32).unwrap();
+        bytes.push(0);
+        assert!(matches!(decode::<u32>(&bytes), Err(CodecError::Decode(_))));
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_without_allocating() {
+        // A Vec<u8> claiming u64::MAX elements: varint 0xff then 8 bytes.
+        let mut bytes = vec![0xff];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode::<Vec<u8>>(&bytes).is_err());
+    }
+}

@@ -1,0 +1,482 @@
+//! `LocalNode`: one node's processes, scheduler state and registry, owned by the one
+//! thread that drives the node. Everything here is single-threaded (`Rc`, `RefCell`):
+//! the per-message path takes no lock.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::clock::Clock;
+use crate::message::Message;
+use crate::process::id::{DiedReason, NodeId, ProcessId, ProcessOutcome};
+use crate::process::registry::Registry;
+use crate::process::table::{ExitHook, ProcessSlot, ProcessTable};
+use crate::process::Process;
+use crate::runtime::blocking::BlockingExecutor;
+use crate::runtime::{Inbox, InboxItem, ReadyQueue, TaskId, TaskWaker, Timers};
+
+use crate::process::channel::Channels;
+
+/// What a node takes from the world it runs in: time, randomness, and where blocking
+/// work goes. The real world and the simulator each build one.
+pub struct NodeEnv {
+    /// The node's clock.
+    pub clock: Rc<dyn Clock>,
+    /// Seeds the node's random source (ids, jitter, anything a process draws).
+    pub rng_seed: u64,
+    /// Runs [`Process::run_blocking`] jobs.
+    pub blocking: Rc<dyn BlockingExecutor>,
+}
+
+/// Counts of what a node holds, from [`LocalNode::resources`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeResources {
+    /// Live processes.
+    pub processes: usize,
+    /// Armed timers.
+    pub timers: usize,
+    /// Open channels.
+    pub channels: usize,
+    /// Registered names.
+    pub names: usize,
+}
+
+pub(crate) struct NodeInner {
+    pub(crate) id: NodeId,
+    pub(crate) clock: Rc<dyn Clock>,
+    pub(crate) blocking: Rc<dyn BlockingExecutor>,
+    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) state: RefCell<NodeState>,
+}
+
+/// Everything mutable about a node. Borrowed briefly, never across user code.
+pub(crate) struct NodeState {
+    pub(crate) id: NodeId,
+    pub(crate) processes: ProcessTable,
+    pub(crate) ready: ReadyQueue,
+    pub(crate) timers: Timers,
+    pub(crate) registry: Registry,
+    pub(crate) channels: Channels,
+    /// The task being polled, if any: a `Process` handle may only block in its own task.
+    pub(crate) current: Option<TaskId>,
+    /// Source of monitor references and channel ids.
+    pub(crate) next_unique: u64,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) stopped: bool,
+}
+
+/// A node as seen from the thread that drives it.
+///
+/// Drivers use it to run the node: [`run_next`](LocalNode::run_next),
+/// [`fire_due_timers`](LocalNode::fire_due_timers), [`next_deadline`](LocalNode::next_deadline)
+/// and [`drain_inbox`](LocalNode::drain_inbox). Most users never touch it: they hold a
+/// [`Node`](crate::Node) (real world) or a simulator handle, and processes hold a
+/// [`Process`].
+///
+/// ```
+/// use std::rc::Rc;
+/// use hyperion::{LocalNode, NodeEnv, NodeId};
+/// use hyperion::clock::SystemClock;
+/// use hyperion::runtime::blocking::Inline;
+///
+/// let id = NodeId { address: "127.0.0.1:1".parse().unwrap(), incarnation: 1 };
+/// let node = LocalNode::new(id, NodeEnv {
+///     clock: Rc::new(SystemClock::new()),
+///     rng_seed: 7,
+///     blocking: Rc::new(Inline),
+/// });
+/// let pid = node.spawn(|p| async move { p.send(p.self_pid(), 1u8); p.expect::<u8>().await; });
+/// while node.run_next() {}
+/// assert!(!node.is_alive(pid));
+/// ```
+#[derive(Clone)]
+pub struct LocalNode {
+    pub(crate) inner: Rc<NodeInner>,
+}
+
+impl LocalNode {
+    /// A node with no processes, in the given world.
+    pub fn new(id: NodeId, env: NodeEnv) -> LocalNode {
+        LocalNode {
+            inner: Rc::new(NodeInner {
+                id,
+                clock: env.clock,
+                blocking: env.blocking,
+                inbox: Inbox::new(),
+                state: RefCell::new(NodeState {
+                    id,
+                    processes: ProcessTable::default(),
+                    ready: ReadyQueue::default(),
+                    timers: Timers::default(),
+                    registry: Registry::default(),
+                    channels: Channels::default(),
+                    current: None,
+                    next_unique: 1,
+                    rng: ChaCha8Rng::seed_from_u64(env.rng_seed),
+                    stopped: false,
+                }),
+            }),
+        }
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The node's clock reading.
+    pub fn now(&self) -> Duration {
+        self.inner.clock.now()
+    }
+
+    /// The node's cross-thread inbox (for drivers).
+    pub fn inbox(&self) -> &Arc<Inbox> {
+        &self.inner.inbox
+    }
+
+    pub(crate) fn state(&self) -> std::cell::RefMut<'_, NodeState> {
+        self.inner.state.borrow_mut()
+    }
+
+    /// Starts a process running `body`. It runs when the driver next polls this node.
+    pub fn spawn<F, Fut>(&self, body: F) -> ProcessId
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: ProcessOutcome,
+    {
+        let (task, pid) = {
+            let mut state = self.state();
+            let task = state.processes.next_id();
+            let pid = ProcessId {
+                node: self.inner.id,
+                local: task.to_u64(),
+            };
+            let waker = Waker::from(Arc::new(TaskWaker {
+                task,
+                inbox: self.inner.inbox.clone(),
+            }));
+            let inserted = state.processes.insert(ProcessSlot {
+                pid,
+                future: None,
+                waker: Some(waker),
+                scheduled: true,
+                waiting_receive: false,
+                mailbox: VecDeque::new(),
+                mailbox_removals: 0,
+                doom: None,
+                trap_exits: false,
+                relations: None,
+            });
+            debug_assert_eq!(inserted, task);
+            state.ready.push(task);
+            (task, pid)
+        };
+        // The body runs without the node borrowed: building the future may use the node.
+        let process = Process::new(self.clone(), pid, task);
+        let future = body(process);
+        let future = Box::pin(async move { future.await.into_reason() });
+        let stopped = {
+            let mut state = self.state();
+            if let Some(slot) = state.processes.get_mut(task) {
+                slot.future = Some(future);
+            }
+            state.stopped
+        };
+        tracing::trace!(%pid, "spawned");
+        if stopped {
+            self.terminate(task, DiedReason::NodeDown);
+        }
+        pid
+    }
+
+    /// Spawns a process and calls `on_exit` with its result when it ends: `Ok` with the
+    /// value its future returned, or `Err` with why it died first. This is how drivers
+    /// run a program to completion (Cloud Haskell's `runProcess`).
+    pub fn spawn_with_result<F, Fut, T>(
+        &self,
+        body: F,
+        on_exit: impl FnOnce(Result<T, DiedReason>) + 'static,
+    ) -> ProcessId
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future<Output = T> + 'static,
+        T: 'static,
+    {
+        let result: Rc<RefCell<Option<T>>> = Rc::default();
+        let result_in_process = result.clone();
+        let pid = self.spawn(move |process| {
+            let future = body(process);
+            async move {
+                let value = future.await;
+                *result_in_process.borrow_mut() = Some(value);
+            }
+        });
+        self.on_exit(
+            pid,
+            Box::new(move |reason| {
+                let value = result.borrow_mut().take();
+                on_exit(value.ok_or_else(|| reason.clone()));
+            }),
+        );
+        pid
+    }
+
+    /// Calls `hook` with the reason `pid` dies (at once, with
+    /// [`DiedReason::UnknownProcess`], if it is not alive).
+    pub(crate) fn on_exit(&self, pid: ProcessId, hook: ExitHook) {
+        let hook = {
+            let mut state = self.state();
+            let task = TaskId::from_u64(pid.local);
+            match state.processes.get_mut(task) {
+                Some(slot) if pid.node == self.inner.id => {
+                    slot.relations().exit_hooks.push(hook);
+                    return;
+                }
+                _ => hook,
+            }
+        };
+        hook(&DiedReason::UnknownProcess);
+    }
+
+    /// Whether `pid` is a live process of this node.
+    pub fn is_alive(&self, pid: ProcessId) -> bool {
+        pid.node == self.inner.id
+            && self
+                .state()
+                .processes
+                .get(TaskId::from_u64(pid.local))
+                .is_some()
+    }
+
+    /// How many processes are alive on this node.
+    pub fn process_count(&self) -> usize {
+        self.state().processes.len()
+    }
+
+    /// How many tasks are ready to run.
+    pub fn ready_len(&self) -> usize {
+        self.state().ready.len()
+    }
+
+    /// What the node holds right now; a finished scenario that leaks shows it here.
+    pub fn resources(&self) -> NodeResources {
+        let state = self.state();
+        NodeResources {
+            processes: state.processes.len(),
+            timers: state.timers.len(),
+            channels: state.channels.len(),
+            names: state.registry.len(),
+        }
+    }
+
+    /// Whether the node has been shut down.
+    pub fn is_stopped(&self) -> bool {
+        self.state().stopped
+    }
+
+    /// Polls the oldest ready task. Returns `false` if none was ready.
+    pub fn run_next(&self) -> bool {
+        let next = self.state().ready.pop();
+        match next {
+            Some(task) => {
+                self.run_task(task);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Polls the ready task at position `index` of the ready queue (the simulator picks
+    /// one at random). Returns `false` if there is no such task.
+    pub fn run_ready_at(&self, index: usize) -> bool {
+        let next = self.state().ready.take_at(index);
+        match next {
+            Some(task) => {
+                self.run_task(task);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn run_task(&self, task: TaskId) {
+        let (future, waker) = {
+            let mut state = self.state();
+            let Some(slot) = state.processes.get_mut(task) else {
+                return;
+            };
+            slot.scheduled = false;
+            slot.waiting_receive = false;
+            if let Some(reason) = slot.doom.take() {
+                drop(state);
+                self.terminate(task, reason);
+                return;
+            }
+            let (Some(future), Some(waker)) = (slot.future.take(), slot.waker.take()) else {
+                return;
+            };
+            state.current = Some(task);
+            (future, waker)
+        };
+        let mut future = future;
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            future.as_mut().poll(&mut Context::from_waker(&waker))
+        }));
+        let mut state = self.state();
+        state.current = None;
+        let outcome = match polled {
+            Ok(Poll::Pending) => {
+                let Some(slot) = state.processes.get_mut(task) else {
+                    return;
+                };
+                match slot.doom.take() {
+                    None => {
+                        slot.future = Some(future);
+                        slot.waker = Some(waker);
+                        return;
+                    }
+                    Some(reason) => reason,
+                }
+            }
+            Ok(Poll::Ready(reason)) => reason,
+            Err(panic) => DiedReason::Exception(panic_text(panic.as_ref())),
+        };
+        drop(state);
+        drop(future);
+        self.terminate(task, outcome);
+    }
+
+    /// Removes a process and tells everyone who asked: monitors, links, the registry.
+    pub(crate) fn terminate(&self, task: TaskId, reason: DiedReason) {
+        let slot = self.state().processes.remove(task);
+        let Some(mut slot) = slot else { return };
+        // Dropping the future runs destructors that may use the node: not while borrowed.
+        drop(slot.future.take());
+        let pid = slot.pid;
+        tracing::trace!(%pid, %reason, "process died");
+        let hooks = match slot.relations.take() {
+            Some(relations) => self.state().release_relations(pid, *relations, &reason),
+            None => Vec::new(),
+        };
+        drop(slot);
+        for hook in hooks {
+            hook(&reason);
+        }
+    }
+
+    /// Moves due timers' tasks to the ready queue. Returns how many fired.
+    pub fn fire_due_timers(&self) -> usize {
+        let now = self.inner.clock.now();
+        let mut state = self.state();
+        let mut fired = 0;
+        while let Some(task) = state.timers.pop_due(now) {
+            state.schedule(task);
+            fired += 1;
+        }
+        fired
+    }
+
+    /// The earliest armed timer's deadline on this node's clock.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.state().timers.next_deadline()
+    }
+
+    /// Applies what other threads posted: task wakes and closures to run on the node.
+    /// Returns how many items there were.
+    pub fn drain_inbox(&self) -> usize {
+        let items = self.inner.inbox.take_all();
+        let count = items.len();
+        for item in items {
+            match item {
+                InboxItem::Wake(task) => self.state().schedule(task),
+                InboxItem::Run(job) => job(self),
+            }
+        }
+        count
+    }
+
+    /// Kills every process (reason [`DiedReason::NodeDown`]) and drops all timers. The
+    /// node accepts no more work afterwards; processes spawned later die at once.
+    pub fn shutdown(&self) {
+        self.state().stopped = true;
+        loop {
+            let tasks = self.state().processes.tasks();
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                self.terminate(task, DiedReason::NodeDown);
+            }
+        }
+        let mut state = self.state();
+        state.timers.clear();
+        while state.ready.pop().is_some() {}
+    }
+}
+
+impl NodeState {
+    /// Puts a live task in the ready queue unless it is there already.
+    pub(crate) fn schedule(&mut self, task: TaskId) {
+        if let Some(slot) = self.processes.get_mut(task) {
+            if !slot.scheduled {
+                slot.scheduled = true;
+                self.ready.push(task);
+            }
+        }
+    }
+
+    /// A fresh number, unique on this node.
+    pub(crate) fn unique(&mut self) -> u64 {
+        let id = self.next_unique;
+        self.next_unique += 1;
+        id
+    }
+
+    /// Delivers to a local process's mailbox; a message for a dead or unknown process is
+    /// dropped, as in Cloud Haskell.
+    pub(crate) fn deliver(&mut self, to: ProcessId, message: Message) {
+        if to.node != self.id {
+            tracing::debug!(%to, ?message, "no route to a remote node; message dropped");
+            return;
+        }
+        let task = TaskId::from_u64(to.local);
+        let Some(slot) = self.processes.get_mut(task) else {
+            tracing::trace!(%to, ?message, "message to a dead process dropped");
+            return;
+        };
+        slot.mailbox.push_back(message);
+        if slot.waiting_receive && !slot.scheduled {
+            slot.waiting_receive = false;
+            slot.scheduled = true;
+            self.ready.push(task);
+        }
+    }
+
+    /// Marks a process to die with `reason` at its next turn, and gives it that turn.
+    pub(crate) fn doom(&mut self, task: TaskId, reason: DiedReason) {
+        if let Some(slot) = self.processes.get_mut(task) {
+            slot.doom.get_or_insert(reason);
+            self.schedule(task);
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = if let Some(text) = panic.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic with a non-text payload".to_string()
+    };
+    format!("panicked: {text}")
+}

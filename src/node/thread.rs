@@ -1,0 +1,225 @@
+//! A node on its own OS thread, driven by the real-world [`Driver`]: how `main` and
+//! tests enter the runtime (Cloud Haskell's `runProcess`).
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use super::local::{LocalNode, NodeEnv};
+use crate::clock::SystemClock;
+use crate::process::id::{DiedReason, NodeId, ProcessId, ProcessOutcome};
+use crate::process::Process;
+use crate::runtime::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
+use crate::runtime::driver::Driver;
+use crate::runtime::{Inbox, InboxItem};
+use crate::Serializable;
+
+/// How to start a [`Node`].
+///
+/// ```
+/// use hyperion::{Node, NodeConfig};
+/// let node = Node::with_config(NodeConfig { rng_seed: Some(7), ..NodeConfig::default() }).unwrap();
+/// assert_eq!(node.run(|p| async move { p.random_u64() != 0 }), Ok(true));
+/// ```
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The address in the node's id. A node without a transport is not reachable; the
+    /// default is a loopback placeholder.
+    pub address: SocketAddr,
+    /// Seed of the node's random source; drawn from the OS if `None`.
+    pub rng_seed: Option<u64>,
+    /// Most threads the node's blocking pool starts.
+    pub blocking_threads: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rng_seed: None,
+            blocking_threads: BLOCKING_THREADS_DEFAULT,
+        }
+    }
+}
+
+/// The node has stopped and takes no more work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeStopped;
+
+impl fmt::Display for NodeStopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the node has stopped")
+    }
+}
+
+impl std::error::Error for NodeStopped {}
+
+/// A node running on its own thread. Dropping it shuts the node down: every process is
+/// stopped and the thread joined.
+///
+/// ```
+/// let node = hyperion::Node::new().unwrap();
+/// let answer = node.run(|p| async move {
+///     let child = p.spawn_local(|c| async move {
+///         let (from, n): (hyperion::ProcessId, u64) = c.expect().await;
+///         c.send(from, n * 2);
+///     });
+///     p.send(child, (p.self_pid(), 21u64));
+///     p.expect::<u64>().await
+/// });
+/// assert_eq!(answer, Ok(42));
+/// ```
+pub struct Node {
+    id: NodeId,
+    inbox: Arc<Inbox>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts a node with the default configuration.
+    pub fn new() -> std::io::Result<Node> {
+        Node::with_config(NodeConfig::default())
+    }
+
+    /// Starts a node.
+    pub fn with_config(config: NodeConfig) -> std::io::Result<Node> {
+        let id = NodeId {
+            address: config.address,
+            incarnation: os_random(),
+        };
+        let rng_seed = config.rng_seed.unwrap_or_else(os_random);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("hyperion-node-{id}"))
+            .spawn(move || {
+                let pool = ThreadPool::new(config.blocking_threads);
+                let node = LocalNode::new(
+                    id,
+                    NodeEnv {
+                        clock: Rc::new(SystemClock::new()),
+                        rng_seed,
+                        blocking: Rc::new(pool.clone()),
+                    },
+                );
+                let mut driver = match Driver::new(&node) {
+                    Ok(driver) => driver,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(node.inbox().clone()));
+                if let Err(err) = driver.run(&node, &thread_stop) {
+                    tracing::error!(%err, node = %id, "event loop failed; node stopped");
+                    node.shutdown();
+                }
+                pool.close();
+            })?; // real-world only
+        let inbox = ready_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("node thread exited during start"))??;
+        tracing::debug!(node = %id, "node started");
+        Ok(Node {
+            id,
+            inbox,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Runs `job` on the node's thread and waits for its result.
+    pub fn on_node<R, F>(&self, job: F) -> Result<R, NodeStopped>
+    where
+        R: Send + 'static,
+        F: FnOnce(&LocalNode) -> R + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.inbox.post(InboxItem::Run(Box::new(move |node| {
+            let _ = tx.send(job(node));
+        })));
+        rx.recv().map_err(|_| NodeStopped)
+    }
+
+    /// Starts a process on the node and returns its id.
+    pub fn spawn<F, Fut>(&self, body: F) -> Result<ProcessId, NodeStopped>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: ProcessOutcome,
+    {
+        self.on_node(move |node| node.spawn(body))
+    }
+
+    /// Sends a message to a process from outside the runtime.
+    pub fn send<T: Serializable>(&self, to: ProcessId, message: T) {
+        self.inbox.post(InboxItem::Run(Box::new(move |node| {
+            node.state().deliver(to, crate::Message::new(message));
+        })));
+    }
+
+    /// Runs a process to completion and returns what it returned (Cloud Haskell's
+    /// `runProcess`). If it dies first (a panic, a kill, the node stopping), the error is
+    /// why.
+    pub fn run<F, Fut, T>(&self, body: F) -> Result<T, DiedReason>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel::<Result<T, DiedReason>>(1);
+        self.inbox.post(InboxItem::Run(Box::new(move |node| {
+            node.spawn_with_result(body, move |result| {
+                let _ = tx.send(result);
+            });
+        })));
+        rx.recv().unwrap_or(Err(DiedReason::NodeDown))
+    }
+
+    /// Stops every process and the node's thread, and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.inbox.post(InboxItem::Run(Box::new(|_| {})));
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!(node = %self.id, "node thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node").field("id", &self.id).finish()
+    }
+}
+
+/// A random number from the OS (std's hasher keys), for incarnations and seeds of
+/// real-world nodes only.
+fn os_random() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher(); // real-world only
+    hasher.write_u64(0x6879_7065_7269_6f6e);
+    hasher.finish()
+}

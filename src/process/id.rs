@@ -1,0 +1,125 @@
+//! Names of nodes, processes and monitors, and why a process died.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// A node: the address it is reached at plus an incarnation number, so that a node
+/// restarted at the same address is a different node (nothing meant for the old one
+/// reaches the new one).
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId {
+    /// Where the node's transport listens (for a node without transport, a placeholder).
+    pub address: SocketAddr,
+    /// Chosen at random when the node starts.
+    pub incarnation: u64,
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{:x}", self.address, self.incarnation)
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A process: its node and a number local to that node, never reused by the node.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProcessId {
+    /// The node the process runs on.
+    pub node: NodeId,
+    /// The process's number on its node.
+    pub local: u64,
+}
+
+impl fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid://{}/{}", self.node, self.local)
+    }
+}
+
+impl fmt::Debug for ProcessId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Names one monitor, as returned by [`Process::monitor`](crate::Process::monitor);
+/// the notification carries it back.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct MonitorRef {
+    /// The monitored process.
+    pub target: ProcessId,
+    /// Unique on the monitoring node.
+    pub id: u64,
+}
+
+/// Why a process is no longer running, as links and monitors report it.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub enum DiedReason {
+    /// It returned normally.
+    Normal,
+    /// It failed: returned an error, panicked, was killed or exited by a signal. The text
+    /// says which.
+    Exception(String),
+    /// The connection to its node broke; it may still be running.
+    Disconnect,
+    /// Its node died or shut down.
+    NodeDown,
+    /// It did not exist (or had already died) when the link or monitor was made.
+    UnknownProcess,
+}
+
+impl DiedReason {
+    /// Whether this is [`DiedReason::Normal`].
+    pub fn is_normal(&self) -> bool {
+        matches!(self, DiedReason::Normal)
+    }
+}
+
+impl fmt::Display for DiedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiedReason::Normal => write!(f, "normal"),
+            DiedReason::Exception(text) => write!(f, "exception: {text}"),
+            DiedReason::Disconnect => write!(f, "disconnected"),
+            DiedReason::NodeDown => write!(f, "node down"),
+            DiedReason::UnknownProcess => write!(f, "unknown process"),
+        }
+    }
+}
+
+/// What a process's future may return; it decides the [`DiedReason`] the process dies
+/// with.
+///
+/// `()` is a normal exit, `Ok(())` too, `Err(e)` an exception with `e`'s text.
+pub trait ProcessOutcome {
+    /// The reason this outcome stands for.
+    fn into_reason(self) -> DiedReason;
+}
+
+impl ProcessOutcome for () {
+    fn into_reason(self) -> DiedReason {
+        DiedReason::Normal
+    }
+}
+
+impl ProcessOutcome for DiedReason {
+    fn into_reason(self) -> DiedReason {
+        self
+    }
+}
+
+impl<E: fmt::Display> ProcessOutcome for Result<(), E> {
+    fn into_reason(self) -> DiedReason {
+        match self {
+            Ok(()) => DiedReason::Normal,
+            Err(err) => DiedReason::Exception(err.to_string()),
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! Processes: the [`Process`] handle each process runs with, and everything it can do:
+//! send and selectively receive messages, typed channels, the registry, links,
+//! monitors, exit signals, timers and blocking work.
+//!
+//! Guarantees: messages from one process to another arrive in the order sent, at most
+//! once; sending never blocks; a message to a dead or unknown process is dropped
+//! silently (use a monitor to learn of deaths). Nothing is promised about the order of
+//! messages from different senders.
+
+pub mod channel;
+pub mod id;
+mod lifecycle;
+pub mod receive;
+pub mod registry;
+pub mod signals;
+pub(crate) mod table;
+pub mod timer;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rand_chacha::rand_core::RngCore;
+
+use self::channel::{ReceivePort, SendPort, SendPortId};
+use self::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
+use self::receive::{match_chan, Expect, Match, Receive};
+use self::registry::RegistryError;
+use self::timer::Sleep;
+use crate::message::{Message, Serializable};
+use crate::node::LocalNode;
+use crate::runtime::TaskId;
+
+/// The handle a process runs with: its identity and its way to act on the world.
+///
+/// A process body receives its `Process` by value; borrow it (`&p`) in futures that run
+/// inside the same process. Blocking operations (receives, sleeps) may only be awaited
+/// by the process the handle belongs to; using it from another process panics with a
+/// clear message rather than hanging.
+pub struct Process {
+    node: LocalNode,
+    pid: ProcessId,
+    task: TaskId,
+}
+
+impl Process {
+    pub(crate) fn new(node: LocalNode, pid: ProcessId, task: TaskId) -> Process {
+        Process { node, pid, task }
+    }
+
+    pub(crate) fn node(&self) -> &LocalNode {
+        &self.node
+    }
+
+    /// Panics unless this handle's own process is the one being polled.
+    pub(crate) fn assert_running(&self) {
+        let current = self.node.state().current;
+        assert!(
+            current == Some(self.task),
+            "the Process handle of {} was awaited outside its own process",
+            self.pid
+        );
+    }
+
+    /// Marks the process as blocked in a receive, so that the next delivery wakes it.
+    pub(crate) fn wait_for_delivery(&self) {
+        if let Some(slot) = self.node.state().processes.get_mut(self.task) {
+            slot.waiting_receive = true;
+        }
+    }
+
+    /// This process's id (Cloud Haskell's `getSelfPid`).
+    pub fn self_pid(&self) -> ProcessId {
+        self.pid
+    }
+
+    /// The id of the node this process runs on (`getSelfNode`).
+    pub fn self_node(&self) -> NodeId {
+        self.pid.node
+    }
+
+    /// The node this process runs on.
+    pub fn local_node(&self) -> &LocalNode {
+        &self.node
+    }
+
+    /// The node's clock: time since the node's epoch.
+    pub fn now(&self) -> Duration {
+        self.node.inner.clock.now()
+    }
+
+    // ----- spawning -----
+
+    /// Starts a new process on this node (Cloud Haskell's `spawnLocal`).
+    ///
+    /// ```
+    /// # hyperion::Node::new().unwrap().run(|p| async move {
+    /// let child = p.spawn_local(|c| async move {
+    ///     let parent: hyperion::ProcessId = c.expect().await;
+    ///     c.send(parent, "hello".to_string());
+    /// });
+    /// p.send(child, p.self_pid());
+    /// assert_eq!(p.expect::<String>().await, "hello");
+    /// # }).unwrap();
+    /// ```
+    pub fn spawn_local<F, Fut>(&self, body: F) -> ProcessId
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: ProcessOutcome,
+    {
+        self.node.spawn(body)
+    }
+
+    /// Spawns a process and links this one to it, before it can run.
+    pub fn spawn_link<F, Fut>(&self, body: F) -> ProcessId
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: ProcessOutcome,
+    {
+        let child = self.node.spawn(body);
+        self.link(child);
+        child
+    }
+
+    /// Spawns a process and monitors it, before it can run.
+    pub fn spawn_monitor<F, Fut>(&self, body: F) -> (ProcessId, MonitorRef)
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: ProcessOutcome,
+    {
+        let child = self.node.spawn(body);
+        (child, self.monitor(child))
+    }
+
+    // ----- messages -----
+
+    /// Sends `message` to `to`. Never blocks; dropped if `to` is dead or unreachable.
+    pub fn send<T: Serializable>(&self, to: ProcessId, message: T) {
+        self.node.state().deliver(to, Message::new(message));
+    }
+
+    /// Sends an already-built [`Message`] (for forwarding what [`match_any`] took).
+    ///
+    /// [`match_any`]: crate::match_any
+    pub fn forward(&self, to: ProcessId, message: Message) {
+        self.node.state().deliver(to, message);
+    }
+
+    /// Waits for the first message of type `T`; other messages stay queued.
+    pub fn expect<T: Serializable>(&self) -> impl Future<Output = T> + '_ {
+        let expect = Expect::<T>::new(self, None);
+        async move { expect.await.expect("no timeout was set") }
+    }
+
+    /// Like [`expect`](Process::expect), giving up with `None` after `timeout`.
+    pub fn expect_timeout<T: Serializable>(&self, timeout: Duration) -> Expect<'_, T> {
+        Expect::new(self, Some(timeout))
+    }
+
+    /// Selective receive: waits until some match accepts a message, and returns what
+    /// that match made of it. Messages no match accepts stay queued, in order.
+    ///
+    /// ```
+    /// use hyperion::{match_if, match_type};
+    /// # hyperion::Node::new().unwrap().run(|p| async move {
+    /// p.send(p.self_pid(), 1u32);
+    /// p.send(p.self_pid(), "skip me".to_string());
+    /// p.send(p.self_pid(), 42u64);
+    /// let got = p.receive_wait(vec![
+    ///     match_if(|n: &u64| *n > 10, |n| n),
+    ///     match_type(|n: u32| u64::from(n) + 1000),
+    /// ]).await;
+    /// assert_eq!(got, 1001); // the oldest message any match accepts
+    /// # }).unwrap();
+    /// ```
+    pub fn receive_wait<'a, R: 'a>(
+        &'a self,
+        matches: Vec<Match<'a, R>>,
+    ) -> impl Future<Output = R> + 'a {
+        let receive = Receive::new(self, matches, None);
+        async move { receive.await.expect("no timeout was set") }
+    }
+
+    /// Like [`receive_wait`](Process::receive_wait), giving up with `None` after
+    /// `timeout`. A zero timeout only looks at what is already there.
+    pub fn receive_timeout<'a, R>(
+        &'a self,
+        timeout: Duration,
+        matches: Vec<Match<'a, R>>,
+    ) -> Receive<'a, R> {
+        Receive::new(self, matches, Some(timeout))
+    }
+
+    // ----- typed channels -----
+
+    /// Creates a typed channel owned by this process.
+    ///
+    /// ```
+    /// # hyperion::Node::new().unwrap().run(|p| async move {
+    /// let (tx, rx) = p.new_chan::<u32>();
+    /// p.send_chan(tx, 5);
+    /// assert_eq!(p.receive_chan(&rx).await, 5);
+    /// # }).unwrap();
+    /// ```
+    pub fn new_chan<T: Serializable>(&self) -> (SendPort<T>, ReceivePort<T>) {
+        let mut state = self.node.state();
+        let channel = state.unique();
+        state.channels.open(channel, self.task);
+        if let Some(slot) = state.processes.get_mut(self.task) {
+            slot.relations().channels.push(channel);
+        }
+        let id = SendPortId {
+            owner: self.pid,
+            channel,
+        };
+        (SendPort::new(id), ReceivePort::new(channel))
+    }
+
+    /// Sends on a typed channel. Never blocks; dropped if the owner is dead.
+    pub fn send_chan<T: Serializable>(&self, port: SendPort<T>, message: T) {
+        let id = port.id();
+        let mut state = self.node.state();
+        if id.owner.node != state.id {
+            tracing::debug!(port = ?port, "no route to a remote channel; message dropped");
+            return;
+        }
+        if let Some(reader) = state.channels.push(id.channel, Message::new(message)) {
+            if let Some(slot) = state.processes.get_mut(reader) {
+                if slot.waiting_receive {
+                    state.schedule(reader);
+                }
+            }
+        }
+    }
+
+    /// Waits for the next value on a channel (or merged port).
+    pub fn receive_chan<'a, T: Serializable>(
+        &'a self,
+        port: &'a ReceivePort<T>,
+    ) -> impl Future<Output = T> + 'a {
+        self.receive_wait(vec![match_chan(port, |value| value)])
+    }
+
+    /// Like [`receive_chan`](Process::receive_chan), giving up with `None` after
+    /// `timeout`.
+    pub fn receive_chan_timeout<'a, T: Serializable>(
+        &'a self,
+        timeout: Duration,
+        port: &'a ReceivePort<T>,
+    ) -> Receive<'a, T> {
+        self.receive_timeout(timeout, vec![match_chan(port, |value| value)])
+    }
+
+    // ----- registry -----
+
+    /// Registers `name` for `pid` on this node. Refused if the name is taken or `pid` (a
+    /// process of this node) is not alive. The name is freed when the process dies.
+    pub fn register(&self, name: &str, pid: ProcessId) -> Result<(), RegistryError> {
+        let mut state = self.node.state();
+        let task = (pid.node == state.id).then(|| TaskId::from_u64(pid.local));
+        if let Some(task) = task {
+            if state.processes.get(task).is_none() {
+                return Err(RegistryError::ProcessNotAlive(pid));
+            }
+        }
+        state.registry.insert(name, pid)?;
+        if let Some(slot) = task.and_then(|task| state.processes.get_mut(task)) {
+            slot.relations().names.push(name.to_string());
+        }
+        Ok(())
+    }
+
+    /// Removes a name from this node's registry.
+    pub fn unregister(&self, name: &str) -> Result<(), RegistryError> {
+        let mut state = self.node.state();
+        let pid = state
+            .registry
+            .remove(name)
+            .ok_or_else(|| RegistryError::NotRegistered(name.to_string()))?;
+        if pid.node == state.id {
+            if let Some(slot) = state.processes.get_mut(TaskId::from_u64(pid.local)) {
+                slot.relations().names.retain(|held| held != name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The process registered as `name` on this node, if any.
+    pub fn whereis(&self, name: &str) -> Option<ProcessId> {
+        self.node.state().registry.get(name)
+    }
+
+    /// Sends to the process registered as `name`; dropped if there is none.
+    pub fn nsend<T: Serializable>(&self, name: &str, message: T) {
+        let mut state = self.node.state();
+        match state.registry.get(name) {
+            Some(pid) => state.deliver(pid, Message::new(message)),
+            None => tracing::debug!(name, "nsend to an unregistered name; message dropped"),
+        }
+    }
+
+    // ----- links, monitors, exits -----
+
+    /// Monitors `pid`: exactly one [`ProcessMonitorNotification`] will arrive when it
+    /// dies (at once, with [`DiedReason::UnknownProcess`], if it is already dead).
+    ///
+    /// [`ProcessMonitorNotification`]: crate::ProcessMonitorNotification
+    pub fn monitor(&self, pid: ProcessId) -> MonitorRef {
+        self.node.state().monitor(self.pid, pid)
+    }
+
+    /// Removes a monitor. Afterwards no notification for it is received, even one that
+    /// was already queued.
+    pub fn unmonitor(&self, monitor_ref: MonitorRef) {
+        self.node.state().unmonitor(self.pid, monitor_ref)
+    }
+
+    /// Links this process to `pid` (one way): when `pid` dies abnormally this process
+    /// dies too, or, if it traps exits, receives a [`ProcessLinkSignal`].
+    ///
+    /// [`ProcessLinkSignal`]: crate::ProcessLinkSignal
+    pub fn link(&self, pid: ProcessId) {
+        self.node.state().link(self.pid, pid)
+    }
+
+    /// Removes a link; a link signal from `pid` already queued is withdrawn.
+    pub fn unlink(&self, pid: ProcessId) {
+        self.node.state().unlink(self.pid, pid)
+    }
+
+    /// Whether exit and link signals arrive as messages ([`ProcessExitSignal`],
+    /// [`ProcessLinkSignal`]) instead of killing this process. Off by default.
+    ///
+    /// [`ProcessExitSignal`]: crate::ProcessExitSignal
+    /// [`ProcessLinkSignal`]: crate::ProcessLinkSignal
+    pub fn trap_exits(&self, trap: bool) {
+        if let Some(slot) = self.node.state().processes.get_mut(self.task) {
+            slot.trap_exits = trap;
+        }
+    }
+
+    /// Asks `pid` to exit: it dies with an exception naming this process and `reason`,
+    /// unless it traps exits, in which case it receives a [`ProcessExitSignal`].
+    ///
+    /// [`ProcessExitSignal`]: crate::ProcessExitSignal
+    pub fn exit(&self, pid: ProcessId, reason: impl Into<String>) {
+        self.node.state().exit_signal(self.pid, pid, reason.into())
+    }
+
+    /// Kills `pid`; it cannot trap this. It dies at its next turn (a process killing
+    /// itself runs on until its next `.await`).
+    pub fn kill(&self, pid: ProcessId, reason: impl Into<String>) {
+        self.node.state().kill(self.pid, pid, reason.into())
+    }
+
+    /// Ends this process with [`DiedReason::Exception`]`(reason)`. Never resolves, so
+    /// it fits any type: `let x: u64 = p.die("bad input").await;`.
+    pub fn die<T>(&self, reason: impl Into<String>) -> Die<'_, T> {
+        Die {
+            process: self,
+            reason: Some(reason.into()),
+            _type: std::marker::PhantomData,
+        }
+    }
+
+    // ----- time -----
+
+    /// Waits for `duration` on the node's clock.
+    pub fn sleep(&self, duration: Duration) -> Sleep<'_> {
+        Sleep::new(self, duration)
+    }
+
+    /// Lets every other ready process run before this one continues.
+    pub fn yield_now(&self) -> YieldNow<'_> {
+        YieldNow {
+            process: self,
+            yielded: false,
+        }
+    }
+
+    // ----- randomness and blocking work -----
+
+    /// A random number from the node's seeded source (reproducible in the simulator).
+    pub fn random_u64(&self) -> u64 {
+        self.node.state().rng.next_u64()
+    }
+
+    /// Runs a blocking or CPU-heavy closure off the node's thread (on a thread pool; in
+    /// the simulator, inline) and waits for its result. A panic in `job` becomes a
+    /// panic of this process.
+    ///
+    /// ```
+    /// # hyperion::Node::new().unwrap().run(|p| async move {
+    /// let sum = p.run_blocking(|| (1..=100u64).sum::<u64>()).await;
+    /// assert_eq!(sum, 5050);
+    /// # }).unwrap();
+    /// ```
+    pub fn run_blocking<T, F>(&self, job: F) -> impl Future<Output = T> + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (sender, receiver) = futures::channel::oneshot::channel();
+        self.node.inner.blocking.execute(Box::new(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            let _ = sender.send(result);
+        }));
+        async move {
+            match receiver.await {
+                Ok(Ok(value)) => value,
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => panic!("the blocking pool dropped the job (node shutting down)"),
+            }
+        }
+    }
+}
+
+/// The future of [`Process::die`].
+pub struct Die<'a, T> {
+    process: &'a Process,
+    reason: Option<String>,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Future for Die<'_, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        if let Some(reason) = this.reason.take() {
+            let task = this.process.task;
+            this.process
+                .node
+                .state()
+                .doom(task, DiedReason::Exception(reason));
+        }
+        Poll::Pending
+    }
+}
+
+/// The future of [`Process::yield_now`].
+pub struct YieldNow<'a> {
+    process: &'a Process,
+    yielded: bool,
+}
+
+impl Future for YieldNow<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.yielded {
+            return Poll::Ready(());
+        }
+        this.yielded = true;
+        let task = this.process.task;
+        this.process.node.state().schedule(task);
+        Poll::Pending
+    }
+}

@@ -1,0 +1,323 @@
+//! Selective receive: match lists, and the futures that wait for a message.
+//!
+//! The mailbox is scanned from the oldest message; the first message that any match
+//! accepts (tried in list order) is taken and the rest stay queued, in order. A waiting
+//! receive remembers how far it has scanned, so a message it rejected once is not
+//! looked at again: waiting costs time linear in the new arrivals, not in the mailbox.
+//! Channel matches are tried after the mailbox, in list order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use super::channel::ReceivePort;
+use super::timer::Deadline;
+use super::Process;
+use crate::message::{Message, Serializable};
+
+/// One alternative of a [`Process::receive_wait`]: which messages it accepts and what
+/// to make of the one it takes.
+pub struct Match<'a, R> {
+    kind: MatchKind<'a, R>,
+}
+
+type Accepts<'a> = Box<dyn FnMut(&mut Message) -> bool + 'a>;
+type Handle<'a, R> = Box<dyn FnOnce(Message) -> R + 'a>;
+
+enum MatchKind<'a, R> {
+    Mailbox {
+        accepts: Accepts<'a>,
+        handle: Handle<'a, R>,
+    },
+    Channel {
+        channels: &'a [u64],
+        round_robin: bool,
+        next: &'a std::cell::Cell<usize>,
+        handle: Handle<'a, R>,
+    },
+}
+
+/// Accepts any message of type `T`.
+///
+/// ```
+/// # use hyperion::{match_type, Match};
+/// let m: Match<'_, String> = match_type(|n: u64| format!("got {n}"));
+/// ```
+pub fn match_type<'a, T: Serializable, R>(handle: impl FnOnce(T) -> R + 'a) -> Match<'a, R> {
+    Match {
+        kind: MatchKind::Mailbox {
+            accepts: Box::new(|message| message.peek::<T>().is_some()),
+            handle: Box::new(move |message| handle(downcast_accepted(message))),
+        },
+    }
+}
+
+/// Accepts a message of type `T` for which `predicate` holds.
+///
+/// ```
+/// # use hyperion::{match_if, Match};
+/// let big: Match<'_, u64> = match_if(|n: &u64| *n > 100, |n| n);
+/// ```
+pub fn match_if<'a, T: Serializable, R>(
+    predicate: impl Fn(&T) -> bool + 'a,
+    handle: impl FnOnce(T) -> R + 'a,
+) -> Match<'a, R> {
+    Match {
+        kind: MatchKind::Mailbox {
+            accepts: Box::new(move |message| message.peek::<T>().is_some_and(&predicate)),
+            handle: Box::new(move |message| handle(downcast_accepted(message))),
+        },
+    }
+}
+
+/// Accepts any message at all, handing it over undecoded.
+///
+/// ```
+/// # use hyperion::{match_any, Match, message::Message};
+/// let any: Match<'_, Message> = match_any(|message| message);
+/// ```
+pub fn match_any<'a, R>(handle: impl FnOnce(Message) -> R + 'a) -> Match<'a, R> {
+    Match {
+        kind: MatchKind::Mailbox {
+            accepts: Box::new(|_| true),
+            handle: Box::new(handle),
+        },
+    }
+}
+
+/// Accepts the next value on a typed channel (or merged port).
+pub fn match_chan<'a, T: Serializable, R>(
+    port: &'a ReceivePort<T>,
+    handle: impl FnOnce(T) -> R + 'a,
+) -> Match<'a, R> {
+    Match {
+        kind: MatchKind::Channel {
+            channels: &port.channels,
+            round_robin: port.round_robin,
+            next: &port.next,
+            handle: Box::new(move |message| handle(downcast_accepted(message))),
+        },
+    }
+}
+
+fn downcast_accepted<T: Serializable>(message: Message) -> T {
+    match message.downcast::<T>() {
+        Ok(value) => value,
+        Err(message) => unreachable!("a match accepted {message:?} as another type"),
+    }
+}
+
+/// How far a waiting receive has scanned its mailbox.
+#[derive(Default)]
+pub(crate) struct Scan {
+    cursor: usize,
+    removals_seen: u64,
+}
+
+impl Scan {
+    /// Takes the first message from `cursor` on that `accept` takes (returning which
+    /// alternative took it). User predicates run with the node unborrowed.
+    pub(crate) fn take_first(
+        &mut self,
+        process: &Process,
+        mut accept: impl FnMut(&mut Message) -> Option<usize>,
+    ) -> Option<(Message, usize)> {
+        let node = process.node();
+        let mut mailbox = {
+            let mut state = node.state();
+            let slot = state
+                .processes
+                .get_mut(process.task)
+                .expect("a process is alive while it runs");
+            if slot.mailbox_removals != self.removals_seen {
+                self.cursor = 0;
+                self.removals_seen = slot.mailbox_removals;
+            }
+            if slot.mailbox.len() <= self.cursor {
+                return None;
+            }
+            std::mem::take(&mut slot.mailbox)
+        };
+        let found = mailbox
+            .iter_mut()
+            .enumerate()
+            .skip(self.cursor)
+            .find_map(|(index, message)| accept(message).map(|which| (index, which)));
+        let scanned = mailbox.len();
+        let mut state = node.state();
+        let slot = state
+            .processes
+            .get_mut(process.task)
+            .expect("a process is alive while it runs");
+        // Messages that arrived during the scan go after the ones already there.
+        mailbox.append(&mut slot.mailbox);
+        slot.mailbox = mailbox;
+        match found {
+            Some((index, which)) => {
+                let message = slot.mailbox.remove(index).expect("index from the scan");
+                slot.mailbox_removals += 1;
+                self.removals_seen = slot.mailbox_removals;
+                self.cursor = 0;
+                Some((message, which))
+            }
+            None => {
+                self.cursor = scanned;
+                None
+            }
+        }
+    }
+}
+
+/// The future of [`Process::receive_wait`] and [`Process::receive_timeout`]: `None`
+/// only when the timeout passed.
+pub struct Receive<'a, R> {
+    process: &'a Process,
+    matches: Vec<Match<'a, R>>,
+    scan: Scan,
+    timeout: Option<Duration>,
+    deadline: Deadline,
+}
+
+impl<'a, R> Receive<'a, R> {
+    pub(crate) fn new(
+        process: &'a Process,
+        matches: Vec<Match<'a, R>>,
+        timeout: Option<Duration>,
+    ) -> Self {
+        Receive {
+            process,
+            matches,
+            scan: Scan::default(),
+            timeout,
+            deadline: Deadline::default(),
+        }
+    }
+
+    fn take_from_mailbox(&mut self) -> Option<R> {
+        if !self
+            .matches
+            .iter()
+            .any(|m| matches!(m.kind, MatchKind::Mailbox { .. }))
+        {
+            return None;
+        }
+        let matches = &mut self.matches;
+        let (message, which) = self.scan.take_first(self.process, |message| {
+            matches.iter_mut().position(|m| match &mut m.kind {
+                MatchKind::Mailbox { accepts, .. } => accepts(message),
+                MatchKind::Channel { .. } => false,
+            })
+        })?;
+        match self.matches.swap_remove(which).kind {
+            MatchKind::Mailbox { handle, .. } => Some(handle(message)),
+            MatchKind::Channel { .. } => unreachable!("only mailbox matches accept"),
+        }
+    }
+
+    fn take_from_channels(&mut self) -> Option<R> {
+        let task = self.process.task;
+        let (message, which) = {
+            let mut state = self.process.node().state();
+            self.matches
+                .iter()
+                .enumerate()
+                .find_map(|(which, m)| match &m.kind {
+                    MatchKind::Channel {
+                        channels,
+                        round_robin,
+                        next,
+                        ..
+                    } => state
+                        .channels
+                        .take(channels, *round_robin, next, task)
+                        .map(|message| (message, which)),
+                    MatchKind::Mailbox { .. } => None,
+                })?
+        };
+        match self.matches.swap_remove(which).kind {
+            MatchKind::Channel { handle, .. } => Some(handle(message)),
+            MatchKind::Mailbox { .. } => unreachable!("only channel matches take here"),
+        }
+    }
+}
+
+impl<R> Future for Receive<'_, R> {
+    type Output = Option<R>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<R>> {
+        let this = self.get_mut();
+        this.process.assert_running();
+        if let Some(result) = this
+            .take_from_mailbox()
+            .or_else(|| this.take_from_channels())
+        {
+            this.deadline.cancel(this.process);
+            return Poll::Ready(Some(result));
+        }
+        if let Some(timeout) = this.timeout {
+            if this.deadline.expired(this.process, timeout) {
+                return Poll::Ready(None);
+            }
+        }
+        this.process.wait_for_delivery();
+        Poll::Pending
+    }
+}
+
+impl<R> Drop for Receive<'_, R> {
+    fn drop(&mut self) {
+        self.deadline.cancel(self.process);
+    }
+}
+
+/// The future of [`Process::expect`] and [`Process::expect_timeout`]: the first message
+/// of type `T`, or `None` when the timeout passed.
+pub struct Expect<'a, T> {
+    process: &'a Process,
+    scan: Scan,
+    timeout: Option<Duration>,
+    deadline: Deadline,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<'a, T> Expect<'a, T> {
+    pub(crate) fn new(process: &'a Process, timeout: Option<Duration>) -> Self {
+        Expect {
+            process,
+            scan: Scan::default(),
+            timeout,
+            deadline: Deadline::default(),
+            _type: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: Serializable> Future for Expect<'_, T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        this.process.assert_running();
+        let taken = this.scan.take_first(this.process, |message| {
+            message.peek::<T>().is_some().then_some(0)
+        });
+        if let Some((message, _)) = taken {
+            this.deadline.cancel(this.process);
+            return Poll::Ready(Some(downcast_accepted(message)));
+        }
+        if let Some(timeout) = this.timeout {
+            if this.deadline.expired(this.process, timeout) {
+                return Poll::Ready(None);
+            }
+        }
+        this.process.wait_for_delivery();
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Expect<'_, T> {
+    fn drop(&mut self) {
+        self.deadline.cancel(self.process);
+    }
+}

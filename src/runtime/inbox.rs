@@ -1,0 +1,86 @@
+//! The one door into a node from outside its thread: wakes from `std::task::Waker`s
+//! (a blocking job finished, a foreign future is ready) and closures to run on the node
+//! (spawn from `main`, shut down).
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Wake;
+
+use super::TaskId;
+use crate::node::LocalNode;
+
+/// Work posted to a node from any thread.
+pub(crate) enum InboxItem {
+    Wake(TaskId),
+    Run(Box<dyn FnOnce(&LocalNode) + Send>),
+}
+
+/// A node's cross-thread queue. Posting to an empty inbox calls the node's notifier
+/// (the real driver's `mio::Waker`), so a sleeping driver wakes exactly when needed.
+pub struct Inbox {
+    items: Mutex<Vec<InboxItem>>,
+    notifier: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Inbox {
+    pub(crate) fn new() -> Arc<Inbox> {
+        Arc::new(Inbox {
+            items: Mutex::new(Vec::new()),
+            notifier: OnceLock::new(),
+        })
+    }
+
+    /// Sets what to call when an item arrives in an empty inbox. Set once, by the driver.
+    pub fn set_notifier(&self, notifier: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    pub(crate) fn post(&self, item: InboxItem) {
+        let was_empty = {
+            let mut items = self
+                .items
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            items.push(item);
+            items.len() == 1
+        };
+        if was_empty {
+            if let Some(notify) = self.notifier.get() {
+                notify();
+            }
+        }
+    }
+
+    pub(crate) fn take_all(&self) -> Vec<InboxItem> {
+        std::mem::take(
+            &mut *self
+                .items
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
+    }
+
+    /// Whether anything waits in the inbox.
+    pub fn is_empty(&self) -> bool {
+        self.items
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .is_empty()
+    }
+}
+
+/// The `std::task::Waker` of one task: waking posts the task id to its node's inbox.
+/// Hyperion's own futures never use it (a delivery schedules its receiver directly);
+/// it exists for foreign futures awaited inside a process.
+pub(crate) struct TaskWaker {
+    pub(crate) task: TaskId,
+    pub(crate) inbox: Arc<Inbox>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.inbox.post(InboxItem::Wake(self.task));
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.inbox.post(InboxItem::Wake(self.task));
+    }
+}
