@@ -39,7 +39,9 @@ fn main() {
                             let message = member.receive_wait(vec![match_type(|m: Ring| m)]).await;
                             match message {
                                 Ring::Next(pid) => next = Some(pid),
-                                Ring::Token(hops) => member.send(next.expect("linked"), Ring::Token(hops + 1)),
+                                Ring::Token(hops) => {
+                                    member.send(next.expect("linked"), Ring::Token(hops + 1))
+                                }
                                 Ring::Stop => return,
                             }
                         }

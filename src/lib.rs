@@ -61,3 +61,8 @@ pub use process::receive::{match_any, match_chan, match_if, match_type, Match};
 pub use process::registry::RegistryError;
 pub use process::signals::{ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification};
 pub use process::Process;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -109,18 +109,18 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// A value held in a local message: it can still be encoded if the message is
 /// forwarded to another node.
 trait LocalValue: Send {
+    fn value_type(&self) -> TypeId;
     fn as_any(&self) -> &dyn Any;
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn fingerprint(&self) -> Fingerprint;
     fn type_name(&self) -> &'static str;
     fn encode(&self) -> Result<Vec<u8>, CodecError>;
 }
 
 impl<T: Serializable> LocalValue for T {
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn value_type(&self) -> TypeId {
+        TypeId::of::<T>()
     }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+    fn as_any(&self) -> &dyn Any {
         self
     }
     fn fingerprint(&self) -> Fingerprint {
@@ -191,8 +191,18 @@ impl Message {
     /// `T`'s; they may still fail to decode).
     pub fn is<T: Serializable>(&self) -> bool {
         match &self.payload {
-            Payload::Local(value) => value.as_any().type_id() == TypeId::of::<T>(),
+            Payload::Local(value) => value.value_type() == TypeId::of::<T>(),
             Payload::Encoded { fingerprint, .. } => *fingerprint == Fingerprint::of::<T>(),
+        }
+    }
+
+    /// Whether the value is a `T`, decoding encoded bytes in place (once) to make sure.
+    /// The check a typed match makes.
+    #[inline]
+    pub fn accepts<T: Serializable>(&mut self) -> bool {
+        match &self.payload {
+            Payload::Local(value) => value.value_type() == TypeId::of::<T>(),
+            Payload::Encoded { .. } => self.peek::<T>().is_some(),
         }
     }
 
@@ -225,15 +235,19 @@ impl Message {
 
     /// The value if it is a `T`, otherwise the message back unchanged.
     pub fn downcast<T: Serializable>(mut self) -> Result<T, Message> {
-        if self.peek::<T>().is_none() {
+        if !self.accepts::<T>() {
             return Err(self);
         }
         match self.payload {
-            Payload::Local(value) => Ok(*value
-                .into_any()
-                .downcast::<T>()
-                .expect("peek checked the type")),
-            Payload::Encoded { .. } => unreachable!("peek decoded the payload"),
+            Payload::Local(value) => {
+                debug_assert!(value.value_type() == TypeId::of::<T>());
+                let raw = Box::into_raw(value) as *mut T;
+                // SAFETY: `accepts` checked that the boxed value's concrete type is `T`,
+                // so the allocation holds a `T` with `T`'s layout. This skips a second
+                // dynamic type check on the message hot path.
+                Ok(*unsafe { Box::from_raw(raw) })
+            }
+            Payload::Encoded { .. } => unreachable!("accepts decoded the payload"),
         }
     }
 

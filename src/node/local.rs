@@ -444,7 +444,8 @@ impl NodeState {
     /// Delivers to a local process's mailbox; a message for a dead or unknown process is
     /// dropped, as in Cloud Haskell.
     pub(crate) fn deliver(&mut self, to: ProcessId, message: Message) {
-        if to.node != self.id {
+        // Incarnations differ between nodes almost surely: compare them first.
+        if to.node.incarnation != self.id.incarnation || to.node.address != self.id.address {
             tracing::debug!(%to, ?message, "no route to a remote node; message dropped");
             return;
         }

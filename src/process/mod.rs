@@ -27,8 +27,10 @@ use self::channel::{ReceivePort, SendPort, SendPortId};
 use self::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
 use self::receive::{match_chan, Expect, Match, Receive};
 use self::registry::RegistryError;
+use self::table::ProcessSlot;
 use self::timer::Sleep;
 use crate::message::{Message, Serializable};
+use crate::node::local::NodeState;
 use crate::node::LocalNode;
 use crate::runtime::TaskId;
 
@@ -53,14 +55,24 @@ impl Process {
         &self.node
     }
 
-    /// Panics unless this handle's own process is the one being polled.
-    pub(crate) fn assert_running(&self) {
-        let current = self.node.state().current;
+    /// This process's slot, checking that it is the one being polled: a handle moved
+    /// into another process must fail loudly, not wait forever for wakes that go
+    /// elsewhere.
+    pub(crate) fn running_slot<'s>(&self, state: &'s mut NodeState) -> &'s mut ProcessSlot {
         assert!(
-            current == Some(self.task),
+            state.current == Some(self.task),
             "the Process handle of {} was awaited outside its own process",
             self.pid
         );
+        state
+            .processes
+            .get_mut(self.task)
+            .expect("a process is alive while it runs")
+    }
+
+    /// Panics unless this handle's own process is the one being polled.
+    pub(crate) fn assert_running(&self) {
+        self.running_slot(&mut self.node.state());
     }
 
     /// Marks the process as blocked in a receive, so that the next delivery wakes it.
@@ -151,9 +163,8 @@ impl Process {
     }
 
     /// Waits for the first message of type `T`; other messages stay queued.
-    pub fn expect<T: Serializable>(&self) -> impl Future<Output = T> + '_ {
-        let expect = Expect::<T>::new(self, None);
-        async move { expect.await.expect("no timeout was set") }
+    pub fn expect<T: Serializable>(&self) -> ExpectValue<'_, T> {
+        ExpectValue(Expect::new(self, None))
     }
 
     /// Like [`expect`](Process::expect), giving up with `None` after `timeout`.
@@ -416,6 +427,20 @@ impl Process {
                 Err(_) => panic!("the blocking pool dropped the job (node shutting down)"),
             }
         }
+    }
+}
+
+/// The future of [`Process::expect`].
+pub struct ExpectValue<'a, T>(Expect<'a, T>);
+
+impl<T: Serializable> Future for ExpectValue<'_, T> {
+    type Output = T;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        Pin::new(&mut self.get_mut().0)
+            .poll(cx)
+            .map(|value| value.expect("no timeout was set"))
     }
 }
 

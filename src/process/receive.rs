@@ -6,6 +6,7 @@
 //! looked at again: waiting costs time linear in the new arrivals, not in the mailbox.
 //! Channel matches are tried after the mailbox, in list order.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -47,7 +48,7 @@ enum MatchKind<'a, R> {
 pub fn match_type<'a, T: Serializable, R>(handle: impl FnOnce(T) -> R + 'a) -> Match<'a, R> {
     Match {
         kind: MatchKind::Mailbox {
-            accepts: Box::new(|message| message.peek::<T>().is_some()),
+            accepts: Box::new(|message| message.accepts::<T>()),
             handle: Box::new(move |message| handle(downcast_accepted(message))),
         },
     }
@@ -116,56 +117,74 @@ pub(crate) struct Scan {
 }
 
 impl Scan {
-    /// Takes the first message from `cursor` on that `accept` takes (returning which
-    /// alternative took it). User predicates run with the node unborrowed.
-    pub(crate) fn take_first(
+    /// Takes the first message from the scan position on that `accept` takes, returning
+    /// which alternative took it; otherwise remembers how far it looked.
+    fn scan(
         &mut self,
-        process: &Process,
+        mailbox: &mut VecDeque<Message>,
+        removals: &mut u64,
         mut accept: impl FnMut(&mut Message) -> Option<usize>,
     ) -> Option<(Message, usize)> {
-        let node = process.node();
-        let mut mailbox = {
-            let mut state = node.state();
-            let slot = state
-                .processes
-                .get_mut(process.task)
-                .expect("a process is alive while it runs");
-            if slot.mailbox_removals != self.removals_seen {
-                self.cursor = 0;
-                self.removals_seen = slot.mailbox_removals;
-            }
-            if slot.mailbox.len() <= self.cursor {
-                return None;
-            }
-            std::mem::take(&mut slot.mailbox)
-        };
+        if *removals != self.removals_seen {
+            self.cursor = 0;
+            self.removals_seen = *removals;
+        }
         let found = mailbox
             .iter_mut()
             .enumerate()
             .skip(self.cursor)
             .find_map(|(index, message)| accept(message).map(|which| (index, which)));
-        let scanned = mailbox.len();
-        let mut state = node.state();
-        let slot = state
-            .processes
-            .get_mut(process.task)
-            .expect("a process is alive while it runs");
-        // Messages that arrived during the scan go after the ones already there.
-        mailbox.append(&mut slot.mailbox);
-        slot.mailbox = mailbox;
         match found {
             Some((index, which)) => {
-                let message = slot.mailbox.remove(index).expect("index from the scan");
-                slot.mailbox_removals += 1;
-                self.removals_seen = slot.mailbox_removals;
+                let message = mailbox.remove(index).expect("index from the scan");
+                *removals += 1;
+                self.removals_seen = *removals;
                 self.cursor = 0;
                 Some((message, which))
             }
             None => {
-                self.cursor = scanned;
+                self.cursor = mailbox.len();
                 None
             }
         }
+    }
+
+    /// [`scan`](Scan::scan) for matches that run user code (predicates): the mailbox is
+    /// taken out of the node while they run, so they may use the node freely.
+    pub(crate) fn take_first(
+        &mut self,
+        process: &Process,
+        accept: impl FnMut(&mut Message) -> Option<usize>,
+    ) -> Option<(Message, usize)> {
+        let node = process.node();
+        let (mut mailbox, mut removals) = {
+            let mut state = node.state();
+            let slot = process.running_slot(&mut state);
+            if slot.mailbox_removals == self.removals_seen && slot.mailbox.len() <= self.cursor {
+                return None;
+            }
+            (std::mem::take(&mut slot.mailbox), slot.mailbox_removals)
+        };
+        let found = self.scan(&mut mailbox, &mut removals, accept);
+        let mut state = node.state();
+        let slot = process.running_slot(&mut state);
+        // Messages that arrived during the scan go after the ones already there.
+        mailbox.append(&mut slot.mailbox);
+        slot.mailbox = mailbox;
+        slot.mailbox_removals = removals;
+        found
+    }
+
+    /// [`scan`](Scan::scan) for a match on type alone: no user code runs, so the mailbox
+    /// is scanned where it lies (the message hot path).
+    pub(crate) fn take_first_of_type<T: Serializable>(&mut self, process: &Process) -> Option<T> {
+        let mut state = process.node().state();
+        let slot = process.running_slot(&mut state);
+        let (message, _) = self.scan(&mut slot.mailbox, &mut slot.mailbox_removals, |message| {
+            message.accepts::<T>().then_some(0)
+        })?;
+        drop(state);
+        Some(downcast_accepted(message))
     }
 }
 
@@ -298,13 +317,9 @@ impl<T: Serializable> Future for Expect<'_, T> {
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        this.process.assert_running();
-        let taken = this.scan.take_first(this.process, |message| {
-            message.peek::<T>().is_some().then_some(0)
-        });
-        if let Some((message, _)) = taken {
+        if let Some(value) = this.scan.take_first_of_type::<T>(this.process) {
             this.deadline.cancel(this.process);
-            return Poll::Ready(Some(downcast_accepted(message)));
+            return Poll::Ready(Some(value));
         }
         if let Some(timeout) = this.timeout {
             if this.deadline.expired(this.process, timeout) {

@@ -33,6 +33,7 @@ impl Deadline {
 
     /// Disarms the timer, if armed. Safe in destructors: if the node is busy (the
     /// process is being torn down), a stale timer only causes a harmless extra poll.
+    #[inline]
     pub(crate) fn cancel(&mut self, process: &Process) {
         if let Some(timer) = self.timer.take() {
             if let Ok(mut state) = process.node().inner.state.try_borrow_mut() {
