@@ -48,11 +48,15 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod closure;
 pub mod message;
 pub mod node;
 pub mod process;
 pub mod runtime;
+pub mod transport;
+pub mod wire;
 
+pub use closure::{Closure, ClosureError, RemoteTable};
 pub use message::{Message, Serializable};
 pub use node::{LocalNode, Node, NodeConfig, NodeEnv, NodeResources, NodeStopped};
 pub use process::channel::{ReceivePort, SendPort, SendPortId};

@@ -1,0 +1,43 @@
+//! The `Transport` trait: how a node reaches other nodes.
+//!
+//! Modelled on Cloud Haskell's network-transport, reduced to what the node layer needs:
+//! frames to a peer node, and events about peers. The contract is TCP's: frames to one
+//! peer arrive complete, in order and at most once, until the connection breaks; a break
+//! is reported ([`TransportEvent::PeerLost`]) and frames in flight may be lost. A
+//! transport never reorders or duplicates frames to one peer.
+//!
+//! Two implementations exist: the in-memory simulated network of `hyperion-sim` (which
+//! delays, breaks, partitions and crashes, reproducibly) and the production TCP
+//! transport.
+
+use std::net::SocketAddr;
+
+use crate::process::id::NodeId;
+
+/// What a transport reports to its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// A connection to `peer` is up (either side opened it).
+    PeerConnected(NodeId),
+    /// A frame body from `peer`, as given to [`Transport::send`] on its side.
+    Received(NodeId, Vec<u8>),
+    /// The connection to `peer` broke, or could not be made; frames in flight may be
+    /// lost. A later [`Transport::send`] to the peer opens a new connection.
+    PeerLost(NodeId),
+}
+
+/// A node's way to the network.
+pub trait Transport {
+    /// The address other nodes reach this one at.
+    fn local_address(&self) -> SocketAddr;
+
+    /// Queues a frame body for `peer`, connecting first if there is no connection.
+    /// Never blocks; a failure shows up later as [`TransportEvent::PeerLost`].
+    fn send(&mut self, peer: NodeId, frame: Vec<u8>);
+
+    /// Breaks the connection to `peer`, if any (the peer will see it lost).
+    fn disconnect(&mut self, peer: NodeId);
+
+    /// Closes every connection and stops accepting new ones; peers see them closed.
+    fn shutdown(&mut self);
+}
