@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +69,7 @@ impl fmt::Display for ClosureError {
 impl std::error::Error for ClosureError {}
 
 pub(crate) type ProcessBody = Box<dyn FnOnce(Process) -> Pin<Box<dyn Future<Output = DiedReason>>>>;
-type Entry = Rc<dyn Fn(&[u8]) -> Result<ProcessBody, CodecError>>;
+type Entry = Arc<dyn Fn(&[u8]) -> Result<ProcessBody, CodecError> + Send + Sync>;
 
 /// The closures a node will run for others, by label (Cloud Haskell's `RemoteTable`).
 ///
@@ -95,15 +95,17 @@ impl RemoteTable {
 
     /// Registers `body` under `label`: a closure with that label starts a process
     /// running `body` with the decoded argument. A second registration replaces the first.
+    /// The table is shared with the node's thread, so `body` must be `Send + Sync`; the
+    /// future it returns need not be.
     pub fn register<A, F, Fut>(&mut self, label: &str, body: F) -> &mut Self
     where
         A: Serializable,
-        F: Fn(Process, A) -> Fut + 'static,
+        F: Fn(Process, A) -> Fut + Send + Sync + 'static,
         Fut: Future + 'static,
         Fut::Output: ProcessOutcome,
     {
-        let body = Rc::new(body);
-        let entry: Entry = Rc::new(move |environment: &[u8]| {
+        let body = Arc::new(body);
+        let entry: Entry = Arc::new(move |environment: &[u8]| {
             let argument: A = decode(environment)?;
             let body = body.clone();
             let start: ProcessBody = Box::new(move |process: Process| {

@@ -58,13 +58,17 @@ pub mod wire;
 
 pub use closure::{Closure, ClosureError, RemoteTable};
 pub use message::{Message, Serializable};
-pub use node::{LocalNode, Node, NodeConfig, NodeEnv, NodeResources, NodeStopped};
+pub use node::{
+    HeartbeatConfig, LocalNode, Node, NodeConfig, NodeEnv, NodeEvent, NodeResources, NodeStopped,
+};
 pub use process::channel::{ReceivePort, SendPort, SendPortId};
 pub use process::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
 pub use process::receive::{match_any, match_chan, match_if, match_type, Match};
 pub use process::registry::RegistryError;
-pub use process::signals::{ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification};
-pub use process::Process;
+pub use process::signals::{
+    NodeMonitorNotification, ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification,
+};
+pub use process::{Process, SpawnError};
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]

@@ -126,11 +126,7 @@ impl Sim {
         let clock = Rc::new(NodeClock::new(self.time.clone(), Duration::ZERO));
         let node = LocalNode::new(
             id,
-            NodeEnv {
-                clock: clock.clone(),
-                rng_seed: self.rng.next_u64(),
-                blocking: Rc::new(Inline),
-            },
+            NodeEnv::new(clock.clone(), self.rng.next_u64(), Rc::new(Inline)),
         );
         self.nodes.push(SimNode {
             node: node.clone(),

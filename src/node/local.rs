@@ -22,18 +22,80 @@ use crate::process::table::{ExitHook, ProcessSlot, ProcessTable};
 use crate::process::Process;
 use crate::runtime::blocking::BlockingExecutor;
 use crate::runtime::{Inbox, InboxItem, ReadyQueue, TaskId, TaskWaker, Timers};
+use crate::transport::Transport;
+use crate::RemoteTable;
+
+use super::network::{HeartbeatConfig, Network};
+use super::NodeEvent;
 
 use crate::process::channel::Channels;
 
-/// What a node takes from the world it runs in: time, randomness, and where blocking
-/// work goes. The real world and the simulator each build one.
+/// What a node takes from the world it runs in: time, randomness, where blocking work
+/// goes, and (optionally) a transport to other nodes. The real world and the simulator
+/// each build one.
+///
+/// ```
+/// use std::rc::Rc;
+/// use hyperion::{NodeEnv, RemoteTable};
+/// use hyperion::clock::SystemClock;
+/// use hyperion::runtime::blocking::Inline;
+///
+/// let env = NodeEnv::new(Rc::new(SystemClock::new()), 7, Rc::new(Inline))
+///     .remote_table(RemoteTable::new());
+/// ```
 pub struct NodeEnv {
-    /// The node's clock.
-    pub clock: Rc<dyn Clock>,
-    /// Seeds the node's random source (ids, jitter, anything a process draws).
-    pub rng_seed: u64,
-    /// Runs [`Process::run_blocking`] jobs.
-    pub blocking: Rc<dyn BlockingExecutor>,
+    clock: Rc<dyn Clock>,
+    rng_seed: u64,
+    blocking: Rc<dyn BlockingExecutor>,
+    transport: Option<Box<dyn Transport>>,
+    remote_table: RemoteTable,
+    heartbeat: HeartbeatConfig,
+    observer: Option<Observer>,
+}
+
+/// A callback told of node events (see [`NodeEvent`]). It runs while the node is busy:
+/// it must not call back into the node.
+pub type Observer = Rc<dyn Fn(&NodeEvent)>;
+
+impl NodeEnv {
+    /// An environment with a clock, a seed for the node's random source, and an
+    /// executor for blocking work; no transport, an empty remote table, default
+    /// heartbeats.
+    pub fn new(clock: Rc<dyn Clock>, rng_seed: u64, blocking: Rc<dyn BlockingExecutor>) -> NodeEnv {
+        NodeEnv {
+            clock,
+            rng_seed,
+            blocking,
+            transport: None,
+            remote_table: RemoteTable::new(),
+            heartbeat: HeartbeatConfig::default(),
+            observer: None,
+        }
+    }
+
+    /// Connects the node to other nodes through `transport`.
+    pub fn transport(mut self, transport: Box<dyn Transport>) -> NodeEnv {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The closures other nodes may ask this node to run.
+    pub fn remote_table(mut self, table: RemoteTable) -> NodeEnv {
+        self.remote_table = table;
+        self
+    }
+
+    /// How often to send keep-alives, and how long a silent peer is tolerated.
+    pub fn heartbeat(mut self, heartbeat: HeartbeatConfig) -> NodeEnv {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// A callback told of node events (the simulator's checkers use it).
+    pub fn observer(mut self, observer: Observer) -> NodeEnv {
+        self.observer = Some(observer);
+        self
+    }
 }
 
 /// Counts of what a node holds, from [`LocalNode::resources`].
@@ -51,6 +113,7 @@ pub struct NodeResources {
 
 pub(crate) struct NodeInner {
     pub(crate) id: NodeId,
+    pub(crate) remote_table: RemoteTable,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) blocking: Rc<dyn BlockingExecutor>,
     pub(crate) inbox: Arc<Inbox>,
@@ -71,6 +134,8 @@ pub(crate) struct NodeState {
     pub(crate) next_unique: u64,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) stopped: bool,
+    pub(crate) network: Option<Network>,
+    pub(crate) observer: Option<Observer>,
 }
 
 /// A node as seen from the thread that drives it.
@@ -88,11 +153,7 @@ pub(crate) struct NodeState {
 /// use hyperion::runtime::blocking::Inline;
 ///
 /// let id = NodeId { address: "127.0.0.1:1".parse().unwrap(), incarnation: 1 };
-/// let node = LocalNode::new(id, NodeEnv {
-///     clock: Rc::new(SystemClock::new()),
-///     rng_seed: 7,
-///     blocking: Rc::new(Inline),
-/// });
+/// let node = LocalNode::new(id, NodeEnv::new(Rc::new(SystemClock::new()), 7, Rc::new(Inline)));
 /// let pid = node.spawn(|p| async move { p.send(p.self_pid(), 1u8); p.expect::<u8>().await; });
 /// while node.run_next() {}
 /// assert!(!node.is_alive(pid));
@@ -105,9 +166,13 @@ pub struct LocalNode {
 impl LocalNode {
     /// A node with no processes, in the given world.
     pub fn new(id: NodeId, env: NodeEnv) -> LocalNode {
+        let network = env
+            .transport
+            .map(|transport| Network::new(transport, env.heartbeat));
         LocalNode {
             inner: Rc::new(NodeInner {
                 id,
+                remote_table: env.remote_table,
                 clock: env.clock,
                 blocking: env.blocking,
                 inbox: Inbox::new(),
@@ -122,6 +187,8 @@ impl LocalNode {
                     next_unique: 1,
                     rng: ChaCha8Rng::seed_from_u64(env.rng_seed),
                     stopped: false,
+                    network,
+                    observer: env.observer,
                 }),
             }),
         }
@@ -373,7 +440,8 @@ impl LocalNode {
         }
     }
 
-    /// Moves due timers' tasks to the ready queue. Returns how many fired.
+    /// Moves due timers' tasks to the ready queue and runs the heartbeat if due (which
+    /// may declare silent peers lost). Returns how many timers fired.
     pub fn fire_due_timers(&self) -> usize {
         let now = self.inner.clock.now();
         let mut state = self.state();
@@ -382,12 +450,24 @@ impl LocalNode {
             state.schedule(task);
             fired += 1;
         }
+        let silent = match &mut state.network {
+            Some(network) => network.heartbeat_tick(now),
+            None => Vec::new(),
+        };
+        for peer in silent {
+            state.peer_lost(peer);
+        }
         fired
     }
 
-    /// The earliest armed timer's deadline on this node's clock.
+    /// The earliest deadline on this node's clock: an armed timer or the heartbeat.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.state().timers.next_deadline()
+        let state = self.state();
+        let heartbeat = state.network.as_ref().and_then(|n| n.heartbeat_due);
+        match (state.timers.next_deadline(), heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Applies what other threads posted: task wakes and closures to run on the node.
@@ -420,6 +500,18 @@ impl LocalNode {
         let mut state = self.state();
         state.timers.clear();
         while state.ready.pop().is_some() {}
+        if let Some(network) = &mut state.network {
+            network.transport.shutdown();
+            network.heartbeat_due = None;
+        }
+    }
+
+    /// Stops the node as a crash does: every process vanishes and nothing is said to
+    /// anyone (no notifications leave the node). The simulator uses it.
+    pub fn crash(&self) {
+        let network = self.state().network.take();
+        self.shutdown();
+        drop(network);
     }
 }
 
@@ -459,6 +551,19 @@ impl NodeState {
             slot.waiting_receive = false;
             slot.scheduled = true;
             self.ready.push(task);
+        }
+    }
+
+    /// Appends to a local channel and wakes its reader if it waits.
+    pub(crate) fn deliver_chan(&mut self, channel: u64, message: Message) {
+        if let Some(reader) = self.channels.push(channel, message) {
+            if self
+                .processes
+                .get(reader)
+                .is_some_and(|slot| slot.waiting_receive)
+            {
+                self.schedule(reader);
+            }
         }
     }
 

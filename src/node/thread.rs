@@ -17,7 +17,7 @@ use crate::process::Process;
 use crate::runtime::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
 use crate::runtime::driver::Driver;
 use crate::runtime::{Inbox, InboxItem};
-use crate::Serializable;
+use crate::{RemoteTable, Serializable};
 
 /// How to start a [`Node`].
 ///
@@ -35,6 +35,8 @@ pub struct NodeConfig {
     pub rng_seed: Option<u64>,
     /// Most threads the node's blocking pool starts.
     pub blocking_threads: usize,
+    /// The closures other nodes (and `spawn` on this node) may start here.
+    pub remote_table: RemoteTable,
 }
 
 impl Default for NodeConfig {
@@ -43,6 +45,7 @@ impl Default for NodeConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
             rng_seed: None,
             blocking_threads: BLOCKING_THREADS_DEFAULT,
+            remote_table: RemoteTable::new(),
         }
     }
 }
@@ -103,11 +106,8 @@ impl Node {
                 let pool = ThreadPool::new(config.blocking_threads);
                 let node = LocalNode::new(
                     id,
-                    NodeEnv {
-                        clock: Rc::new(SystemClock::new()),
-                        rng_seed,
-                        blocking: Rc::new(pool.clone()),
-                    },
+                    NodeEnv::new(Rc::new(SystemClock::new()), rng_seed, Rc::new(pool.clone()))
+                        .remote_table(config.remote_table),
                 );
                 let mut driver = match Driver::new(&node) {
                     Ok(driver) => driver,

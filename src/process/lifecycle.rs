@@ -1,30 +1,35 @@
 //! Links, monitors and exit signals: how a process learns that another died, and how
-//! one process stops another.
+//! one process stops another, on one node or across nodes.
 //!
 //! Guarantees (Cloud Haskell's): each monitor produces exactly one
 //! [`ProcessMonitorNotification`] unless removed first; monitoring or linking a process
-//! that is already dead reports [`DiedReason::UnknownProcess`] at once. A link is
-//! one-way: `a.link(b)` makes `a` hear of `b`'s death; if `a` does not trap exits it
-//! dies too, unless `b` ended normally.
+//! that is already dead reports [`DiedReason::UnknownProcess`]; losing the connection
+//! to a process's node reports [`DiedReason::Disconnect`]. A link is one-way:
+//! `a.link(b)` makes `a` hear of `b`'s death; if `a` does not trap exits it dies too,
+//! unless `b` ended normally.
 
-use super::id::{DiedReason, MonitorRef, ProcessId};
-use super::signals::{ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification};
+use super::id::{DiedReason, MonitorRef, NodeId, ProcessId};
+use super::signals::{
+    NodeMonitorNotification, ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification,
+};
 use super::table::{ExitHook, Relations};
 use crate::message::Message;
 use crate::node::local::NodeState;
+use crate::node::NodeEvent;
 use crate::runtime::TaskId;
+use crate::wire::Control;
 
 impl NodeState {
-    fn local_task(&self, pid: ProcessId) -> Option<TaskId> {
+    pub(crate) fn local_task(&self, pid: ProcessId) -> Option<TaskId> {
         (pid.node == self.id).then(|| TaskId::from_u64(pid.local))
     }
 
-    fn is_alive(&self, pid: ProcessId) -> bool {
+    pub(crate) fn is_alive(&self, pid: ProcessId) -> bool {
         self.local_task(pid)
             .is_some_and(|task| self.processes.get(task).is_some())
     }
 
-    fn relations_of(&mut self, pid: ProcessId) -> Option<&mut Relations> {
+    pub(crate) fn relations_of(&mut self, pid: ProcessId) -> Option<&mut Relations> {
         let task = self.local_task(pid)?;
         Some(self.processes.get_mut(task)?.relations())
     }
@@ -34,29 +39,54 @@ impl NodeState {
             target,
             id: self.unique(),
         };
-        if self.is_alive(target) {
-            if let Some(relations) = self.relations_of(target) {
-                relations.monitored_by.push((monitor_ref, watcher));
+        self.observe(NodeEvent::MonitorCreated {
+            monitor_ref,
+            watcher,
+        });
+        if target.node != self.id {
+            match &mut self.network {
+                Some(network) => {
+                    network
+                        .peer(target.node)
+                        .monitors
+                        .push((monitor_ref, watcher));
+                    network.send_control(
+                        target.node,
+                        Control::Monitor {
+                            monitor_ref,
+                            watcher,
+                        },
+                    );
+                    if let Some(relations) = self.relations_of(watcher) {
+                        relations.monitoring.push(monitor_ref);
+                    }
+                }
+                None => self.notify_monitor(watcher, monitor_ref, DiedReason::Disconnect),
             }
-            if let Some(relations) = self.relations_of(watcher) {
-                relations.monitoring.push(monitor_ref);
-            }
-        } else {
-            let reason = if target.node == self.id {
-                DiedReason::UnknownProcess
-            } else {
-                // No transport reaches other nodes from here.
-                DiedReason::Disconnect
-            };
-            self.notify_monitor(watcher, monitor_ref, reason);
+            return monitor_ref;
+        }
+        self.add_watcher(target, monitor_ref, watcher);
+        if let Some(relations) = self.relations_of(watcher) {
+            relations.monitoring.push(monitor_ref);
         }
         monitor_ref
     }
 
-    pub(crate) fn unmonitor(&mut self, watcher: ProcessId, monitor_ref: MonitorRef) {
-        if let Some(relations) = self.relations_of(monitor_ref.target) {
-            relations.monitored_by.retain(|(r, _)| *r != monitor_ref);
+    /// Records a monitor on a local target, or reports at once that it is dead.
+    pub(crate) fn add_watcher(
+        &mut self,
+        target: ProcessId,
+        monitor_ref: MonitorRef,
+        watcher: ProcessId,
+    ) {
+        match self.relations_of(target) {
+            Some(relations) => relations.monitored_by.push((monitor_ref, watcher)),
+            None => self.notify_monitor(watcher, monitor_ref, DiedReason::UnknownProcess),
         }
+    }
+
+    pub(crate) fn unmonitor(&mut self, watcher: ProcessId, monitor_ref: MonitorRef) {
+        self.forget_monitor(monitor_ref);
         if let Some(relations) = self.relations_of(watcher) {
             relations.monitoring.retain(|r| *r != monitor_ref);
         }
@@ -68,35 +98,97 @@ impl NodeState {
         });
     }
 
+    /// Removes a monitor from its target's side (locally, or by telling the peer).
+    fn forget_monitor(&mut self, monitor_ref: MonitorRef) {
+        let target = monitor_ref.target;
+        if target.node == self.id {
+            if let Some(relations) = self.relations_of(target) {
+                relations.monitored_by.retain(|(r, _)| *r != monitor_ref);
+            }
+        } else if let Some(network) = &mut self.network {
+            let peer = network.peer(target.node);
+            peer.monitors.retain(|(r, _)| *r != monitor_ref);
+            peer.node_monitors.retain(|(r, _)| *r != monitor_ref);
+            if monitor_ref.target.local != 0 {
+                network.send_control(target.node, Control::Unmonitor { monitor_ref });
+            }
+        }
+    }
+
+    pub(crate) fn monitor_node(&mut self, watcher: ProcessId, node: NodeId) -> MonitorRef {
+        let monitor_ref = MonitorRef {
+            target: ProcessId { node, local: 0 },
+            id: self.unique(),
+        };
+        if node == self.id {
+            return monitor_ref;
+        }
+        match &mut self.network {
+            Some(network) => {
+                network
+                    .peer(node)
+                    .node_monitors
+                    .push((monitor_ref, watcher));
+                // Make sure a connection exists, so that its loss can be noticed.
+                network.send_frame(node, &crate::wire::Frame::KeepAlive);
+                if let Some(relations) = self.relations_of(watcher) {
+                    relations.monitoring.push(monitor_ref);
+                }
+            }
+            None => self.deliver(
+                watcher,
+                Message::new(NodeMonitorNotification {
+                    monitor_ref,
+                    node,
+                    reason: DiedReason::Disconnect,
+                }),
+            ),
+        }
+        monitor_ref
+    }
+
     pub(crate) fn link(&mut self, linker: ProcessId, target: ProcessId) {
         if linker == target {
             return;
         }
-        if self.is_alive(target) {
-            if let Some(relations) = self.relations_of(target) {
+        if target.node != self.id {
+            match &mut self.network {
+                Some(network) => {
+                    let peer = network.peer(target.node);
+                    if !peer.links.contains(&(linker, target)) {
+                        peer.links.push((linker, target));
+                        network.send_control(target.node, Control::Link { linker, target });
+                    }
+                    if let Some(relations) = self.relations_of(linker) {
+                        relations.linked_to.push(target);
+                    }
+                }
+                None => self.link_signal(linker, target, DiedReason::Disconnect),
+            }
+            return;
+        }
+        self.add_linker(target, linker);
+        if let Some(relations) = self.relations_of(linker) {
+            if !relations.linked_to.contains(&target) {
+                relations.linked_to.push(target);
+            }
+        }
+    }
+
+    /// Records a link to a local target, or signals at once that it is dead.
+    pub(crate) fn add_linker(&mut self, target: ProcessId, linker: ProcessId) {
+        match self.relations_of(target) {
+            Some(relations) => {
                 if !relations.linked_by.contains(&linker) {
                     relations.linked_by.push(linker);
                 }
             }
-            if let Some(relations) = self.relations_of(linker) {
-                if !relations.linked_to.contains(&target) {
-                    relations.linked_to.push(target);
-                }
-            }
-        } else {
-            let reason = if target.node == self.id {
-                DiedReason::UnknownProcess
-            } else {
-                DiedReason::Disconnect
-            };
-            self.link_signal(linker, target, reason);
+            None => self.link_signal(linker, target, DiedReason::UnknownProcess),
         }
     }
 
     pub(crate) fn unlink(&mut self, linker: ProcessId, target: ProcessId) {
-        if let Some(relations) = self.relations_of(target) {
-            relations.linked_by.retain(|pid| *pid != linker);
-        }
+        self.forget_link(linker, target);
         if let Some(relations) = self.relations_of(linker) {
             relations.linked_to.retain(|pid| *pid != target);
         }
@@ -107,10 +199,36 @@ impl NodeState {
         });
     }
 
+    fn forget_link(&mut self, linker: ProcessId, target: ProcessId) {
+        if target.node == self.id {
+            if let Some(relations) = self.relations_of(target) {
+                relations.linked_by.retain(|pid| *pid != linker);
+            }
+        } else if let Some(network) = &mut self.network {
+            network
+                .peer(target.node)
+                .links
+                .retain(|link| *link != (linker, target));
+            network.send_control(target.node, Control::Unlink { linker, target });
+        }
+    }
+
     /// A trappable exit signal from `from` to `target`.
     pub(crate) fn exit_signal(&mut self, from: ProcessId, target: ProcessId, reason: String) {
+        if target.node != self.id {
+            if let Some(network) = &mut self.network {
+                network.send_control(
+                    target.node,
+                    Control::Exit {
+                        from,
+                        target,
+                        reason,
+                    },
+                );
+            }
+            return;
+        }
         let Some(task) = self.local_task(target) else {
-            tracing::debug!(%target, "exit signal to a remote process has no route; dropped");
             return;
         };
         let Some(slot) = self.processes.get(task) else {
@@ -128,6 +246,19 @@ impl NodeState {
 
     /// An untrappable kill.
     pub(crate) fn kill(&mut self, from: ProcessId, target: ProcessId, reason: String) {
+        if target.node != self.id {
+            if let Some(network) = &mut self.network {
+                network.send_control(
+                    target.node,
+                    Control::Kill {
+                        from,
+                        target,
+                        reason,
+                    },
+                );
+            }
+            return;
+        }
         if let Some(task) = self.local_task(target) {
             self.doom(
                 task,
@@ -136,7 +267,37 @@ impl NodeState {
         }
     }
 
-    fn notify_monitor(&mut self, watcher: ProcessId, monitor_ref: MonitorRef, reason: DiedReason) {
+    /// Tells a watcher (here or on its node) that a monitored process died.
+    pub(crate) fn notify_monitor(
+        &mut self,
+        watcher: ProcessId,
+        monitor_ref: MonitorRef,
+        reason: DiedReason,
+    ) {
+        if watcher.node != self.id {
+            if let Some(network) = &mut self.network {
+                network.send_control(
+                    watcher.node,
+                    Control::MonitorNotification {
+                        watcher,
+                        monitor_ref,
+                        reason,
+                    },
+                );
+            }
+            return;
+        }
+        if !self.is_alive(watcher) {
+            return;
+        }
+        self.observe(NodeEvent::MonitorFired {
+            monitor_ref,
+            watcher,
+            reason: reason.clone(),
+        });
+        if let Some(relations) = self.relations_of(watcher) {
+            relations.monitoring.retain(|r| *r != monitor_ref);
+        }
         let notification = ProcessMonitorNotification {
             monitor_ref,
             pid: monitor_ref.target,
@@ -145,13 +306,30 @@ impl NodeState {
         self.deliver(watcher, Message::new(notification));
     }
 
-    fn link_signal(&mut self, linker: ProcessId, dead: ProcessId, reason: DiedReason) {
+    /// Tells a linker (here or on its node) that a process it linked to died.
+    pub(crate) fn link_signal(&mut self, linker: ProcessId, dead: ProcessId, reason: DiedReason) {
+        if linker.node != self.id {
+            if let Some(network) = &mut self.network {
+                network.send_control(
+                    linker.node,
+                    Control::LinkSignal {
+                        linker,
+                        pid: dead,
+                        reason,
+                    },
+                );
+            }
+            return;
+        }
         let Some(task) = self.local_task(linker) else {
             return;
         };
-        let Some(slot) = self.processes.get(task) else {
+        let Some(slot) = self.processes.get_mut(task) else {
             return;
         };
+        if let Some(relations) = slot.relations.as_mut() {
+            relations.linked_to.retain(|pid| *pid != dead);
+        }
         if slot.trap_exits {
             self.deliver(
                 linker,
@@ -163,6 +341,15 @@ impl NodeState {
                 DiedReason::Exception(format!("linked process {dead} died: {reason}")),
             );
         }
+    }
+
+    /// Withdraws a queued node notification for `monitor_ref`.
+    pub(crate) fn flush_node_notifications(&mut self, watcher: ProcessId, monitor_ref: MonitorRef) {
+        self.flush_mailbox(watcher, |message| {
+            message
+                .peek::<NodeMonitorNotification>()
+                .is_some_and(|n| n.monitor_ref == monitor_ref)
+        });
     }
 
     fn flush_mailbox(&mut self, pid: ProcessId, mut unwanted: impl FnMut(&mut Message) -> bool) {
@@ -195,6 +382,7 @@ impl NodeState {
             names,
             channels,
             exit_hooks,
+            peer_epochs: _,
         } = relations;
         for (monitor_ref, watcher) in monitored_by {
             self.notify_monitor(watcher, monitor_ref, reason.clone());
@@ -203,14 +391,10 @@ impl NodeState {
             self.link_signal(linker, pid, reason.clone());
         }
         for monitor_ref in monitoring {
-            if let Some(relations) = self.relations_of(monitor_ref.target) {
-                relations.monitored_by.retain(|(r, _)| *r != monitor_ref);
-            }
+            self.forget_monitor(monitor_ref);
         }
         for target in linked_to {
-            if let Some(relations) = self.relations_of(target) {
-                relations.linked_by.retain(|linker| *linker != pid);
-            }
+            self.forget_link(pid, target);
         }
         for name in names {
             self.registry.remove_if_held(&name, pid);

@@ -25,14 +25,18 @@ use rand_chacha::rand_core::RngCore;
 
 use self::channel::{ReceivePort, SendPort, SendPortId};
 use self::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
+use self::receive::match_if;
 use self::receive::{match_chan, Expect, Match, Receive};
 use self::registry::RegistryError;
+use self::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use self::table::ProcessSlot;
 use self::timer::Sleep;
+use crate::closure::Closure;
 use crate::message::{Message, Serializable};
 use crate::node::local::NodeState;
 use crate::node::LocalNode;
 use crate::runtime::TaskId;
+use crate::wire::{Control, Frame};
 
 /// The handle a process runs with: its identity and its way to act on the world.
 ///
@@ -152,14 +156,16 @@ impl Process {
 
     /// Sends `message` to `to`. Never blocks; dropped if `to` is dead or unreachable.
     pub fn send<T: Serializable>(&self, to: ProcessId, message: T) {
-        self.node.state().deliver(to, Message::new(message));
+        self.node
+            .state()
+            .send_from(self.pid, to, Message::new(message));
     }
 
     /// Sends an already-built [`Message`] (for forwarding what [`match_any`] took).
     ///
     /// [`match_any`]: crate::match_any
     pub fn forward(&self, to: ProcessId, message: Message) {
-        self.node.state().deliver(to, message);
+        self.node.state().send_from(self.pid, to, message);
     }
 
     /// Waits for the first message of type `T`; other messages stay queued.
@@ -235,17 +241,24 @@ impl Process {
     pub fn send_chan<T: Serializable>(&self, port: SendPort<T>, message: T) {
         let id = port.id();
         let mut state = self.node.state();
-        if id.owner.node != state.id {
-            tracing::debug!(port = ?port, "no route to a remote channel; message dropped");
+        if id.owner.node == state.id {
+            state.deliver_chan(id.channel, Message::new(message));
             return;
         }
-        if let Some(reader) = state.channels.push(id.channel, Message::new(message)) {
-            if let Some(slot) = state.processes.get_mut(reader) {
-                if slot.waiting_receive {
-                    state.schedule(reader);
-                }
+        let (fingerprint, payload) = match Message::new(message).into_encoded() {
+            Ok(encoded) => encoded,
+            Err(err) => {
+                tracing::error!(port = ?port, %err, "channel message dropped: cannot encode");
+                return;
             }
-        }
+        };
+        let frame = Frame::ChannelData {
+            port: id,
+            from: self.pid,
+            fingerprint,
+            payload,
+        };
+        state.send_frame_from(self.pid, id.owner.node, &frame);
     }
 
     /// Waits for the next value on a channel (or merged port).
@@ -312,6 +325,143 @@ impl Process {
             Some(pid) => state.deliver(pid, Message::new(message)),
             None => tracing::debug!(name, "nsend to an unregistered name; message dropped"),
         }
+    }
+
+    // ----- other nodes -----
+
+    /// Sends to the process registered as `name` on `node` (Cloud Haskell's
+    /// `nsendRemote`); dropped if there is none.
+    pub fn nsend_remote<T: Serializable>(&self, node: NodeId, name: &str, message: T) {
+        if node == self.pid.node {
+            self.nsend(name, message);
+            return;
+        }
+        let (fingerprint, payload) = match Message::new(message).into_encoded() {
+            Ok(encoded) => encoded,
+            Err(err) => {
+                tracing::error!(%node, name, %err, "message dropped: cannot encode");
+                return;
+            }
+        };
+        let frame = Frame::NamedData {
+            name: name.to_string(),
+            from: self.pid,
+            fingerprint,
+            payload,
+        };
+        self.node.state().send_frame_from(self.pid, node, &frame);
+    }
+
+    /// Looks `name` up in `node`'s registry. `None` if nobody holds it, or if the
+    /// connection to `node` is lost before it answers.
+    pub async fn whereis_remote(&self, node: NodeId, name: &str) -> Option<ProcessId> {
+        if node == self.pid.node {
+            return self.whereis(name);
+        }
+        let request = self.node.state().unique();
+        let control = Control::WhereIs {
+            request,
+            name: name.to_string(),
+            reply_to: self.pid,
+        };
+        self.remote_request(node, control, move |reply: &WhereIsReply| {
+            reply.request == request
+        })
+        .await
+        .and_then(|reply| reply.pid)
+    }
+
+    /// Starts `closure` on `node` (Cloud Haskell's `spawn`): the node looks its label up
+    /// in its remote table. An unknown label, a bad argument, or a connection lost before
+    /// the answer is an error.
+    ///
+    /// ```
+    /// use hyperion::{Closure, Process, RemoteTable};
+    /// let mut table = RemoteTable::new();
+    /// table.register("double", |p: Process, (n, to): (u64, hyperion::ProcessId)| async move {
+    ///     p.send(to, n * 2);
+    /// });
+    /// let node = hyperion::Node::with_config(hyperion::NodeConfig {
+    ///     remote_table: table,
+    ///     ..Default::default()
+    /// }).unwrap();
+    /// let doubled = node.run(|p| async move {
+    ///     let closure = Closure::new("double", &(21u64, p.self_pid())).unwrap();
+    ///     p.spawn(p.self_node(), closure).await.unwrap();
+    ///     p.expect::<u64>().await
+    /// });
+    /// assert_eq!(doubled, Ok(42));
+    /// ```
+    pub async fn spawn(&self, node: NodeId, closure: Closure) -> Result<ProcessId, SpawnError> {
+        if node == self.pid.node {
+            return self
+                .node
+                .spawn_closure(&closure)
+                .map_err(|err| SpawnError::Refused(err.to_string()));
+        }
+        let request = self.node.state().unique();
+        let control = Control::Spawn {
+            request,
+            reply_to: self.pid,
+            closure,
+        };
+        let reply = self
+            .remote_request(node, control, move |reply: &SpawnReply| {
+                reply.request == request
+            })
+            .await
+            .ok_or(SpawnError::Disconnected(node))?;
+        reply.result.map_err(SpawnError::Refused)
+    }
+
+    /// Sends a control request to `node` and waits for the reply `is_reply` picks, or
+    /// for the loss of the connection (`None`).
+    async fn remote_request<R: Serializable>(
+        &self,
+        node: NodeId,
+        control: Control,
+        is_reply: impl Fn(&R) -> bool,
+    ) -> Option<R> {
+        let watch = self.monitor_node(node);
+        self.node
+            .state()
+            .send_frame_from(self.pid, node, &Frame::Control(control));
+        let reply = self
+            .receive_wait(vec![
+                match_if(is_reply, Some),
+                match_if(
+                    move |n: &NodeMonitorNotification| n.monitor_ref == watch,
+                    |_| None,
+                ),
+            ])
+            .await;
+        self.unmonitor_node(watch);
+        reply
+    }
+
+    /// Monitors the connection to `node`: a [`NodeMonitorNotification`] arrives when it
+    /// is lost (at once if there is no way to reach the node).
+    pub fn monitor_node(&self, node: NodeId) -> MonitorRef {
+        self.node.state().monitor_node(self.pid, node)
+    }
+
+    /// Removes a node monitor; a notification already queued is withdrawn.
+    pub fn unmonitor_node(&self, monitor_ref: MonitorRef) {
+        let mut state = self.node.state();
+        state.unmonitor(self.pid, monitor_ref);
+        state.flush_node_notifications(self.pid, monitor_ref);
+    }
+
+    /// Acknowledges that the connection to `pid`'s node may have broken: sends from
+    /// this process to that node, dropped since the break, resume (Cloud Haskell's
+    /// `reconnect`). Messages sent before this call and after the break are lost.
+    pub fn reconnect(&self, pid: ProcessId) {
+        self.reconnect_node(pid.node)
+    }
+
+    /// [`reconnect`](Process::reconnect) for every process of `node`.
+    pub fn reconnect_node(&self, node: NodeId) {
+        self.node.state().reconnect(self.pid, node)
     }
 
     // ----- links, monitors, exits -----
@@ -429,6 +579,28 @@ impl Process {
         }
     }
 }
+
+/// Why a remote spawn failed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SpawnError {
+    /// The node refused: an unknown label or a bad argument (the text says which).
+    Refused(String),
+    /// The connection to the node was lost before it answered.
+    Disconnected(NodeId),
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Refused(why) => write!(f, "remote spawn refused: {why}"),
+            SpawnError::Disconnected(node) => {
+                write!(f, "remote spawn failed: connection to {node} lost")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
 
 /// The future of [`Process::expect`].
 pub struct ExpectValue<'a, T>(Expect<'a, T>);

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::id::{DiedReason, MonitorRef, ProcessId};
+use super::id::{DiedReason, MonitorRef, NodeId, ProcessId};
 
 /// Sent to a monitoring process when the process it monitors dies (or when it did not
 /// exist to begin with). Exactly one per monitor, unless the monitor was removed first.
@@ -36,4 +36,38 @@ pub struct ProcessExitSignal {
     pub from: ProcessId,
     /// The reason it gave.
     pub reason: String,
+}
+
+/// Sent to a process monitoring a node ([`Process::monitor_node`]) when the connection
+/// to that node is lost.
+///
+/// [`Process::monitor_node`]: crate::Process::monitor_node
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct NodeMonitorNotification {
+    /// The reference `monitor_node` returned.
+    pub monitor_ref: MonitorRef,
+    /// The node.
+    pub node: NodeId,
+    /// [`DiedReason::Disconnect`] for a lost connection.
+    pub reason: DiedReason,
+}
+
+/// The answer to a remote spawn request, delivered to the requester's mailbox (the
+/// runtime's own reply; [`Process::spawn`](crate::Process::spawn) consumes it).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SpawnReply {
+    /// The request answered.
+    pub request: u64,
+    /// The new process, or why none was started.
+    pub result: Result<ProcessId, String>,
+}
+
+/// The answer to a remote registry query, delivered to the requester's mailbox
+/// ([`Process::whereis_remote`](crate::Process::whereis_remote) consumes it).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct WhereIsReply {
+    /// The request answered.
+    pub request: u64,
+    /// The process holding the name, if any.
+    pub pid: Option<ProcessId>,
 }

@@ -50,6 +50,10 @@ pub(crate) struct Relations {
     pub(crate) names: Vec<String>,
     pub(crate) channels: Vec<u64>,
     pub(crate) exit_hooks: Vec<ExitHook>,
+    /// For each remote node this process sent to: the connection epoch it last
+    /// acknowledged (first send or `reconnect`). Older than the node's epoch means a
+    /// break happened since, and sends are dropped until `reconnect`.
+    pub(crate) peer_epochs: Vec<(crate::process::id::NodeId, u64)>,
 }
 
 impl ProcessSlot {
@@ -111,6 +115,11 @@ impl ProcessTable {
 
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Every live slot, in index order.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut ProcessSlot> {
+        self.slots.iter_mut().map(|(_, slot)| slot)
     }
 
     /// Every live task, in index order.

@@ -1,0 +1,153 @@
+//! A node's view of its peers: the transport, per-peer connection epochs (for the
+//! reconnect rule), the monitors and links this node holds on their processes, and
+//! heartbeats that declare a silent peer lost.
+//!
+//! The same code runs over TCP and in the simulator: a peer that stops answering (a
+//! dead host, a partition) is detected here, by time on the node's clock, not by the
+//! transport.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::process::id::{MonitorRef, NodeId, ProcessId};
+use crate::transport::Transport;
+use crate::wire::{encode_frame, Control, Frame};
+
+/// How often a node sends keep-alives to connected peers, unless configured.
+pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// How long a connected peer may stay silent before it is declared lost, unless
+/// configured. A dead peer is noticed within this plus one interval.
+pub const HEARTBEAT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Heartbeat settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// Time between keep-alives to each connected peer.
+    pub interval: Duration,
+    /// Silence after which a peer is declared lost.
+    pub timeout: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            interval: HEARTBEAT_INTERVAL_DEFAULT,
+            timeout: HEARTBEAT_TIMEOUT_DEFAULT,
+        }
+    }
+}
+
+impl HeartbeatConfig {
+    /// The longest a dead or unreachable connected peer can go unnoticed.
+    pub fn detection_bound(&self) -> Duration {
+        self.timeout + self.interval
+    }
+}
+
+/// What this node knows about one peer node.
+#[derive(Default)]
+pub(crate) struct Peer {
+    /// Bumped at each loss of the connection; a process whose recorded epoch is older
+    /// has not acknowledged the gap (`reconnect`) and its sends are dropped.
+    pub(crate) epoch: u64,
+    pub(crate) connected: bool,
+    pub(crate) last_heard: Duration,
+    /// Monitors held by local processes on the peer's processes.
+    pub(crate) monitors: Vec<(MonitorRef, ProcessId)>,
+    /// Links from local processes (first) to the peer's processes (second).
+    pub(crate) links: Vec<(ProcessId, ProcessId)>,
+    /// Monitors of the peer node itself.
+    pub(crate) node_monitors: Vec<(MonitorRef, ProcessId)>,
+}
+
+impl Peer {
+    pub(crate) fn is_idle(&self) -> bool {
+        !self.connected
+            && self.monitors.is_empty()
+            && self.links.is_empty()
+            && self.node_monitors.is_empty()
+    }
+}
+
+/// The node's connection to the world.
+pub(crate) struct Network {
+    pub(crate) transport: Box<dyn Transport>,
+    pub(crate) peers: BTreeMap<NodeId, Peer>,
+    pub(crate) heartbeat: HeartbeatConfig,
+    pub(crate) heartbeat_due: Option<Duration>,
+}
+
+impl Network {
+    pub(crate) fn new(transport: Box<dyn Transport>, heartbeat: HeartbeatConfig) -> Network {
+        Network {
+            transport,
+            peers: BTreeMap::new(),
+            heartbeat,
+            heartbeat_due: None,
+        }
+    }
+
+    pub(crate) fn peer(&mut self, node: NodeId) -> &mut Peer {
+        self.peers.entry(node).or_default()
+    }
+
+    /// Encodes and sends a frame; an unencodable frame is logged and dropped.
+    pub(crate) fn send_frame(&mut self, node: NodeId, frame: &Frame) {
+        match encode_frame(frame) {
+            Ok(bytes) => self.transport.send(node, bytes),
+            Err(err) => tracing::error!(%node, %err, "frame dropped: cannot encode"),
+        }
+    }
+
+    pub(crate) fn send_control(&mut self, node: NodeId, control: Control) {
+        self.send_frame(node, &Frame::Control(control));
+    }
+
+    /// Records that `peer` was heard from (or connected) at `now`, and makes sure
+    /// heartbeats run.
+    pub(crate) fn heard_from(&mut self, peer: NodeId, now: Duration) {
+        let peer = self.peers.entry(peer).or_default();
+        peer.connected = true;
+        peer.last_heard = now;
+        if self.heartbeat_due.is_none() {
+            self.heartbeat_due = Some(now + self.heartbeat.interval);
+        }
+    }
+
+    /// Runs the heartbeat if due: keep-alives to live peers; returns the peers that
+    /// were silent too long (now disconnected), to be declared lost.
+    pub(crate) fn heartbeat_tick(&mut self, now: Duration) -> Vec<NodeId> {
+        match self.heartbeat_due {
+            Some(due) if due <= now => {}
+            _ => return Vec::new(),
+        }
+        let mut silent = Vec::new();
+        let mut any_connected = false;
+        for (node, peer) in &mut self.peers {
+            if !peer.connected {
+                continue;
+            }
+            if now.saturating_sub(peer.last_heard) > self.heartbeat.timeout {
+                silent.push(*node);
+            } else {
+                any_connected = true;
+            }
+        }
+        for node in &silent {
+            tracing::info!(peer = %node, "peer silent beyond the heartbeat timeout; disconnecting");
+            self.transport.disconnect(*node);
+        }
+        let live: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.connected)
+            .map(|(node, _)| *node)
+            .filter(|node| !silent.contains(node))
+            .collect();
+        for node in live {
+            self.send_frame(node, &Frame::KeepAlive);
+        }
+        self.heartbeat_due = any_connected.then(|| now + self.heartbeat.interval);
+        silent
+    }
+}

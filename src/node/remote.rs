@@ -1,0 +1,372 @@
+//! The node layer over a transport: routing sends to other nodes (with Cloud Haskell's
+//! reconnect rule), and acting on what peers send.
+
+use crate::message::Message;
+use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::process::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
+use crate::runtime::TaskId;
+use crate::transport::TransportEvent;
+use crate::wire::{decode_frame, Control, Frame};
+
+use super::local::{LocalNode, NodeState};
+use super::NodeEvent;
+
+impl NodeState {
+    /// Reports an event to the observer, if one is installed.
+    pub(crate) fn observe(&self, event: NodeEvent) {
+        if let Some(observer) = &self.observer {
+            observer(&event);
+        }
+    }
+
+    /// Whether `from` may send to `node` now: after a break of the connection, not until
+    /// it calls `reconnect` (so no sender misses that a gap happened). A first send
+    /// records the current epoch.
+    fn may_send(&mut self, from: ProcessId, node: NodeId) -> bool {
+        let Some(network) = &mut self.network else {
+            return false;
+        };
+        let epoch = network.peer(node).epoch;
+        let Some(task) = (from.node == self.id).then(|| TaskId::from_u64(from.local)) else {
+            return true;
+        };
+        let Some(slot) = self.processes.get_mut(task) else {
+            return true;
+        };
+        let epochs = &mut slot.relations().peer_epochs;
+        match epochs.iter().find(|(peer, _)| *peer == node) {
+            Some((_, seen)) => *seen == epoch,
+            None => {
+                epochs.push((node, epoch));
+                true
+            }
+        }
+    }
+
+    /// Acknowledges every break of the connection to `node` so far: sends resume.
+    pub(crate) fn reconnect(&mut self, from: ProcessId, node: NodeId) {
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let epoch = network.peer(node).epoch;
+        if let Some(relations) = self.relations_of(from) {
+            relations.peer_epochs.retain(|(peer, _)| *peer != node);
+            relations.peer_epochs.push((node, epoch));
+        }
+    }
+
+    /// Sends a message from `from` to `to`, wherever `to` lives.
+    pub(crate) fn send_from(&mut self, from: ProcessId, to: ProcessId, message: Message) {
+        if to.node == self.id {
+            self.deliver(to, message);
+            return;
+        }
+        if !self.may_send(from, to.node) {
+            tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
+            return;
+        }
+        let (fingerprint, payload) = match message.into_encoded() {
+            Ok(encoded) => encoded,
+            Err(err) => {
+                tracing::error!(%from, %to, %err, "message dropped: cannot encode");
+                return;
+            }
+        };
+        if let Some(network) = &mut self.network {
+            network.send_frame(
+                to.node,
+                &Frame::Data {
+                    to,
+                    from,
+                    fingerprint,
+                    payload,
+                },
+            );
+        }
+    }
+
+    /// Sends a frame from process `from` to `node`, subject to the reconnect rule.
+    pub(crate) fn send_frame_from(&mut self, from: ProcessId, node: NodeId, frame: &Frame) {
+        if !self.may_send(from, node) {
+            tracing::trace!(%from, %node, "send dropped: connection broke since the sender last reconnected");
+            return;
+        }
+        if let Some(network) = &mut self.network {
+            network.send_frame(node, frame);
+        }
+    }
+
+    /// The connection to `peer` is gone: every monitor and link on its processes fires
+    /// with [`DiedReason::Disconnect`], node monitors fire, and its watchers of local
+    /// processes are forgotten (they hear of the loss on their own side).
+    pub(crate) fn peer_lost(&mut self, peer: NodeId) {
+        let Some(network) = &mut self.network else {
+            return;
+        };
+        let entry = network.peer(peer);
+        entry.epoch += 1;
+        entry.connected = false;
+        let monitors = std::mem::take(&mut entry.monitors);
+        let links = std::mem::take(&mut entry.links);
+        let node_monitors = std::mem::take(&mut entry.node_monitors);
+        tracing::debug!(node = %self.id, %peer, "peer lost");
+        self.observe(NodeEvent::PeerLost(peer));
+        for (monitor_ref, watcher) in monitors {
+            self.notify_monitor(watcher, monitor_ref, DiedReason::Disconnect);
+        }
+        for (linker, target) in links {
+            self.link_signal(linker, target, DiedReason::Disconnect);
+        }
+        for (monitor_ref, watcher) in node_monitors {
+            if let Some(relations) = self.relations_of(watcher) {
+                relations.monitoring.retain(|r| *r != monitor_ref);
+            }
+            let notification = NodeMonitorNotification {
+                monitor_ref,
+                node: peer,
+                reason: DiedReason::Disconnect,
+            };
+            self.deliver(watcher, Message::new(notification));
+        }
+        for slot in self.processes.iter_mut() {
+            if let Some(relations) = slot.relations.as_mut() {
+                relations
+                    .monitored_by
+                    .retain(|(_, watcher)| watcher.node != peer);
+                relations.linked_by.retain(|linker| linker.node != peer);
+            }
+        }
+        if let Some(network) = &mut self.network {
+            if network
+                .peers
+                .get(&peer)
+                .is_some_and(|p| p.is_idle() && p.epoch == 0)
+            {
+                network.peers.remove(&peer);
+            }
+        }
+    }
+}
+
+impl LocalNode {
+    /// Acts on an event from the node's transport. Drivers call this for every event
+    /// their transport (TCP, or the simulated network) produces.
+    pub fn handle_transport_event(&self, event: TransportEvent) {
+        let now = self.now();
+        match event {
+            TransportEvent::PeerConnected(peer) => {
+                let mut state = self.state();
+                if let Some(network) = &mut state.network {
+                    network.heard_from(peer, now);
+                }
+                state.observe(NodeEvent::PeerConnected(peer));
+            }
+            TransportEvent::PeerLost(peer) => self.state().peer_lost(peer),
+            TransportEvent::Received(peer, bytes) => {
+                if let Some(network) = &mut self.state().network {
+                    network.heard_from(peer, now);
+                }
+                match decode_frame(&bytes) {
+                    Ok(frame) => self.handle_frame(peer, frame),
+                    Err(err) => {
+                        tracing::warn!(node = %self.id(), %peer, %err, "frame from peer refused");
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_frame(&self, peer: NodeId, frame: Frame) {
+        let mut state = self.state();
+        match frame {
+            Frame::Data {
+                to,
+                from,
+                fingerprint,
+                payload,
+            } => {
+                if to.node == state.id && state.is_alive(to) {
+                    state.observe(NodeEvent::RemoteDelivered { from, to });
+                }
+                state.deliver(to, Message::from_encoded(fingerprint, payload));
+            }
+            Frame::ChannelData {
+                port,
+                fingerprint,
+                payload,
+                ..
+            } => {
+                if port.owner.node == state.id {
+                    state.deliver_chan(port.channel, Message::from_encoded(fingerprint, payload));
+                }
+            }
+            Frame::NamedData {
+                name,
+                fingerprint,
+                payload,
+                ..
+            } => match state.registry.get(&name) {
+                Some(pid) => state.deliver(pid, Message::from_encoded(fingerprint, payload)),
+                None => {
+                    tracing::debug!(%name, %peer, "remote nsend to an unregistered name dropped")
+                }
+            },
+            Frame::KeepAlive => {}
+            Frame::Control(control) => {
+                drop(state);
+                self.handle_control(peer, control);
+            }
+        }
+    }
+
+    fn handle_control(&self, peer: NodeId, control: Control) {
+        match control {
+            Control::Spawn {
+                request,
+                reply_to,
+                closure,
+            } => {
+                let result = self.spawn_closure(&closure).map_err(|err| err.to_string());
+                if let Err(err) = &result {
+                    tracing::warn!(%peer, %err, "remote spawn refused");
+                }
+                if let Some(network) = &mut self.state().network {
+                    network.send_control(
+                        peer,
+                        Control::SpawnReply {
+                            request,
+                            reply_to,
+                            result,
+                        },
+                    );
+                }
+            }
+            Control::SpawnReply {
+                request,
+                reply_to,
+                result,
+            } => self
+                .state()
+                .deliver(reply_to, Message::new(SpawnReply { request, result })),
+            Control::WhereIs {
+                request,
+                name,
+                reply_to,
+            } => {
+                let mut state = self.state();
+                let pid = state.registry.get(&name);
+                if let Some(network) = &mut state.network {
+                    network.send_control(
+                        peer,
+                        Control::WhereIsReply {
+                            request,
+                            reply_to,
+                            pid,
+                        },
+                    );
+                }
+            }
+            Control::WhereIsReply {
+                request,
+                reply_to,
+                pid,
+            } => self
+                .state()
+                .deliver(reply_to, Message::new(WhereIsReply { request, pid })),
+            Control::Monitor {
+                monitor_ref,
+                watcher,
+            } => {
+                let mut state = self.state();
+                if monitor_ref.target.node == state.id {
+                    state.add_watcher(monitor_ref.target, monitor_ref, watcher);
+                } else {
+                    state.notify_monitor(watcher, monitor_ref, DiedReason::NodeDown);
+                }
+            }
+            Control::Unmonitor { monitor_ref } => {
+                let mut state = self.state();
+                if let Some(relations) = state.relations_of(monitor_ref.target) {
+                    relations.monitored_by.retain(|(r, _)| *r != monitor_ref);
+                }
+            }
+            Control::Link { linker, target } => {
+                let mut state = self.state();
+                if target.node == state.id {
+                    state.add_linker(target, linker);
+                } else {
+                    state.link_signal(linker, target, DiedReason::NodeDown);
+                }
+            }
+            Control::Unlink { linker, target } => {
+                let mut state = self.state();
+                if let Some(relations) = state.relations_of(target) {
+                    relations.linked_by.retain(|pid| *pid != linker);
+                }
+            }
+            Control::MonitorNotification {
+                watcher,
+                monitor_ref,
+                reason,
+            } => {
+                let mut state = self.state();
+                // Exactly once: only a monitor still pending here fires (a lost
+                // connection may already have fired it with Disconnect).
+                let pending = state.network.as_mut().is_some_and(|network| {
+                    let monitors = &mut network.peer(peer).monitors;
+                    let before = monitors.len();
+                    monitors.retain(|entry| *entry != (monitor_ref, watcher));
+                    monitors.len() != before
+                });
+                if pending && watcher.node == state.id {
+                    state.notify_monitor(watcher, monitor_ref, reason);
+                }
+            }
+            Control::LinkSignal {
+                linker,
+                pid,
+                reason,
+            } => {
+                let mut state = self.state();
+                let pending = state.network.as_mut().is_some_and(|network| {
+                    let links = &mut network.peer(peer).links;
+                    let before = links.len();
+                    links.retain(|entry| *entry != (linker, pid));
+                    links.len() != before
+                });
+                if pending && linker.node == state.id {
+                    state.link_signal(linker, pid, reason);
+                }
+            }
+            Control::Exit {
+                from,
+                target,
+                reason,
+            } => {
+                let mut state = self.state();
+                if target.node == state.id {
+                    state.exit_signal(from, target, reason);
+                }
+            }
+            Control::Kill {
+                from,
+                target,
+                reason,
+            } => {
+                let mut state = self.state();
+                if target.node == state.id {
+                    state.kill(from, target, reason);
+                }
+            }
+        }
+    }
+
+    /// Starts the process a closure names, from this node's remote table.
+    pub fn spawn_closure(
+        &self,
+        closure: &crate::Closure,
+    ) -> Result<ProcessId, crate::ClosureError> {
+        let body = self.inner.remote_table.resolve(closure)?;
+        Ok(self.spawn(body))
+    }
+}
