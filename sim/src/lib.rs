@@ -2,11 +2,22 @@
 //!
 //! A deterministic simulator for [`hyperion`] programs: every node of a world runs on
 //! one thread, the next task to run is chosen by a seeded RNG across all nodes, and
-//! virtual time jumps to the next timer when nothing is ready. Same seed, same run.
+//! virtual time jumps to the next timer, delivery or fault when nothing is ready. The
+//! in-memory network injects faults (latency, breaks, partitions, crashes and restarts,
+//! slow nodes, clock drift) while keeping TCP's contract, and built-in checkers verify
+//! the runtime's guarantees on every run. Same seed, same trace.
 
 #![warn(missing_docs)]
 
+mod checkers;
 pub mod clock;
+mod faults;
+mod network;
+mod trace;
 mod world;
 
-pub use world::{Sim, SimError, VIRTUAL_TIME_LIMIT_DEFAULT};
+pub use checkers::Violation;
+pub use faults::{Fault, Faults};
+pub use network::{SimTransport, CONNECT_TIMEOUT};
+pub use trace::{Trace, TraceEntry};
+pub use world::{Leftovers, NodeOptions, Sim, SimError, VIRTUAL_TIME_LIMIT_DEFAULT};

@@ -1,7 +1,9 @@
 //! The simulated world: nodes driven from one thread, the next task chosen by a seeded
-//! RNG across all nodes, virtual time jumping to the next timer when nothing is ready.
+//! RNG across all nodes, virtual time jumping to the next timer, delivery or fault when
+//! nothing is ready.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,11 +11,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use hyperion::runtime::blocking::Inline;
-use hyperion::{DiedReason, LocalNode, NodeEnv, NodeId, Process};
+use hyperion::transport::TransportEvent;
+use hyperion::wire::{decode_frame, Frame};
+use hyperion::{DiedReason, HeartbeatConfig, LocalNode, NodeEnv, NodeId, Process, RemoteTable};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::checkers::{Checkers, Violation};
 use crate::clock::{NodeClock, WorldTime};
+use crate::faults::{Fault, Faults};
+use crate::network::{Delivery, Network};
+use crate::trace::Trace;
 
 /// Virtual time after which [`Sim::run_until`] gives up, unless changed.
 pub const VIRTUAL_TIME_LIMIT_DEFAULT: Duration = Duration::from_secs(24 * 3600);
@@ -23,8 +31,8 @@ pub const VIRTUAL_TIME_LIMIT_DEFAULT: Duration = Duration::from_secs(24 * 3600);
 pub enum SimError {
     /// The program's process died before returning.
     Died(DiedReason),
-    /// Nothing could ever happen again (no ready task, no timer), and the program had not
-    /// returned: a deadlock.
+    /// Nothing could ever happen again (no ready task, no timer, nothing in flight),
+    /// and the program had not returned: a deadlock.
     Stalled {
         /// Virtual time when the world stalled.
         at: Duration,
@@ -43,7 +51,7 @@ impl fmt::Display for SimError {
             SimError::Stalled { at } => {
                 write!(
                     f,
-                    "the world stalled at {at:?}: nothing ready and no timer armed"
+                    "the world stalled at {at:?}: nothing ready, nothing pending"
                 )
             }
             SimError::TimeLimit { limit } => write!(f, "virtual time limit {limit:?} reached"),
@@ -53,9 +61,46 @@ impl fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
+/// How a node of the world is made (and remade, when it restarts).
+#[derive(Clone, Default)]
+pub struct NodeOptions {
+    /// Whether random faults may crash it (scheduled faults always can).
+    pub crashable: bool,
+    /// The closures it runs for others.
+    pub remote_table: RemoteTable,
+    /// Run on the node at its start and at every restart (register servers here).
+    pub boot: Option<Rc<dyn Fn(&LocalNode)>>,
+}
+
+impl NodeOptions {
+    /// Options for a node that random faults may crash.
+    pub fn crashable() -> NodeOptions {
+        NodeOptions {
+            crashable: true,
+            ..NodeOptions::default()
+        }
+    }
+
+    /// Sets the remote table.
+    pub fn remote_table(mut self, table: RemoteTable) -> NodeOptions {
+        self.remote_table = table;
+        self
+    }
+
+    /// Sets the boot function.
+    pub fn boot(mut self, boot: impl Fn(&LocalNode) + 'static) -> NodeOptions {
+        self.boot = Some(Rc::new(boot));
+        self
+    }
+}
+
 struct SimNode {
     node: LocalNode,
     clock: Rc<NodeClock>,
+    options: NodeOptions,
+    crashed: bool,
+    poll_cost: Duration,
+    busy_until: Duration,
 }
 
 /// A simulated world of nodes, reproducible from its seed.
@@ -68,30 +113,91 @@ struct SimNode {
 /// let node = sim.add_node();
 /// let waited = sim.run_until(&node, |p| async move {
 ///     p.sleep(Duration::from_secs(3600)).await; // an hour, in no wall-clock time
-///     p.now()
+///     "done"
 /// });
-/// assert_eq!(waited, Ok(Duration::from_secs(3600)));
+/// assert_eq!(waited, Ok("done"));
 /// ```
 pub struct Sim {
     seed: u64,
     rng: ChaCha8Rng,
     time: WorldTime,
+    faults: Faults,
+    network: Network,
     nodes: Vec<SimNode>,
+    scheduled: BTreeMap<(Duration, u64), Fault>,
+    next_scheduled: u64,
+    next_random_fault: Option<Duration>,
+    heartbeat: HeartbeatConfig,
+    trace: Rc<RefCell<Trace>>,
+    checkers: Rc<RefCell<Checkers>>,
     virtual_time_limit: Duration,
     steps: u64,
 }
 
 impl Sim {
-    /// A world with no nodes, all of whose choices derive from `seed`.
+    /// A world with no nodes, all of whose choices derive from `seed`, with fault rates
+    /// drawn from the seed too ([`Faults::swarm`]).
     pub fn new(seed: u64) -> Sim {
-        Sim {
+        Sim::with_faults(seed, Faults::swarm(seed))
+    }
+
+    /// A world with the given fault plan.
+    pub fn with_faults(seed: u64, faults: Faults) -> Sim {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let time = WorldTime::default();
+        let network = Network::new(
+            time.clone(),
+            ChaCha8Rng::seed_from_u64(rng.next_u64()),
+            faults.clone(),
+        );
+        let mut sim = Sim {
             seed,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            time: WorldTime::default(),
+            rng,
+            time,
+            faults,
+            network,
             nodes: Vec::new(),
+            scheduled: BTreeMap::new(),
+            next_scheduled: 0,
+            next_random_fault: None,
+            heartbeat: HeartbeatConfig::default(),
+            trace: Rc::new(RefCell::new(Trace::new(false))),
+            checkers: Rc::default(),
             virtual_time_limit: VIRTUAL_TIME_LIMIT_DEFAULT,
             steps: 0,
-        }
+        };
+        sim.plan_random_fault();
+        sim
+    }
+
+    /// Replaces the fault plan (before nodes are added).
+    pub fn faults(mut self, faults: Faults) -> Sim {
+        self.network = Network::new(
+            self.time.clone(),
+            ChaCha8Rng::seed_from_u64(self.rng.next_u64()),
+            faults.clone(),
+        );
+        self.faults = faults;
+        self.plan_random_fault();
+        self
+    }
+
+    /// Records every event (for printing, snapshots, and divergence reports).
+    pub fn record_trace(self) -> Sim {
+        *self.trace.borrow_mut() = Trace::new(true);
+        self
+    }
+
+    /// Heartbeat settings of nodes added from now on.
+    pub fn heartbeat(mut self, heartbeat: HeartbeatConfig) -> Sim {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// Sets the virtual time after which [`run_until`](Sim::run_until) gives up.
+    pub fn virtual_time_limit(mut self, limit: Duration) -> Sim {
+        self.virtual_time_limit = limit;
+        self
     }
 
     /// The seed this world was made from.
@@ -99,10 +205,9 @@ impl Sim {
         self.seed
     }
 
-    /// Sets the virtual time after which [`run_until`](Sim::run_until) gives up.
-    pub fn virtual_time_limit(mut self, limit: Duration) -> Sim {
-        self.virtual_time_limit = limit;
-        self
+    /// The fault plan.
+    pub fn fault_plan(&self) -> &Faults {
+        &self.faults
     }
 
     /// Current virtual time.
@@ -115,72 +220,395 @@ impl Sim {
         self.steps
     }
 
-    /// Adds a node and returns it.
+    /// Frames the network delivered so far.
+    pub fn frames_delivered(&self) -> u64 {
+        self.network.state.borrow().frames_delivered
+    }
+
+    /// The run's trace.
+    pub fn trace(&self) -> std::cell::Ref<'_, Trace> {
+        self.trace.borrow()
+    }
+
+    /// Guarantees the run broke so far (empty if all held).
+    pub fn violations(&self) -> Vec<Violation> {
+        self.checkers.borrow().violations.clone()
+    }
+
+    /// Adds a node that random faults leave alone, and returns it.
     pub fn add_node(&mut self) -> LocalNode {
-        let index = self.nodes.len() as u32;
+        self.add_node_with(NodeOptions::default())
+    }
+
+    /// Adds a node made as `options` say.
+    pub fn add_node_with(&mut self, options: NodeOptions) -> LocalNode {
+        let index = self.nodes.len();
         let address = SocketAddr::from(([10, 0, (index >> 8) as u8, index as u8], 7000));
+        let drift_max = i64::from(self.faults.clock_drift_ppm_max);
+        let drift = if drift_max == 0 {
+            0
+        } else {
+            (self.rng.next_u64() % (2 * drift_max as u64 + 1)) as i64 - drift_max
+        };
+        let offset = Duration::from_millis(self.rng.next_u64() % 1000);
+        let slow = self.unit() < self.faults.slow_node_probability;
+        let clock = Rc::new(NodeClock::new(self.time.clone(), offset, drift as i32));
+        let node = self.make_node(index, address, &clock, &options);
+        self.nodes.push(SimNode {
+            node: node.clone(),
+            clock,
+            options,
+            crashed: false,
+            poll_cost: if slow {
+                self.faults.slow_poll_cost
+            } else {
+                Duration::ZERO
+            },
+            busy_until: Duration::ZERO,
+        });
+        if let Some(boot) = self.nodes[index].options.boot.clone() {
+            boot(&node);
+        }
+        node
+    }
+
+    fn make_node(
+        &mut self,
+        index: usize,
+        address: SocketAddr,
+        clock: &Rc<NodeClock>,
+        options: &NodeOptions,
+    ) -> LocalNode {
         let id = NodeId {
             address,
             incarnation: self.rng.next_u64(),
         };
-        let clock = Rc::new(NodeClock::new(self.time.clone(), Duration::ZERO));
-        let node = LocalNode::new(
-            id,
-            NodeEnv::new(clock.clone(), self.rng.next_u64(), Rc::new(Inline)),
+        self.network.state.borrow_mut().host_up(id);
+        let checkers = self.checkers.clone();
+        let trace = self.trace.clone();
+        let time = self.time.clone();
+        let env = NodeEnv::new(clock.clone(), self.rng.next_u64(), Rc::new(Inline))
+            .transport(Box::new(self.network.transport(id)))
+            .remote_table(options.remote_table.clone())
+            .heartbeat(self.heartbeat)
+            .observer(Rc::new(move |event| {
+                let now = time.now();
+                checkers.borrow_mut().on_node_event(now, id, event);
+                trace
+                    .borrow_mut()
+                    .event(now, Some(index), 4, &[], || format!("{event:?}"));
+            }));
+        self.trace.borrow_mut().event(
+            self.time.now(),
+            Some(index),
+            5,
+            &id.incarnation.to_le_bytes(),
+            || format!("node up as {id}"),
         );
-        self.nodes.push(SimNode {
-            node: node.clone(),
-            clock,
-        });
-        node
+        LocalNode::new(id, env)
     }
 
-    /// The world's nodes, in the order they were added.
+    /// The node at `index` (its current incarnation).
+    pub fn node(&self, index: usize) -> LocalNode {
+        self.nodes[index].node.clone()
+    }
+
+    /// The world's nodes (current incarnations), in the order they were added.
     pub fn nodes(&self) -> Vec<LocalNode> {
         self.nodes.iter().map(|n| n.node.clone()).collect()
     }
 
-    /// Runs one step: polls one ready task chosen at random across all nodes, or, if
-    /// none is ready, fires the earliest timers (advancing virtual time to them).
-    /// Returns `false` when nothing can ever happen again.
-    pub fn step(&mut self) -> bool {
-        for sim_node in &self.nodes {
-            sim_node.node.drain_inbox();
+    /// Schedules `fault` at virtual time `at`.
+    pub fn schedule(&mut self, at: Duration, fault: Fault) {
+        self.scheduled.insert((at, self.next_scheduled), fault);
+        self.next_scheduled += 1;
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn total_fault_rate(&self) -> f64 {
+        self.faults.break_rate + self.faults.partition_rate + self.faults.crash_rate
+    }
+
+    fn plan_random_fault(&mut self) {
+        let rate = self.total_fault_rate();
+        self.next_random_fault = (rate > 0.0).then(|| {
+            let wait = -self.unit().max(1e-12).ln() / rate;
+            self.time.now() + Duration::from_secs_f64(wait.min(1e6))
+        });
+    }
+
+    fn random_fault(&mut self) {
+        self.plan_random_fault();
+        let alive: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| !self.nodes[*i].crashed)
+            .collect();
+        if alive.len() < 2 {
+            return;
         }
-        let ready = self.ready_len();
-        if ready > 0 {
-            let mut pick = (self.rng.next_u64() % ready as u64) as usize;
-            for sim_node in &self.nodes {
+        let pick = |sim: &mut Sim, among: &[usize]| {
+            among[(sim.rng.next_u64() % among.len() as u64) as usize]
+        };
+        let mut roll = self.unit() * self.total_fault_rate();
+        if roll < self.faults.break_rate {
+            let a = pick(self, &alive);
+            let b = pick(self, &alive);
+            if a != b {
+                self.apply(Fault::Break(a, b));
+            }
+            return;
+        }
+        roll -= self.faults.break_rate;
+        if roll < self.faults.partition_rate {
+            let (a, b) = (pick(self, &alive), pick(self, &alive));
+            if a == b {
+                return;
+            }
+            let both_ways = self.unit() >= self.faults.one_way_probability;
+            self.apply(Fault::Partition {
+                from: a,
+                to: b,
+                both_ways,
+            });
+            let (low, high) = self.faults.partition_duration;
+            let span = high.saturating_sub(low).mul_f64(self.unit());
+            let heal_at = self.time.now() + low + span;
+            self.schedule(heal_at, Fault::HealAll);
+            return;
+        }
+        let crashable: Vec<usize> = alive
+            .iter()
+            .copied()
+            .filter(|i| self.nodes[*i].options.crashable)
+            .collect();
+        if crashable.is_empty() {
+            return;
+        }
+        let victim = pick(self, &crashable);
+        self.apply(Fault::Crash(victim));
+        if let Some((low, high)) = self.faults.restart_delay {
+            let delay = low + high.saturating_sub(low).mul_f64(self.unit());
+            let at = self.time.now() + delay;
+            self.schedule(at, Fault::Restart(victim));
+        }
+    }
+
+    /// Applies a fault now.
+    pub fn apply(&mut self, fault: Fault) {
+        let now = self.time.now();
+        self.trace
+            .borrow_mut()
+            .event(now, None, 3, format!("{fault:?}").as_bytes(), || {
+                format!("fault {fault:?}")
+            });
+        tracing::debug!(?fault, at = ?now, "fault");
+        match fault {
+            Fault::Break(a, b) => {
+                let (a, b) = (self.nodes[a].node.id(), self.nodes[b].node.id());
+                self.network
+                    .state
+                    .borrow_mut()
+                    .break_connection(a, b, &[a, b]);
+            }
+            Fault::Partition {
+                from,
+                to,
+                both_ways,
+            } => {
+                let (a, b) = (self.nodes[from].node.id(), self.nodes[to].node.id());
+                let mut network = self.network.state.borrow_mut();
+                network.partition(a.address, b.address);
+                if both_ways {
+                    network.partition(b.address, a.address);
+                }
+            }
+            Fault::HealAll => self.network.state.borrow_mut().heal_all(),
+            Fault::Crash(index) => self.crash(index),
+            Fault::Restart(index) => self.restart(index),
+            Fault::Slow(index, cost) => self.nodes[index].poll_cost = cost,
+        }
+    }
+
+    fn crash(&mut self, index: usize) {
+        if self.nodes[index].crashed {
+            return;
+        }
+        let reset = self.unit() < self.faults.crash_reset_probability;
+        let id = self.nodes[index].node.id();
+        self.network.state.borrow_mut().crash(id, reset);
+        self.nodes[index].crashed = true;
+        self.nodes[index].node.crash();
+        let bound = self.death_report_bound();
+        self.checkers
+            .borrow_mut()
+            .on_crash(self.time.now(), id, bound);
+    }
+
+    /// The world time within which every node that knew a crashed node must report it
+    /// lost: the heartbeat bound on the slowest clock, plus network delays and a slow
+    /// node's backlog.
+    fn death_report_bound(&self) -> Duration {
+        let local = self.heartbeat.detection_bound() + self.heartbeat.interval;
+        let slowest = self
+            .nodes
+            .iter()
+            .map(|n| n.clock.world_span(local))
+            .max()
+            .unwrap_or(local);
+        slowest + 2 * self.faults.latency_bound() + self.faults.slow_poll_cost * 1000
+    }
+
+    fn restart(&mut self, index: usize) {
+        if !self.nodes[index].crashed {
+            return;
+        }
+        let address = self.nodes[index].node.id().address;
+        let clock = self.nodes[index].clock.clone();
+        let options = self.nodes[index].options.clone();
+        let node = self.make_node(index, address, &clock, &options);
+        let slot = &mut self.nodes[index];
+        slot.node = node.clone();
+        slot.crashed = false;
+        slot.busy_until = self.time.now();
+        if let Some(boot) = options.boot {
+            boot(&node);
+        }
+    }
+
+    /// Runs one step: polls one ready task chosen at random across all nodes, or, if
+    /// none is ready, advances virtual time to the next timer, delivery or fault and
+    /// applies everything due then. Returns `false` when nothing can ever happen again.
+    pub fn step(&mut self) -> bool {
+        let now = self.time.now();
+        let mut ready_total = 0;
+        for sim_node in &self.nodes {
+            if sim_node.crashed {
+                continue;
+            }
+            sim_node.node.drain_inbox();
+            if sim_node.busy_until <= now {
+                ready_total += sim_node.node.ready_len();
+            }
+        }
+        if ready_total > 0 {
+            let mut pick = (self.rng.next_u64() % ready_total as u64) as usize;
+            for (index, sim_node) in self.nodes.iter_mut().enumerate() {
+                if sim_node.crashed || sim_node.busy_until > now {
+                    continue;
+                }
                 let len = sim_node.node.ready_len();
                 if pick < len {
-                    sim_node.node.run_ready_at(pick);
+                    let pid = sim_node.node.run_ready_at(pick);
+                    sim_node.busy_until = now + sim_node.poll_cost;
                     self.steps += 1;
+                    let local = pid.map_or(0, |pid| pid.local);
+                    self.trace.borrow_mut().event(
+                        now,
+                        Some(index),
+                        0,
+                        &local.to_le_bytes(),
+                        || format!("poll pid {local}"),
+                    );
                     return true;
                 }
                 pick -= len;
             }
             unreachable!("the pick is below the total");
         }
-        let Some(next) = self.next_deadline() else {
+        let Some(next) = self.next_event_time() else {
             return false;
         };
         self.time.advance_to(next);
-        for sim_node in &self.nodes {
-            sim_node.node.fire_due_timers();
-        }
+        self.apply_due();
         true
     }
 
-    fn ready_len(&self) -> usize {
-        self.nodes.iter().map(|n| n.node.ready_len()).sum()
+    fn next_event_time(&self) -> Option<Duration> {
+        let mut candidates = Vec::with_capacity(self.nodes.len() + 3);
+        for sim_node in &self.nodes {
+            if sim_node.crashed {
+                continue;
+            }
+            if let Some(deadline) = sim_node.node.next_deadline() {
+                candidates.push(sim_node.clock.to_world(deadline));
+            }
+            if sim_node.node.ready_len() > 0 {
+                candidates.push(sim_node.busy_until);
+            }
+        }
+        candidates.extend(self.network.state.borrow().next_due());
+        candidates.extend(self.scheduled.keys().next().map(|(at, _)| *at));
+        let has_work = !candidates.is_empty();
+        // Random faults alone do not keep a finished world going.
+        if has_work {
+            candidates.extend(self.next_random_fault);
+        }
+        candidates.into_iter().min()
     }
 
-    /// The world time of the earliest armed timer on any node.
-    fn next_deadline(&self) -> Option<Duration> {
-        self.nodes
+    fn apply_due(&mut self) {
+        let now = self.time.now();
+        while let Some(entry) = self.scheduled.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let fault = entry.remove();
+            self.apply(fault);
+        }
+        if self.next_random_fault.is_some_and(|at| at <= now) {
+            self.random_fault();
+        }
+        loop {
+            let delivery = self.network.state.borrow_mut().pop_due(now);
+            let Some(delivery) = delivery else { break };
+            self.deliver(now, delivery);
+        }
+        let fifo: Vec<String> =
+            std::mem::take(&mut self.network.state.borrow_mut().fifo_violations);
+        for detail in fifo {
+            self.checkers.borrow_mut().on_frame_fifo(now, detail);
+        }
+        for (index, sim_node) in self.nodes.iter().enumerate() {
+            if sim_node.crashed {
+                continue;
+            }
+            let fired = sim_node.node.fire_due_timers();
+            if fired > 0 {
+                self.trace.borrow_mut().event(
+                    now,
+                    Some(index),
+                    2,
+                    &(fired as u64).to_le_bytes(),
+                    || format!("{fired} timer(s) fired"),
+                );
+            }
+        }
+        self.checkers.borrow_mut().check_deadlines(now);
+    }
+
+    fn deliver(&mut self, now: Duration, delivery: Delivery) {
+        let Some(index) = self
+            .nodes
             .iter()
-            .filter_map(|n| n.node.next_deadline().map(|d| n.clock.to_world(d)))
-            .min()
+            .position(|n| !n.crashed && n.node.id() == delivery.to)
+        else {
+            return;
+        };
+        let mut trace = self.trace.borrow_mut();
+        match &delivery.event {
+            TransportEvent::Received(from, bytes) => {
+                trace.event(now, Some(index), 1, bytes, || describe_frame(*from, bytes))
+            }
+            other => trace.event(now, Some(index), 1, format!("{other:?}").as_bytes(), || {
+                format!("{other:?}")
+            }),
+        }
+        drop(trace);
+        self.nodes[index]
+            .node
+            .handle_transport_event(delivery.event);
     }
 
     /// Spawns `body` on `node` and runs the world until it returns.
@@ -212,7 +640,12 @@ impl Sim {
     pub fn run_for(&mut self, duration: Duration) {
         let until = self.now() + duration;
         loop {
-            if self.ready_len() == 0 && self.next_deadline().is_none_or(|next| next > until) {
+            let now = self.now();
+            let ready = self
+                .nodes
+                .iter()
+                .any(|n| !n.crashed && n.busy_until <= now && n.node.ready_len() > 0);
+            if !ready && self.next_event_time().is_none_or(|next| next > until) {
                 self.time.advance_to(until);
                 return;
             }
@@ -220,5 +653,65 @@ impl Sim {
                 return;
             }
         }
+    }
+
+    /// Shuts every node down and lets the world settle; returns what is left anywhere
+    /// (processes, timers, channels, names, connections, frames in flight). A scenario
+    /// that leaks shows it here.
+    pub fn shutdown(&mut self) -> Leftovers {
+        for sim_node in &self.nodes {
+            if !sim_node.crashed {
+                sim_node.node.shutdown();
+            }
+        }
+        for sim_node in &mut self.nodes {
+            sim_node.crashed = true;
+        }
+        let mut leftovers = Leftovers::default();
+        for sim_node in &self.nodes {
+            let resources = sim_node.node.resources();
+            leftovers.processes += resources.processes;
+            leftovers.timers += resources.timers;
+            leftovers.channels += resources.channels;
+            leftovers.names += resources.names;
+        }
+        leftovers.connections = self.network.state.borrow().connection_count();
+        leftovers
+    }
+
+    /// Frames and events in flight on the network.
+    pub fn in_flight(&self) -> usize {
+        self.network.state.borrow().in_flight_count()
+    }
+}
+
+/// What a world still held after [`Sim::shutdown`]; all zero if nothing leaked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Live processes.
+    pub processes: usize,
+    /// Armed timers.
+    pub timers: usize,
+    /// Open channels.
+    pub channels: usize,
+    /// Registered names.
+    pub names: usize,
+    /// Open connections.
+    pub connections: usize,
+}
+
+fn describe_frame(from: NodeId, bytes: &[u8]) -> String {
+    match decode_frame(bytes) {
+        Ok(Frame::Data {
+            to,
+            from: sender,
+            fingerprint,
+            ..
+        }) => format!("data {sender} -> {to} ({fingerprint:?})"),
+        Ok(Frame::ChannelData { port, .. }) => format!("channel data for {port:?}"),
+        Ok(Frame::NamedData { name, from, .. }) => format!("named data {from} -> {name:?}"),
+        Ok(Frame::Control(control)) => format!("control from {from}: {control:?}"),
+        Ok(Frame::KeepAlive) => format!("keep-alive from {from}"),
+        Err(err) => format!("bad frame from {from}: {err}"),
     }
 }

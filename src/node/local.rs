@@ -168,7 +168,7 @@ impl LocalNode {
     pub fn new(id: NodeId, env: NodeEnv) -> LocalNode {
         let network = env
             .transport
-            .map(|transport| Network::new(transport, env.heartbeat));
+            .map(|transport| Network::new(transport, env.clock.clone(), env.heartbeat));
         LocalNode {
             inner: Rc::new(NodeInner {
                 id,
@@ -363,16 +363,14 @@ impl LocalNode {
     }
 
     /// Polls the ready task at position `index` of the ready queue (the simulator picks
-    /// one at random). Returns `false` if there is no such task.
-    pub fn run_ready_at(&self, index: usize) -> bool {
-        let next = self.state().ready.take_at(index);
-        match next {
-            Some(task) => {
-                self.run_task(task);
-                true
-            }
-            None => false,
-        }
+    /// one at random). Returns the process polled, if there was such a task.
+    pub fn run_ready_at(&self, index: usize) -> Option<ProcessId> {
+        let task = self.state().ready.take_at(index)?;
+        self.run_task(task);
+        Some(ProcessId {
+            node: self.inner.id,
+            local: task.to_u64(),
+        })
     }
 
     fn run_task(&self, task: TaskId) {

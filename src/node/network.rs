@@ -7,8 +7,10 @@
 //! transport.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::process::id::{MonitorRef, NodeId, ProcessId};
 use crate::transport::Transport;
 use crate::wire::{encode_frame, Control, Frame};
@@ -72,15 +74,21 @@ impl Peer {
 /// The node's connection to the world.
 pub(crate) struct Network {
     pub(crate) transport: Box<dyn Transport>,
+    clock: Rc<dyn Clock>,
     pub(crate) peers: BTreeMap<NodeId, Peer>,
     pub(crate) heartbeat: HeartbeatConfig,
     pub(crate) heartbeat_due: Option<Duration>,
 }
 
 impl Network {
-    pub(crate) fn new(transport: Box<dyn Transport>, heartbeat: HeartbeatConfig) -> Network {
+    pub(crate) fn new(
+        transport: Box<dyn Transport>,
+        clock: Rc<dyn Clock>,
+        heartbeat: HeartbeatConfig,
+    ) -> Network {
         Network {
             transport,
+            clock,
             peers: BTreeMap::new(),
             heartbeat,
             heartbeat_due: None,
@@ -92,11 +100,22 @@ impl Network {
     }
 
     /// Encodes and sends a frame; an unencodable frame is logged and dropped.
+    ///
+    /// A peer we send to is watched by the heartbeat from then on, even before it
+    /// answers: a peer that died while the connection was being made is noticed too.
     pub(crate) fn send_frame(&mut self, node: NodeId, frame: &Frame) {
-        match encode_frame(frame) {
-            Ok(bytes) => self.transport.send(node, bytes),
-            Err(err) => tracing::error!(%node, %err, "frame dropped: cannot encode"),
+        let bytes = match encode_frame(frame) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::error!(%node, %err, "frame dropped: cannot encode");
+                return;
+            }
+        };
+        if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
+            let now = self.clock.now();
+            self.heard_from(node, now);
         }
+        self.transport.send(node, bytes);
     }
 
     pub(crate) fn send_control(&mut self, node: NodeId, control: Control) {

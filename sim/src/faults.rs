@@ -1,0 +1,187 @@
+//! Fault plans: what can go wrong in a simulated world, and how often.
+//!
+//! Every fault honours the transport contract (frames on one connection are never
+//! reordered or duplicated): links get latency and jitter, connections break,
+//! partitions (one-way or two-way) come and heal, nodes crash (their processes and
+//! in-flight frames vanish) and restart as new incarnations, nodes run slow, and clocks
+//! drift.
+//!
+//! [`Faults::swarm`] draws the rates themselves from the seed (swarm testing, as
+//! FoundationDB and TigerBeetle do): some seeds are calm, some brutal, so one test
+//! explores many kinds of weather.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Rates and ranges of the faults injected at random into a world.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Faults {
+    /// Range of the base one-way latency of each link (drawn once per link).
+    pub latency: (Duration, Duration),
+    /// Extra latency drawn per frame, up to this (never reorders a connection).
+    pub jitter: Duration,
+    /// Connection breaks per second of virtual time, world-wide.
+    pub break_rate: f64,
+    /// Partitions started per second of virtual time.
+    pub partition_rate: f64,
+    /// How long a partition lasts before it heals.
+    pub partition_duration: (Duration, Duration),
+    /// Chance that a partition blocks one direction only.
+    pub one_way_probability: f64,
+    /// Crashes of crashable nodes per second of virtual time.
+    pub crash_rate: f64,
+    /// Chance that a crash resets connections (peers notice at once, like a killed
+    /// process); otherwise the host goes silent and heartbeats must notice.
+    pub crash_reset_probability: f64,
+    /// Delay before a crashed node restarts as a new incarnation (`None`: it stays down).
+    pub restart_delay: Option<(Duration, Duration)>,
+    /// Chance that a node is slow: each task it runs costs `slow_poll_cost` of time.
+    pub slow_node_probability: f64,
+    /// Virtual time a slow node spends per task.
+    pub slow_poll_cost: Duration,
+    /// Largest clock drift of a node, in parts per million (either way).
+    pub clock_drift_ppm_max: u32,
+}
+
+impl Faults {
+    /// No faults at all: fixed 100 µs links, no jitter.
+    pub fn none() -> Faults {
+        Faults {
+            latency: (Duration::from_micros(100), Duration::from_micros(100)),
+            jitter: Duration::ZERO,
+            break_rate: 0.0,
+            partition_rate: 0.0,
+            partition_duration: (Duration::from_secs(1), Duration::from_secs(1)),
+            one_way_probability: 0.0,
+            crash_rate: 0.0,
+            crash_reset_probability: 0.0,
+            restart_delay: None,
+            slow_node_probability: 0.0,
+            slow_poll_cost: Duration::ZERO,
+            clock_drift_ppm_max: 0,
+        }
+    }
+
+    /// Realistic latencies and jitter, but nothing breaks.
+    pub fn calm() -> Faults {
+        Faults {
+            latency: (Duration::from_micros(50), Duration::from_millis(5)),
+            jitter: Duration::from_millis(1),
+            ..Faults::none()
+        }
+    }
+
+    /// Every kind of fault, often.
+    pub fn brutal() -> Faults {
+        Faults {
+            latency: (Duration::from_micros(50), Duration::from_millis(50)),
+            jitter: Duration::from_millis(20),
+            break_rate: 0.5,
+            partition_rate: 0.3,
+            partition_duration: (Duration::from_millis(100), Duration::from_secs(20)),
+            one_way_probability: 0.5,
+            crash_rate: 0.1,
+            crash_reset_probability: 0.5,
+            restart_delay: Some((Duration::from_millis(100), Duration::from_secs(10))),
+            slow_node_probability: 0.3,
+            slow_poll_cost: Duration::from_millis(1),
+            clock_drift_ppm_max: 100_000,
+        }
+    }
+
+    /// Fault rates drawn from `seed`: each kind is off with some probability, and
+    /// otherwise gets a rate anywhere between gentle and brutal.
+    ///
+    /// ```
+    /// use hyperion_sim::Faults;
+    /// assert_eq!(Faults::swarm(7), Faults::swarm(7));
+    /// ```
+    pub fn swarm(seed: u64) -> Faults {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ea5_0a1f_5ea5_0a1f);
+        let mut unit = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let brutal = Faults::brutal();
+        let mut maybe = |rate: f64| {
+            if unit() < 0.4 {
+                0.0
+            } else {
+                rate * unit()
+            }
+        };
+        let break_rate = maybe(brutal.break_rate);
+        let partition_rate = maybe(brutal.partition_rate);
+        let crash_rate = maybe(brutal.crash_rate);
+        let slow_node_probability = maybe(brutal.slow_node_probability);
+        let drift = maybe(brutal.clock_drift_ppm_max as f64) as u32;
+        let latency_max = Duration::from_micros(100 + (unit() * 50_000.0) as u64);
+        let jitter = latency_max.mul_f64(unit());
+        let one_way_probability = unit();
+        let crash_reset_probability = unit();
+        let restart = unit() < 0.7;
+        Faults {
+            latency: (Duration::from_micros(50), latency_max),
+            jitter,
+            break_rate,
+            partition_rate,
+            partition_duration: brutal.partition_duration,
+            one_way_probability,
+            crash_rate,
+            crash_reset_probability,
+            restart_delay: restart.then_some((Duration::from_millis(100), Duration::from_secs(5))),
+            slow_node_probability,
+            slow_poll_cost: brutal.slow_poll_cost,
+            clock_drift_ppm_max: drift,
+        }
+    }
+
+    /// The largest one-way delay a frame can see on a healthy link.
+    pub fn latency_bound(&self) -> Duration {
+        self.latency.1 + self.jitter
+    }
+
+    /// A `proptest` strategy over fault plans, from calm to brutal (swarm-drawn).
+    pub fn strategy() -> impl Strategy<Value = Faults> {
+        prop_oneof![
+            1 => Just(Faults::none()),
+            1 => Just(Faults::calm()),
+            1 => Just(Faults::brutal()),
+            5 => any::<u64>().prop_map(Faults::swarm),
+        ]
+    }
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults::calm()
+    }
+}
+
+/// A fault a test schedules at a chosen virtual time (see [`Sim::schedule`]).
+///
+/// Nodes are named by their index in the order they were added.
+///
+/// [`Sim::schedule`]: crate::Sim::schedule
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Break the connection between two nodes, if there is one.
+    Break(usize, usize),
+    /// Block traffic from the first node to the second (and back, if `both_ways`).
+    Partition {
+        /// The sending side.
+        from: usize,
+        /// The receiving side.
+        to: usize,
+        /// Block the other direction too.
+        both_ways: bool,
+    },
+    /// Lift every partition.
+    HealAll,
+    /// Crash a node: its processes and in-flight frames vanish.
+    Crash(usize),
+    /// Restart a crashed node as a new incarnation (running its boot function).
+    Restart(usize),
+    /// Make a node spend this much virtual time per task.
+    Slow(usize, Duration),
+}

@@ -1,0 +1,428 @@
+//! The simulated network: an in-memory transport with latency, breaks, partitions and
+//! crashes that keeps TCP's contract (complete frames, in order, at most once per
+//! connection, until a reported break).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use hyperion::transport::{Transport, TransportEvent};
+use hyperion::NodeId;
+use rand_chacha::rand_core::RngCore;
+use rand_chacha::ChaCha8Rng;
+
+use crate::clock::WorldTime;
+use crate::faults::Faults;
+
+/// How long a connection attempt to an unreachable node takes to fail.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// An unordered pair of nodes: the key of a connection.
+type Pair = (NodeId, NodeId);
+
+fn pair(a: NodeId, b: NodeId) -> Pair {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// Which way a frame travels on a connection: 0 from the smaller node id, 1 from the
+/// larger.
+fn direction(from: NodeId, to: NodeId) -> usize {
+    usize::from(from > to)
+}
+
+struct Connection {
+    generation: u64,
+    /// Per direction: when the last frame is due, so a later frame is never earlier.
+    last_due: [Duration; 2],
+    /// Per direction: frames sent (sequence numbers given so far).
+    sent: [u64; 2],
+    /// Per direction: frames held by a partition, released in order at the heal.
+    stalled: [Vec<(u64, Vec<u8>)>; 2],
+}
+
+/// An event on its way to a node.
+pub(crate) struct Delivery {
+    pub(crate) to: NodeId,
+    pub(crate) event: TransportEvent,
+    /// For frames and connection-up events: the connection, its generation and, for
+    /// frames, the per-direction sequence number. Stale generations are dropped.
+    pub(crate) connection: Option<(Pair, u64, Option<u64>)>,
+}
+
+struct Host {
+    node: NodeId,
+    alive: bool,
+}
+
+/// Every node's view of the wire, shared by all of a world's transports.
+pub(crate) struct NetworkState {
+    pub(crate) time: WorldTime,
+    rng: ChaCha8Rng,
+    faults: Faults,
+    hosts: BTreeMap<SocketAddr, Host>,
+    connections: BTreeMap<Pair, Connection>,
+    next_generation: u64,
+    in_flight: BTreeMap<(Duration, u64), Delivery>,
+    next_sequence: u64,
+    blocked: BTreeSet<(SocketAddr, SocketAddr)>,
+    link_latency: BTreeMap<(SocketAddr, SocketAddr), Duration>,
+    failing_connects: BTreeSet<(NodeId, NodeId)>,
+    /// Per directed connection: the last sequence number delivered (the FIFO checker).
+    pub(crate) delivered: BTreeMap<(Pair, u64, usize), u64>,
+    pub(crate) frames_delivered: u64,
+    /// Breaches of per-connection FIFO seen at delivery (the checker's input).
+    pub(crate) fifo_violations: Vec<String>,
+}
+
+/// The shared network of one world.
+#[derive(Clone)]
+pub(crate) struct Network {
+    pub(crate) state: Rc<RefCell<NetworkState>>,
+}
+
+impl Network {
+    pub(crate) fn new(time: WorldTime, rng: ChaCha8Rng, faults: Faults) -> Network {
+        Network {
+            state: Rc::new(RefCell::new(NetworkState {
+                time,
+                rng,
+                faults,
+                hosts: BTreeMap::new(),
+                connections: BTreeMap::new(),
+                next_generation: 1,
+                in_flight: BTreeMap::new(),
+                next_sequence: 0,
+                blocked: BTreeSet::new(),
+                link_latency: BTreeMap::new(),
+                failing_connects: BTreeSet::new(),
+                delivered: BTreeMap::new(),
+                frames_delivered: 0,
+                fifo_violations: Vec::new(),
+            })),
+        }
+    }
+
+    pub(crate) fn transport(&self, local: NodeId) -> SimTransport {
+        SimTransport {
+            network: self.clone(),
+            local,
+        }
+    }
+}
+
+impl NetworkState {
+    pub(crate) fn host_up(&mut self, node: NodeId) {
+        self.hosts.insert(node.address, Host { node, alive: true });
+    }
+
+    fn is_up(&self, node: NodeId) -> bool {
+        self.hosts
+            .get(&node.address)
+            .is_some_and(|host| host.alive && host.node == node)
+    }
+
+    fn latency(&mut self, from: SocketAddr, to: SocketAddr) -> Duration {
+        let (low, high) = self.faults.latency;
+        let base = match self.link_latency.get(&(from, to)) {
+            Some(base) => *base,
+            None => {
+                let span = high.saturating_sub(low).as_nanos() as u64;
+                let base = low + Duration::from_nanos(self.rng.next_u64() % span.max(1));
+                self.link_latency.insert((from, to), base);
+                base
+            }
+        };
+        let jitter = self.faults.jitter.as_nanos() as u64;
+        base + Duration::from_nanos(if jitter == 0 {
+            0
+        } else {
+            self.rng.next_u64() % jitter
+        })
+    }
+
+    fn schedule(&mut self, at: Duration, delivery: Delivery) {
+        self.in_flight.insert((at, self.next_sequence), delivery);
+        self.next_sequence += 1;
+    }
+
+    /// The next delivery's due time.
+    pub(crate) fn next_due(&self) -> Option<Duration> {
+        self.in_flight.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Takes the next delivery due at or before `now`, dropping those of broken
+    /// connections (their frames were in flight when it broke).
+    pub(crate) fn pop_due(&mut self, now: Duration) -> Option<Delivery> {
+        loop {
+            let entry = self.in_flight.first_entry()?;
+            if entry.key().0 > now {
+                return None;
+            }
+            let delivery = entry.remove();
+            if !self.is_up(delivery.to) {
+                continue;
+            }
+            match delivery.connection {
+                Some((key, generation, sequence)) => {
+                    let live = self
+                        .connections
+                        .get(&key)
+                        .is_some_and(|c| c.generation == generation);
+                    if !live {
+                        continue;
+                    }
+                    if let (Some(sequence), TransportEvent::Received(from, _)) =
+                        (sequence, &delivery.event)
+                    {
+                        let way = direction(*from, delivery.to);
+                        let last = self.delivered.entry((key, generation, way)).or_insert(0);
+                        if sequence <= *last {
+                            self.fifo_violations.push(format!(
+                                "frames on one connection ({from} -> {}) out of order or \
+                                 duplicated: frame {sequence} after frame {last}",
+                                delivery.to
+                            ));
+                        }
+                        *last = sequence;
+                        self.frames_delivered += 1;
+                    }
+                    return Some(delivery);
+                }
+                None => {
+                    if let TransportEvent::PeerLost(peer) = delivery.event {
+                        self.failing_connects.remove(&(delivery.to, peer));
+                    }
+                    return Some(delivery);
+                }
+            }
+        }
+    }
+
+    fn blocked(&self, from: NodeId, to: NodeId) -> bool {
+        self.blocked.contains(&(from.address, to.address))
+    }
+
+    pub(crate) fn send(&mut self, from: NodeId, to: NodeId, frame: Vec<u8>) {
+        if !self.is_up(from) {
+            return;
+        }
+        let key = pair(from, to);
+        if !self.connections.contains_key(&key) && !self.connect(from, to) {
+            return;
+        }
+        let now = self.time.now();
+        let way = direction(from, to);
+        let latency = self.latency(from.address, to.address);
+        let blocked = self.blocked(from, to);
+        let connection = self.connections.get_mut(&key).expect("connected above");
+        connection.sent[way] += 1;
+        let sequence = connection.sent[way];
+        if blocked {
+            connection.stalled[way].push((sequence, frame));
+            return;
+        }
+        let due = (now + latency).max(connection.last_due[way]);
+        connection.last_due[way] = due;
+        let generation = connection.generation;
+        self.schedule(
+            due,
+            Delivery {
+                to,
+                event: TransportEvent::Received(from, frame),
+                connection: Some((key, generation, Some(sequence))),
+            },
+        );
+    }
+
+    /// Opens a connection if `to` is reachable; otherwise the attempt fails after
+    /// [`CONNECT_TIMEOUT`] with a `PeerLost` for `to` at `from`.
+    fn connect(&mut self, from: NodeId, to: NodeId) -> bool {
+        let reachable = self.is_up(to) && !self.blocked(from, to) && !self.blocked(to, from);
+        let now = self.time.now();
+        if !reachable {
+            if self.failing_connects.insert((from, to)) {
+                self.schedule(
+                    now + CONNECT_TIMEOUT,
+                    Delivery {
+                        to: from,
+                        event: TransportEvent::PeerLost(to),
+                        connection: None,
+                    },
+                );
+            }
+            return false;
+        }
+        let key = pair(from, to);
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let forth = self.latency(from.address, to.address);
+        let back = self.latency(to.address, from.address);
+        let mut last_due = [Duration::ZERO; 2];
+        last_due[direction(from, to)] = now + forth;
+        last_due[direction(to, from)] = now + forth + back;
+        self.connections.insert(
+            key,
+            Connection {
+                generation,
+                last_due,
+                sent: [0; 2],
+                stalled: [Vec::new(), Vec::new()],
+            },
+        );
+        self.schedule(
+            now + forth,
+            Delivery {
+                to,
+                event: TransportEvent::PeerConnected(from),
+                connection: Some((key, generation, None)),
+            },
+        );
+        self.schedule(
+            now + forth + back,
+            Delivery {
+                to: from,
+                event: TransportEvent::PeerConnected(to),
+                connection: Some((key, generation, None)),
+            },
+        );
+        true
+    }
+
+    /// Breaks the connection between `a` and `b`: frames in flight are lost, and each
+    /// side in `notify` is told at once.
+    pub(crate) fn break_connection(&mut self, a: NodeId, b: NodeId, notify: &[NodeId]) -> bool {
+        if self.connections.remove(&pair(a, b)).is_none() {
+            return false;
+        }
+        let now = self.time.now();
+        for side in notify {
+            let peer = if *side == a { b } else { a };
+            self.schedule(
+                now,
+                Delivery {
+                    to: *side,
+                    event: TransportEvent::PeerLost(peer),
+                    connection: None,
+                },
+            );
+        }
+        true
+    }
+
+    /// Every connection of `node`, as the peer at the other end.
+    pub(crate) fn peers_of(&self, node: NodeId) -> Vec<NodeId> {
+        self.connections
+            .keys()
+            .filter_map(|(a, b)| {
+                if *a == node {
+                    Some(*b)
+                } else if *b == node {
+                    Some(*a)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Crashes a host: its connections vanish; peers are told at once only if `reset`.
+    pub(crate) fn crash(&mut self, node: NodeId, reset: bool) {
+        if let Some(host) = self.hosts.get_mut(&node.address) {
+            host.alive = false;
+        }
+        for peer in self.peers_of(node) {
+            let notify: &[NodeId] = if reset { &[peer] } else { &[] };
+            self.break_connection(node, peer, notify);
+        }
+        self.failing_connects.retain(|(from, _)| *from != node);
+    }
+
+    pub(crate) fn partition(&mut self, from: SocketAddr, to: SocketAddr) {
+        self.blocked.insert((from, to));
+    }
+
+    /// Lifts every partition and releases the frames they held, in order.
+    pub(crate) fn heal_all(&mut self) {
+        self.blocked.clear();
+        let now = self.time.now();
+        let keys: Vec<Pair> = self.connections.keys().copied().collect();
+        for key in keys {
+            for way in 0..2 {
+                let (from, to) = if way == 0 { key } else { (key.1, key.0) };
+                let latency = self.latency(from.address, to.address);
+                let connection = self.connections.get_mut(&key).expect("key listed");
+                let stalled = std::mem::take(&mut connection.stalled[way]);
+                let generation = connection.generation;
+                let mut releases = Vec::new();
+                for (sequence, frame) in stalled {
+                    let due = (now + latency).max(connection.last_due[way]);
+                    connection.last_due[way] = due;
+                    releases.push((due, sequence, frame));
+                }
+                for (due, sequence, frame) in releases {
+                    self.schedule(
+                        due,
+                        Delivery {
+                            to,
+                            event: TransportEvent::Received(from, frame),
+                            connection: Some((key, generation, Some(sequence))),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    pub(crate) fn in_flight_count(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+/// One node's end of the simulated network.
+pub struct SimTransport {
+    network: Network,
+    local: NodeId,
+}
+
+impl Transport for SimTransport {
+    fn local_address(&self) -> SocketAddr {
+        self.local.address
+    }
+
+    fn send(&mut self, peer: NodeId, frame: Vec<u8>) {
+        self.network
+            .state
+            .borrow_mut()
+            .send(self.local, peer, frame);
+    }
+
+    fn disconnect(&mut self, peer: NodeId) {
+        // The caller handles its own side; the peer hears of it at once (a FIN).
+        self.network
+            .state
+            .borrow_mut()
+            .break_connection(self.local, peer, &[peer]);
+    }
+
+    fn shutdown(&mut self) {
+        let mut state = self.network.state.borrow_mut();
+        for peer in state.peers_of(self.local) {
+            state.break_connection(self.local, peer, &[peer]);
+        }
+        if let Some(host) = state.hosts.get_mut(&self.local.address) {
+            if host.node == self.local {
+                host.alive = false;
+            }
+        }
+    }
+}
