@@ -13,11 +13,17 @@ mod checkers;
 pub mod clock;
 mod faults;
 mod network;
+mod runner;
+pub mod scenarios;
 mod trace;
 mod world;
 
 pub use checkers::Violation;
 pub use faults::{Fault, Faults};
 pub use network::{SimTransport, CONNECT_TIMEOUT};
+pub use runner::{
+    check_determinism, check_seeds, run_in, run_seed, seeds, Divergence, SeedFailure,
+    SEEDS_VARIABLE, SEED_VARIABLE,
+};
 pub use trace::{Trace, TraceEntry};
 pub use world::{Leftovers, NodeOptions, Sim, SimError, VIRTUAL_TIME_LIMIT_DEFAULT};

@@ -200,6 +200,11 @@ impl Sim {
         self
     }
 
+    /// [`virtual_time_limit`](Sim::virtual_time_limit) on a world in use.
+    pub fn set_virtual_time_limit(&mut self, limit: Duration) {
+        self.virtual_time_limit = limit;
+    }
+
     /// The seed this world was made from.
     pub fn seed(&self) -> u64 {
         self.seed

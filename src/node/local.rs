@@ -314,6 +314,12 @@ impl LocalNode {
         hook(&DiedReason::UnknownProcess);
     }
 
+    /// Registers `name` for `pid` in this node's registry, from outside any process (a
+    /// node's boot code registers its servers this way).
+    pub fn register(&self, name: &str, pid: ProcessId) -> Result<(), crate::RegistryError> {
+        self.state().register(name, pid)
+    }
+
     /// Whether `pid` is a live process of this node.
     pub fn is_alive(&self, pid: ProcessId) -> bool {
         pid.node == self.inner.id

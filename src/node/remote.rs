@@ -19,39 +19,43 @@ impl NodeState {
         }
     }
 
-    /// Whether `from` may send to `node` now: after a break of the connection, not until
-    /// it calls `reconnect` (so no sender misses that a gap happened). A first send
-    /// records the current epoch.
-    fn may_send(&mut self, from: ProcessId, node: NodeId) -> bool {
+    /// Whether `from` may send data to `to` now. Cloud Haskell's rule: after the
+    /// connection to `to`'s node broke, data from `from` to `to` is dropped until `from`
+    /// calls `reconnect`, so no sender misses that a gap happened in its stream. The
+    /// first send to a process records the current epoch. Control traffic (spawn,
+    /// monitors, links, registry) reconnects implicitly and is not subject to this.
+    fn may_send(&mut self, from: ProcessId, to: ProcessId) -> bool {
         let Some(network) = &mut self.network else {
             return false;
         };
-        let epoch = network.peer(node).epoch;
+        let epoch = network.peer(to.node).epoch;
         let Some(task) = (from.node == self.id).then(|| TaskId::from_u64(from.local)) else {
             return true;
         };
         let Some(slot) = self.processes.get_mut(task) else {
             return true;
         };
-        let epochs = &mut slot.relations().peer_epochs;
-        match epochs.iter().find(|(peer, _)| *peer == node) {
-            Some((_, seen)) => *seen == epoch,
-            None => {
-                epochs.push((node, epoch));
-                true
-            }
-        }
+        *slot.relations().peer_epochs.entry(to).or_insert(epoch) == epoch
     }
 
-    /// Acknowledges every break of the connection to `node` so far: sends resume.
-    pub(crate) fn reconnect(&mut self, from: ProcessId, node: NodeId) {
+    /// Acknowledges every break of the connection to `to`'s node so far, for data
+    /// from `from` to `to` (or, with `to: None`, to every process of `node`).
+    pub(crate) fn reconnect(&mut self, from: ProcessId, node: NodeId, to: Option<ProcessId>) {
         let Some(network) = &mut self.network else {
             return;
         };
         let epoch = network.peer(node).epoch;
         if let Some(relations) = self.relations_of(from) {
-            relations.peer_epochs.retain(|(peer, _)| *peer != node);
-            relations.peer_epochs.push((node, epoch));
+            match to {
+                Some(to) => {
+                    relations.peer_epochs.insert(to, epoch);
+                }
+                None => relations
+                    .peer_epochs
+                    .iter_mut()
+                    .filter(|(pid, _)| pid.node == node)
+                    .for_each(|(_, seen)| *seen = epoch),
+            }
         }
     }
 
@@ -61,7 +65,7 @@ impl NodeState {
             self.deliver(to, message);
             return;
         }
-        if !self.may_send(from, to.node) {
+        if !self.may_send(from, to) {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
         }
@@ -85,12 +89,20 @@ impl NodeState {
         }
     }
 
-    /// Sends a frame from process `from` to `node`, subject to the reconnect rule.
-    pub(crate) fn send_frame_from(&mut self, from: ProcessId, node: NodeId, frame: &Frame) {
-        if !self.may_send(from, node) {
-            tracing::trace!(%from, %node, "send dropped: connection broke since the sender last reconnected");
+    /// Sends a data frame from process `from` for process `to` (a channel's owner),
+    /// subject to the reconnect rule.
+    pub(crate) fn send_data_frame(&mut self, from: ProcessId, to: ProcessId, frame: &Frame) {
+        if !self.may_send(from, to) {
+            tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
         }
+        if let Some(network) = &mut self.network {
+            network.send_frame(to.node, frame);
+        }
+    }
+
+    /// Sends a frame to `node` that reconnects implicitly (control, named sends).
+    pub(crate) fn send_frame_to(&mut self, node: NodeId, frame: &Frame) {
         if let Some(network) = &mut self.network {
             network.send_frame(node, frame);
         }

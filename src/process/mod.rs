@@ -258,7 +258,7 @@ impl Process {
             fingerprint,
             payload,
         };
-        state.send_frame_from(self.pid, id.owner.node, &frame);
+        state.send_data_frame(self.pid, id.owner, &frame);
     }
 
     /// Waits for the next value on a channel (or merged port).
@@ -284,18 +284,7 @@ impl Process {
     /// Registers `name` for `pid` on this node. Refused if the name is taken or `pid` (a
     /// process of this node) is not alive. The name is freed when the process dies.
     pub fn register(&self, name: &str, pid: ProcessId) -> Result<(), RegistryError> {
-        let mut state = self.node.state();
-        let task = (pid.node == state.id).then(|| TaskId::from_u64(pid.local));
-        if let Some(task) = task {
-            if state.processes.get(task).is_none() {
-                return Err(RegistryError::ProcessNotAlive(pid));
-            }
-        }
-        state.registry.insert(name, pid)?;
-        if let Some(slot) = task.and_then(|task| state.processes.get_mut(task)) {
-            slot.relations().names.push(name.to_string());
-        }
-        Ok(())
+        self.node.state().register(name, pid)
     }
 
     /// Removes a name from this node's registry.
@@ -349,7 +338,7 @@ impl Process {
             fingerprint,
             payload,
         };
-        self.node.state().send_frame_from(self.pid, node, &frame);
+        self.node.state().send_frame_to(node, &frame);
     }
 
     /// Looks `name` up in `node`'s registry. `None` if nobody holds it, or if the
@@ -425,7 +414,7 @@ impl Process {
         let watch = self.monitor_node(node);
         self.node
             .state()
-            .send_frame_from(self.pid, node, &Frame::Control(control));
+            .send_frame_to(node, &Frame::Control(control));
         let reply = self
             .receive_wait(vec![
                 match_if(is_reply, Some),
@@ -452,16 +441,20 @@ impl Process {
         state.flush_node_notifications(self.pid, monitor_ref);
     }
 
-    /// Acknowledges that the connection to `pid`'s node may have broken: sends from
-    /// this process to that node, dropped since the break, resume (Cloud Haskell's
-    /// `reconnect`). Messages sent before this call and after the break are lost.
+    /// Acknowledges that the connection to `pid`'s node may have broken: messages from
+    /// this process to `pid`, dropped since the break, flow again (Cloud Haskell's
+    /// `reconnect`). Messages sent after the break and before this call are lost.
+    ///
+    /// The rule covers data (`send`, `send_chan`); control (spawn, monitors, links,
+    /// `nsend_remote`, `whereis_remote`) reconnects by itself, as in Cloud Haskell.
     pub fn reconnect(&self, pid: ProcessId) {
-        self.reconnect_node(pid.node)
+        self.node.state().reconnect(self.pid, pid.node, Some(pid))
     }
 
-    /// [`reconnect`](Process::reconnect) for every process of `node`.
+    /// [`reconnect`](Process::reconnect) for every process of `node` this process has
+    /// sent to.
     pub fn reconnect_node(&self, node: NodeId) {
-        self.node.state().reconnect(self.pid, node)
+        self.node.state().reconnect(self.pid, node, None)
     }
 
     // ----- links, monitors, exits -----

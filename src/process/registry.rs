@@ -75,3 +75,21 @@ impl Registry {
         self.names.len()
     }
 }
+
+impl crate::node::local::NodeState {
+    /// Registers `name` for `pid`: refused if taken, or if `pid` is a dead process of
+    /// this node. The name is freed when the process dies.
+    pub(crate) fn register(&mut self, name: &str, pid: ProcessId) -> Result<(), RegistryError> {
+        let task = self.local_task(pid);
+        if let Some(task) = task {
+            if self.processes.get(task).is_none() {
+                return Err(RegistryError::ProcessNotAlive(pid));
+            }
+        }
+        self.registry.insert(name, pid)?;
+        if let Some(slot) = task.and_then(|task| self.processes.get_mut(task)) {
+            slot.relations().names.push(name.to_string());
+        }
+        Ok(())
+    }
+}

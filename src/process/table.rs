@@ -50,10 +50,12 @@ pub(crate) struct Relations {
     pub(crate) names: Vec<String>,
     pub(crate) channels: Vec<u64>,
     pub(crate) exit_hooks: Vec<ExitHook>,
-    /// For each remote node this process sent to: the connection epoch it last
+    /// For each remote process this one sent data to: the connection epoch it last
     /// acknowledged (first send or `reconnect`). Older than the node's epoch means a
-    /// break happened since, and sends are dropped until `reconnect`.
-    pub(crate) peer_epochs: Vec<(crate::process::id::NodeId, u64)>,
+    /// break happened since, and data is dropped until `reconnect`. One entry per
+    /// destination, freed with this process (as Cloud Haskell keeps a connection per
+    /// pair).
+    pub(crate) peer_epochs: std::collections::BTreeMap<ProcessId, u64>,
 }
 
 impl ProcessSlot {

@@ -1,0 +1,206 @@
+//! Named scenarios: small distributed programs with their invariants, run by the seed
+//! explorer (`cargo run -p hyperion-sim --release -- explore`) and by the property
+//! tests. Each returns `Err` with a reason when an invariant fails.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use hyperion::{
+    match_if, match_type, Closure, LocalNode, NodeId, Process, ProcessId,
+    ProcessMonitorNotification, RemoteTable,
+};
+
+use crate::world::{NodeOptions, Sim};
+
+/// A named scenario.
+pub struct Scenario {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// What it checks.
+    pub about: &'static str,
+    /// Runs it in a world.
+    pub run: fn(&mut Sim) -> Result<(), String>,
+}
+
+/// Every registered scenario.
+pub fn all() -> &'static [Scenario] {
+    &[
+        Scenario {
+            name: "ping_pong",
+            about: "2 nodes: 100 pings, 100 ms apart, to a registered server that may crash and restart; replies arrive in order, at most once",
+            run: ping_pong,
+        },
+        Scenario {
+            name: "monitors",
+            about: "5 nodes, 10 rounds: a coordinator spawns workers remotely and monitors them; every worker answers or its monitor fires, exactly once",
+            run: monitors,
+        },
+    ]
+}
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    all().iter().find(|scenario| scenario.name == name)
+}
+
+/// Virtual time a scenario may take before it counts as hung.
+const SCENARIO_TIME_LIMIT: Duration = Duration::from_secs(600);
+
+fn ping_pong(sim: &mut Sim) -> Result<(), String> {
+    let server_node: Rc<Cell<Option<NodeId>>> = Rc::default();
+    let published = server_node.clone();
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let client = sim.add_node();
+    sim.add_node_with(NodeOptions::crashable().boot(move |node: &LocalNode| {
+        published.set(Some(node.id()));
+        let pid = node.spawn(echo_server);
+        node.register("pong", pid)
+            .expect("a fresh node has no names");
+    }));
+    let replies = sim
+        .run_until(&client, move |p| async move {
+            let mut replies = Vec::new();
+            for n in 0..100u64 {
+                let Some(server) = server_node.get() else {
+                    continue;
+                };
+                p.reconnect_node(server);
+                p.nsend_remote(server, "pong", (p.self_pid(), n));
+                if let Some(reply) = p.expect_timeout::<u64>(Duration::from_secs(1)).await {
+                    replies.push(reply);
+                }
+                p.sleep(Duration::from_millis(100)).await;
+            }
+            // Late replies still count: they must be in order too.
+            while let Some(reply) = p.expect_timeout::<u64>(Duration::from_secs(2)).await {
+                replies.push(reply);
+            }
+            replies
+        })
+        .map_err(|err| err.to_string())?;
+    if let Some(pair) = replies.windows(2).find(|pair| pair[0] >= pair[1]) {
+        return Err(format!(
+            "replies out of order or duplicated: {} then {}",
+            pair[0], pair[1]
+        ));
+    }
+    if sim.fault_plan().break_rate == 0.0
+        && sim.fault_plan().partition_rate == 0.0
+        && sim.fault_plan().crash_rate == 0.0
+        && replies.len() != 100
+    {
+        return Err(format!(
+            "no faults, yet only {} of 100 replies",
+            replies.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Answers every `(from, n)` with `n`, forever.
+async fn echo_server(p: Process) {
+    loop {
+        let (from, n): (ProcessId, u64) = p.expect().await;
+        p.send(from, n);
+    }
+}
+
+/// The worker the coordinator spawns: squares what it is sent, after a while.
+fn worker_table() -> RemoteTable {
+    let mut table = RemoteTable::new();
+    table.register("square", |p: Process, coordinator: ProcessId| async move {
+        let n: u64 = p.expect().await;
+        let pause = Duration::from_millis(p.random_u64() % 2000);
+        p.sleep(pause).await;
+        p.send(coordinator, (p.self_pid(), n * n));
+    });
+    table
+}
+
+fn monitors(sim: &mut Sim) -> Result<(), String> {
+    let coordinator = sim.add_node_with(NodeOptions::default().remote_table(worker_table()));
+    let workers: Vec<NodeId> = (0..4)
+        .map(|_| {
+            sim.add_node_with(NodeOptions::crashable().remote_table(worker_table()))
+                .id()
+        })
+        .collect();
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let outcome = sim
+        .run_until(&coordinator, move |p| async move {
+            let mut totals = (0, 0, 0);
+            for _round in 0..ROUNDS {
+                let (answered, notified, spawned) = round(&p, &workers).await?;
+                totals = (totals.0 + answered, totals.1 + notified, totals.2 + spawned);
+            }
+            Ok::<_, String>(totals)
+        })
+        .map_err(|err| err.to_string())?;
+    let (answered, notified, spawned) = outcome?;
+    if answered + notified != spawned {
+        return Err(format!(
+            "{spawned} workers, {answered} answered and {notified} reported dead"
+        ));
+    }
+    Ok(())
+}
+
+/// Rounds of work in the `monitors` scenario.
+const ROUNDS: usize = 10;
+
+/// One round: a worker per node, each answers or is reported dead.
+async fn round(p: &Process, workers: &[NodeId]) -> Result<(usize, usize, usize), String> {
+    {
+        {
+            let mut expected = Vec::new();
+            for (k, node) in workers.iter().enumerate() {
+                let closure = Closure::new("square", &p.self_pid()).expect("encodable");
+                match p.spawn(*node, closure).await {
+                    Ok(worker) => {
+                        let monitor_ref = p.monitor(worker);
+                        p.send(worker, k as u64 + 2);
+                        expected.push((worker, monitor_ref, k as u64 + 2));
+                    }
+                    Err(err) => tracing::debug!(%err, "spawn failed under faults"),
+                }
+            }
+            let mut answered = 0;
+            let mut notified = 0;
+            let mut pending = expected.clone();
+            while !pending.is_empty() {
+                let event = p
+                    .receive_wait(vec![
+                        match_type(|(pid, square): (ProcessId, u64)| Ok((pid, square))),
+                        match_if(
+                            |n: &ProcessMonitorNotification| !n.reason.is_normal(),
+                            |n: ProcessMonitorNotification| Err(n.pid),
+                        ),
+                    ])
+                    .await;
+                match event {
+                    Ok((pid, square)) => {
+                        // A worker cut off by a partition (reported Disconnect) may
+                        // still answer after the heal: it is no longer pending.
+                        let Some(position) = pending.iter().position(|(w, _, _)| *w == pid) else {
+                            continue;
+                        };
+                        let (_, monitor_ref, n) = pending.remove(position);
+                        if square != n * n {
+                            return Err(format!("{pid} answered {square} for {n}"));
+                        }
+                        p.unmonitor(monitor_ref);
+                        answered += 1;
+                    }
+                    Err(pid) => {
+                        if let Some(position) = pending.iter().position(|(w, _, _)| *w == pid) {
+                            pending.remove(position);
+                            notified += 1;
+                        }
+                    }
+                }
+            }
+            Ok((answered, notified, expected.len()))
+        }
+    }
+}
