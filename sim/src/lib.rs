@@ -26,4 +26,4 @@ pub use runner::{
     SEEDS_VARIABLE, SEED_VARIABLE,
 };
 pub use trace::{Trace, TraceEntry};
-pub use world::{Leftovers, NodeOptions, Sim, SimError, VIRTUAL_TIME_LIMIT_DEFAULT};
+pub use world::{Boot, Leftovers, NodeOptions, Sim, SimError, VIRTUAL_TIME_LIMIT_DEFAULT};

@@ -78,6 +78,8 @@ pub(crate) struct NetworkState {
     pub(crate) frames_delivered: u64,
     /// Breaches of per-connection FIFO seen at delivery (the checker's input).
     pub(crate) fifo_violations: Vec<String>,
+    /// Deliberately lets jitter reorder a connection, to prove the checker notices.
+    pub(crate) reorder_for_testing: bool,
 }
 
 /// The shared network of one world.
@@ -104,6 +106,7 @@ impl Network {
                 delivered: BTreeMap::new(),
                 frames_delivered: 0,
                 fifo_violations: Vec::new(),
+                reorder_for_testing: false,
             })),
         }
     }
@@ -227,7 +230,11 @@ impl NetworkState {
             connection.stalled[way].push((sequence, frame));
             return;
         }
-        let due = (now + latency).max(connection.last_due[way]);
+        let due = if self.reorder_for_testing {
+            now + latency
+        } else {
+            (now + latency).max(connection.last_due[way])
+        };
         connection.last_due[way] = due;
         let generation = connection.generation;
         self.schedule(

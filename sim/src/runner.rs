@@ -131,7 +131,7 @@ impl std::fmt::Display for Divergence {
 pub fn check_determinism(
     seed: u64,
     scenario: impl Fn(&mut Sim) -> Result<(), String>,
-) -> Result<(), Divergence> {
+) -> Result<(), Box<Divergence>> {
     let run = || {
         let mut sim = Sim::new(seed).record_trace();
         let _ = catch_unwind(AssertUnwindSafe(|| scenario(&mut sim)));
@@ -153,10 +153,10 @@ pub fn check_determinism(
         .zip(&second)
         .position(|(a, b)| a != b)
         .unwrap_or(first.len().min(second.len()));
-    Err(Divergence {
+    Err(Box::new(Divergence {
         seed,
         index,
         first: first.get(index).cloned(),
         second: second.get(index).cloned(),
-    })
+    }))
 }

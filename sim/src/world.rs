@@ -61,6 +61,9 @@ impl fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
+/// Code run on a node when it starts (and restarts).
+pub type Boot = Rc<dyn Fn(&LocalNode)>;
+
 /// How a node of the world is made (and remade, when it restarts).
 #[derive(Clone, Default)]
 pub struct NodeOptions {
@@ -69,7 +72,7 @@ pub struct NodeOptions {
     /// The closures it runs for others.
     pub remote_table: RemoteTable,
     /// Run on the node at its start and at every restart (register servers here).
-    pub boot: Option<Rc<dyn Fn(&LocalNode)>>,
+    pub boot: Option<Boot>,
 }
 
 impl NodeOptions {
@@ -682,6 +685,13 @@ impl Sim {
         }
         leftovers.connections = self.network.state.borrow().connection_count();
         leftovers
+    }
+
+    /// Breaks the simulator on purpose: jitter may reorder frames on a connection. Only
+    /// for proving that the FIFO checker catches such a bug.
+    #[doc(hidden)]
+    pub fn break_fifo_for_testing(&mut self) {
+        self.network.state.borrow_mut().reorder_for_testing = true;
     }
 
     /// Frames and events in flight on the network.
