@@ -112,6 +112,9 @@ impl Checkers {
     }
 
     pub(crate) fn check_deadlines(&mut self, now: Duration) {
+        if self.deadlines.iter().all(|d| d.deadline >= now) {
+            return;
+        }
         let (late, pending): (Vec<_>, Vec<_>) =
             self.deadlines.drain(..).partition(|d| d.deadline < now);
         self.deadlines = pending;

@@ -48,6 +48,9 @@ impl NodeClock {
     }
 
     fn local_at(&self, world: Duration) -> Duration {
+        if self.drift_ppm == 0 {
+            return self.offset + world;
+        }
         let world = world.as_nanos() as i128;
         let local = world + world * i128::from(self.drift_ppm) / MILLION;
         self.offset + Duration::from_nanos(local.max(0) as u64)
@@ -55,6 +58,9 @@ impl NodeClock {
 
     /// The earliest world time at which this clock reads at least `local`.
     pub fn to_world(&self, local: Duration) -> Duration {
+        if self.drift_ppm == 0 {
+            return local.saturating_sub(self.offset);
+        }
         let since = local.saturating_sub(self.offset).as_nanos() as i128;
         let rate = MILLION + i128::from(self.drift_ppm);
         let mut world = Duration::from_nanos(((since * MILLION + rate - 1) / rate) as u64);

@@ -44,6 +44,8 @@ struct Connection {
     sent: [u64; 2],
     /// Per direction: frames held by a partition, released in order at the heal.
     stalled: [Vec<(u64, Vec<u8>)>; 2],
+    /// Per direction: the last sequence number delivered (the FIFO checker's memory).
+    delivered: [u64; 2],
 }
 
 /// An event on its way to a node.
@@ -73,8 +75,6 @@ pub(crate) struct NetworkState {
     blocked: BTreeSet<(SocketAddr, SocketAddr)>,
     link_latency: BTreeMap<(SocketAddr, SocketAddr), Duration>,
     failing_connects: BTreeSet<(NodeId, NodeId)>,
-    /// Per directed connection: the last sequence number delivered (the FIFO checker).
-    pub(crate) delivered: BTreeMap<(Pair, u64, usize), u64>,
     pub(crate) frames_delivered: u64,
     /// Breaches of per-connection FIFO seen at delivery (the checker's input).
     pub(crate) fifo_violations: Vec<String>,
@@ -103,7 +103,6 @@ impl Network {
                 blocked: BTreeSet::new(),
                 link_latency: BTreeMap::new(),
                 failing_connects: BTreeSet::new(),
-                delivered: BTreeMap::new(),
                 frames_delivered: 0,
                 fifo_violations: Vec::new(),
                 reorder_for_testing: false,
@@ -173,26 +172,26 @@ impl NetworkState {
             }
             match delivery.connection {
                 Some((key, generation, sequence)) => {
-                    let live = self
+                    let Some(connection) = self
                         .connections
-                        .get(&key)
-                        .is_some_and(|c| c.generation == generation);
-                    if !live {
+                        .get_mut(&key)
+                        .filter(|c| c.generation == generation)
+                    else {
                         continue;
-                    }
+                    };
                     if let (Some(sequence), TransportEvent::Received(from, _)) =
                         (sequence, &delivery.event)
                     {
-                        let way = direction(*from, delivery.to);
-                        let last = self.delivered.entry((key, generation, way)).or_insert(0);
+                        let last = &mut connection.delivered[direction(*from, delivery.to)];
                         if sequence <= *last {
-                            self.fifo_violations.push(format!(
+                            let detail = format!(
                                 "frames on one connection ({from} -> {}) out of order or \
                                  duplicated: frame {sequence} after frame {last}",
                                 delivery.to
-                            ));
+                            );
+                            self.fifo_violations.push(detail);
                         }
-                        *last = sequence;
+                        *last = sequence.max(*last);
                         self.frames_delivered += 1;
                     }
                     return Some(delivery);
@@ -280,6 +279,7 @@ impl NetworkState {
                 last_due,
                 sent: [0; 2],
                 stalled: [Vec::new(), Vec::new()],
+                delivered: [0; 2],
             },
         );
         self.schedule(

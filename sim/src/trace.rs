@@ -56,16 +56,20 @@ impl Trace {
         describe: impl FnOnce() -> String,
     ) {
         let mut hash = self.hash;
-        let mut mix = |bytes: &[u8]| {
-            for byte in bytes {
-                hash ^= u64::from(*byte);
-                hash = hash.wrapping_mul(FNV_PRIME);
-            }
+        // FNV-style chaining, eight bytes at a time: cheap enough for every step.
+        let mut mix = |word: u64| {
+            hash = (hash ^ word).wrapping_mul(FNV_PRIME).rotate_left(29);
         };
-        mix(&(at.as_nanos() as u64).to_le_bytes());
-        mix(&node.map_or(u64::MAX, |n| n as u64).to_le_bytes());
-        mix(&[kind]);
-        mix(data);
+        mix(at.as_nanos() as u64);
+        mix(node.map_or(u64::MAX, |n| n as u64));
+        mix(u64::from(kind) | ((data.len() as u64) << 8));
+        let mut chunks = data.chunks_exact(8);
+        for chunk in &mut chunks {
+            mix(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        mix(u64::from_le_bytes(tail));
         self.hash = hash;
         self.events += 1;
         if let Some(recorded) = &mut self.recorded {

@@ -304,7 +304,7 @@ impl Sim {
                 checkers.borrow_mut().on_node_event(now, id, event);
                 trace
                     .borrow_mut()
-                    .event(now, Some(index), 4, &[], || format!("{event:?}"));
+                    .event(now, Some(index), 4, &[], || format!("event {event:?}"));
             }));
         self.trace.borrow_mut().event(
             self.time.now(),
@@ -610,7 +610,7 @@ impl Sim {
                 trace.event(now, Some(index), 1, bytes, || describe_frame(*from, bytes))
             }
             other => trace.event(now, Some(index), 1, format!("{other:?}").as_bytes(), || {
-                format!("{other:?}")
+                format!("transport {other:?}")
             }),
         }
         drop(trace);

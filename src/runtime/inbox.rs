@@ -2,6 +2,7 @@
 //! (a blocking job finished, a foreign future is ready) and closures to run on the node
 //! (spawn from `main`, shut down).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Wake;
 
@@ -18,6 +19,8 @@ pub(crate) enum InboxItem {
 /// (the real driver's `mio::Waker`), so a sleeping driver wakes exactly when needed.
 pub struct Inbox {
     items: Mutex<Vec<InboxItem>>,
+    /// Mirrors "items is not empty", so drivers can look without taking the lock.
+    pending: AtomicBool,
     notifier: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
@@ -25,6 +28,7 @@ impl Inbox {
     pub(crate) fn new() -> Arc<Inbox> {
         Arc::new(Inbox {
             items: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
             notifier: OnceLock::new(),
         })
     }
@@ -41,6 +45,7 @@ impl Inbox {
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
             items.push(item);
+            self.pending.store(true, Ordering::Release);
             items.len() == 1
         };
         if was_empty {
