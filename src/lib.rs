@@ -49,14 +49,17 @@
 
 pub mod clock;
 pub mod closure;
+pub mod concurrency;
 pub mod message;
 pub mod node;
 pub mod process;
+pub mod remote;
 pub mod runtime;
 pub mod transport;
 pub mod wire;
 
 pub use closure::{Closure, ClosureError, RemoteTable};
+pub use concurrency::{Async, AsyncResult};
 pub use message::{Message, Serializable};
 pub use node::{
     HeartbeatConfig, LocalNode, Node, NodeConfig, NodeEnv, NodeEvent, NodeResources, NodeStopped,

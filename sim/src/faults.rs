@@ -180,6 +180,9 @@ pub enum Fault {
     HealAll,
     /// Crash a node: its processes and in-flight frames vanish.
     Crash(usize),
+    /// Shut a node down cleanly: its processes die with `NodeDown`, its peers are told,
+    /// and it stays down.
+    Stop(usize),
     /// Restart a crashed node as a new incarnation (running its boot function).
     Restart(usize),
     /// Make a node spend this much virtual time per task.

@@ -12,6 +12,7 @@
 mod checkers;
 pub mod clock;
 mod faults;
+mod launcher;
 mod network;
 mod runner;
 pub mod scenarios;
@@ -20,10 +21,13 @@ mod world;
 
 pub use checkers::Violation;
 pub use faults::{Fault, Faults};
+pub use launcher::SimLauncher;
 pub use network::{SimTransport, CONNECT_TIMEOUT};
 pub use runner::{
     check_determinism, check_seeds, run_in, run_seed, seeds, Divergence, SeedFailure,
     SEEDS_VARIABLE, SEED_VARIABLE,
 };
 pub use trace::{Trace, TraceEntry};
-pub use world::{Boot, Leftovers, NodeOptions, Sim, SimError, VIRTUAL_TIME_LIMIT_DEFAULT};
+pub use world::{
+    Boot, Leftovers, NodeOptions, Sim, SimError, SimHandle, VIRTUAL_TIME_LIMIT_DEFAULT,
+};

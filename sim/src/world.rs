@@ -69,6 +69,9 @@ pub type Boot = Rc<dyn Fn(&LocalNode)>;
 pub struct NodeOptions {
     /// Whether random faults may crash it (scheduled faults always can).
     pub crashable: bool,
+    /// Whether a random restart may bring it back after a crash (a crashed batch job
+    /// does not come back; a crashed server may).
+    pub no_restart: bool,
     /// The closures it runs for others.
     pub remote_table: RemoteTable,
     /// Run on the node at its start and at every restart (register servers here).
@@ -106,6 +109,46 @@ struct SimNode {
     busy_until: Duration,
 }
 
+/// What code running inside the world asks of it, applied at the next step.
+enum Request {
+    AddNode(NodeOptions),
+    Schedule(Duration, Fault),
+}
+
+/// A handle on the world for code running inside it (launchers, test processes): adds
+/// nodes, schedules faults, shuts nodes down. Requests apply at the world's next step.
+#[derive(Clone)]
+pub struct SimHandle {
+    requests: Rc<RefCell<std::collections::VecDeque<Request>>>,
+    reserved: Rc<std::cell::Cell<usize>>,
+    time: WorldTime,
+}
+
+impl SimHandle {
+    /// Adds a node made as `options` say; returns the index it will have.
+    pub fn add_node(&self, options: NodeOptions) -> usize {
+        let index = self.reserved.get();
+        self.reserved.set(index + 1);
+        self.requests
+            .borrow_mut()
+            .push_back(Request::AddNode(options));
+        index
+    }
+
+    /// Applies `fault` after `delay` of virtual time.
+    pub fn schedule_in(&self, delay: Duration, fault: Fault) {
+        let at = self.time.now() + delay;
+        self.requests
+            .borrow_mut()
+            .push_back(Request::Schedule(at, fault));
+    }
+
+    /// Shuts a node down cleanly, now (see [`Fault::Stop`]).
+    pub fn shutdown_node(&self, index: usize) {
+        self.schedule_in(Duration::ZERO, Fault::Stop(index));
+    }
+}
+
 /// A simulated world of nodes, reproducible from its seed.
 ///
 /// ```
@@ -121,6 +164,7 @@ struct SimNode {
 /// assert_eq!(waited, Ok("done"));
 /// ```
 pub struct Sim {
+    handle: SimHandle,
     seed: u64,
     rng: ChaCha8Rng,
     time: WorldTime,
@@ -153,7 +197,13 @@ impl Sim {
             ChaCha8Rng::seed_from_u64(rng.next_u64()),
             faults.clone(),
         );
+        let handle = SimHandle {
+            requests: Rc::default(),
+            reserved: Rc::default(),
+            time: time.clone(),
+        };
         let mut sim = Sim {
+            handle,
             seed,
             rng,
             time,
@@ -243,6 +293,24 @@ impl Sim {
         self.checkers.borrow().violations.clone()
     }
 
+    /// A handle for code inside the world (launchers) to add nodes and schedule faults.
+    pub fn handle(&self) -> SimHandle {
+        self.handle.clone()
+    }
+
+    fn apply_requests(&mut self) {
+        loop {
+            let request = self.handle.requests.borrow_mut().pop_front();
+            let Some(request) = request else { break };
+            match request {
+                Request::AddNode(options) => {
+                    self.add_node_with(options);
+                }
+                Request::Schedule(at, fault) => self.schedule(at, fault),
+            }
+        }
+    }
+
     /// Adds a node that random faults leave alone, and returns it.
     pub fn add_node(&mut self) -> LocalNode {
         self.add_node_with(NodeOptions::default())
@@ -274,6 +342,7 @@ impl Sim {
             },
             busy_until: Duration::ZERO,
         });
+        self.handle.reserved.set(self.nodes.len());
         if let Some(boot) = self.nodes[index].options.boot.clone() {
             boot(&node);
         }
@@ -396,6 +465,9 @@ impl Sim {
         }
         let victim = pick(self, &crashable);
         self.apply(Fault::Crash(victim));
+        if self.nodes[victim].options.no_restart {
+            return;
+        }
         if let Some((low, high)) = self.faults.restart_delay {
             let delay = low + high.saturating_sub(low).mul_f64(self.unit());
             let at = self.time.now() + delay;
@@ -434,6 +506,14 @@ impl Sim {
             }
             Fault::HealAll => self.network.state.borrow_mut().heal_all(),
             Fault::Crash(index) => self.crash(index),
+            Fault::Stop(index) => {
+                if let Some(slot) = self.nodes.get_mut(index) {
+                    if !slot.crashed {
+                        slot.crashed = true;
+                        slot.node.shutdown();
+                    }
+                }
+            }
             Fault::Restart(index) => self.restart(index),
             Fault::Slow(index, cost) => self.nodes[index].poll_cost = cost,
         }
@@ -489,6 +569,7 @@ impl Sim {
     /// none is ready, advances virtual time to the next timer, delivery or fault and
     /// applies everything due then. Returns `false` when nothing can ever happen again.
     pub fn step(&mut self) -> bool {
+        self.apply_requests();
         let now = self.time.now();
         let mut ready_total = 0;
         for sim_node in &self.nodes {
@@ -548,6 +629,9 @@ impl Sim {
         }
         candidates.extend(self.network.state.borrow().next_due());
         candidates.extend(self.scheduled.keys().next().map(|(at, _)| *at));
+        if !self.handle.requests.borrow().is_empty() {
+            candidates.push(self.time.now());
+        }
         let has_work = !candidates.is_empty();
         // Random faults alone do not keep a finished world going.
         if has_work {

@@ -320,6 +320,17 @@ impl LocalNode {
         self.state().register(name, pid)
     }
 
+    /// The processes registered under names starting with `prefix`, in name order.
+    pub fn names_with_prefix(&self, prefix: &str) -> Vec<ProcessId> {
+        self.state().registry.with_prefix(prefix)
+    }
+
+    /// Sends `message` to `to` on behalf of `from` (a process of this node), from code
+    /// that holds the node rather than the process's handle.
+    pub fn send_as<T: crate::Serializable>(&self, from: ProcessId, to: ProcessId, message: T) {
+        self.state().send_from(from, to, Message::new(message));
+    }
+
     /// Whether `pid` is a live process of this node.
     pub fn is_alive(&self, pid: ProcessId) -> bool {
         pid.node == self.inner.id

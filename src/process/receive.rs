@@ -39,6 +39,30 @@ enum MatchKind<'a, R> {
     },
 }
 
+impl<'a, R: 'a> Match<'a, R> {
+    /// The same match, with its result transformed by `f`.
+    pub fn map<S>(self, f: impl FnOnce(R) -> S + 'a) -> Match<'a, S> {
+        let kind = match self.kind {
+            MatchKind::Mailbox { accepts, handle } => MatchKind::Mailbox {
+                accepts,
+                handle: Box::new(move |message| f(handle(message))),
+            },
+            MatchKind::Channel {
+                channels,
+                round_robin,
+                next,
+                handle,
+            } => MatchKind::Channel {
+                channels,
+                round_robin,
+                next,
+                handle: Box::new(move |message| f(handle(message))),
+            },
+        };
+        Match { kind }
+    }
+}
+
 /// Accepts any message of type `T`.
 ///
 /// ```

@@ -74,6 +74,15 @@ impl Registry {
     pub(crate) fn len(&self) -> usize {
         self.names.len()
     }
+
+    /// The processes holding names that start with `prefix`, in name order.
+    pub(crate) fn with_prefix(&self, prefix: &str) -> Vec<ProcessId> {
+        self.names
+            .range(prefix.to_string()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(_, pid)| *pid)
+            .collect()
+    }
 }
 
 impl crate::node::local::NodeState {

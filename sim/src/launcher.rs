@@ -1,0 +1,131 @@
+//! A [`WorkerLauncher`] for the simulator: each worker runs on a new simulated node,
+//! under the world's faults.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use hyperion::remote::{
+    worker, LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerConfig,
+    WorkerLauncher,
+};
+use hyperion::{NodeId, Process, RemoteTable};
+
+use crate::faults::Fault;
+use crate::world::{NodeOptions, SimHandle};
+
+/// Launches each worker on a fresh simulated node with the given remote table. The node
+/// is crashable (random faults may take it), never restarts, and is shut down when its
+/// service ends or is cancelled, so no worker outlives its service.
+pub struct SimLauncher {
+    handle: SimHandle,
+    remote_table: RemoteTable,
+    connection_timeout: Option<Duration>,
+    policy: RetryPolicy,
+    worker_config: WorkerConfig,
+    launched: Rc<RefCell<Vec<usize>>>,
+    crash_first: Cell<u32>,
+    crash_after: Duration,
+}
+
+impl SimLauncher {
+    /// A launcher adding worker nodes to the world behind `handle`.
+    pub fn new(handle: SimHandle, remote_table: RemoteTable) -> SimLauncher {
+        SimLauncher {
+            handle,
+            remote_table,
+            connection_timeout: Some(Duration::from_secs(60)),
+            policy: RetryPolicy::default(),
+            worker_config: WorkerConfig::default(),
+            launched: Rc::default(),
+            crash_first: Cell::new(0),
+            crash_after: Duration::ZERO,
+        }
+    }
+
+    /// How long a master waits for a worker to connect (`None`: forever).
+    pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> SimLauncher {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// What to do when remote work fails.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> SimLauncher {
+        self.policy = policy;
+        self
+    }
+
+    /// How workers connect to their master.
+    pub fn worker_config(mut self, config: WorkerConfig) -> SimLauncher {
+        self.worker_config = config;
+        self
+    }
+
+    /// Crashes each of the next `count` workers `after` its launch (a scheduled fault,
+    /// for tests of retries).
+    pub fn crash_first(self, count: u32, after: Duration) -> SimLauncher {
+        self.crash_first.set(count);
+        SimLauncher {
+            crash_after: after,
+            ..self
+        }
+    }
+
+    /// Node indexes of every worker launched so far.
+    pub fn launched(&self) -> Vec<usize> {
+        self.launched.borrow().clone()
+    }
+}
+
+impl WorkerLauncher for SimLauncher {
+    type JobId = usize;
+
+    async fn launch(
+        &self,
+        _p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<usize, LaunchError> {
+        let service = service.clone();
+        let config = self.worker_config;
+        let options = NodeOptions {
+            crashable: true,
+            no_restart: true,
+            remote_table: self.remote_table.clone(),
+            boot: None,
+        }
+        .boot(move |node| {
+            let service = service.clone();
+            let pid = node.spawn(move |p| async move {
+                worker(&p, master, service, config).await;
+            });
+            tracing::debug!(%pid, "simulated worker started");
+        });
+        let index = self.handle.add_node(options);
+        self.launched.borrow_mut().push(index);
+        if self.crash_first.get() > 0 {
+            self.crash_first.set(self.crash_first.get() - 1);
+            self.handle
+                .schedule_in(self.crash_after, Fault::Crash(index));
+        }
+        Ok(index)
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.connection_timeout
+    }
+
+    fn on_remote_error(&self, _error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
+        self.policy.decide(retries_so_far)
+    }
+
+    fn cancel(&self, job: &usize) {
+        self.handle.shutdown_node(*job);
+    }
+
+    fn on_exit(&self, job: &usize) {
+        // The worker got ShutDown; its node goes too, so nothing outlives the service.
+        self.handle
+            .schedule_in(Duration::from_secs(1), Fault::Stop(*job));
+    }
+}

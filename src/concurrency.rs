@@ -1,0 +1,279 @@
+//! Asynchronous work and concurrency helpers (Cloud Haskell's
+//! distributed-process-async, and what hyperion's users build on it).
+//!
+//! An [`Async`] is a process computing a value; its owner can [`wait`](Async::wait)
+//! for it, [`wait_timeout`](Async::wait_timeout), [`poll`](Async::poll) or
+//! [`cancel`](Async::cancel) it. The outcome is an [`AsyncResult`]: done, failed (the
+//! process died first, with its reason), link failed, cancelled, or still pending.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::Serializable;
+use crate::process::id::{DiedReason, MonitorRef, ProcessId};
+use crate::process::signals::ProcessMonitorNotification;
+use crate::process::Process;
+use crate::{match_if, Match};
+
+/// The outcome of an [`Async`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AsyncResult<T> {
+    /// It finished with this value.
+    Done(T),
+    /// Its process died before answering.
+    Failed(DiedReason),
+    /// A process it depended on (linked to) died.
+    LinkFailed(DiedReason),
+    /// It was cancelled.
+    Cancelled,
+    /// It has not finished yet (from `poll` or a timeout).
+    Pending,
+}
+
+impl<T> AsyncResult<T> {
+    /// The value, if done.
+    pub fn done(self) -> Option<T> {
+        match self {
+            AsyncResult::Done(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// The message an async process sends its owner when it finishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsyncReply<T> {
+    /// Which async this answers.
+    pub id: u64,
+    /// The value.
+    pub value: T,
+}
+
+/// A computation running in its own process, owned by the process that started it.
+#[derive(Debug)]
+pub struct Async<T> {
+    pid: ProcessId,
+    id: u64,
+    monitor: MonitorRef,
+    cancelled: std::cell::Cell<bool>,
+    outcome: RefCell<Option<AsyncResult<T>>>,
+}
+
+impl<T: Serializable + Clone> Async<T> {
+    /// Wraps a process (already started, monitored by `monitor`) that will send an
+    /// [`AsyncReply`] with `id` to its owner. Used by remote calls; most users call
+    /// [`Process::async_task`].
+    pub fn from_parts(pid: ProcessId, id: u64, monitor: MonitorRef) -> Async<T> {
+        Async {
+            pid,
+            id,
+            monitor,
+            cancelled: std::cell::Cell::new(false),
+            outcome: RefCell::new(None),
+        }
+    }
+
+    /// An async whose outcome is already known (it never started).
+    pub fn settled(pid: ProcessId, outcome: AsyncResult<T>) -> Async<T> {
+        let monitor = MonitorRef { target: pid, id: 0 };
+        let settled = Async::from_parts(pid, 0, monitor);
+        *settled.outcome.borrow_mut() = Some(outcome);
+        settled
+    }
+
+    /// The process computing the value.
+    pub fn pid(&self) -> ProcessId {
+        self.pid
+    }
+
+    fn matches<'a>(&self) -> Vec<Match<'a, AsyncResult<T>>> {
+        let id = self.id;
+        let monitor = self.monitor;
+        vec![
+            match_if(
+                move |reply: &AsyncReply<T>| reply.id == id,
+                |reply: AsyncReply<T>| AsyncResult::Done(reply.value),
+            ),
+            match_if(
+                move |n: &ProcessMonitorNotification| n.monitor_ref == monitor,
+                |n: ProcessMonitorNotification| AsyncResult::Failed(n.reason),
+            ),
+        ]
+    }
+
+    fn settle(&self, p: &Process, outcome: AsyncResult<T>) -> AsyncResult<T> {
+        let outcome = match outcome {
+            AsyncResult::Failed(_) if self.cancelled.get() => AsyncResult::Cancelled,
+            other => other,
+        };
+        if !matches!(outcome, AsyncResult::Pending) {
+            p.unmonitor(self.monitor);
+            *self.outcome.borrow_mut() = Some(outcome.clone());
+        }
+        outcome
+    }
+
+    /// Waits for the outcome.
+    pub async fn wait(&self, p: &Process) -> AsyncResult<T> {
+        self.wait_with(p, None, Vec::new()).await
+    }
+
+    /// Waits at most `timeout`; [`AsyncResult::Pending`] if it is not done by then.
+    pub async fn wait_timeout(&self, p: &Process, timeout: Duration) -> AsyncResult<T> {
+        self.wait_with(p, Some(timeout), Vec::new()).await
+    }
+
+    /// Waits for the outcome, or for one of `also` (other ways the wait can end, such
+    /// as a process the computation depends on dying).
+    pub(crate) async fn wait_with<'a>(
+        &'a self,
+        p: &'a Process,
+        timeout: Option<Duration>,
+        also: Vec<Match<'a, AsyncResult<T>>>,
+    ) -> AsyncResult<T> {
+        if let Some(outcome) = self.outcome.borrow().clone() {
+            return outcome;
+        }
+        let mut matches = self.matches();
+        matches.extend(also);
+        let outcome = match timeout {
+            None => p.receive_wait(matches).await,
+            Some(timeout) => p
+                .receive_timeout(timeout, matches)
+                .await
+                .unwrap_or(AsyncResult::Pending),
+        };
+        self.settle(p, outcome)
+    }
+
+    /// The outcome if it is already there, [`AsyncResult::Pending`] otherwise.
+    pub async fn poll(&self, p: &Process) -> AsyncResult<T> {
+        self.wait_timeout(p, Duration::ZERO).await
+    }
+
+    /// Stops the computation; a later `wait` reports [`AsyncResult::Cancelled`] (unless
+    /// it had already finished).
+    pub fn cancel(&self, p: &Process) {
+        if self.outcome.borrow().is_none() {
+            self.cancelled.set(true);
+            p.kill(self.pid, "cancelled");
+        }
+    }
+}
+
+impl Process {
+    /// Runs `body` in a new process on this node and returns a handle to its outcome
+    /// (Cloud Haskell's `async`).
+    ///
+    /// ```
+    /// use hyperion::AsyncResult;
+    /// # hyperion::Node::new().unwrap().run(|p| async move {
+    /// let task = p.async_task(|_| async move { 6 * 7u64 });
+    /// assert_eq!(task.wait(&p).await, AsyncResult::Done(42));
+    /// # }).unwrap();
+    /// ```
+    pub fn async_task<T, F, Fut>(&self, body: F) -> Async<T>
+    where
+        T: Serializable + Clone,
+        F: FnOnce(Process) -> Fut,
+        Fut: Future<Output = T> + 'static,
+    {
+        let owner = self.self_pid();
+        let id = self.random_u64();
+        let pid = self.spawn_local(move |child| {
+            let node = child.local_node().clone();
+            let me = child.self_pid();
+            let future = body(child);
+            async move {
+                let value = future.await;
+                node.send_as(me, owner, AsyncReply { id, value });
+            }
+        });
+        let monitor = self.monitor(pid);
+        Async::from_parts(pid, id, monitor)
+    }
+}
+
+/// Runs `f` on every item concurrently (one process each) and returns the outcomes in
+/// the items' order.
+///
+/// ```
+/// use hyperion::{concurrency::map_concurrently, AsyncResult};
+/// # hyperion::Node::new().unwrap().run(|p| async move {
+/// let squares = map_concurrently(&p, vec![1u64, 2, 3], |_, n| async move { n * n }).await;
+/// assert_eq!(squares, vec![AsyncResult::Done(1), AsyncResult::Done(4), AsyncResult::Done(9)]);
+/// # }).unwrap();
+/// ```
+pub async fn map_concurrently<I, T, F, Fut>(p: &Process, items: Vec<I>, f: F) -> Vec<AsyncResult<T>>
+where
+    I: 'static,
+    T: Serializable + Clone,
+    F: Fn(Process, I) -> Fut + Clone + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    let tasks: Vec<Async<T>> = items
+        .into_iter()
+        .map(|item| {
+            let f = f.clone();
+            p.async_task(move |child| f(child, item))
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in &tasks {
+        outcomes.push(task.wait(p).await);
+    }
+    outcomes
+}
+
+/// Runs `f` on every item concurrently, for its effects; returns how each ended.
+pub async fn for_concurrently<I, F, Fut>(p: &Process, items: Vec<I>, f: F) -> Vec<AsyncResult<()>>
+where
+    I: 'static,
+    F: Fn(Process, I) -> Fut + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    map_concurrently(p, items, f).await
+}
+
+/// Which side of a [`race`] finished first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Either<A, B> {
+    /// The first.
+    Left(A),
+    /// The second.
+    Right(B),
+}
+
+/// Runs two computations concurrently; returns the first outcome to arrive and kills
+/// the loser.
+pub async fn race<A, B>(
+    p: &Process,
+    left: Async<A>,
+    right: Async<B>,
+) -> Either<AsyncResult<A>, AsyncResult<B>>
+where
+    A: Serializable + Clone,
+    B: Serializable + Clone,
+{
+    let mut matches: Vec<Match<'_, Either<AsyncResult<A>, AsyncResult<B>>>> = Vec::new();
+    for m in left.matches() {
+        matches.push(m.map(Either::Left));
+    }
+    for m in right.matches() {
+        matches.push(m.map(Either::Right));
+    }
+    let first = p.receive_wait(matches).await;
+    match first {
+        Either::Left(outcome) => {
+            right.cancel(p);
+            Either::Left(left.settle(p, outcome))
+        }
+        Either::Right(outcome) => {
+            left.cancel(p);
+            Either::Right(right.settle(p, outcome))
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Running closures on a service's worker: memoized closures, remote errors, the
+//! runner, and the retry loop.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+
+use super::launcher::{OnRemoteError, WorkerLauncher};
+use super::service::{serve, ServiceError, ServiceId};
+use crate::closure::{Closure, RemoteTable};
+use crate::concurrency::{Async, AsyncReply, AsyncResult};
+use crate::message::{decode, encode, Serializable};
+use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::process::Process;
+use crate::{match_if, match_type, ProcessMonitorNotification, SpawnError};
+
+/// What the master puts in a call's closure: the encoded argument and where to answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEnvelope {
+    /// The argument, encoded.
+    pub argument: Vec<u8>,
+    /// The process waiting for the answer.
+    pub reply_to: ProcessId,
+    /// Matches the answer to the call.
+    pub call: u64,
+}
+
+impl RemoteTable {
+    /// Registers a function that masters can call on this node with
+    /// [`Runner::run`]: it gets the decoded argument and its result (or its error, or
+    /// its panic, as text) is sent back to the caller.
+    ///
+    /// ```
+    /// use hyperion::{Process, RemoteTable};
+    /// let mut table = RemoteTable::new();
+    /// table.register_call("square", |_p: Process, x: u64| async move { Ok::<_, String>(x * x) });
+    /// ```
+    pub fn register_call<A, R, E, F, Fut>(&mut self, label: &str, function: F) -> &mut Self
+    where
+        A: Serializable,
+        R: Serializable + Clone,
+        E: fmt::Display + 'static,
+        F: Fn(Process, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
+    {
+        let function = std::sync::Arc::new(function);
+        self.register(label, move |p: Process, envelope: CallEnvelope| {
+            let function = function.clone();
+            async move {
+                let node = p.local_node().clone();
+                let me = p.self_pid();
+                let value: Result<R, String> = match decode::<A>(&envelope.argument) {
+                    Err(err) => Err(format!("bad argument: {err}")),
+                    Ok(argument) => {
+                        let run = std::panic::AssertUnwindSafe(function(p, argument));
+                        match run.catch_unwind().await {
+                            Ok(Ok(value)) => Ok(value),
+                            Ok(Err(err)) => Err(err.to_string()),
+                            Err(panic) => Err(panic_text(panic.as_ref())),
+                        }
+                    }
+                };
+                if let Err(why) = &value {
+                    tracing::error!(%why, "remote call failed on the worker");
+                }
+                node.send_as(
+                    me,
+                    envelope.reply_to,
+                    AsyncReply {
+                        id: envelope.call,
+                        value,
+                    },
+                );
+            }
+        })
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".to_string());
+    format!("panicked: {text}")
+}
+
+type Builder = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>>>>>;
+
+/// A closure to run on a worker, built lazily and once (hyperion's
+/// `SerializableClosureProcess`): the action that produces its argument runs the first
+/// time a worker is ready, and a retry re-sends the memoized closure.
+///
+/// ```
+/// use hyperion::remote::RemoteCall;
+/// let call: RemoteCall<u64> = RemoteCall::new("square", || async { 7u64 });
+/// assert_eq!(call.builds(), 0); // nothing built until a worker asks
+/// ```
+pub struct RemoteCall<R> {
+    label: String,
+    builder: RefCell<Option<Builder>>,
+    built: RefCell<Option<Result<Vec<u8>, String>>>,
+    builds: std::cell::Cell<u32>,
+    _result: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Serializable + Clone> RemoteCall<R> {
+    /// A call of the table entry `label` (registered with
+    /// [`RemoteTable::register_call`]) whose argument `build` produces.
+    pub fn new<A, F, Fut>(label: &str, build: F) -> RemoteCall<R>
+    where
+        A: Serializable,
+        F: FnOnce() -> Fut + 'static,
+        Fut: Future<Output = A> + 'static,
+    {
+        let builder: Builder = Box::new(move || {
+            Box::pin(async move { encode(&build().await).map_err(|err| err.to_string()) })
+        });
+        RemoteCall {
+            label: label.to_string(),
+            builder: RefCell::new(Some(builder)),
+            built: RefCell::new(None),
+            builds: std::cell::Cell::new(0),
+            _result: std::marker::PhantomData,
+        }
+    }
+
+    /// How many times the building action ran (0 or 1).
+    pub fn builds(&self) -> u32 {
+        self.builds.get()
+    }
+
+    /// The encoded argument, building it on first use.
+    async fn argument(&self) -> Result<Vec<u8>, String> {
+        let builder = self.builder.borrow_mut().take();
+        if let Some(builder) = builder {
+            self.builds.set(self.builds.get() + 1);
+            let built = builder().await;
+            *self.built.borrow_mut() = Some(built);
+        }
+        self.built
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| Err("the closure is being built by another call".to_string()))
+    }
+}
+
+/// How a remote call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteErrorKind {
+    /// The process running the call died before answering (killed, its node crashed
+    /// or was cut off: `Disconnect`).
+    AsyncFailed(DiedReason),
+    /// The worker serving the call died or was lost while the call ran.
+    AsyncLinkFailed(DiedReason),
+    /// The call was cancelled.
+    Cancelled,
+    /// The call had not finished when its timeout passed.
+    Pending,
+    /// The closure failed on the worker (an error, a panic, an unknown label, a bad
+    /// argument); the text says how.
+    Exception(String),
+}
+
+/// A failed remote call, with the service it ran in (hyperion's `RemoteError`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteError {
+    /// The service (worker) the call ran in.
+    pub service_id: ServiceId,
+    /// How it failed.
+    pub kind: RemoteErrorKind,
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "remote call in {} failed: {:?}",
+            self.service_id, self.kind
+        )
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// A call in progress on a worker.
+pub struct RemoteTask<R> {
+    service_id: ServiceId,
+    task: Async<Result<R, String>>,
+    worker_watch: crate::MonitorRef,
+}
+
+impl<R: Serializable + Clone> RemoteTask<R> {
+    fn outcome(
+        &self,
+        p: &Process,
+        outcome: AsyncResult<Result<R, String>>,
+    ) -> Result<R, RemoteError> {
+        let kind = match outcome {
+            AsyncResult::Done(Ok(value)) => {
+                p.unmonitor(self.worker_watch);
+                return Ok(value);
+            }
+            AsyncResult::Done(Err(text)) => RemoteErrorKind::Exception(text),
+            AsyncResult::Failed(reason) => RemoteErrorKind::AsyncFailed(reason),
+            // The worker's node was lost: the call's process, on that node, was lost
+            // with it. That is the call failing, not a link.
+            AsyncResult::LinkFailed(reason @ (DiedReason::Disconnect | DiedReason::NodeDown)) => {
+                RemoteErrorKind::AsyncFailed(reason)
+            }
+            AsyncResult::LinkFailed(reason) => RemoteErrorKind::AsyncLinkFailed(reason),
+            AsyncResult::Cancelled => RemoteErrorKind::Cancelled,
+            AsyncResult::Pending => RemoteErrorKind::Pending,
+        };
+        if !matches!(kind, RemoteErrorKind::Pending) {
+            p.unmonitor(self.worker_watch);
+        }
+        Err(RemoteError {
+            service_id: self.service_id.clone(),
+            kind,
+        })
+    }
+
+    /// Waits for the result.
+    pub async fn wait(&self, p: &Process) -> Result<R, RemoteError> {
+        let outcome = self.wait_or_worker_lost(p, None).await;
+        self.outcome(p, outcome)
+    }
+
+    /// Waits at most `timeout`; `Pending` if the call is still running then.
+    pub async fn wait_timeout(&self, p: &Process, timeout: Duration) -> Result<R, RemoteError> {
+        let outcome = self.wait_or_worker_lost(p, Some(timeout)).await;
+        self.outcome(p, outcome)
+    }
+
+    /// Cancels the call (its process on the worker is killed).
+    pub fn cancel(&self, p: &Process) {
+        self.task.cancel(p);
+    }
+
+    /// Waits for the call, or for the death of the worker serving it (a link failure:
+    /// the call is then killed, as a linked process would be).
+    async fn wait_or_worker_lost(
+        &self,
+        p: &Process,
+        timeout: Option<Duration>,
+    ) -> AsyncResult<Result<R, String>> {
+        let watch = self.worker_watch;
+        let worker_lost = match_if(
+            move |n: &ProcessMonitorNotification| n.monitor_ref == watch,
+            |n: ProcessMonitorNotification| AsyncResult::LinkFailed(n.reason),
+        );
+        let outcome = self.task.wait_with(p, timeout, vec![worker_lost]).await;
+        if matches!(outcome, AsyncResult::LinkFailed(_)) {
+            p.kill(self.task.pid(), "the worker serving this call was lost");
+        }
+        outcome
+    }
+}
+
+/// Runs closures on one service's worker (hyperion's `RemoteProcessRunner`).
+#[derive(Clone, Debug)]
+pub struct Runner {
+    worker_node: NodeId,
+    worker: ProcessId,
+    service_id: ServiceId,
+}
+
+impl Runner {
+    /// The worker's node.
+    pub fn worker_node(&self) -> NodeId {
+        self.worker_node
+    }
+
+    /// The worker's handshake process (it lives as long as the service).
+    pub fn worker(&self) -> ProcessId {
+        self.worker
+    }
+
+    /// The service id.
+    pub fn service_id(&self) -> &ServiceId {
+        &self.service_id
+    }
+
+    /// Starts `call` on the worker (building its closure if this is the first time).
+    pub async fn start<R: Serializable + Clone>(
+        &self,
+        p: &Process,
+        call: &RemoteCall<R>,
+    ) -> RemoteTask<R> {
+        let worker_watch = p.monitor(self.worker);
+        let id = p.random_u64();
+        let settled = |kind: AsyncResult<Result<R, String>>| RemoteTask {
+            service_id: self.service_id.clone(),
+            task: Async::settled(self.worker, kind),
+            worker_watch,
+        };
+        let argument = match call.argument().await {
+            Ok(argument) => argument,
+            Err(why) => {
+                return settled(AsyncResult::Done(Err(format!(
+                    "cannot build the closure: {why}"
+                ))))
+            }
+        };
+        let envelope = CallEnvelope {
+            argument,
+            reply_to: p.self_pid(),
+            call: id,
+        };
+        let closure = match encode(&envelope) {
+            Ok(environment) => Closure {
+                label: call.label.clone(),
+                environment,
+            },
+            Err(err) => return settled(AsyncResult::Done(Err(err.to_string()))),
+        };
+        match p.spawn(self.worker_node, closure).await {
+            Ok(pid) => {
+                let monitor = p.monitor(pid);
+                RemoteTask {
+                    service_id: self.service_id.clone(),
+                    task: Async::from_parts(pid, id, monitor),
+                    worker_watch,
+                }
+            }
+            Err(SpawnError::Refused(why)) => settled(AsyncResult::Done(Err(why))),
+            Err(SpawnError::Disconnected(_)) => {
+                settled(AsyncResult::Failed(DiedReason::Disconnect))
+            }
+        }
+    }
+
+    /// Runs `call` on the worker and waits for its result.
+    pub async fn run<R: Serializable + Clone>(
+        &self,
+        p: &Process,
+        call: &RemoteCall<R>,
+    ) -> Result<R, RemoteError> {
+        self.start(p, call).await.wait(p).await
+    }
+}
+
+/// Why [`with_remote_runner`] gave up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunnerError {
+    /// No worker could be had.
+    Service(ServiceError),
+    /// Remote work failed and the launcher's policy said to give up.
+    Remote(RemoteError),
+}
+
+impl fmt::Display for RunnerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunnerError::Service(err) => err.fmt(f),
+            RunnerError::Remote(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RunnerError {}
+
+/// The message that releases held services (see [`release_holds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseHold;
+
+/// Prefix of the names under which held services wait.
+const HOLD_PREFIX: &str = "hyperion.hold.";
+
+/// Releases every service held after a remote error on this node (the launcher
+/// answered [`OnRemoteError::Hold`]): each retries with a new worker.
+pub fn release_holds(p: &Process) -> usize {
+    let held = p.local_node().names_with_prefix(HOLD_PREFIX);
+    for pid in &held {
+        p.send(*pid, ReleaseHold);
+    }
+    held.len()
+}
+
+/// Starts a worker and runs `block` with a [`Runner`] for it (hyperion's
+/// `withRemoteRunProcess`). If the block fails with a [`RemoteError`], the launcher's
+/// `on_remote_error` decides: retry the whole block with a new worker (after a pause),
+/// hold it until released, or give up. Closures built by the block's [`RemoteCall`]s
+/// are built once across retries, so keep the calls outside the block (e.g. in an
+/// `Rc`).
+pub async fn with_remote_runner<L, F, Fut, T>(
+    p: &Process,
+    launcher: &L,
+    block: F,
+) -> Result<T, RunnerError>
+where
+    L: WorkerLauncher,
+    F: Fn(Runner) -> Fut,
+    Fut: Future<Output = Result<T, RemoteError>>,
+{
+    let block = Rc::new(block);
+    let mut retries = 0;
+    loop {
+        let block = block.clone();
+        let outcome = serve(p, launcher, |worker, service_id| async move {
+            block(Runner {
+                worker_node: worker.node,
+                worker,
+                service_id,
+            })
+            .await
+        })
+        .await;
+        let error = match outcome {
+            Err(err) => return Err(RunnerError::Service(err)),
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => error,
+        };
+        match launcher.on_remote_error(&error, retries) {
+            OnRemoteError::GiveUp => return Err(RunnerError::Remote(error)),
+            OnRemoteError::Retry { after } => {
+                tracing::warn!(%error, retry = retries + 1, ?after, "remote work failed; retrying with a new worker");
+                p.sleep(after).await;
+            }
+            OnRemoteError::Hold => {
+                tracing::warn!(%error, "remote work failed; holding until released");
+                let name = format!("{HOLD_PREFIX}{}", error.service_id);
+                let _ = p.register(&name, p.self_pid());
+                p.receive_wait(vec![match_type(|_: ReleaseHold| ())]).await;
+                let _ = p.unregister(&name);
+            }
+        }
+        retries += 1;
+    }
+}

@@ -1,0 +1,128 @@
+//! Launchers: how a master gets a worker, and what it does when remote work fails.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use super::call::RemoteError;
+use super::service::ServiceId;
+use crate::process::id::NodeId;
+use crate::process::Process;
+
+/// Why a worker could not be launched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchError {
+    /// What was tried (a command line, a job submission).
+    pub what: String,
+    /// Why it failed.
+    pub why: String,
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot launch a worker ({}): {}", self.what, self.why)
+    }
+}
+
+impl std::error::Error for LaunchError {}
+
+/// What to do after a [`RemoteError`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnRemoteError {
+    /// Start a new worker after this pause and run the block again (the closures it
+    /// ships are not rebuilt).
+    Retry {
+        /// Pause before the new worker is launched.
+        after: Duration,
+    },
+    /// Hold the failed block until someone calls
+    /// [`release_holds`](crate::remote::release_holds) on the master's node (an
+    /// operator fixed what broke), then retry it with a new worker.
+    Hold,
+    /// Give up: the error is returned to the caller.
+    GiveUp,
+}
+
+/// A bounded retry policy: `max_retries` retries (unbounded if `None`), each after a
+/// pause that doubles from `pause` up to `pause_max`.
+///
+/// ```
+/// use std::time::Duration;
+/// use hyperion::remote::{OnRemoteError, RetryPolicy};
+/// let policy = RetryPolicy { max_retries: Some(2), pause: Duration::from_secs(1), pause_max: Duration::from_secs(8) };
+/// assert_eq!(policy.decide(0), OnRemoteError::Retry { after: Duration::from_secs(1) });
+/// assert_eq!(policy.decide(1), OnRemoteError::Retry { after: Duration::from_secs(2) });
+/// assert_eq!(policy.decide(2), OnRemoteError::GiveUp);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Most retries, or unbounded.
+    pub max_retries: Option<u32>,
+    /// First pause.
+    pub pause: Duration,
+    /// Longest pause.
+    pub pause_max: Duration,
+}
+
+impl RetryPolicy {
+    /// Never retry.
+    pub fn never() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: Some(0),
+            pause: Duration::ZERO,
+            pause_max: Duration::ZERO,
+        }
+    }
+
+    /// The decision after `retries_so_far` retries.
+    pub fn decide(&self, retries_so_far: u32) -> OnRemoteError {
+        if self.max_retries.is_some_and(|max| retries_so_far >= max) {
+            return OnRemoteError::GiveUp;
+        }
+        let factor = 1u32.checked_shl(retries_so_far.min(20)).unwrap_or(u32::MAX);
+        let after = self.pause.saturating_mul(factor).min(self.pause_max);
+        OnRemoteError::Retry { after }
+    }
+}
+
+impl Default for RetryPolicy {
+    /// Up to 3 retries, 1 s then 2 s then 4 s apart.
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: Some(3),
+            pause: Duration::from_secs(1),
+            pause_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Starts workers for a master (hyperion's `WorkerLauncher`).
+///
+/// The launched worker must run [`worker`](crate::remote::worker) with the given
+/// master node and service id.
+pub trait WorkerLauncher {
+    /// What identifies a launched worker (a PID, a Slurm job id, a simulated node).
+    type JobId: fmt::Debug + Clone + 'static;
+
+    /// Starts a worker that will connect to `master` for `service`.
+    fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> impl Future<Output = Result<Self::JobId, LaunchError>>;
+
+    /// How long to wait for the worker to connect; `None` waits forever (for batch
+    /// queues where a job may wait hours to start).
+    fn connection_timeout(&self) -> Option<Duration>;
+
+    /// What to do after the `retries_so_far + 1`-th failure of remote work.
+    fn on_remote_error(&self, error: &RemoteError, retries_so_far: u32) -> OnRemoteError;
+
+    /// Stops a worker that is no longer wanted (it failed to connect in time, or its
+    /// service was abandoned). Called at most once per job.
+    fn cancel(&self, job: &Self::JobId);
+
+    /// Called once when the service using `job` has ended (after `ShutDown` was sent).
+    fn on_exit(&self, job: &Self::JobId);
+}

@@ -1,0 +1,27 @@
+//! hyperion's master/worker layer: services, the worker handshake, running closures on
+//! workers, remote errors and retries.
+//!
+//! A master asks a [`WorkerLauncher`] to start a worker (a local OS process, a Slurm
+//! job, a simulated node), told the master's node and a fresh [`ServiceId`]. The worker
+//! says hello to the process registered under that id, up to 5 times with a 10 s
+//! timeout each; the master answers `Connected`, runs the user's block with the
+//! worker's node, and always sends `ShutDown` when the block ends ([`with_service`]).
+//! [`with_remote_runner`] adds a [`Runner`] that ships memoized closures
+//! ([`RemoteCall`]) to the worker, maps every way a call can fail to a [`RemoteError`],
+//! and lets the launcher's [`WorkerLauncher::on_remote_error`] decide: retry with a new
+//! worker after a pause, hold, or give up.
+
+mod call;
+mod launcher;
+mod service;
+mod worker;
+
+pub use call::{
+    release_holds, with_remote_runner, CallEnvelope, ReleaseHold, RemoteCall, RemoteError,
+    RemoteErrorKind, RemoteTask, Runner, RunnerError,
+};
+pub use launcher::{LaunchError, OnRemoteError, RetryPolicy, WorkerLauncher};
+pub use service::{with_service, ServiceError, ServiceId, WorkerHello, WorkerMessage};
+pub use worker::{
+    worker, WorkerConfig, WorkerExit, HANDSHAKE_ATTEMPTS_DEFAULT, HANDSHAKE_TIMEOUT_DEFAULT,
+};
