@@ -10,6 +10,8 @@
 //! delays, breaks, partitions and crashes, reproducibly) and the production TCP
 //! transport.
 
+pub mod tcp;
+
 use std::net::SocketAddr;
 
 use crate::process::id::NodeId;

@@ -3,9 +3,17 @@
 //!
 //! - [`Frame`]: what nodes say to each other (data messages, control, keep-alives),
 //!   encoded as a frame *body* with bincode 2 under a size limit;
-//! - every decode returns a typed [`WireError`], never panics, and never allocates more
-//!   than the limit allows.
+//! - [`framing`]: how bodies travel on a byte stream (a 4-byte big-endian length prefix,
+//!   checked against a limit before anything is allocated);
+//! - [`handshake`]: the first exchange on every connection, which names both nodes and
+//!   proves both hold the cluster's cookie without sending it;
+//! - every decode returns a typed error ([`WireError`], [`HandshakeError`]), never
+//!   panics, and never allocates more than the limit allows.
 
 mod frame;
+pub mod framing;
+pub mod handshake;
 
 pub use frame::{decode_frame, encode_frame, Control, Frame, WireError, FRAME_BYTES_MAX};
+pub use framing::{write_frame, FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
+pub use handshake::{Cookie, Handshake, HandshakeError};

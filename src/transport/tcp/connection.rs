@@ -1,0 +1,51 @@
+//! One TCP connection: its socket, its framing buffers, and where it is in its life.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use crate::process::id::NodeId;
+use crate::wire::framing::{FrameReader, FrameWriter};
+use crate::wire::handshake::Handshake;
+
+/// Where a connection is in its life.
+pub(super) enum Phase {
+    /// Our non-blocking connect to `target` has not completed.
+    Connecting {
+        /// The node dialed.
+        target: NodeId,
+    },
+    /// The handshake runs; `target` is the node dialed, `None` for an inbound connection.
+    Handshaking {
+        handshake: Box<Handshake>,
+        target: Option<NodeId>,
+    },
+    /// Carries frames to and from `peer`.
+    Established {
+        /// The peer, authenticated.
+        peer: NodeId,
+    },
+    /// We declined the peer's connection (it will use ours): the verdict is written, and
+    /// the socket stays open until the peer closes it, so the verdict is not lost to a
+    /// reset. Everything read is discarded.
+    Closing,
+}
+
+impl Phase {
+    /// Whether this is an inbound connection still in its handshake (they are limited).
+    pub(super) fn is_inbound_handshake(&self) -> bool {
+        matches!(self, Phase::Handshaking { target: None, .. })
+    }
+}
+
+pub(super) struct Connection {
+    pub(super) stream: TcpStream,
+    /// The socket address at the other end, for logs.
+    pub(super) remote: SocketAddr,
+    pub(super) phase: Phase,
+    pub(super) reader: FrameReader,
+    pub(super) writer: FrameWriter,
+    /// When the current phase times out (connecting, handshaking, closing).
+    pub(super) deadline: Option<Instant>,
+}

@@ -1,0 +1,555 @@
+//! Length-prefixed framing of a byte stream.
+//!
+//! On a stream (a TCP connection), every frame body travels as a 4-byte length prefix,
+//! an unsigned 32-bit integer in **big-endian** (network) byte order counting the body's
+//! bytes, followed by the body itself. A zero-length body is allowed.
+//!
+//! [`FrameReader`] accumulates bytes as they come off a socket and yields complete
+//! bodies. It checks each announced length against its limit *before* it allocates
+//! anything for that frame, and then grows its buffer only as the body's bytes actually
+//! arrive: a peer announcing a huge frame gets [`WireError::FrameTooLong`], and a peer
+//! announcing a large one but sending little costs little.
+//!
+//! [`FrameWriter`] (or [`write_frame`] on a plain buffer) appends prefix and body to one
+//! contiguous outgoing buffer, so that many small frames leave in one `write`.
+//!
+//! ```
+//! use hyperion::wire::{FrameReader, FrameWriter};
+//!
+//! let mut writer = FrameWriter::new();
+//! writer.push(b"hello").unwrap();
+//! writer.push(b"").unwrap();
+//! let mut wire = Vec::new();
+//! writer.write_to(&mut wire).unwrap();
+//!
+//! let mut reader = FrameReader::new();
+//! reader.push(&wire[..3]); // bytes arrive in any pieces
+//! assert_eq!(reader.next_frame(), Ok(None));
+//! reader.push(&wire[3..]);
+//! assert_eq!(reader.next_frame(), Ok(Some(b"hello".to_vec())));
+//! assert_eq!(reader.next_frame(), Ok(Some(Vec::new())));
+//! assert_eq!(reader.next_frame(), Ok(None));
+//! ```
+
+use std::io::{self, Read, Write};
+
+use super::frame::{WireError, FRAME_BYTES_MAX};
+
+/// Bytes in a length prefix.
+pub const LENGTH_PREFIX_BYTES: usize = 4;
+
+/// Bytes a [`FrameReader`] asks the socket for in one `read`, at least.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The largest limit a length prefix can express.
+const PREFIX_LIMIT_MAX: usize = u32::MAX as usize;
+
+/// Appends one frame (length prefix, then `body`) to `out`.
+///
+/// A body longer than `frame_bytes_max` (or than a 32-bit prefix can express) is
+/// refused with [`WireError::FrameTooLong`] and nothing is appended: the peer would
+/// refuse it anyway.
+///
+/// ```
+/// use hyperion::wire::{write_frame, FRAME_BYTES_MAX};
+/// let mut out = Vec::new();
+/// write_frame(&mut out, b"abc", FRAME_BYTES_MAX).unwrap();
+/// assert_eq!(out, [0, 0, 0, 3, b'a', b'b', b'c']);
+/// ```
+pub fn write_frame(
+    out: &mut Vec<u8>,
+    body: &[u8],
+    frame_bytes_max: usize,
+) -> Result<(), WireError> {
+    let limit = frame_bytes_max.min(PREFIX_LIMIT_MAX);
+    let length = u32::try_from(body.len())
+        .ok()
+        .filter(|length| *length as usize <= limit)
+        .ok_or(WireError::FrameTooLong {
+            length: body.len() as u64,
+            limit,
+        })?;
+    out.reserve(LENGTH_PREFIX_BYTES + body.len());
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// Reassembles frame bodies from a byte stream.
+///
+/// Feed it bytes with [`push`](FrameReader::push) or let it read from a socket with
+/// [`read_from`](FrameReader::read_from), then take complete bodies with
+/// [`next_frame`](FrameReader::next_frame). Its buffer holds at most one incomplete
+/// frame plus one read's worth of bytes beyond it.
+///
+/// After [`next_frame`](FrameReader::next_frame) returned an error the stream is out of
+/// step and cannot be resynchronised: the caller drops the connection. Further calls
+/// return the same error.
+#[derive(Debug)]
+pub struct FrameReader {
+    /// `buffer[start..end]` holds the bytes received and not yet returned.
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    frame_bytes_max: usize,
+    failed: Option<WireError>,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader::new()
+    }
+}
+
+impl FrameReader {
+    /// A reader that refuses frames longer than [`FRAME_BYTES_MAX`].
+    pub fn new() -> FrameReader {
+        FrameReader::with_limit(FRAME_BYTES_MAX)
+    }
+
+    /// A reader that refuses frames longer than `frame_bytes_max`.
+    ///
+    /// ```
+    /// use hyperion::wire::{FrameReader, WireError};
+    /// let mut reader = FrameReader::with_limit(2);
+    /// reader.push(&[0, 0, 0, 3]);
+    /// assert!(matches!(reader.next_frame(), Err(WireError::FrameTooLong { length: 3, limit: 2 })));
+    /// ```
+    pub fn with_limit(frame_bytes_max: usize) -> FrameReader {
+        FrameReader {
+            buffer: Vec::new(),
+            start: 0,
+            end: 0,
+            frame_bytes_max: frame_bytes_max.min(PREFIX_LIMIT_MAX),
+            failed: None,
+        }
+    }
+
+    /// The longest body this reader accepts.
+    pub fn limit(&self) -> usize {
+        self.frame_bytes_max
+    }
+
+    /// Changes the longest body accepted from the next frame on (a connection accepts
+    /// only small frames until its handshake is done).
+    pub fn set_limit(&mut self, frame_bytes_max: usize) {
+        self.frame_bytes_max = frame_bytes_max.min(PREFIX_LIMIT_MAX);
+    }
+
+    /// Bytes received and not yet returned as frames.
+    pub fn buffered_len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Appends bytes received from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// Reads once from `source` into the buffer (at least [`READ_CHUNK_BYTES`] of room)
+    /// and returns what `read` returned: `Ok(0)` is the end of the stream. `WouldBlock`
+    /// and the other errors are the source's.
+    pub fn read_from<R: Read + ?Sized>(&mut self, source: &mut R) -> io::Result<usize> {
+        let read = source.read(self.spare(READ_CHUNK_BYTES))?;
+        self.end += read;
+        Ok(read)
+    }
+
+    /// The next complete frame body, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, WireError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let available = &self.buffer[self.start..self.end];
+        let Some(prefix) = available.first_chunk::<LENGTH_PREFIX_BYTES>() else {
+            return Ok(None);
+        };
+        let length = u32::from_be_bytes(*prefix) as usize;
+        if length > self.frame_bytes_max {
+            let err = WireError::FrameTooLong {
+                length: length as u64,
+                limit: self.frame_bytes_max,
+            };
+            self.failed = Some(err.clone());
+            return Err(err);
+        }
+        let Some(body) = available[LENGTH_PREFIX_BYTES..].get(..length) else {
+            return Ok(None);
+        };
+        let body = body.to_vec();
+        self.start += LENGTH_PREFIX_BYTES + length;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        Ok(Some(body))
+    }
+
+    /// At least `wanted` bytes of writable room after the buffered bytes.
+    ///
+    /// Compacts first (the consumed prefix is reused), and grows only as far as needed,
+    /// so the buffer stays within one incomplete frame plus one read.
+    fn spare(&mut self, wanted: usize) -> &mut [u8] {
+        if self.buffer.len() - self.end < wanted && self.start > 0 {
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let needed = self.end + wanted;
+        if self.buffer.len() < needed {
+            let grown = needed.max(self.buffer.len().saturating_mul(2));
+            self.buffer.resize(grown, 0);
+        }
+        &mut self.buffer[self.end..]
+    }
+}
+
+/// An outgoing buffer of frames for one stream.
+///
+/// [`push`](FrameWriter::push) appends a frame; [`write_to`](FrameWriter::write_to)
+/// writes as much as the destination takes, in as few `write` calls as it can (one
+/// call carries every frame queued so far), and keeps the rest for later.
+#[derive(Debug)]
+pub struct FrameWriter {
+    buffer: Vec<u8>,
+    written: usize,
+    frame_bytes_max: usize,
+}
+
+impl Default for FrameWriter {
+    fn default() -> Self {
+        FrameWriter::new()
+    }
+}
+
+impl FrameWriter {
+    /// A writer that refuses bodies longer than [`FRAME_BYTES_MAX`].
+    pub fn new() -> FrameWriter {
+        FrameWriter::with_limit(FRAME_BYTES_MAX)
+    }
+
+    /// A writer that refuses bodies longer than `frame_bytes_max`.
+    ///
+    /// ```
+    /// use hyperion::wire::{FrameWriter, WireError};
+    /// let mut writer = FrameWriter::with_limit(2);
+    /// assert!(matches!(writer.push(b"abc"), Err(WireError::FrameTooLong { .. })));
+    /// assert!(writer.is_empty());
+    /// ```
+    pub fn with_limit(frame_bytes_max: usize) -> FrameWriter {
+        FrameWriter {
+            buffer: Vec::new(),
+            written: 0,
+            frame_bytes_max,
+        }
+    }
+
+    /// Queues one frame; see [`write_frame`] for the refusal.
+    pub fn push(&mut self, body: &[u8]) -> Result<(), WireError> {
+        write_frame(&mut self.buffer, body, self.frame_bytes_max)
+    }
+
+    /// Queues bytes that are already framed (another writer's
+    /// [`take_pending`](FrameWriter::take_pending)).
+    pub fn push_framed(&mut self, framed: &[u8]) {
+        self.buffer.extend_from_slice(framed);
+    }
+
+    /// Bytes queued and not yet written (prefixes included).
+    pub fn pending_len(&self) -> usize {
+        self.buffer.len() - self.written
+    }
+
+    /// Whether nothing is waiting to be written.
+    pub fn is_empty(&self) -> bool {
+        self.pending_len() == 0
+    }
+
+    /// Removes and returns the queued bytes not yet written.
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        let mut pending = std::mem::take(&mut self.buffer);
+        pending.drain(..self.written);
+        self.written = 0;
+        pending
+    }
+
+    /// Writes queued bytes to `sink` until all are written or it would block.
+    ///
+    /// Returns the bytes written; `WouldBlock` is not an error here (the rest stays
+    /// queued). A sink that accepts zero bytes is `WriteZero`; other errors are the
+    /// sink's, and the stream is then broken.
+    pub fn write_to<W: Write + ?Sized>(&mut self, sink: &mut W) -> io::Result<usize> {
+        let mut total = 0;
+        while self.written < self.buffer.len() {
+            match sink.write(&self.buffer[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    self.written += written;
+                    total += written;
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        if self.written == self.buffer.len() {
+            self.buffer.clear();
+            self.written = 0;
+        } else if self.written > self.buffer.len() / 2 {
+            // Reclaim the written half so a steady trickle does not grow the buffer.
+            self.buffer.drain(..self.written);
+            self.written = 0;
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(bodies: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for body in bodies {
+            write_frame(&mut out, body, FRAME_BYTES_MAX).unwrap();
+        }
+        out
+    }
+
+    fn drain(reader: &mut FrameReader) -> Result<Vec<Vec<u8>>, WireError> {
+        let mut frames = Vec::new();
+        while let Some(frame) = reader.next_frame()? {
+            frames.push(frame);
+        }
+        Ok(frames)
+    }
+
+    #[test]
+    fn the_prefix_is_big_endian_u32() {
+        let mut out = Vec::new();
+        write_frame(&mut out, &[9; 0x0102], FRAME_BYTES_MAX).unwrap();
+        assert_eq!(&out[..4], &[0, 0, 0x01, 0x02]);
+        assert_eq!(out.len(), 4 + 0x0102);
+    }
+
+    #[test]
+    fn frames_split_at_every_byte_boundary_reassemble_in_order() {
+        let bodies: [&[u8]; 4] = [b"first", b"", &[0xff; 300], b"last"];
+        let wire = framed(&bodies);
+        for cut in 0..=wire.len() {
+            let mut reader = FrameReader::new();
+            reader.push(&wire[..cut]);
+            let mut frames = drain(&mut reader).unwrap();
+            reader.push(&wire[cut..]);
+            frames.extend(drain(&mut reader).unwrap());
+            assert_eq!(frames, bodies, "split at byte {cut}");
+            assert_eq!(reader.buffered_len(), 0);
+        }
+    }
+
+    #[test]
+    fn frames_fed_one_byte_at_a_time_reassemble() {
+        let bodies: [&[u8]; 3] = [b"a", &[7; 1000], b"bc"];
+        let wire = framed(&bodies);
+        let mut reader = FrameReader::new();
+        let mut frames = Vec::new();
+        for byte in &wire {
+            reader.push(std::slice::from_ref(byte));
+            frames.extend(drain(&mut reader).unwrap());
+        }
+        assert_eq!(frames, bodies);
+    }
+
+    #[test]
+    fn a_four_gib_prefix_is_refused_before_any_body_byte_arrives() {
+        let mut reader = FrameReader::new();
+        reader.push(&[0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            reader.next_frame(),
+            Err(WireError::FrameTooLong {
+                length: u64::from(u32::MAX),
+                limit: FRAME_BYTES_MAX
+            })
+        );
+        // Nothing was allocated for the announced body.
+        assert!(reader.buffer.len() < 1024);
+        // The stream stays refused.
+        reader.push(&[0; 8]);
+        assert!(reader.next_frame().is_err());
+    }
+
+    #[test]
+    fn a_prefix_one_past_the_limit_is_refused_and_one_at_it_is_accepted() {
+        let mut at_limit = FrameReader::with_limit(3);
+        at_limit.push(&[0, 0, 0, 3, 1, 2, 3]);
+        assert_eq!(at_limit.next_frame(), Ok(Some(vec![1, 2, 3])));
+
+        let mut past_limit = FrameReader::with_limit(3);
+        past_limit.push(&[0, 0, 0, 4]);
+        assert_eq!(
+            past_limit.next_frame(),
+            Err(WireError::FrameTooLong {
+                length: 4,
+                limit: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_split_prefix_waits_for_its_last_byte() {
+        let mut reader = FrameReader::with_limit(10);
+        reader.push(&[0, 0]);
+        assert_eq!(reader.next_frame(), Ok(None));
+        reader.push(&[1]);
+        assert_eq!(reader.next_frame(), Ok(None));
+        reader.push(&[0]);
+        assert!(matches!(
+            reader.next_frame(),
+            Err(WireError::FrameTooLong { length: 256, .. })
+        ));
+    }
+
+    #[test]
+    fn a_large_announced_frame_grows_the_buffer_only_as_bytes_arrive() {
+        let mut reader = FrameReader::new();
+        reader.push(&(FRAME_BYTES_MAX as u32).to_be_bytes());
+        reader.push(&[1; 10]);
+        assert_eq!(reader.next_frame(), Ok(None));
+        assert!(reader.buffer.len() < 1024);
+    }
+
+    #[test]
+    fn read_from_reads_a_stream_in_chunks() {
+        let bodies: [&[u8]; 3] = [&[1; READ_CHUNK_BYTES + 5], b"x", &[2; 3]];
+        let wire = framed(&bodies);
+        let mut source = io::Cursor::new(wire);
+        let mut reader = FrameReader::new();
+        let mut frames = Vec::new();
+        loop {
+            let read = reader.read_from(&mut source).unwrap();
+            frames.extend(drain(&mut reader).unwrap());
+            if read == 0 {
+                break;
+            }
+        }
+        assert_eq!(frames, bodies);
+    }
+
+    #[test]
+    fn a_writer_refuses_an_oversized_body_and_keeps_what_it_had() {
+        let mut writer = FrameWriter::with_limit(4);
+        writer.push(b"ok").unwrap();
+        assert_eq!(
+            writer.push(b"too long"),
+            Err(WireError::FrameTooLong {
+                length: 8,
+                limit: 4
+            })
+        );
+        assert_eq!(writer.pending_len(), 6);
+    }
+
+    /// A sink that takes at most `per_call` bytes per write, then blocks after `calls`.
+    struct Trickle {
+        taken: Vec<u8>,
+        per_call: usize,
+        calls_left: usize,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            if self.calls_left == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls_left -= 1;
+            self.calls += 1;
+            let taken = bytes.len().min(self.per_call);
+            self.taken.extend_from_slice(&bytes[..taken]);
+            Ok(taken)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn many_queued_frames_leave_in_one_write() {
+        let mut writer = FrameWriter::new();
+        for n in 0..100u8 {
+            writer.push(&[n; 10]).unwrap();
+        }
+        let mut sink = Trickle {
+            taken: Vec::new(),
+            per_call: usize::MAX,
+            calls_left: usize::MAX,
+            calls: 0,
+        };
+        assert_eq!(writer.write_to(&mut sink).unwrap(), 1400);
+        assert_eq!(sink.calls, 1);
+        assert!(writer.is_empty());
+    }
+
+    #[test]
+    fn a_blocked_sink_keeps_the_rest_queued_in_order() {
+        let bodies: [&[u8]; 3] = [b"one", b"two", b"three"];
+        let mut writer = FrameWriter::new();
+        for body in bodies {
+            writer.push(body).unwrap();
+        }
+        let mut sink = Trickle {
+            taken: Vec::new(),
+            per_call: 5,
+            calls_left: 2,
+            calls: 0,
+        };
+        assert_eq!(writer.write_to(&mut sink).unwrap(), 10);
+        assert_eq!(writer.pending_len(), framed(&bodies).len() - 10);
+        writer.push(b"four").unwrap();
+        sink.calls_left = usize::MAX;
+        writer.write_to(&mut sink).unwrap();
+        let mut reader = FrameReader::new();
+        reader.push(&sink.taken);
+        assert_eq!(
+            drain(&mut reader).unwrap(),
+            [&b"one"[..], b"two", b"three", b"four"]
+        );
+    }
+
+    #[test]
+    fn take_pending_returns_only_unwritten_bytes() {
+        let mut writer = FrameWriter::new();
+        writer.push(b"abcdef").unwrap();
+        let mut sink = Trickle {
+            taken: Vec::new(),
+            per_call: 3,
+            calls_left: 1,
+            calls: 0,
+        };
+        writer.write_to(&mut sink).unwrap();
+        let rest = writer.take_pending();
+        assert_eq!(sink.taken, [0, 0, 0]);
+        assert_eq!(rest, [6, b'a', b'b', b'c', b'd', b'e', b'f']);
+        assert!(writer.is_empty());
+    }
+
+    #[test]
+    fn a_sink_that_takes_nothing_is_an_error() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Ok(0)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut writer = FrameWriter::new();
+        writer.push(b"x").unwrap();
+        assert_eq!(
+            writer.write_to(&mut Closed).unwrap_err().kind(),
+            io::ErrorKind::WriteZero
+        );
+    }
+}
