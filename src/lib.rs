@@ -43,14 +43,18 @@
 //! - [`Node`]: a node on its own thread, and how `main` runs a program;
 //! - [`LocalNode`] and [`runtime`]: the scheduler, for those who write drivers (the
 //!   simulator in `hyperion-sim` is one);
-//! - [`message`]: the envelope and its stable type fingerprints.
+//! - [`message`]: the envelope and its stable type fingerprints;
+//! - [`mx`]: the management event bus, agents, system events and tracing.
 
 #![warn(missing_docs)]
 
 pub mod clock;
 pub mod closure;
+pub mod cluster;
 pub mod concurrency;
+pub mod launch;
 pub mod message;
+pub mod mx;
 pub mod node;
 pub mod process;
 pub mod remote;

@@ -63,7 +63,8 @@ proptest! {
             .with_connection_timeout(Some(Duration::from_secs(90)));
         let launcher = Rc::new(launcher);
         let in_sim = launcher.clone();
-        let started = sim.now();
+        // The timeout runs on the master's clock (which may drift from world time).
+        let started = master.now();
         let outcome = sim.run_until(&master, move |p| async move {
             with_service(&p, &*in_sim, |node, _service| async move { node }).await
         });
@@ -71,7 +72,8 @@ proptest! {
         match &outcome {
             Ok(_) => {}
             Err(ServiceError::WorkerConnectionTimeout(_)) => {
-                prop_assert!(sim.now() - started <= Duration::from_secs(91), "seed {seed}: ended late");
+                let waited = master.now() - started;
+                prop_assert!(waited <= Duration::from_secs(91), "seed {seed}: ended late, after {waited:?}");
             }
             Err(other) => prop_assert!(false, "seed {seed}: {other}"),
         }
@@ -478,4 +480,27 @@ fn a_handshake_for_another_service_is_ignored_and_the_right_worker_connects() {
         "the service runs on the launched worker"
     );
     assert_eq!(replies.get(), 0, "the stranger was never answered");
+}
+
+#[test]
+fn a_call_expecting_the_wrong_result_type_is_a_clear_exception() {
+    let mut sim = Sim::with_faults(13, Faults::calm());
+    let master = sim.add_node();
+    let launcher = SimLauncher::new(sim.handle(), table()).retry_policy(RetryPolicy::never());
+    let kind = sim
+        .run_until(&master, move |p| async move {
+            let p = &p;
+            with_remote_runner(p, &launcher, |runner| async move {
+                // `square` answers a u64; this caller waits for a String.
+                let wrong: RemoteCall<String> = RemoteCall::new("square", || async { 3u64 });
+                Ok(runner.run(p, &wrong).await.unwrap_err().kind)
+            })
+            .await
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&kind, RemoteErrorKind::Exception(text) if text.contains("alloc::string::String")),
+        "{kind:?}"
+    );
 }

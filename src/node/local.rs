@@ -136,6 +136,8 @@ pub(crate) struct NodeState {
     pub(crate) stopped: bool,
     pub(crate) network: Option<Network>,
     pub(crate) observer: Option<Observer>,
+    /// The management event bus (mx hook).
+    pub(crate) mx: crate::mx::Bus,
 }
 
 /// A node as seen from the thread that drives it.
@@ -189,6 +191,7 @@ impl LocalNode {
                     stopped: false,
                     network,
                     observer: env.observer,
+                    mx: crate::mx::Bus::default(), // mx hook
                 }),
             }),
         }
@@ -245,6 +248,7 @@ impl LocalNode {
             });
             debug_assert_eq!(inserted, task);
             state.ready.push(task);
+            state.mx_spawned(pid); // mx hook
             (task, pid)
         };
         // The body runs without the node borrowed: building the future may use the node.
@@ -439,7 +443,7 @@ impl LocalNode {
 
     /// Removes a process and tells everyone who asked: monitors, links, the registry.
     pub(crate) fn terminate(&self, task: TaskId, reason: DiedReason) {
-        let slot = self.state().processes.remove(task);
+        let slot = self.state().mx_remove_process(task, &reason); // mx hook
         let Some(mut slot) = slot else { return };
         // Dropping the future runs destructors that may use the node: not while borrowed.
         drop(slot.future.take());
@@ -556,6 +560,7 @@ impl NodeState {
             tracing::debug!(%to, ?message, "no route to a remote node; message dropped");
             return;
         }
+        self.mx_received(to, &message); // mx hook
         let task = TaskId::from_u64(to.local);
         let Some(slot) = self.processes.get_mut(task) else {
             tracing::trace!(%to, ?message, "message to a dead process dropped");

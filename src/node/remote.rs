@@ -61,6 +61,7 @@ impl NodeState {
 
     /// Sends a message from `from` to `to`, wherever `to` lives.
     pub(crate) fn send_from(&mut self, from: ProcessId, to: ProcessId, message: Message) {
+        self.mx_sent(from, to, &message); // mx hook
         if to.node == self.id {
             self.deliver(to, message);
             return;
@@ -123,6 +124,7 @@ impl NodeState {
         let node_monitors = std::mem::take(&mut entry.node_monitors);
         tracing::debug!(node = %self.id, %peer, "peer lost");
         self.observe(NodeEvent::PeerLost(peer));
+        self.mx_peer_lost(peer); // mx hook
         for (monitor_ref, watcher) in monitors {
             self.notify_monitor(watcher, monitor_ref, DiedReason::Disconnect);
         }
@@ -172,6 +174,7 @@ impl LocalNode {
                     network.heard_from(peer, now);
                 }
                 state.observe(NodeEvent::PeerConnected(peer));
+                state.mx_connected(peer); // mx hook
             }
             TransportEvent::PeerLost(peer) => self.state().peer_lost(peer),
             TransportEvent::Received(peer, bytes) => {
@@ -209,6 +212,7 @@ impl LocalNode {
                 ..
             } => {
                 if port.owner.node == state.id {
+                    state.mx_received_port_encoded(port, fingerprint); // mx hook
                     state.deliver_chan(port.channel, Message::from_encoded(fingerprint, payload));
                 }
             }

@@ -11,22 +11,25 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use super::local::{LocalNode, NodeEnv};
+use super::network::HeartbeatConfig;
 use crate::clock::SystemClock;
 use crate::process::id::{DiedReason, NodeId, ProcessId, ProcessOutcome};
 use crate::process::Process;
 use crate::runtime::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
 use crate::runtime::driver::Driver;
 use crate::runtime::{Inbox, InboxItem};
+use crate::transport::tcp::{TcpConfig, TcpTransport};
 use crate::{RemoteTable, Serializable};
 
-/// How to start a [`Node`].
+/// How to start a [`Node`]. Without a transport the node is on its own; with
+/// [`Node::tcp`] it is reachable over TCP.
 ///
 /// ```
 /// use hyperion::{Node, NodeConfig};
 /// let node = Node::with_config(NodeConfig { rng_seed: Some(7), ..NodeConfig::default() }).unwrap();
 /// assert_eq!(node.run(|p| async move { p.random_u64() != 0 }), Ok(true));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NodeConfig {
     /// The address in the node's id. A node without a transport is not reachable; the
     /// default is a loopback placeholder.
@@ -37,6 +40,10 @@ pub struct NodeConfig {
     pub blocking_threads: usize,
     /// The closures other nodes (and `spawn` on this node) may start here.
     pub remote_table: RemoteTable,
+    /// How to reach other nodes: `None` for a node on its own, or TCP.
+    pub transport: Option<TcpConfig>,
+    /// Keep-alive interval and silence tolerated before a peer is declared lost.
+    pub heartbeat: HeartbeatConfig,
 }
 
 impl Default for NodeConfig {
@@ -46,6 +53,8 @@ impl Default for NodeConfig {
             rng_seed: None,
             blocking_threads: BLOCKING_THREADS_DEFAULT,
             remote_table: RemoteTable::new(),
+            transport: None,
+            heartbeat: HeartbeatConfig::default(),
         }
     }
 }
@@ -90,40 +99,73 @@ impl Node {
         Node::with_config(NodeConfig::default())
     }
 
+    /// Starts a node reachable over TCP: other nodes can send to its processes, spawn
+    /// its registered closures, monitor and link.
+    ///
+    /// ```no_run
+    /// use hyperion::{Node, NodeConfig};
+    /// use hyperion::transport::tcp::TcpConfig;
+    /// let node = Node::tcp(TcpConfig::bind("0.0.0.0:0").cookie_file("/tmp/cookie"), NodeConfig::default())?;
+    /// println!("reachable at {}", node.id());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn tcp(transport: TcpConfig, config: NodeConfig) -> std::io::Result<Node> {
+        Node::with_config(NodeConfig {
+            transport: Some(transport),
+            ..config
+        })
+    }
+
     /// Starts a node.
     pub fn with_config(config: NodeConfig) -> std::io::Result<Node> {
-        let id = NodeId {
-            address: config.address,
-            incarnation: os_random(),
-        };
+        let incarnation = os_random();
         let rng_seed = config.rng_seed.unwrap_or_else(os_random);
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread_stop = stop.clone();
         let thread = std::thread::Builder::new()
-            .name(format!("hyperion-node-{id}"))
+            .name("hyperion-node".to_string())
             .spawn(move || {
+                let (id, transport) = match config.transport {
+                    None => (
+                        NodeId {
+                            address: config.address,
+                            incarnation,
+                        },
+                        None,
+                    ),
+                    Some(tcp) => match TcpTransport::bind(tcp, incarnation) {
+                        Ok(transport) => (transport.local_node_id(), Some(transport)),
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err));
+                            return;
+                        }
+                    },
+                };
                 let pool = ThreadPool::new(config.blocking_threads);
-                let node = LocalNode::new(
-                    id,
+                let mut env =
                     NodeEnv::new(Rc::new(SystemClock::new()), rng_seed, Rc::new(pool.clone()))
-                        .remote_table(config.remote_table),
-                );
-                let mut driver = match Driver::new(&node) {
+                        .remote_table(config.remote_table)
+                        .heartbeat(config.heartbeat);
+                if let Some(transport) = &transport {
+                    env = env.transport(Box::new(transport.clone()));
+                }
+                let node = LocalNode::new(id, env);
+                let mut driver = match Driver::new(&node, transport) {
                     Ok(driver) => driver,
                     Err(err) => {
                         let _ = ready_tx.send(Err(err));
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(node.inbox().clone()));
+                let _ = ready_tx.send(Ok((id, node.inbox().clone())));
                 if let Err(err) = driver.run(&node, &thread_stop) {
                     tracing::error!(%err, node = %id, "event loop failed; node stopped");
                     node.shutdown();
                 }
                 pool.close();
             })?; // real-world only
-        let inbox = ready_rx
+        let (id, inbox) = ready_rx
             .recv()
             .map_err(|_| std::io::Error::other("node thread exited during start"))??;
         tracing::debug!(node = %id, "node started");

@@ -28,6 +28,33 @@ impl fmt::Debug for NodeId {
     }
 }
 
+impl std::str::FromStr for NodeId {
+    type Err = String;
+
+    /// Parses the `Display` form, `address#incarnation` (incarnation in hex), as a worker
+    /// reads its master's id from its command line.
+    ///
+    /// ```
+    /// use hyperion::NodeId;
+    /// let id: NodeId = "127.0.0.1:4000#2a".parse().unwrap();
+    /// assert_eq!(id.incarnation, 42);
+    /// assert_eq!(id.to_string(), "127.0.0.1:4000#2a");
+    /// assert!("127.0.0.1:4000".parse::<NodeId>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<NodeId, String> {
+        let (address, incarnation) = text
+            .rsplit_once('#')
+            .ok_or_else(|| format!("{text:?} is not a node id (address#incarnation)"))?;
+        Ok(NodeId {
+            address: address
+                .parse()
+                .map_err(|err| format!("{address:?} is not a socket address: {err}"))?,
+            incarnation: u64::from_str_radix(incarnation, 16)
+                .map_err(|err| format!("{incarnation:?} is not a hex incarnation: {err}"))?,
+        })
+    }
+}
+
 /// A process: its node and a number local to that node, never reused by the node.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ProcessId {

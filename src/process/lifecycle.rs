@@ -397,7 +397,9 @@ impl NodeState {
             self.forget_link(pid, target);
         }
         for name in names {
-            self.registry.remove_if_held(&name, pid);
+            if self.registry.remove_if_held(&name, pid) {
+                self.mx_unregistered(pid, &name); // mx hook
+            }
         }
         for channel in channels {
             self.channels.close(channel);

@@ -241,7 +241,9 @@ impl Process {
     pub fn send_chan<T: Serializable>(&self, port: SendPort<T>, message: T) {
         let id = port.id();
         let mut state = self.node.state();
+        state.mx_sent_to_port::<T>(self.pid, id); // mx hook
         if id.owner.node == state.id {
+            state.mx_received_port::<T>(id); // mx hook
             state.deliver_chan(id.channel, Message::new(message));
             return;
         }
@@ -294,6 +296,7 @@ impl Process {
             .registry
             .remove(name)
             .ok_or_else(|| RegistryError::NotRegistered(name.to_string()))?;
+        state.mx_unregistered(pid, name); // mx hook
         if pid.node == state.id {
             if let Some(slot) = state.processes.get_mut(TaskId::from_u64(pid.local)) {
                 slot.relations().names.retain(|held| held != name);
@@ -310,6 +313,7 @@ impl Process {
     /// Sends to the process registered as `name`; dropped if there is none.
     pub fn nsend<T: Serializable>(&self, name: &str, message: T) {
         let mut state = self.node.state();
+        state.mx_sent_to_name::<T>(self.pid, name); // mx hook
         match state.registry.get(name) {
             Some(pid) => state.deliver(pid, Message::new(message)),
             None => tracing::debug!(name, "nsend to an unregistered name; message dropped"),
@@ -325,6 +329,7 @@ impl Process {
             self.nsend(name, message);
             return;
         }
+        self.node.state().mx_sent_to_name::<T>(self.pid, name); // mx hook
         let (fingerprint, payload) = match Message::new(message).into_encoded() {
             Ok(encoded) => encoded,
             Err(err) => {

@@ -60,11 +60,13 @@ impl Registry {
         self.names.remove(name)
     }
 
-    /// Removes `name` only if `pid` still holds it.
-    pub(crate) fn remove_if_held(&mut self, name: &str, pid: ProcessId) {
-        if self.names.get(name) == Some(&pid) {
+    /// Removes `name` only if `pid` still holds it; returns whether it did.
+    pub(crate) fn remove_if_held(&mut self, name: &str, pid: ProcessId) -> bool {
+        let held = self.names.get(name) == Some(&pid);
+        if held {
             self.names.remove(name);
         }
+        held
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<ProcessId> {
@@ -96,6 +98,7 @@ impl crate::node::local::NodeState {
             }
         }
         self.registry.insert(name, pid)?;
+        self.mx_registered(pid, name); // mx hook
         if let Some(slot) = task.and_then(|task| self.processes.get_mut(task)) {
             slot.relations().names.push(name.to_string());
         }

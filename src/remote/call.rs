@@ -208,6 +208,16 @@ impl<R: Serializable + Clone> RemoteTask<R> {
                 return Ok(value);
             }
             AsyncResult::Done(Err(text)) => RemoteErrorKind::Exception(text),
+            // A call that ended normally (or so fast that it was gone before the monitor
+            // reached it) without an answer the caller recognises sent an answer of
+            // another type: say so, rather than report a normal death.
+            AsyncResult::Failed(DiedReason::Normal | DiedReason::UnknownProcess) => {
+                RemoteErrorKind::Exception(format!(
+                    "the remote call ended without an answer of type {}; does the registered \
+                 function return that type?",
+                    std::any::type_name::<R>()
+                ))
+            }
             AsyncResult::Failed(reason) => RemoteErrorKind::AsyncFailed(reason),
             // The worker's node was lost: the call's process, on that node, was lost
             // with it. That is the call failing, not a link.

@@ -2,19 +2,22 @@
 //!
 //! It polls ready tasks in FIFO order, fires due timers, applies what other threads
 //! posted to the node's inbox, and when there is nothing to do sleeps in `mio` (epoll)
-//! until the next timer deadline, an I/O event, or a wake. Sockets registered with the
-//! same `mio::Poll` are served on this thread, so a message crosses no thread between
-//! the socket and the mailbox.
+//! until the next timer deadline, a socket event, or a wake. The node's TCP transport
+//! (if any) is served on this same thread: a message crosses no thread between the
+//! socket and the mailbox, and everything a turn's tasks sent leaves in one write per
+//! connection at the end of the turn.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::node::LocalNode;
+use crate::transport::tcp::TcpTransport;
+use crate::transport::TransportEvent;
 
-/// Tasks polled between two looks at the inbox and the timers, so that a busy node
-/// still notices timers and outside work.
+/// Tasks polled between two looks at the inbox, the timers and the sockets, so that a
+/// busy node still notices them.
 pub const TASKS_PER_TURN_MAX: usize = 256;
 
 const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
@@ -23,11 +26,14 @@ const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 pub struct Driver {
     poll: mio::Poll,
     events: mio::Events,
+    transport: Option<TcpTransport>,
+    transport_events: Vec<TransportEvent>,
 }
 
 impl Driver {
-    /// A new event loop, with its node's inbox wired to wake it.
-    pub fn new(node: &LocalNode) -> io::Result<Driver> {
+    /// A new event loop, with its node's inbox wired to wake it and, if given, a TCP
+    /// transport whose sockets it serves.
+    pub fn new(node: &LocalNode, transport: Option<TcpTransport>) -> io::Result<Driver> {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
         node.inbox().set_notifier(Box::new(move || {
@@ -35,10 +41,22 @@ impl Driver {
                 tracing::error!(%err, "cannot wake a node's event loop");
             }
         }));
+        if let Some(transport) = &transport {
+            transport.register(poll.registry())?;
+        }
         Ok(Driver {
             poll,
             events: mio::Events::with_capacity(256),
+            transport,
+            transport_events: Vec::new(),
         })
+    }
+
+    /// Hands what the transport reported to the node.
+    fn dispatch(&mut self, node: &LocalNode) {
+        for event in self.transport_events.drain(..) {
+            node.handle_transport_event(event);
+        }
     }
 
     /// Runs `node` until `stop` is set (and the inbox notified), then shuts it down.
@@ -49,26 +67,67 @@ impl Driver {
                 break;
             }
             node.fire_due_timers();
+            if let Some(transport) = &self.transport {
+                transport.on_timer(Instant::now(), &mut self.transport_events); // real-world only
+            }
+            self.dispatch(node);
             let mut polled = 0;
             while polled < TASKS_PER_TURN_MAX && node.run_next() {
                 polled += 1;
             }
+            // Handlers of what a flush reports may send again: flush until quiet.
+            while let Some(transport) = &self.transport {
+                transport.flush(&mut self.transport_events);
+                if self.transport_events.is_empty() {
+                    break;
+                }
+                self.dispatch(node);
+            }
             if node.ready_len() > 0 || !node.inbox().is_empty() {
                 continue;
             }
-            let timeout = node
-                .next_deadline()
-                .map(|deadline| deadline.saturating_sub(node.now()));
-            if timeout == Some(Duration::ZERO) {
+            let Some(timeout) = self.idle_timeout(node) else {
                 continue;
-            }
+            };
             match self.poll.poll(&mut self.events, timeout) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
             }
+            if let Some(transport) = &self.transport {
+                for event in self.events.iter() {
+                    if event.token() != WAKE_TOKEN {
+                        transport.on_event(event, &mut self.transport_events);
+                    }
+                }
+            }
+            self.dispatch(node);
         }
         node.shutdown();
+        if let Some(transport) = &self.transport {
+            transport.flush(&mut self.transport_events);
+        }
         Ok(())
+    }
+
+    /// How long the loop may sleep: until the earliest node timer or transport timeout
+    /// (`None` means "do not sleep, a deadline has passed").
+    fn idle_timeout(&self, node: &LocalNode) -> Option<Option<Duration>> {
+        let node_wait = node
+            .next_deadline()
+            .map(|deadline| deadline.saturating_sub(node.now()));
+        let transport_wait = self
+            .transport
+            .as_ref()
+            .and_then(TcpTransport::next_deadline)
+            .map(|deadline| deadline.saturating_duration_since(Instant::now())); // real-world only
+        let wait = match (node_wait, transport_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if wait == Some(Duration::ZERO) {
+            return None;
+        }
+        Some(wait)
     }
 }

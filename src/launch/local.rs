@@ -1,0 +1,200 @@
+//! Workers as local OS processes: the current executable (or a configured program) run
+//! with `worker --master ADDR --service ID`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::process::id::NodeId;
+use crate::process::Process;
+use crate::remote::{
+    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
+};
+
+/// How long a worker process may take to exit after `ShutDown` before it is killed.
+pub const WORKER_EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// Launches each worker as a child OS process. Children are killed if they outlive
+/// their service (cancelled, or still running when the launcher is dropped), and on
+/// Linux they are also killed if the master process dies (`PR_SET_PDEATHSIG`), so no
+/// worker is left behind even when the master is killed.
+pub struct LocalLauncher {
+    program: PathBuf,
+    extra_args: Vec<String>,
+    cookie_file: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
+    connection_timeout: Option<Duration>,
+    policy: RetryPolicy,
+    children: RefCell<BTreeMap<u32, Child>>,
+}
+
+impl LocalLauncher {
+    /// Runs the current executable as workers.
+    pub fn current_exe() -> std::io::Result<LocalLauncher> {
+        Ok(LocalLauncher::program(std::env::current_exe()?))
+    }
+
+    /// Runs `program` as workers (it must call [`crate::cluster::main`] or otherwise
+    /// understand the `worker` subcommand).
+    pub fn program(program: impl Into<PathBuf>) -> LocalLauncher {
+        LocalLauncher {
+            program: program.into(),
+            extra_args: Vec::new(),
+            cookie_file: None,
+            log_dir: None,
+            connection_timeout: Some(Duration::from_secs(30)),
+            policy: RetryPolicy::default(),
+            children: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Passes `--cookie-file PATH` to workers (share the master's cookie).
+    pub fn cookie_file(mut self, path: impl Into<PathBuf>) -> LocalLauncher {
+        self.cookie_file = Some(path.into());
+        self
+    }
+
+    /// Gives each worker a log file in `dir` (`worker-<service>.log`).
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> LocalLauncher {
+        self.log_dir = Some(dir.into());
+        self
+    }
+
+    /// More arguments for every worker, after the standard ones.
+    pub fn extra_args(mut self, args: Vec<String>) -> LocalLauncher {
+        self.extra_args = args;
+        self
+    }
+
+    /// How long to wait for a worker to connect.
+    pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> LocalLauncher {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// What to do when remote work fails.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> LocalLauncher {
+        self.policy = policy;
+        self
+    }
+
+    /// PIDs of worker processes still running.
+    pub fn running(&self) -> Vec<u32> {
+        self.children.borrow().keys().copied().collect()
+    }
+
+    fn command(&self, master: NodeId, service: &ServiceId) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .arg("worker")
+            .arg("--master")
+            .arg(master.to_string())
+            .arg("--service")
+            .arg(service.as_str());
+        if let Some(cookie) = &self.cookie_file {
+            command.arg("--cookie-file").arg(cookie);
+        }
+        if let Some(dir) = &self.log_dir {
+            command
+                .arg("--log-file")
+                .arg(dir.join(format!("worker-{service}.log")));
+        }
+        command.args(&self.extra_args).stdin(Stdio::null());
+        die_with_parent(&mut command);
+        command
+    }
+
+    /// Waits up to `grace` for a worker to exit, then kills it. The wait happens on a
+    /// reaper thread: the node's event loop must not block.
+    fn reap(&self, pid: u32, grace: Duration) {
+        let Some(mut child) = self.children.borrow_mut().remove(&pid) else {
+            return;
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            tracing::debug!(pid, %status, "worker process exited");
+            return;
+        }
+        let reaper = std::thread::Builder::new()
+            .name(format!("hyperion-reap-{pid}"))
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + grace;
+                while std::time::Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                tracing::warn!(pid, "worker process outlived its service; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+            });
+        if let Err(err) = reaper {
+            tracing::error!(pid, %err, "cannot start a reaper thread; the worker may linger");
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // prctl, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
+impl WorkerLauncher for LocalLauncher {
+    type JobId = u32;
+
+    async fn launch(
+        &self,
+        _p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<u32, LaunchError> {
+        let mut command = self.command(master, service);
+        let child = command.spawn().map_err(|err| LaunchError {
+            what: format!("{command:?}"),
+            why: err.to_string(),
+        })?;
+        let pid = child.id();
+        tracing::info!(pid, %service, "launched a local worker process");
+        self.children.borrow_mut().insert(pid, child);
+        Ok(pid)
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.connection_timeout
+    }
+
+    fn on_remote_error(&self, _error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
+        self.policy.decide(retries_so_far)
+    }
+
+    fn cancel(&self, job: &u32) {
+        self.reap(*job, Duration::ZERO);
+    }
+
+    fn on_exit(&self, job: &u32) {
+        self.reap(*job, WORKER_EXIT_GRACE);
+    }
+}
+
+impl Drop for LocalLauncher {
+    fn drop(&mut self) {
+        for (pid, mut child) in std::mem::take(&mut *self.children.borrow_mut()) {
+            tracing::warn!(pid, "killing a worker process left at the launcher's end");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Worker launchers for the real world: local OS processes running the current program
+//! in worker mode, and Slurm batch jobs. (The simulator's launcher lives in
+//! `hyperion-sim`.)
+
+mod local;
+mod slurm;
+
+pub use local::LocalLauncher;
+pub use slurm::{
+    parse_job_id, shell_quote, SlurmError, SlurmLauncher, SlurmOptions, JOB_POLL_INTERVAL,
+    SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
+};

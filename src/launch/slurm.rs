@@ -1,0 +1,611 @@
+//! Workers as Slurm batch jobs: `sbatch --parsable` with the worker command in a
+//! script on standard input, `scancel` when the service ends, `squeue` to notice a job
+//! that ended (or can never start) before its worker connected.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::process::id::NodeId;
+use crate::process::Process;
+use crate::remote::{
+    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
+};
+
+/// Submissions tried before a transient `sbatch` failure is given up on.
+pub const SUBMIT_ATTEMPTS_MAX: u32 = 4;
+/// First pause between submission attempts (doubling, with jitter).
+pub const SUBMIT_BACKOFF: Duration = Duration::from_millis(500);
+/// How often a launch checks a submitted job's state until it runs.
+pub const JOB_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `sbatch` options for worker jobs. Every field maps to one `sbatch` option; `None`
+/// leaves Slurm's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlurmOptions {
+    /// `--job-name`.
+    pub job_name: String,
+    /// `--chdir`.
+    pub working_dir: Option<PathBuf>,
+    /// `--output` (Slurm's own log of the job).
+    pub output: Option<PathBuf>,
+    /// `--nodes`.
+    pub nodes: Option<u32>,
+    /// `--ntasks-per-node`.
+    pub tasks_per_node: Option<u32>,
+    /// `--cpus-per-task`.
+    pub cpus_per_task: Option<u32>,
+    /// `--time` (rounded up to whole minutes).
+    pub time_limit: Option<Duration>,
+    /// `--mem` (e.g. `"4G"`).
+    pub memory: Option<String>,
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--constraint`.
+    pub constraint: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--qos`.
+    pub qos: Option<String>,
+    /// `--mail-type`.
+    pub mail_type: Option<String>,
+    /// `--mail-user`.
+    pub mail_user: Option<String>,
+    /// `--no-requeue` (on by default: a requeued worker would talk to a finished
+    /// service).
+    pub no_requeue: bool,
+    /// Lines run before the worker starts (e.g. `module load gcc`).
+    pub preamble: Vec<String>,
+    /// The `sbatch` program.
+    pub sbatch: PathBuf,
+    /// The `scancel` program.
+    pub scancel: PathBuf,
+    /// The `squeue` program.
+    pub squeue: PathBuf,
+}
+
+impl Default for SlurmOptions {
+    fn default() -> Self {
+        SlurmOptions {
+            job_name: "hyperion-worker".into(),
+            working_dir: None,
+            output: None,
+            nodes: Some(1),
+            tasks_per_node: Some(1),
+            cpus_per_task: None,
+            time_limit: None,
+            memory: None,
+            partition: None,
+            constraint: None,
+            account: None,
+            qos: None,
+            mail_type: None,
+            mail_user: None,
+            no_requeue: true,
+            preamble: Vec::new(),
+            sbatch: "sbatch".into(),
+            scancel: "scancel".into(),
+            squeue: "squeue".into(),
+        }
+    }
+}
+
+impl SlurmOptions {
+    /// Sets the job name.
+    pub fn job_name(mut self, name: &str) -> SlurmOptions {
+        self.job_name = name.to_string();
+        self
+    }
+
+    /// The `sbatch` argument vector (no shell involved).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hyperion::launch::SlurmOptions;
+    /// let options = SlurmOptions { cpus_per_task: Some(4), time_limit: Some(Duration::from_secs(90)), ..SlurmOptions::default() };
+    /// let args = options.sbatch_args();
+    /// assert!(args.contains(&"--parsable".to_string()));
+    /// assert!(args.contains(&"--cpus-per-task=4".to_string()));
+    /// assert!(args.contains(&"--time=2".to_string()));
+    /// assert!(args.contains(&"--no-requeue".to_string()));
+    /// ```
+    pub fn sbatch_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--parsable".to_string(),
+            format!("--job-name={}", self.job_name),
+        ];
+        let mut option = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                args.push(format!("--{name}={value}"));
+            }
+        };
+        option(
+            "chdir",
+            self.working_dir.as_ref().map(|p| p.display().to_string()),
+        );
+        option(
+            "output",
+            self.output.as_ref().map(|p| p.display().to_string()),
+        );
+        option("nodes", self.nodes.map(|n| n.to_string()));
+        option(
+            "ntasks-per-node",
+            self.tasks_per_node.map(|n| n.to_string()),
+        );
+        option("cpus-per-task", self.cpus_per_task.map(|n| n.to_string()));
+        option(
+            "time",
+            self.time_limit
+                .map(|t| t.as_secs().div_ceil(60).max(1).to_string()),
+        );
+        option("mem", self.memory.clone());
+        option("partition", self.partition.clone());
+        option("constraint", self.constraint.clone());
+        option("account", self.account.clone());
+        option("qos", self.qos.clone());
+        option("mail-type", self.mail_type.clone());
+        option("mail-user", self.mail_user.clone());
+        if self.no_requeue {
+            args.push("--no-requeue".to_string());
+        }
+        args
+    }
+}
+
+/// Reads the job id from `sbatch --parsable` output: `123` or `123;cluster`.
+///
+/// ```
+/// use hyperion::launch::parse_job_id;
+/// assert_eq!(parse_job_id("4242\n"), Ok(4242));
+/// assert_eq!(parse_job_id("17;cluster-a\n"), Ok(17));
+/// assert!(parse_job_id("Submitted batch job 5").is_err());
+/// assert!(parse_job_id("").is_err());
+/// ```
+pub fn parse_job_id(stdout: &str) -> Result<u64, String> {
+    let line = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let id = line.split(';').next().unwrap_or("");
+    id.parse()
+        .map_err(|_| format!("cannot read a job id from sbatch output {stdout:?}"))
+}
+
+/// Quotes `word` for a POSIX shell script.
+///
+/// ```
+/// use hyperion::launch::shell_quote;
+/// assert_eq!(shell_quote("plain"), "'plain'");
+/// assert_eq!(shell_quote("it's"), "'it'\\''s'");
+/// ```
+pub fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// A failed `sbatch`, `scancel` or `squeue` run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlurmError {
+    /// The command line.
+    pub command: String,
+    /// Exit status, or why it could not run.
+    pub status: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl fmt::Display for SlurmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed ({}): {}",
+            self.command,
+            self.status,
+            self.stderr.trim()
+        )
+    }
+}
+
+fn run(program: &PathBuf, args: &[String], stdin: Option<&str>) -> Result<String, SlurmError> {
+    let command = format!("{} {}", program.display(), args.join(" "));
+    let failed = |status: String, stderr: String| SlurmError {
+        command: command.clone(),
+        status,
+        stderr,
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| failed(format!("cannot run: {err}"), String::new()))?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A command that exits without reading (a refused submission) closes the pipe:
+        // what it printed says why, so keep going and report that.
+        if let Err(err) = pipe.write_all(text.as_bytes()) {
+            tracing::debug!(%err, command, "the command did not read its standard input");
+        }
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|err| failed(format!("cannot wait: {err}"), String::new()))?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        return Err(failed(output.status.to_string(), stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Pending reasons after which a job will never start on its own.
+const NEVER_STARTS: &[&str] = &[
+    "PartitionNodeLimit",
+    "PartitionConfig",
+    "BadConstraints",
+    "ReqNodeNotAvail",
+    "PartitionTimeLimit",
+    "InvalidAccount",
+    "InvalidQOS",
+    "QOSMaxCpuPerJobLimit",
+];
+
+/// A job's state from `squeue`: `None` once the job is gone.
+fn job_state(squeue: &PathBuf, job: u64) -> Result<Option<(String, String)>, SlurmError> {
+    let args = vec![
+        "--noheader".to_string(),
+        format!("--jobs={job}"),
+        "--format=%T %r".to_string(),
+    ];
+    match run(squeue, &args, None) {
+        Ok(out) => Ok(out.lines().next().map(|line| {
+            let mut parts = line.split_whitespace();
+            (
+                parts.next().unwrap_or("").to_string(),
+                parts.next().unwrap_or("").to_string(),
+            )
+        })),
+        // squeue refuses ids it no longer knows: the job is gone.
+        Err(err) if err.stderr.contains("Invalid job id") => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Launches each worker as a Slurm batch job running the current program (or a
+/// configured one) in worker mode.
+pub struct SlurmLauncher {
+    options: SlurmOptions,
+    program: PathBuf,
+    cookie_file: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
+    connection_timeout: Option<Duration>,
+    policy: RetryPolicy,
+    max_jobs: usize,
+    jobs: RefCell<BTreeSet<u64>>,
+    /// Jobs whose service ended: their worker exits by itself; whatever is left of
+    /// them is cancelled when the launcher is dropped.
+    finished: RefCell<BTreeSet<u64>>,
+}
+
+impl SlurmLauncher {
+    /// A launcher submitting the current executable as worker jobs.
+    pub fn new(options: SlurmOptions) -> std::io::Result<SlurmLauncher> {
+        Ok(SlurmLauncher {
+            options,
+            program: std::env::current_exe()?,
+            cookie_file: None,
+            log_dir: None,
+            connection_timeout: None,
+            policy: RetryPolicy::default(),
+            max_jobs: 64,
+            jobs: RefCell::new(BTreeSet::new()),
+            finished: RefCell::new(BTreeSet::new()),
+        })
+    }
+
+    /// The program the jobs run (in worker mode).
+    pub fn program(mut self, program: impl Into<PathBuf>) -> SlurmLauncher {
+        self.program = program.into();
+        self
+    }
+
+    /// Passes `--cookie-file PATH` to workers.
+    pub fn cookie_file(mut self, path: impl Into<PathBuf>) -> SlurmLauncher {
+        self.cookie_file = Some(path.into());
+        self
+    }
+
+    /// Gives each worker a log file in `dir`.
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> SlurmLauncher {
+        self.log_dir = Some(dir.into());
+        self
+    }
+
+    /// What to do when remote work fails.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> SlurmLauncher {
+        self.policy = policy;
+        self
+    }
+
+    /// Most jobs alive at once; later launches wait for a slot.
+    pub fn max_jobs(mut self, max: usize) -> SlurmLauncher {
+        self.max_jobs = max.max(1);
+        self
+    }
+
+    /// How long to wait for a running job's worker to connect (`None`: forever; the
+    /// wait for the job to start is separate and ends when the job ends).
+    pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> SlurmLauncher {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Jobs submitted and not yet finished.
+    pub fn jobs(&self) -> Vec<u64> {
+        self.jobs.borrow().iter().copied().collect()
+    }
+
+    /// The batch script for one worker.
+    pub fn script(&self, master: NodeId, service: &ServiceId) -> String {
+        let mut words = vec![
+            self.program.display().to_string(),
+            "worker".into(),
+            "--master".into(),
+            master.to_string(),
+            "--service".into(),
+            service.to_string(),
+        ];
+        if let Some(cookie) = &self.cookie_file {
+            words.extend(["--cookie-file".into(), cookie.display().to_string()]);
+        }
+        if let Some(dir) = &self.log_dir {
+            words.extend([
+                "--log-file".into(),
+                dir.join(format!("worker-{service}.log"))
+                    .display()
+                    .to_string(),
+            ]);
+        }
+        let command: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
+        let mut script = String::from("#!/bin/sh\nset -e\n");
+        for line in &self.options.preamble {
+            script.push_str(line);
+            script.push('\n');
+        }
+        script.push_str("exec ");
+        script.push_str(&command.join(" "));
+        script.push('\n');
+        script
+    }
+
+    fn scancel_later(&self, job: u64, grace: Duration) {
+        self.jobs.borrow_mut().remove(&job);
+        self.finished.borrow_mut().insert(job);
+        let scancel = self.options.scancel.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("hyperion-scancel-{job}"))
+            .spawn(move || {
+                std::thread::sleep(grace);
+                if let Err(err) = run(&scancel, &[job.to_string()], None) {
+                    tracing::warn!(job, %err, "scancel failed");
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(job, %err, "cannot start a thread to cancel a job");
+        }
+    }
+}
+
+impl WorkerLauncher for SlurmLauncher {
+    type JobId = u64;
+
+    async fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<u64, LaunchError> {
+        while self.jobs.borrow().len() >= self.max_jobs {
+            p.sleep(JOB_POLL_INTERVAL).await;
+        }
+        let script = self.script(master, service);
+        let args = self.options.sbatch_args();
+        let mut pause = SUBMIT_BACKOFF;
+        let mut attempt = 1;
+        let job = loop {
+            let (sbatch, sbatch_args, script) =
+                (self.options.sbatch.clone(), args.clone(), script.clone());
+            let submitted = p
+                .run_blocking(move || run(&sbatch, &sbatch_args, Some(&script)))
+                .await
+                .map_err(|err| err.to_string())
+                .and_then(|out| parse_job_id(&out));
+            match submitted {
+                Ok(job) => break job,
+                Err(why) if attempt >= SUBMIT_ATTEMPTS_MAX || why.contains("cannot run") => {
+                    return Err(LaunchError {
+                        what: format!("{} {}", self.options.sbatch.display(), args.join(" ")),
+                        why,
+                    });
+                }
+                Err(why) => {
+                    let jitter = Duration::from_millis(p.random_u64() % 250);
+                    tracing::warn!(attempt, %why, "sbatch failed; retrying");
+                    p.sleep(pause + jitter).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+            }
+        };
+        self.jobs.borrow_mut().insert(job);
+        tracing::info!(job, %service, "submitted a worker job");
+        // Wait until the job runs: a job that ends or can never start fails the launch.
+        loop {
+            let squeue = self.options.squeue.clone();
+            let state = p.run_blocking(move || job_state(&squeue, job)).await;
+            match state {
+                Ok(Some((state, _))) if state == "RUNNING" => return Ok(job),
+                Ok(Some((state, reason)))
+                    if state == "PENDING" && NEVER_STARTS.contains(&reason.as_str()) =>
+                {
+                    self.scancel_later(job, Duration::ZERO);
+                    return Err(LaunchError {
+                        what: format!("job {job}"),
+                        why: format!("it can never start: {reason}"),
+                    });
+                }
+                Ok(Some((state, _))) if state == "PENDING" || state == "CONFIGURING" => {}
+                Ok(Some((state, reason))) => {
+                    self.jobs.borrow_mut().remove(&job);
+                    return Err(LaunchError {
+                        what: format!("job {job}"),
+                        why: format!("it ended before its worker connected: {state} {reason}"),
+                    });
+                }
+                Ok(None) => {
+                    self.jobs.borrow_mut().remove(&job);
+                    return Err(LaunchError {
+                        what: format!("job {job}"),
+                        why: "it ended before its worker connected".into(),
+                    });
+                }
+                Err(err) => tracing::warn!(job, %err, "squeue failed; will ask again"),
+            }
+            p.sleep(JOB_POLL_INTERVAL).await;
+        }
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.connection_timeout
+    }
+
+    fn on_remote_error(&self, _error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
+        self.policy.decide(retries_so_far)
+    }
+
+    fn cancel(&self, job: &u64) {
+        self.scancel_later(*job, Duration::ZERO);
+    }
+
+    fn on_exit(&self, job: &u64) {
+        // The worker exits on ShutDown; the scancel only catches one that did not.
+        self.scancel_later(*job, Duration::from_secs(5));
+    }
+}
+
+impl Drop for SlurmLauncher {
+    fn drop(&mut self) {
+        let jobs: Vec<String> = self
+            .jobs
+            .borrow()
+            .union(&self.finished.borrow())
+            .map(u64::to_string)
+            .collect();
+        if !jobs.is_empty() {
+            if let Err(err) = run(&self.options.scancel, &jobs, None) {
+                tracing::warn!(%err, "scancel of remaining jobs failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_read_from_plain_and_clustered_output() {
+        assert_eq!(parse_job_id("123\n"), Ok(123));
+        assert_eq!(parse_job_id("123;cluster\n"), Ok(123));
+        assert_eq!(parse_job_id("\n  77  \n"), Ok(77));
+        assert!(parse_job_id("sbatch: error: Batch job submission failed").is_err());
+        assert!(parse_job_id("-5").is_err());
+    }
+
+    #[test]
+    fn every_option_becomes_one_argument_and_nothing_goes_through_a_shell() {
+        let options = SlurmOptions {
+            job_name: "name with spaces; rm -rf /".into(),
+            working_dir: Some("/data/run 1".into()),
+            output: Some("/logs/%j.out".into()),
+            nodes: Some(2),
+            tasks_per_node: Some(3),
+            cpus_per_task: Some(4),
+            time_limit: Some(Duration::from_secs(3601)),
+            memory: Some("4G".into()),
+            partition: Some("long".into()),
+            constraint: Some("avx2".into()),
+            account: Some("physics".into()),
+            qos: Some("high".into()),
+            mail_type: Some("END".into()),
+            mail_user: Some("me@example.org".into()),
+            no_requeue: true,
+            ..SlurmOptions::default()
+        };
+        let args = options.sbatch_args();
+        for expected in [
+            "--parsable",
+            "--job-name=name with spaces; rm -rf /",
+            "--chdir=/data/run 1",
+            "--output=/logs/%j.out",
+            "--nodes=2",
+            "--ntasks-per-node=3",
+            "--cpus-per-task=4",
+            "--time=61",
+            "--mem=4G",
+            "--partition=long",
+            "--constraint=avx2",
+            "--account=physics",
+            "--qos=high",
+            "--mail-type=END",
+            "--mail-user=me@example.org",
+            "--no-requeue",
+        ] {
+            assert!(
+                args.iter().any(|a| a == expected),
+                "missing {expected} in {args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_worker_script_quotes_every_word() {
+        let launcher = SlurmLauncher::new(SlurmOptions {
+            preamble: vec!["module load gcc".into()],
+            ..SlurmOptions::default()
+        })
+        .unwrap()
+        .program("/opt/my prog/bin")
+        .cookie_file("/home/me/.cookie's");
+        let master: NodeId = "10.0.0.1:7000#ab".parse().unwrap();
+        let script = launcher.script(master, &ServiceId::from_text("svc-1"));
+        assert!(script.contains("module load gcc\n"));
+        assert!(script.contains("exec '/opt/my prog/bin' 'worker' '--master' '10.0.0.1:7000#ab' '--service' 'svc-1' '--cookie-file' '/home/me/.cookie'\\''s'"), "{script}");
+    }
+
+    #[test]
+    fn a_failing_sbatch_is_an_error_naming_the_command_and_its_stderr() {
+        let dir = std::env::temp_dir().join(format!("hyperion-fake-sbatch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("sbatch");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho 'sbatch: error: invalid partition' >&2\nexit 1\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let error = run(&fake, &["--parsable".into()], Some("#!/bin/sh\n")).unwrap_err();
+        assert!(error.command.contains("sbatch --parsable"), "{error}");
+        assert!(error.stderr.contains("invalid partition"), "{error}");
+        let missing = run(&dir.join("no-such-sbatch"), &[], None).unwrap_err();
+        assert!(missing.status.contains("cannot run"), "{missing}");
+    }
+}

@@ -1,0 +1,481 @@
+//! The node's management event bus: one queue per running agent, filled by the node's
+//! publishing hooks, drained by the agents' loops.
+//!
+//! The bus lives in the node's state, so publishing is a method call on the state the
+//! node already holds: no lock, never blocking. When no agent reads system events,
+//! every hook on the message path is one branch on a counter (the hooks are
+//! `#[inline(always)]`, the work behind them is not). The two events of the message
+//! path (`Sent` to a local process, `Received`) travel as three-word `Copy` items and
+//! become [`MxEvent`]s only in the agent that reads them. Agents are few (each is a
+//! process); a `Vec` walked in start order keeps delivery reproducible.
+
+use std::collections::BTreeMap;
+
+use super::events::{Info, MxEvent, MxEventKind};
+use super::MxAgentId;
+use crate::message::{Fingerprint, Message};
+use crate::node::local::NodeState;
+use crate::process::channel::SendPortId;
+use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::runtime::TaskId;
+use crate::Serializable;
+
+/// Most inputs one agent's bus queue holds; events published while it is full are
+/// dropped for that agent (and counted, see
+/// [`MxAgent::events_dropped`](super::MxAgent::events_dropped)). Publishing never
+/// blocks, so a slow agent loses events rather than slowing the node down or growing
+/// without bound.
+pub const MX_AGENT_BACKLOG_MAX: usize = 1 << 16;
+
+/// One input waiting on the bus.
+pub(crate) enum BusItem {
+    /// [`MxEvent::Sent`] between two processes of this node, by local numbers.
+    SentLocal { from: u64, to: u64, info: Info },
+    /// [`MxEvent::Received`] by a process of this node.
+    Received { pid: u64, info: Info },
+    /// A message between two processes of this node: [`MxEvent::Sent`] then
+    /// [`MxEvent::Received`], in one item (half the work of two).
+    LocalSend { from: u64, to: u64, info: Info },
+    /// Any other system event.
+    Event(Box<MxEvent>),
+    /// A value published with `mx_notify` or `mx_broadcast`.
+    Message(Message),
+}
+
+impl BusItem {
+    /// Whether the event this item becomes holds no heap memory (its drop does
+    /// nothing).
+    /// The kind of system event this is (`None` for a user's value).
+    fn kind(&self) -> Option<MxEventKind> {
+        match self {
+            BusItem::SentLocal { .. } | BusItem::LocalSend { .. } => Some(MxEventKind::Sent),
+            BusItem::Received { .. } => Some(MxEventKind::Received),
+            BusItem::Event(event) => Some(event.kind()),
+            BusItem::Message(_) => None,
+        }
+    }
+
+    /// The system event, for an agent of node `node`; `Err` gives back a user value.
+    #[inline]
+    pub(crate) fn into_event(self, node: NodeId) -> Result<MxEvent, Message> {
+        let local = |local| ProcessId { node, local };
+        match self {
+            BusItem::SentLocal { from, to, info } => Ok(MxEvent::Sent {
+                to: local(to),
+                from: local(from),
+                message: info.into(),
+            }),
+            BusItem::Received { pid, info } => Ok(MxEvent::Received {
+                pid: local(pid),
+                message: info.into(),
+            }),
+            // Never reaches here: the agent's loop splits it (see `Scratch::fill`).
+            BusItem::LocalSend { from, to, info } => Ok(MxEvent::Sent {
+                to: local(to),
+                from: local(from),
+                message: info.into(),
+            }),
+            BusItem::Event(event) => Ok(*event),
+            BusItem::Message(message) => Err(message),
+        }
+    }
+
+    /// A copy for another agent. A message is copied through its encoding (values of
+    /// any serializable type need not be `Clone`); one that cannot be encoded is not
+    /// copied.
+    fn duplicate(&self) -> Option<BusItem> {
+        match self {
+            BusItem::SentLocal { from, to, info } => Some(BusItem::SentLocal {
+                from: *from,
+                to: *to,
+                info: *info,
+            }),
+            BusItem::Received { pid, info } => Some(BusItem::Received {
+                pid: *pid,
+                info: *info,
+            }),
+            BusItem::LocalSend { from, to, info } => Some(BusItem::LocalSend {
+                from: *from,
+                to: *to,
+                info: *info,
+            }),
+            BusItem::Event(event) => Some(BusItem::Event(event.clone())),
+            BusItem::Message(message) => match message.encode() {
+                Ok((fingerprint, bytes)) => {
+                    Some(BusItem::Message(Message::from_encoded(fingerprint, bytes)))
+                }
+                Err(err) => {
+                    tracing::error!(%err, "management notification not copied: cannot encode");
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// One agent's subscription.
+pub(crate) struct Reader {
+    pub(crate) pid: ProcessId,
+    pub(crate) task: TaskId,
+    pub(crate) id: MxAgentId,
+    /// The event kinds its sinks take (bits of [`MxEventKind::bit`]): other system
+    /// events are not queued for it at all, since no sink of it would take them.
+    pub(crate) kinds: u32,
+    /// Appended to by publishers, taken whole by the agent.
+    pub(crate) queue: Vec<BusItem>,
+    /// The agent waits for input: the next item queued for it schedules it.
+    pub(crate) asleep: bool,
+    pub(crate) dropped: u64,
+}
+
+impl Reader {
+    /// Whether `item` is for this agent.
+    #[inline(always)]
+    fn takes(&self, kind: Option<MxEventKind>) -> bool {
+        kind.is_none_or(|kind| self.kinds & kind.bit() != 0)
+    }
+}
+
+/// A node's management bus and the bookkeeping its events need.
+#[derive(Default)]
+pub(crate) struct Bus {
+    /// Running agents, in the order they started.
+    readers: Vec<Reader>,
+    /// The union of the readers' kinds: the one number the hot path looks at.
+    kinds: u32,
+    /// The number of each peer connection, from `Connected` to `Disconnected`.
+    connections: BTreeMap<NodeId, u64>,
+    next_connection: u64,
+    /// The `Received` event of the message being delivered went out with its `Sent`
+    /// (see `mx_sent_slow`): the delivery publishes nothing more.
+    received_published: bool,
+}
+
+impl Bus {
+    /// Whether any agent reads events of `kind`.
+    #[inline(always)]
+    pub(crate) fn wants(&self, kind: MxEventKind) -> bool {
+        self.kinds & kind.bit() != 0
+    }
+
+    /// Whether any agent runs (user values are published only then).
+    pub(crate) fn is_active(&self) -> bool {
+        !self.readers.is_empty()
+    }
+
+    pub(crate) fn subscribe(&mut self, id: MxAgentId, pid: ProcessId, kinds: u32) {
+        self.readers.push(Reader {
+            pid,
+            task: TaskId::from_u64(pid.local),
+            id,
+            kinds,
+            queue: Vec::new(),
+            asleep: false,
+            dropped: 0,
+        });
+        self.kinds |= kinds;
+    }
+
+    pub(crate) fn unsubscribe(&mut self, pid: ProcessId) {
+        self.readers.retain(|reader| reader.pid != pid);
+        self.kinds = self.readers.iter().fold(0, |kinds, r| kinds | r.kinds);
+    }
+
+    pub(crate) fn reader_mut(&mut self, pid: ProcessId) -> Option<&mut Reader> {
+        self.readers.iter_mut().find(|reader| reader.pid == pid)
+    }
+
+    pub(crate) fn agents(&self) -> Vec<(MxAgentId, ProcessId)> {
+        self.readers
+            .iter()
+            .map(|reader| (reader.id.clone(), reader.pid))
+            .collect()
+    }
+}
+
+/// `a == b`, the incarnations (which differ between nodes almost surely) first.
+#[inline(always)]
+fn same_node(a: &NodeId, b: &NodeId) -> bool {
+    a.incarnation == b.incarnation && a.address == b.address
+}
+
+/// Counts an item a full queue refused.
+fn refuse(reader: &mut Reader) {
+    if reader.dropped == 0 {
+        tracing::warn!(agent = %reader.id, "management agent backlog full; events dropped");
+    }
+    reader.dropped += 1;
+}
+
+/// The publishing side, as methods of the node's state: each hook in `node` and
+/// `process` is one call. The `#[inline(always)]` wrappers hold only the branch; the
+/// work is out of line.
+impl NodeState {
+    /// Puts `item` in the queue of every agent it is for, and wakes those that wait.
+    #[inline(never)]
+    pub(crate) fn mx_publish(&mut self, item: BusItem) {
+        let kind = item.kind();
+        let mut item = Some(item);
+        for index in 0..self.mx.readers.len() {
+            if !self.mx.readers[index].takes(kind) {
+                continue;
+            }
+            let last = !self.mx.readers[index + 1..]
+                .iter()
+                .any(|later| later.takes(kind));
+            let copy = if last {
+                item.take()
+            } else {
+                item.as_ref().and_then(BusItem::duplicate)
+            };
+            let Some(copy) = copy else { continue };
+            let reader = &mut self.mx.readers[index];
+            if reader.queue.len() >= MX_AGENT_BACKLOG_MAX {
+                refuse(reader);
+                continue;
+            }
+            reader.queue.push(copy);
+            if reader.asleep {
+                reader.asleep = false;
+                let task = reader.task;
+                self.schedule(task);
+            }
+        }
+    }
+
+    /// Queues `make(kinds)` for every agent, given the kinds it takes (`None`: nothing
+    /// for it): the message path's publisher, for small `Copy` items built in place in
+    /// each queue.
+    #[inline(always)]
+    fn mx_publish_each(&mut self, make: impl Fn(u32) -> Option<BusItem>) {
+        for index in 0..self.mx.readers.len() {
+            let reader = &mut self.mx.readers[index];
+            let Some(item) = make(reader.kinds) else {
+                continue;
+            };
+            if reader.queue.len() >= MX_AGENT_BACKLOG_MAX {
+                refuse(reader);
+                continue;
+            }
+            // Room first, then the item, built straight into its slot: an item built
+            // before a possible reallocation is built on the stack and copied, which
+            // costs more than the rest of the publish.
+            reader.queue.reserve(1);
+            let len = reader.queue.len();
+            reader.queue.spare_capacity_mut()[0].write(item);
+            // SAFETY: the slot at `len` was just initialised by `write`.
+            unsafe { reader.queue.set_len(len + 1) };
+            if reader.asleep {
+                reader.asleep = false;
+                let task = reader.task;
+                self.schedule(task);
+            }
+        }
+    }
+
+    /// Publishes a system event of `kind` if any agent takes it; `make` runs only then.
+    #[inline(always)]
+    pub(crate) fn mx_event(&mut self, kind: MxEventKind, make: impl FnOnce() -> MxEvent) {
+        if self.mx.wants(kind) {
+            self.mx_event_slow(make);
+        }
+    }
+
+    /// Out of the caller's way: the control-plane events (spawns, deaths, names,
+    /// connections) must cost nothing but the branch when no agent takes them.
+    #[cold]
+    #[inline(never)]
+    fn mx_event_slow(&mut self, make: impl FnOnce() -> MxEvent) {
+        self.mx_publish(BusItem::Event(Box::new(make())));
+    }
+
+    /// Hook: a process of this node sends `message` to `to`.
+    #[inline(always)]
+    pub(crate) fn mx_sent(&mut self, from: ProcessId, to: ProcessId, message: &Message) {
+        if self.mx.wants(MxEventKind::Sent) {
+            self.mx_sent_slow(&from, &to, message);
+        }
+    }
+
+    #[inline(never)]
+    fn mx_sent_slow(&mut self, from: &ProcessId, to: &ProcessId, message: &Message) {
+        let info = Info::of_message(message);
+        if same_node(&from.node, &self.id) && same_node(&to.node, &self.id) {
+            let (from, to) = (from.local, to.local);
+            let (sent, received) = (MxEventKind::Sent.bit(), MxEventKind::Received.bit());
+            // `send_from` delivers at once: publish the delivery's `Received` now, with
+            // the `Sent`, and tell `deliver` it is done.
+            let with_received =
+                self.mx.kinds & received != 0 && self.processes.get(TaskId::from_u64(to)).is_some();
+            self.mx.received_published = with_received;
+            self.mx_publish_each(|kinds| {
+                let with_received = with_received && kinds & received != 0;
+                match (kinds & sent != 0, with_received) {
+                    (true, true) => Some(BusItem::LocalSend { from, to, info }),
+                    (true, false) => Some(BusItem::SentLocal { from, to, info }),
+                    (false, true) => Some(BusItem::Received { pid: to, info }),
+                    (false, false) => None,
+                }
+            });
+        } else {
+            self.mx_publish(BusItem::Event(Box::new(MxEvent::Sent {
+                to: *to,
+                from: *from,
+                message: info.into(),
+            })));
+        }
+    }
+
+    /// Hook: `message` is about to enter `to`'s mailbox (published only if `to` is a
+    /// live process of this node).
+    #[inline(always)]
+    pub(crate) fn mx_received(&mut self, to: ProcessId, message: &Message) {
+        if self.mx.wants(MxEventKind::Received) && !std::mem::take(&mut self.mx.received_published)
+        {
+            // Only the local number crosses the call: copying a whole `ProcessId`
+            // here costs more than the rest of the publish.
+            self.mx_received_slow(to.node.incarnation, to.local, message);
+        }
+    }
+
+    #[inline(never)]
+    fn mx_received_slow(&mut self, incarnation: u64, pid: u64, message: &Message) {
+        // `deliver` has checked the address; a live slot means a live process.
+        let alive = incarnation == self.id.incarnation
+            && self.processes.get(TaskId::from_u64(pid)).is_some();
+        if alive {
+            let info = Info::of_message(message);
+            let received = MxEventKind::Received.bit();
+            self.mx_publish_each(|kinds| {
+                (kinds & received != 0).then_some(BusItem::Received { pid, info })
+            });
+        }
+    }
+
+    /// Hook: a process of this node sends a `T` to the name `name` (here or remote).
+    #[inline(always)]
+    pub(crate) fn mx_sent_to_name<T: Serializable>(&mut self, from: ProcessId, name: &str) {
+        self.mx_event(MxEventKind::SentToName, || MxEvent::SentToName {
+            name: name.to_string(),
+            from,
+            message: Info::of::<T>().into(),
+        });
+    }
+
+    /// Hook: a process of this node sends a `T` on the channel `port`.
+    #[inline(always)]
+    pub(crate) fn mx_sent_to_port<T: Serializable>(&mut self, from: ProcessId, port: SendPortId) {
+        self.mx_event(MxEventKind::SentToPort, || MxEvent::SentToPort {
+            from,
+            port,
+            message: Info::of::<T>().into(),
+        });
+    }
+
+    /// Hook: a `T` is about to enter the local channel `port`.
+    #[inline(always)]
+    pub(crate) fn mx_received_port<T: Serializable>(&mut self, port: SendPortId) {
+        if self.mx.wants(MxEventKind::ReceivedPort) {
+            self.mx_received_port_slow(port, Info::of::<T>());
+        }
+    }
+
+    /// Hook: bytes with `fingerprint` from another node are about to enter the local
+    /// channel `port`.
+    #[inline(always)]
+    pub(crate) fn mx_received_port_encoded(&mut self, port: SendPortId, fingerprint: Fingerprint) {
+        if self.mx.wants(MxEventKind::ReceivedPort) {
+            self.mx_received_port_slow(port, Info::Encoded(fingerprint));
+        }
+    }
+
+    #[inline(never)]
+    fn mx_received_port_slow(&mut self, port: SendPortId, info: Info) {
+        // A channel lives as long as its owner.
+        if self.is_alive(port.owner) {
+            self.mx_publish(BusItem::Event(Box::new(MxEvent::ReceivedPort {
+                port,
+                message: info.into(),
+            })));
+        }
+    }
+
+    /// Hook: a process started.
+    #[inline(always)]
+    pub(crate) fn mx_spawned(&mut self, pid: ProcessId) {
+        self.mx_event(MxEventKind::Spawned, || MxEvent::Spawned(pid));
+    }
+
+    /// Hook: removes a dying process's slot (what `terminate` did) and reports its
+    /// death, in the borrow `terminate` takes anyway.
+    #[inline(always)]
+    pub(crate) fn mx_remove_process(
+        &mut self,
+        task: TaskId,
+        reason: &DiedReason,
+    ) -> Option<crate::process::table::ProcessSlot> {
+        let slot = self.processes.remove(task);
+        if self.mx.wants(MxEventKind::ProcessDied) {
+            if let Some(slot) = &slot {
+                self.mx_process_died(&slot.pid, reason);
+            }
+        }
+        slot
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn mx_process_died(&mut self, pid: &ProcessId, reason: &DiedReason) {
+        self.mx_event(MxEventKind::ProcessDied, || MxEvent::ProcessDied {
+            pid: *pid,
+            reason: reason.clone(),
+        });
+    }
+
+    /// Hook: `name` was registered for `pid`.
+    pub(crate) fn mx_registered(&mut self, pid: ProcessId, name: &str) {
+        self.mx_event(MxEventKind::Registered, || MxEvent::Registered {
+            pid,
+            name: name.to_string(),
+        });
+    }
+
+    /// Hook: `name`, held by `pid`, was removed from the registry.
+    pub(crate) fn mx_unregistered(&mut self, pid: ProcessId, name: &str) {
+        self.mx_event(MxEventKind::Unregistered, || MxEvent::Unregistered {
+            pid,
+            name: name.to_string(),
+        });
+    }
+
+    /// Hook: the transport reports a connection to `peer`. A second report while the
+    /// connection is known changes nothing.
+    pub(crate) fn mx_connected(&mut self, peer: NodeId) {
+        if self.mx.connections.contains_key(&peer) {
+            return;
+        }
+        let connection = self.mx.next_connection;
+        self.mx.next_connection += 1;
+        self.mx.connections.insert(peer, connection);
+        self.mx_event(MxEventKind::Connected, || MxEvent::Connected {
+            connection,
+            node: peer,
+        });
+    }
+
+    /// Hook: `peer` is lost. Reported once per connection: a peer this node never
+    /// connected to, or already reported lost, produces nothing.
+    pub(crate) fn mx_peer_lost(&mut self, peer: NodeId) {
+        let Some(connection) = self.mx.connections.remove(&peer) else {
+            return;
+        };
+        self.mx_event(MxEventKind::Disconnected, || MxEvent::Disconnected {
+            connection,
+            node: peer,
+        });
+        self.mx_event(MxEventKind::NodeDied, || MxEvent::NodeDied {
+            node: peer,
+            reason: DiedReason::Disconnect,
+        });
+    }
+}

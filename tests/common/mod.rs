@@ -1,0 +1,33 @@
+//! Helpers shared by the integration tests that run the `scan` example as a program.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `scan` example next to this test binary (`target/<profile>/examples/scan`),
+/// built first if `cargo test` was asked for this test alone.
+pub fn scan_binary() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("test binary path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join("examples").join("scan");
+    if !binary.exists() {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--example", "scan"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(built.success(), "cannot build the scan example");
+    }
+    binary
+}
+
+/// A fresh directory for one test, unique to this test process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hyperion-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}

@@ -1,0 +1,201 @@
+//! hyperion's master/worker layer over real TCP with real OS processes: the `scan`
+//! example binary serves as the worker program (it registers `integrate` and
+//! `integrate_slowly`), this test process is the master.
+
+mod common;
+
+use common::{scan_binary, temp_dir};
+
+use std::path::Path;
+use std::process::Command;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hyperion::concurrency::map_concurrently;
+use hyperion::launch::LocalLauncher;
+use hyperion::remote::{with_remote_runner, RemoteCall, RetryPolicy};
+use hyperion::transport::tcp::TcpConfig;
+use hyperion::{AsyncResult, Node, NodeConfig};
+
+fn exact(a: f64) -> f64 {
+    0.5 * (std::f64::consts::PI / a).sqrt() * (-9.0 / (4.0 * a)).exp()
+}
+
+fn master_node(dir: &Path) -> Node {
+    Node::tcp(
+        TcpConfig::bind("127.0.0.1:0").cookie_file(dir.join("cookie")),
+        NodeConfig::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_master_runs_8_closures_on_4_local_worker_processes() {
+    let dir = temp_dir("eight-on-four");
+    let node = master_node(&dir);
+    let program = scan_binary();
+    let (cookie, logs) = (dir.join("cookie"), dir.clone());
+    let answers = node
+        .run(move |p| async move {
+            let launcher = Rc::new(
+                LocalLauncher::program(program)
+                    .cookie_file(cookie)
+                    .log_dir(logs),
+            );
+            let pairs: Vec<(f64, f64)> = vec![(0.5, 0.75), (1.0, 1.25), (1.5, 1.75), (2.0, 2.25)];
+            let outcomes = map_concurrently(&p, pairs, move |slot, (a, b)| {
+                let launcher = launcher.clone();
+                async move {
+                    let slot = &slot;
+                    with_remote_runner(slot, &*launcher, |runner| async move {
+                        let first: RemoteCall<f64> =
+                            RemoteCall::new("integrate", move || async move { a });
+                        let second: RemoteCall<f64> =
+                            RemoteCall::new("integrate", move || async move { b });
+                        Ok(vec![
+                            (a, runner.run(slot, &first).await?),
+                            (b, runner.run(slot, &second).await?),
+                        ])
+                    })
+                    .await
+                    .map_err(|err| err.to_string())
+                }
+            })
+            .await;
+            outcomes
+        })
+        .unwrap();
+    let mut count = 0;
+    for outcome in answers {
+        let AsyncResult::Done(Ok(pairs)) = outcome else {
+            panic!("a service failed: {outcome:?}");
+        };
+        for (a, value) in pairs {
+            assert!((value - exact(a)).abs() < 1e-9, "I({a}) = {value}");
+            count += 1;
+        }
+    }
+    assert_eq!(count, 8);
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_mid_call_is_retried_and_the_answer_is_right() {
+    let dir = temp_dir("sigkill");
+    let node = master_node(&dir);
+    let program = scan_binary();
+    let cookie = dir.join("cookie");
+    let (answer, launched) = node
+        .run(move |p| async move {
+            let launcher = Rc::new(
+                LocalLauncher::program(program)
+                    .cookie_file(cookie)
+                    .retry_policy(RetryPolicy {
+                        max_retries: Some(3),
+                        pause: Duration::from_millis(100),
+                        pause_max: Duration::from_secs(1),
+                    }),
+            );
+            // A killer: once the first worker runs, kill it with SIGKILL.
+            let watched = launcher.clone();
+            let killer = p.async_task(move |k| async move {
+                loop {
+                    if let Some(pid) = watched.running().first().copied() {
+                        k.sleep(Duration::from_millis(500)).await; // mid-call
+                        let pid = nix::unistd::Pid::from_raw(pid as i32);
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        return pid.as_raw();
+                    }
+                    k.sleep(Duration::from_millis(10)).await;
+                }
+            });
+            let call: Rc<RemoteCall<f64>> =
+                Rc::new(RemoteCall::new("integrate_slowly", || async {
+                    (1.5f64, 2000u64)
+                }));
+            let builds = call.clone();
+            let p = &p;
+            let answer = with_remote_runner(p, &*launcher, |runner| {
+                let call = call.clone();
+                async move { runner.run(p, &call).await }
+            })
+            .await;
+            let killed = killer.wait(p).await;
+            assert_eq!(builds.builds(), 1, "the closure was built once");
+            (answer.map_err(|e| e.to_string()), killed)
+        })
+        .unwrap();
+    let value = answer.expect("retried to success");
+    assert!((value - exact(1.5)).abs() < 1e-9);
+    assert!(
+        matches!(launched, AsyncResult::Done(_)),
+        "the killer ran: {launched:?}"
+    );
+}
+
+/// Processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The parent pid is the 2nd field after the parenthesised command name.
+        let after = stat.rsplit(')').next().unwrap_or("");
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|f| f.parse::<u32>().ok())
+            == Some(parent)
+        {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn no_worker_process_is_left_when_the_master_is_killed() {
+    let dir = temp_dir("killed-master");
+    let mut master = Command::new(scan_binary())
+        .args(["--workers", "2", "--tasks", "200", "--pause-ms", "1000"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let workers = loop {
+        let children = children_of(master.id());
+        if children.len() >= 2 {
+            break children;
+        }
+        assert!(Instant::now() < deadline, "the workers never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    master.kill().unwrap(); // SIGKILL: no destructor runs in the master
+    master.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while workers.iter().any(|pid| alive(*pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "workers {workers:?} outlived their master"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

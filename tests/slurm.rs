@@ -1,0 +1,159 @@
+//! End-to-end on a real (local) Slurm: worker jobs submitted with sbatch run the `scan`
+//! example binary, which connects back over TCP. Without Slurm these tests print a
+//! notice and pass, unless `HYPERION_REQUIRE_SLURM=1` (set by `.ci/run`, which starts a
+//! local Slurm with `scripts/local-slurm.sh`), which makes a missing Slurm a failure.
+
+mod common;
+
+use common::{scan_binary, temp_dir};
+
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hyperion::launch::{SlurmLauncher, SlurmOptions};
+use hyperion::remote::{with_service, ServiceError};
+use hyperion::transport::tcp::TcpConfig;
+use hyperion::{Node, NodeConfig};
+
+/// The cluster has two CPUs: one test at a time.
+static SLURM: Mutex<()> = Mutex::new(());
+
+fn slurm_available() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false);
+    if !up {
+        if std::env::var("HYPERION_REQUIRE_SLURM").as_deref() == Ok("1") {
+            panic!("HYPERION_REQUIRE_SLURM=1 but no Slurm answers (run scripts/local-slurm.sh)");
+        }
+        eprintln!(
+            "notice: no Slurm here; Slurm end-to-end test skipped (run scripts/local-slurm.sh)"
+        );
+    }
+    up
+}
+
+/// Job ids of our jobs still in the queue.
+fn our_jobs() -> Vec<String> {
+    let output = Command::new("squeue")
+        .args(["-h", "-n", "hyperion-scan", "-o", "%i"])
+        .output()
+        .expect("squeue");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn assert_queue_drains() {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !our_jobs().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "jobs left in squeue: {:?}",
+            our_jobs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_main_job_completes_on_slurm_and_leaves_no_job() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir = temp_dir("main-job");
+    let output = Command::new(scan_binary())
+        .args(["--launcher", "slurm", "--workers", "2", "--tasks", "30"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("30 of 30 integrals"), "{text}");
+    assert_queue_drains();
+}
+
+#[test]
+fn a_worker_job_cancelled_mid_call_is_retried() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir = temp_dir("scancel");
+    let master = Command::new(scan_binary())
+        .args([
+            "--launcher",
+            "slurm",
+            "--workers",
+            "2",
+            "--tasks",
+            "8",
+            "--pause-ms",
+            "1500",
+        ])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once a job runs, cancel it mid-call.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        if let Some(job) = our_jobs().first().cloned() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "no job started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    let cancelled = Command::new("scancel").arg(&victim).status().unwrap();
+    assert!(cancelled.success());
+    let output = master.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("8 of 8 integrals"), "{text}");
+    assert_queue_drains();
+}
+
+#[test]
+fn a_job_that_can_never_start_fails_with_a_clear_error() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir = temp_dir("impossible");
+    let node = Node::tcp(
+        TcpConfig::bind("0.0.0.0:0").cookie_file(dir.join("cookie")),
+        NodeConfig::default(),
+    )
+    .unwrap();
+    let program = scan_binary();
+    let outcome = node
+        .run(move |p| async move {
+            let launcher = SlurmLauncher::new(SlurmOptions {
+                cpus_per_task: Some(100_000),
+                ..SlurmOptions::default().job_name("hyperion-scan")
+            })
+            .unwrap()
+            .program(program);
+            with_service(&p, &launcher, |_, _| async {}).await
+        })
+        .unwrap();
+    match outcome {
+        Err(ServiceError::Launch(error)) => {
+            assert!(
+                error.what.contains("sbatch") || error.what.contains("job"),
+                "{error}"
+            );
+        }
+        other => panic!("expected a launch error, got {other:?}"),
+    }
+    assert_queue_drains();
+}
