@@ -2,12 +2,12 @@
 //! publishing hooks, drained by the agents' loops.
 //!
 //! The bus lives in the node's state, so publishing is a method call on the state the
-//! node already holds: no lock, never blocking. When no agent reads system events,
-//! every hook on the message path is one branch on a counter (the hooks are
-//! `#[inline(always)]`, the work behind them is not). The two events of the message
-//! path (`Sent` to a local process, `Received`) travel as three-word `Copy` items and
-//! become [`MxEvent`]s only in the agent that reads them. Agents are few (each is a
-//! process); a `Vec` walked in start order keeps delivery reproducible.
+//! node already holds: no lock, never blocking. When no agent takes an event kind, its
+//! hook is one branch on a bitmask (the hooks are `#[inline(always)]`, the work behind
+//! them is out of line). The events of the message path (`Sent` to a local process,
+//! `Received`, or both in one item) travel as small `Copy` items and become
+//! [`MxEvent`]s only in the agent that reads them. Agents are few (each is a process);
+//! a `Vec` walked in start order keeps delivery reproducible.
 
 use std::collections::BTreeMap;
 
@@ -43,8 +43,6 @@ pub(crate) enum BusItem {
 }
 
 impl BusItem {
-    /// Whether the event this item becomes holds no heap memory (its drop does
-    /// nothing).
     /// The kind of system event this is (`None` for a user's value).
     fn kind(&self) -> Option<MxEventKind> {
         match self {
@@ -69,7 +67,7 @@ impl BusItem {
                 pid: local(pid),
                 message: info.into(),
             }),
-            // Never reaches here: the agent's loop splits it (see `Scratch::fill`).
+            // Not reached: the agent's loop splits it first (`AgentLoop::pop_bus`).
             BusItem::LocalSend { from, to, info } => Ok(MxEvent::Sent {
                 to: local(to),
                 from: local(from),
