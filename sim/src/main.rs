@@ -91,7 +91,7 @@ fn explore(options: &Options) -> ExitCode {
     };
     let mut failed = 0;
     for scenario in chosen {
-        let started = Instant::now();
+        let started = Instant::now(); // real-world only: the explorer times itself
         let mut scenario_failed = 0;
         for seed in options.start..options.start + options.seeds {
             if let Err(failure) = run_seed(seed, &scenario.run) {
