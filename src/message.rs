@@ -88,8 +88,31 @@ fn codec_config() -> impl bincode::config::Config {
 
 /// Encodes `value` with the runtime's codec (bincode 2, standard configuration).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, codec_config())
-        .map_err(|err| CodecError::Encode(err.to_string()))
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the encoding of `value` to `out` (the bytes [`encode`] returns); on an error
+/// `out` is left as it was. Lets a caller reuse one buffer for many values.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let before = out.len();
+    bincode::serde::encode_into_writer(value, VecSink(out), codec_config()).map_err(|err| {
+        out.truncate(before);
+        CodecError::Encode(err.to_string())
+    })
+}
+
+/// bincode's writer over a caller's `Vec` (its own `encode_to_vec` starts from an empty
+/// one and reallocates as it grows).
+struct VecSink<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecSink<'_> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a `T` that must fill `bytes` exactly, refusing more than
@@ -114,6 +137,7 @@ trait LocalValue: Send {
     fn fingerprint(&self) -> Fingerprint;
     fn type_name(&self) -> &'static str;
     fn encode(&self) -> Result<Vec<u8>, CodecError>;
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError>;
 }
 
 impl<T: Serializable> LocalValue for T {
@@ -131,6 +155,74 @@ impl<T: Serializable> LocalValue for T {
     }
     fn encode(&self) -> Result<Vec<u8>, CodecError> {
         encode(self)
+    }
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        if let Some(bytes) = (self as &dyn Any).downcast_ref::<Vec<u8>>() {
+            bytes::encode_into(bytes, out);
+            return Ok(());
+        }
+        encode_into(self, out)
+    }
+}
+
+/// `Vec<u8>`, the usual type of raw data, encoded and decoded in one copy: serde sees it
+/// as a sequence and has bincode handle it one byte at a time. The bytes are bincode's
+/// (a varint length, then the bytes); the decoder takes only what bincode would read
+/// as the same vector and leaves everything else (errors included) to bincode.
+mod bytes {
+    use super::MESSAGE_BYTES_MAX;
+
+    // bincode's varint markers: a byte up to 250 is the value itself.
+    const U16_BYTE: u8 = 251;
+    const U32_BYTE: u8 = 252;
+    const U64_BYTE: u8 = 253;
+
+    pub(super) fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
+        let length = bytes.len() as u64;
+        out.reserve(9 + bytes.len());
+        if length < u64::from(U16_BYTE) {
+            out.push(length as u8);
+        } else if let Ok(length) = u16::try_from(length) {
+            out.push(U16_BYTE);
+            out.extend_from_slice(&length.to_le_bytes());
+        } else if let Ok(length) = u32::try_from(length) {
+            out.push(U32_BYTE);
+            out.extend_from_slice(&length.to_le_bytes());
+        } else {
+            out.push(U64_BYTE);
+            out.extend_from_slice(&length.to_le_bytes());
+        }
+        out.extend_from_slice(bytes);
+    }
+
+    /// Where the vector's bytes start in `encoded`, if it holds exactly one vector.
+    pub(super) fn body_offset(encoded: &[u8]) -> Option<usize> {
+        if encoded.len() > MESSAGE_BYTES_MAX {
+            return None; // bincode's limit decides
+        }
+        let (&marker, rest) = encoded.split_first()?;
+        let (length, body) = match marker {
+            U16_BYTE => {
+                let (length, body) = rest.split_first_chunk::<2>()?;
+                (u64::from(u16::from_le_bytes(*length)), body)
+            }
+            U32_BYTE => {
+                let (length, body) = rest.split_first_chunk::<4>()?;
+                (u64::from(u32::from_le_bytes(*length)), body)
+            }
+            U64_BYTE => {
+                let (length, body) = rest.split_first_chunk::<8>()?;
+                (u64::from_le_bytes(*length), body)
+            }
+            byte if byte < U16_BYTE => (u64::from(byte), rest),
+            _ => return None,
+        };
+        (length == body.len() as u64).then_some(encoded.len() - body.len())
+    }
+
+    #[cfg(test)]
+    pub(super) fn decode(encoded: &[u8]) -> Option<Vec<u8>> {
+        body_offset(encoded).map(|offset| encoded[offset..].to_vec())
     }
 }
 
@@ -214,7 +306,16 @@ impl Message {
         if !self.is::<T>() {
             return None;
         }
-        if let Payload::Encoded { bytes, .. } = &self.payload {
+        if let Payload::Encoded { bytes, .. } = &mut self.payload {
+            if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+                if let Some(offset) = bytes::body_offset(bytes) {
+                    // The encoded bytes become the vector: no allocation, no copy.
+                    let mut value = std::mem::take(bytes);
+                    value.drain(..offset);
+                    self.payload = Payload::Local(Box::new(value));
+                    return self.peek_local();
+                }
+            }
             match decode::<T>(bytes) {
                 Ok(value) => self.payload = Payload::Local(Box::new(value)),
                 Err(err) => {
@@ -227,6 +328,10 @@ impl Message {
                 }
             }
         }
+        self.peek_local()
+    }
+
+    fn peek_local<T: Serializable>(&self) -> Option<&T> {
         match &self.payload {
             Payload::Local(value) => value.as_any().downcast_ref::<T>(),
             Payload::Encoded { .. } => None,
@@ -256,6 +361,22 @@ impl Message {
         match &self.payload {
             Payload::Local(value) => Ok((value.fingerprint(), value.encode()?)),
             Payload::Encoded { fingerprint, bytes } => Ok((*fingerprint, bytes.clone())),
+        }
+    }
+
+    /// Appends the encoded bytes of the value to `out` (left as it was on an error) and
+    /// returns its fingerprint: [`encode`](Message::encode) into a buffer the caller
+    /// reuses.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<Fingerprint, CodecError> {
+        match &self.payload {
+            Payload::Local(value) => {
+                value.encode_into(out)?;
+                Ok(value.fingerprint())
+            }
+            Payload::Encoded { fingerprint, bytes } => {
+                out.extend_from_slice(bytes);
+                Ok(*fingerprint)
+            }
         }
     }
 
@@ -303,6 +424,36 @@ mod tests {
         let mut message = Message::from_encoded(Fingerprint::of::<String>(), vec![0xff; 3]);
         assert!(message.peek::<String>().is_none());
         assert!(message.downcast::<String>().is_err());
+    }
+
+    #[test]
+    fn byte_vectors_take_the_short_way_to_bincodes_bytes() {
+        for length in [0, 1, 250, 251, 300, 65_535, 65_536, 70_000] {
+            let value: Vec<u8> = (0..length).map(|i| (i * 7) as u8).collect();
+            let generic = bincode::serde::encode_to_vec(&value, codec_config()).unwrap();
+            let mut short = Vec::new();
+            bytes::encode_into(&value, &mut short);
+            assert_eq!(short, generic);
+            let (fingerprint, encoded) = Message::new(value.clone()).encode().unwrap();
+            assert_eq!(encoded, generic);
+            assert_eq!(bytes::decode(&generic), Some(value.clone()));
+            let mut message = Message::from_encoded(fingerprint, generic.clone());
+            assert_eq!(message.peek::<Vec<u8>>(), Some(&value));
+            // Whatever the short way takes, bincode reads the same.
+            for cut in 0..generic.len().min(8) {
+                let mut mutated = generic.clone();
+                mutated[cut] ^= 0x5a;
+                if let Some(short) = bytes::decode(&mutated) {
+                    assert_eq!(decode::<Vec<u8>>(&mutated), Ok(short));
+                }
+                assert_eq!(bytes::decode(&generic[..cut]), None);
+            }
+        }
+        // A non-canonical length (5 as a u16 varint) is bincode's too.
+        let odd = [251, 5, 0, 1, 2, 3, 4, 5];
+        assert_eq!(bytes::decode(&odd), decode::<Vec<u8>>(&odd).ok());
+        let mut message = Message::from_encoded(Fingerprint::of::<Vec<u8>>(), vec![3, 1, 2]);
+        assert!(message.peek::<Vec<u8>>().is_none()); // short: bincode's error
     }
 
     #[test]

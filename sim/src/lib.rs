@@ -29,5 +29,6 @@ pub use runner::{
 };
 pub use trace::{Trace, TraceEntry};
 pub use world::{
-    Boot, Leftovers, NodeOptions, Sim, SimError, SimHandle, VIRTUAL_TIME_LIMIT_DEFAULT,
+    Boot, Leftovers, NodeOptions, Sim, SimError, SimHandle, SIM_TRACE_AGENT_ID,
+    VIRTUAL_TIME_LIMIT_DEFAULT,
 };

@@ -3,7 +3,7 @@
 //! connection, until a reported break).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -46,15 +46,59 @@ struct Connection {
     stalled: [Vec<(u64, Vec<u8>)>; 2],
     /// Per direction: the last sequence number delivered (the FIFO checker's memory).
     delivered: [u64; 2],
+    /// Per direction: the link's base latency (fixed once drawn, in `link_latency`).
+    base_latency: [Duration; 2],
 }
 
 /// An event on its way to a node.
 pub(crate) struct Delivery {
     pub(crate) to: NodeId,
     pub(crate) event: TransportEvent,
-    /// For frames and connection-up events: the connection, its generation and, for
-    /// frames, the per-direction sequence number. Stale generations are dropped.
-    pub(crate) connection: Option<(Pair, u64, Option<u64>)>,
+    /// For frames and connection-up events, the generation of the connection between
+    /// `to` and the event's peer (stale generations are dropped); 0 for other events.
+    /// Generations start at 1.
+    generation: u64,
+    /// For frames, the per-direction sequence number (from 1); 0 otherwise.
+    sequence: u64,
+}
+
+impl Delivery {
+    fn other(to: NodeId, event: TransportEvent) -> Delivery {
+        Delivery {
+            to,
+            event,
+            generation: 0,
+            sequence: 0,
+        }
+    }
+}
+
+/// A delivery in the heap: the earliest `(at, order)` on top. `order` is unique.
+struct InFlight {
+    at: Duration,
+    order: u64,
+    delivery: Delivery,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+
+impl Eq for InFlight {}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Reversed: `BinaryHeap` is a max-heap.
+        (other.at, other.order).cmp(&(self.at, self.order))
+    }
 }
 
 struct Host {
@@ -70,7 +114,9 @@ pub(crate) struct NetworkState {
     hosts: BTreeMap<SocketAddr, Host>,
     connections: BTreeMap<Pair, Connection>,
     next_generation: u64,
-    in_flight: BTreeMap<(Duration, u64), Delivery>,
+    /// Deliveries by due time, then by when they were scheduled: a heap, which keeps its
+    /// allocation between messages (a map allocates a node for its first entry).
+    in_flight: BinaryHeap<InFlight>,
     next_sequence: u64,
     blocked: BTreeSet<(SocketAddr, SocketAddr)>,
     link_latency: BTreeMap<(SocketAddr, SocketAddr), Duration>,
@@ -98,7 +144,7 @@ impl Network {
                 hosts: BTreeMap::new(),
                 connections: BTreeMap::new(),
                 next_generation: 1,
-                in_flight: BTreeMap::new(),
+                in_flight: BinaryHeap::new(),
                 next_sequence: 0,
                 blocked: BTreeSet::new(),
                 link_latency: BTreeMap::new(),
@@ -149,39 +195,46 @@ impl NetworkState {
     }
 
     fn schedule(&mut self, at: Duration, delivery: Delivery) {
-        self.in_flight.insert((at, self.next_sequence), delivery);
+        self.in_flight.push(InFlight {
+            at,
+            order: self.next_sequence,
+            delivery,
+        });
         self.next_sequence += 1;
     }
 
     /// The next delivery's due time.
     pub(crate) fn next_due(&self) -> Option<Duration> {
-        self.in_flight.keys().next().map(|(at, _)| *at)
+        self.in_flight.peek().map(|next| next.at)
     }
 
     /// Takes the next delivery due at or before `now`, dropping those of broken
     /// connections (their frames were in flight when it broke).
     pub(crate) fn pop_due(&mut self, now: Duration) -> Option<Delivery> {
         loop {
-            let entry = self.in_flight.first_entry()?;
-            if entry.key().0 > now {
+            if self.in_flight.peek()?.at > now {
                 return None;
             }
-            let delivery = entry.remove();
+            let delivery = self.in_flight.pop().expect("peeked").delivery;
             if !self.is_up(delivery.to) {
                 continue;
             }
-            match delivery.connection {
-                Some((key, generation, sequence)) => {
+            match delivery.generation {
+                generation @ 1.. => {
+                    let peer = match &delivery.event {
+                        TransportEvent::Received(peer, _)
+                        | TransportEvent::PeerConnected(peer)
+                        | TransportEvent::PeerLost(peer) => *peer,
+                    };
                     let Some(connection) = self
                         .connections
-                        .get_mut(&key)
+                        .get_mut(&pair(peer, delivery.to))
                         .filter(|c| c.generation == generation)
                     else {
                         continue;
                     };
-                    if let (Some(sequence), TransportEvent::Received(from, _)) =
-                        (sequence, &delivery.event)
-                    {
+                    let sequence = delivery.sequence;
+                    if let (1.., TransportEvent::Received(from, _)) = (sequence, &delivery.event) {
                         let last = &mut connection.delivered[direction(*from, delivery.to)];
                         if sequence <= *last {
                             let detail = format!(
@@ -196,7 +249,7 @@ impl NetworkState {
                     }
                     return Some(delivery);
                 }
-                None => {
+                0 => {
                     if let TransportEvent::PeerLost(peer) = delivery.event {
                         self.failing_connects.remove(&(delivery.to, peer));
                     }
@@ -215,14 +268,26 @@ impl NetworkState {
             return;
         }
         let key = pair(from, to);
-        if !self.connections.contains_key(&key) && !self.connect(from, to) {
-            return;
-        }
         let now = self.time.now();
         let way = direction(from, to);
-        let latency = self.latency(from.address, to.address);
-        let blocked = self.blocked(from, to);
-        let connection = self.connections.get_mut(&key).expect("connected above");
+        let blocked = !self.blocked.is_empty() && self.blocked(from, to);
+        let connection = match self.connections.get_mut(&key) {
+            Some(connection) => connection,
+            None => {
+                if !self.connect(from, to) {
+                    return;
+                }
+                self.connections.get_mut(&key).expect("connected above")
+            }
+        };
+        // What `latency` draws, with the link's base latency copied at connect time.
+        let jitter = self.faults.jitter.as_nanos() as u64;
+        let latency = connection.base_latency[way]
+            + Duration::from_nanos(if jitter == 0 {
+                0
+            } else {
+                self.rng.next_u64() % jitter
+            });
         connection.sent[way] += 1;
         let sequence = connection.sent[way];
         if blocked {
@@ -241,7 +306,8 @@ impl NetworkState {
             Delivery {
                 to,
                 event: TransportEvent::Received(from, frame),
-                connection: Some((key, generation, Some(sequence))),
+                generation,
+                sequence,
             },
         );
     }
@@ -255,11 +321,7 @@ impl NetworkState {
             if self.failing_connects.insert((from, to)) {
                 self.schedule(
                     now + CONNECT_TIMEOUT,
-                    Delivery {
-                        to: from,
-                        event: TransportEvent::PeerLost(to),
-                        connection: None,
-                    },
+                    Delivery::other(from, TransportEvent::PeerLost(to)),
                 );
             }
             return false;
@@ -272,6 +334,9 @@ impl NetworkState {
         let mut last_due = [Duration::ZERO; 2];
         last_due[direction(from, to)] = now + forth;
         last_due[direction(to, from)] = now + forth + back;
+        let mut base_latency = [Duration::ZERO; 2];
+        base_latency[direction(from, to)] = self.link_latency[&(from.address, to.address)];
+        base_latency[direction(to, from)] = self.link_latency[&(to.address, from.address)];
         self.connections.insert(
             key,
             Connection {
@@ -280,6 +345,7 @@ impl NetworkState {
                 sent: [0; 2],
                 stalled: [Vec::new(), Vec::new()],
                 delivered: [0; 2],
+                base_latency,
             },
         );
         self.schedule(
@@ -287,7 +353,8 @@ impl NetworkState {
             Delivery {
                 to,
                 event: TransportEvent::PeerConnected(from),
-                connection: Some((key, generation, None)),
+                generation,
+                sequence: 0,
             },
         );
         self.schedule(
@@ -295,7 +362,8 @@ impl NetworkState {
             Delivery {
                 to: from,
                 event: TransportEvent::PeerConnected(to),
-                connection: Some((key, generation, None)),
+                generation,
+                sequence: 0,
             },
         );
         true
@@ -310,14 +378,7 @@ impl NetworkState {
         let now = self.time.now();
         for side in notify {
             let peer = if *side == a { b } else { a };
-            self.schedule(
-                now,
-                Delivery {
-                    to: *side,
-                    event: TransportEvent::PeerLost(peer),
-                    connection: None,
-                },
-            );
+            self.schedule(now, Delivery::other(*side, TransportEvent::PeerLost(peer)));
         }
         true
     }
@@ -378,7 +439,8 @@ impl NetworkState {
                         Delivery {
                             to,
                             event: TransportEvent::Received(from, frame),
-                            connection: Some((key, generation, Some(sequence))),
+                            generation,
+                            sequence,
                         },
                     );
                 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use hyperion::mx::{mx_agent, mx_ready, mx_sink, MxAgent, MxEvent};
 use hyperion::runtime::blocking::Inline;
 use hyperion::transport::TransportEvent;
 use hyperion::wire::{decode_frame, Frame};
@@ -22,6 +23,9 @@ use crate::clock::{NodeClock, WorldTime};
 use crate::faults::{Fault, Faults};
 use crate::network::{Delivery, Network};
 use crate::trace::Trace;
+
+/// The agent id under which [`Sim::trace_mx_events`] runs its agent on every node.
+pub const SIM_TRACE_AGENT_ID: &str = "hyperion-sim.mx-trace";
 
 /// Virtual time after which [`Sim::run_until`] gives up, unless changed.
 pub const VIRTUAL_TIME_LIMIT_DEFAULT: Duration = Duration::from_secs(24 * 3600);
@@ -179,6 +183,9 @@ pub struct Sim {
     checkers: Rc<RefCell<Checkers>>,
     virtual_time_limit: Duration,
     steps: u64,
+    trace_mx: bool,
+    /// Per-step scratch: each node's ready count.
+    ready_scratch: Vec<usize>,
 }
 
 impl Sim {
@@ -218,6 +225,8 @@ impl Sim {
             checkers: Rc::default(),
             virtual_time_limit: VIRTUAL_TIME_LIMIT_DEFAULT,
             steps: 0,
+            trace_mx: false,
+            ready_scratch: Vec::new(),
         };
         sim.plan_random_fault();
         sim
@@ -239,6 +248,57 @@ impl Sim {
     pub fn record_trace(self) -> Sim {
         *self.trace.borrow_mut() = Trace::new(true);
         self
+    }
+
+    /// Copies every node's management events ([`MxEvent`]) into the trace: each node,
+    /// including nodes added later and every restarted incarnation, runs an agent
+    /// (registered as [`SIM_TRACE_AGENT_ID`], before the node's boot code) that chains
+    /// each event it takes into the trace's hash and, when recording, adds an entry
+    /// `mx <event>` at the virtual time the agent handled it. The agents are processes
+    /// of their nodes, scheduled like any other, so a seed's trace stays reproducible
+    /// (though not the same as without them).
+    pub fn trace_mx_events(mut self) -> Sim {
+        self.set_trace_mx_events();
+        self
+    }
+
+    /// [`trace_mx_events`](Sim::trace_mx_events) on a world in use (a scenario given
+    /// `&mut Sim`, as [`check_determinism`](crate::check_determinism) gives it).
+    pub fn set_trace_mx_events(&mut self) {
+        if self.trace_mx {
+            return;
+        }
+        self.trace_mx = true;
+        let nodes: Vec<(usize, LocalNode)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.crashed)
+            .map(|(index, n)| (index, n.node.clone()))
+            .collect();
+        for (index, node) in nodes {
+            self.start_mx_trace_agent(index, &node);
+        }
+    }
+
+    fn start_mx_trace_agent(&self, index: usize, node: &LocalNode) {
+        if !self.trace_mx {
+            return;
+        }
+        let trace = self.trace.clone();
+        let time = self.time.clone();
+        let sink = mx_sink(move |_: &mut MxAgent<'_, ()>, event: &MxEvent| {
+            let bytes = hyperion::message::encode(event).unwrap_or_default();
+            trace
+                .borrow_mut()
+                .event(time.now(), Some(index), 6, &bytes, || {
+                    format!("mx {event:?}")
+                });
+            mx_ready()
+        });
+        if let Err(err) = mx_agent(node, SIM_TRACE_AGENT_ID.into(), (), vec![sink]) {
+            tracing::warn!(node = %node.id(), %err, "mx trace agent not started");
+        }
     }
 
     /// Heartbeat settings of nodes added from now on.
@@ -343,6 +403,7 @@ impl Sim {
             busy_until: Duration::ZERO,
         });
         self.handle.reserved.set(self.nodes.len());
+        self.start_mx_trace_agent(index, &node);
         if let Some(boot) = self.nodes[index].options.boot.clone() {
             boot(&node);
         }
@@ -560,6 +621,7 @@ impl Sim {
         slot.node = node.clone();
         slot.crashed = false;
         slot.busy_until = self.time.now();
+        self.start_mx_trace_agent(index, &node);
         if let Some(boot) = options.boot {
             boot(&node);
         }
@@ -569,26 +631,34 @@ impl Sim {
     /// none is ready, advances virtual time to the next timer, delivery or fault and
     /// applies everything due then. Returns `false` when nothing can ever happen again.
     pub fn step(&mut self) -> bool {
-        self.apply_requests();
+        if !self.handle.requests.borrow().is_empty() {
+            self.apply_requests();
+        }
         let now = self.time.now();
+        // Each node's ready count, read once per step (0 for nodes that cannot run).
+        let mut ready = std::mem::take(&mut self.ready_scratch);
+        ready.clear();
         let mut ready_total = 0;
         for sim_node in &self.nodes {
-            if sim_node.crashed {
-                continue;
-            }
-            sim_node.node.drain_inbox();
-            if sim_node.busy_until <= now {
-                ready_total += sim_node.node.ready_len();
-            }
+            let len = if sim_node.crashed {
+                0
+            } else {
+                sim_node.node.drain_inbox();
+                if sim_node.busy_until <= now {
+                    sim_node.node.ready_len()
+                } else {
+                    0
+                }
+            };
+            ready.push(len);
+            ready_total += len;
         }
         if ready_total > 0 {
             let mut pick = (self.rng.next_u64() % ready_total as u64) as usize;
             for (index, sim_node) in self.nodes.iter_mut().enumerate() {
-                if sim_node.crashed || sim_node.busy_until > now {
-                    continue;
-                }
-                let len = sim_node.node.ready_len();
+                let len = ready[index];
                 if pick < len {
+                    self.ready_scratch = ready;
                     let pid = sim_node.node.run_ready_at(pick);
                     sim_node.busy_until = now + sim_node.poll_cost;
                     self.steps += 1;
@@ -606,6 +676,7 @@ impl Sim {
             }
             unreachable!("the pick is below the total");
         }
+        self.ready_scratch = ready;
         let Some(next) = self.next_event_time() else {
             return false;
         };
@@ -615,29 +686,38 @@ impl Sim {
     }
 
     fn next_event_time(&self) -> Option<Duration> {
-        let mut candidates = Vec::with_capacity(self.nodes.len() + 3);
+        fn earliest(next: &mut Option<Duration>, at: Duration) {
+            *next = Some(next.map_or(at, |next| next.min(at)));
+        }
+        let mut next: Option<Duration> = None;
+        let mut consider = |at: Duration| earliest(&mut next, at);
         for sim_node in &self.nodes {
             if sim_node.crashed {
                 continue;
             }
             if let Some(deadline) = sim_node.node.next_deadline() {
-                candidates.push(sim_node.clock.to_world(deadline));
+                consider(sim_node.clock.to_world(deadline));
             }
             if sim_node.node.ready_len() > 0 {
-                candidates.push(sim_node.busy_until);
+                consider(sim_node.busy_until);
             }
         }
-        candidates.extend(self.network.state.borrow().next_due());
-        candidates.extend(self.scheduled.keys().next().map(|(at, _)| *at));
+        if let Some(due) = self.network.state.borrow().next_due() {
+            consider(due);
+        }
+        if let Some((at, _)) = self.scheduled.keys().next() {
+            consider(*at);
+        }
         if !self.handle.requests.borrow().is_empty() {
-            candidates.push(self.time.now());
+            consider(self.time.now());
         }
-        let has_work = !candidates.is_empty();
         // Random faults alone do not keep a finished world going.
-        if has_work {
-            candidates.extend(self.next_random_fault);
+        if next.is_some() {
+            if let Some(at) = self.next_random_fault {
+                earliest(&mut next, at);
+            }
         }
-        candidates.into_iter().min()
+        next
     }
 
     fn apply_due(&mut self) {

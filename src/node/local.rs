@@ -492,6 +492,9 @@ impl LocalNode {
     /// Applies what other threads posted: task wakes and closures to run on the node.
     /// Returns how many items there were.
     pub fn drain_inbox(&self) -> usize {
+        if !self.inner.inbox.may_have_items() {
+            return 0;
+        }
         let items = self.inner.inbox.take_all();
         let count = items.len();
         for item in items {

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::message::Message;
 use crate::process::id::{MonitorRef, NodeId, ProcessId};
 use crate::transport::Transport;
 use crate::wire::{encode_frame, Control, Frame};
@@ -78,7 +79,13 @@ pub(crate) struct Network {
     pub(crate) peers: BTreeMap<NodeId, Peer>,
     pub(crate) heartbeat: HeartbeatConfig,
     pub(crate) heartbeat_due: Option<Duration>,
+    /// Where outgoing messages are encoded, reused from one to the next.
+    payload_buffer: Vec<u8>,
 }
+
+/// The largest payload buffer kept for the next message (a rare huge message does not
+/// pin its memory).
+const PAYLOAD_BUFFER_KEPT_MAX: usize = 64 * 1024;
 
 impl Network {
     pub(crate) fn new(
@@ -92,6 +99,7 @@ impl Network {
             peers: BTreeMap::new(),
             heartbeat,
             heartbeat_due: None,
+            payload_buffer: Vec::new(),
         }
     }
 
@@ -116,6 +124,32 @@ impl Network {
             self.heard_from(node, now);
         }
         self.transport.send(node, bytes);
+    }
+
+    /// Encodes `message` and sends it from `from` to `to` in a data frame; a message
+    /// that cannot be encoded is logged and dropped.
+    pub(crate) fn send_message(&mut self, from: ProcessId, to: ProcessId, message: &Message) {
+        let mut payload = std::mem::take(&mut self.payload_buffer);
+        payload.clear();
+        match message.encode_into(&mut payload) {
+            Ok(fingerprint) => {
+                let frame = Frame::Data {
+                    to,
+                    from,
+                    fingerprint,
+                    payload,
+                };
+                self.send_frame(to.node, &frame);
+                let Frame::Data { payload: kept, .. } = frame else {
+                    unreachable!("built above as a data frame")
+                };
+                payload = kept;
+            }
+            Err(err) => tracing::error!(%from, %to, %err, "message dropped: cannot encode"),
+        }
+        if payload.capacity() <= PAYLOAD_BUFFER_KEPT_MAX {
+            self.payload_buffer = payload;
+        }
     }
 
     pub(crate) fn send_control(&mut self, node: NodeId, control: Control) {

@@ -70,23 +70,8 @@ impl NodeState {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
         }
-        let (fingerprint, payload) = match message.into_encoded() {
-            Ok(encoded) => encoded,
-            Err(err) => {
-                tracing::error!(%from, %to, %err, "message dropped: cannot encode");
-                return;
-            }
-        };
         if let Some(network) = &mut self.network {
-            network.send_frame(
-                to.node,
-                &Frame::Data {
-                    to,
-                    from,
-                    fingerprint,
-                    payload,
-                },
-            );
+            network.send_message(from, to, &message);
         }
     }
 
@@ -166,9 +151,35 @@ impl LocalNode {
     /// Acts on an event from the node's transport. Drivers call this for every event
     /// their transport (TCP, or the simulated network) produces.
     pub fn handle_transport_event(&self, event: TransportEvent) {
-        let now = self.now();
+        self.handle_transport_event_at(event, self.now(), &mut None);
+    }
+
+    /// Acts on a batch of events from the node's transport (what one turn of a driver
+    /// read), in order: the same as [`handle_transport_event`] on each, reading the
+    /// node's clock once for the batch and recording a peer heard from once per run of
+    /// its frames.
+    ///
+    /// [`handle_transport_event`]: LocalNode::handle_transport_event
+    pub fn handle_transport_events<I: IntoIterator<Item = TransportEvent>>(&self, events: I) {
+        let mut now = None;
+        let mut heard = None;
+        for event in events {
+            let now = *now.get_or_insert_with(|| self.now());
+            self.handle_transport_event_at(event, now, &mut heard);
+        }
+    }
+
+    /// `heard` is the peer already recorded as heard from at `now` by the frame just
+    /// before, if nothing since could have changed what the node knows of it.
+    fn handle_transport_event_at(
+        &self,
+        event: TransportEvent,
+        now: std::time::Duration,
+        heard: &mut Option<NodeId>,
+    ) {
         match event {
             TransportEvent::PeerConnected(peer) => {
+                *heard = None;
                 let mut state = self.state();
                 if let Some(network) = &mut state.network {
                     network.heard_from(peer, now);
@@ -176,13 +187,25 @@ impl LocalNode {
                 state.observe(NodeEvent::PeerConnected(peer));
                 state.mx_connected(peer); // mx hook
             }
-            TransportEvent::PeerLost(peer) => self.state().peer_lost(peer),
+            TransportEvent::PeerLost(peer) => {
+                *heard = None;
+                self.state().peer_lost(peer);
+            }
             TransportEvent::Received(peer, bytes) => {
-                if let Some(network) = &mut self.state().network {
-                    network.heard_from(peer, now);
+                if *heard != Some(peer) {
+                    if let Some(network) = &mut self.state().network {
+                        network.heard_from(peer, now);
+                    }
                 }
+                *heard = Some(peer);
                 match decode_frame(&bytes) {
-                    Ok(frame) => self.handle_frame(peer, frame),
+                    Ok(frame) => {
+                        if matches!(frame, Frame::Control(_)) {
+                            // Control may change anything about the peer.
+                            *heard = None;
+                        }
+                        self.handle_frame(peer, frame)
+                    }
                     Err(err) => {
                         tracing::warn!(node = %self.id(), %peer, %err, "frame from peer refused");
                     }

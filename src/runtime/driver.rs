@@ -54,8 +54,8 @@ impl Driver {
 
     /// Hands what the transport reported to the node.
     fn dispatch(&mut self, node: &LocalNode) {
-        for event in self.transport_events.drain(..) {
-            node.handle_transport_event(event);
+        if !self.transport_events.is_empty() {
+            node.handle_transport_events(self.transport_events.drain(..));
         }
     }
 

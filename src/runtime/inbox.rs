@@ -56,12 +56,18 @@ impl Inbox {
     }
 
     pub(crate) fn take_all(&self) -> Vec<InboxItem> {
-        std::mem::take(
-            &mut *self
-                .items
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner()),
-        )
+        let mut items = self
+            .items
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        self.pending.store(false, Ordering::Release);
+        std::mem::take(&mut *items)
+    }
+
+    /// Whether anything may wait in the inbox, without taking the lock: `false` only
+    /// if everything posted before (as seen by this thread) was taken already.
+    pub(crate) fn may_have_items(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
     }
 
     /// Whether anything waits in the inbox.

@@ -110,7 +110,7 @@ pub use config::{
 use self::connection::{Connection, Phase};
 use crate::process::id::NodeId;
 use crate::transport::{Transport, TransportEvent};
-use crate::wire::framing::{FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
+use crate::wire::framing::{FrameReader, FrameWriter, LENGTH_PREFIX_BYTES, READ_CHUNK_BYTES};
 use crate::wire::handshake::{
     Cookie, CookieError, Handshake, HandshakeError, Nonce, Step, Verdict, HANDSHAKE_BYTES_MAX,
 };
@@ -535,8 +535,10 @@ impl State {
             }
             return;
         }
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
+        if event.is_read_closed() || event.is_error() {
             self.read_ready(token, out);
+        } else if event.is_readable() {
+            self.read_available(token, out);
         }
         if event.is_writable() {
             self.write_queued(token, out);
@@ -730,6 +732,20 @@ impl State {
     /// Reads until the socket would block (or the budget is spent), acting on every
     /// complete frame after each read.
     fn read_ready(&mut self, token: Token, out: &mut Vec<TransportEvent>) {
+        self.read(token, true, out);
+    }
+
+    /// Reads what a readable event announced: like [`read_ready`](State::read_ready),
+    /// but a read that did not fill the room offered ends it. That read emptied the
+    /// socket's receive queue, and with edge-triggered readiness any byte arriving later
+    /// raises a new event: the read that would only report `WouldBlock` is saved (one
+    /// syscall per message on a ping-pong). An event that reports the peer's close or an
+    /// error reads until `WouldBlock`, so the end of the stream is never missed.
+    fn read_available(&mut self, token: Token, out: &mut Vec<TransportEvent>) {
+        self.read(token, false, out);
+    }
+
+    fn read(&mut self, token: Token, until_would_block: bool, out: &mut Vec<TransportEvent>) {
         let mut budget = READ_BYTES_PER_EVENT_MAX;
         loop {
             let Some(connection) = self.connections.get_mut(&token) else {
@@ -745,6 +761,10 @@ impl State {
                 }
                 Ok(read) => {
                     self.process_frames(token, out);
+                    // `read_from` offers at least READ_CHUNK_BYTES of room.
+                    if !until_would_block && read < READ_CHUNK_BYTES {
+                        return;
+                    }
                     budget = budget.saturating_sub(read);
                     if budget == 0 {
                         if self.connections.contains_key(&token) {
@@ -770,6 +790,18 @@ impl State {
             let Some(connection) = self.connections.get_mut(&token) else {
                 return;
             };
+            if let Phase::Established { peer } = connection.phase {
+                // The steady state: every frame is the node's, one lookup for them all.
+                let err = loop {
+                    match connection.reader.next_frame() {
+                        Ok(Some(body)) => out.push(TransportEvent::Received(peer, body)),
+                        Ok(None) => return,
+                        Err(err) => break err,
+                    }
+                };
+                self.break_connection(token, &format!("frame refused: {err}"), out);
+                return;
+            }
             let body = match connection.reader.next_frame() {
                 Ok(Some(body)) => body,
                 Ok(None) => return,
