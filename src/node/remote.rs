@@ -352,10 +352,7 @@ impl LocalNode {
                 // Exactly once: only a monitor still pending here fires (a lost
                 // connection may already have fired it with Disconnect).
                 let pending = state.network.as_mut().is_some_and(|network| {
-                    let monitors = &mut network.peer(peer).monitors;
-                    let before = monitors.len();
-                    monitors.retain(|entry| *entry != (monitor_ref, watcher));
-                    monitors.len() != before
+                    take_pending(&mut network.peer(peer).monitors, &(monitor_ref, watcher))
                 });
                 if pending && watcher.node == state.id {
                     state.notify_monitor(watcher, monitor_ref, reason);
@@ -368,10 +365,7 @@ impl LocalNode {
             } => {
                 let mut state = self.state();
                 let pending = state.network.as_mut().is_some_and(|network| {
-                    let links = &mut network.peer(peer).links;
-                    let before = links.len();
-                    links.retain(|entry| *entry != (linker, pid));
-                    links.len() != before
+                    take_pending(&mut network.peer(peer).links, &(linker, pid))
                 });
                 if pending && linker.node == state.id {
                     state.link_signal(linker, pid, reason);
@@ -408,4 +402,12 @@ impl LocalNode {
         let body = self.inner.remote_table.resolve(closure)?;
         Ok(self.spawn(body))
     }
+}
+
+/// Removes `entry` from a list of pending monitors or links; whether it was there (a
+/// notification fires only for what is still pending: exactly once).
+fn take_pending<T: PartialEq>(pending: &mut Vec<T>, entry: &T) -> bool {
+    let before = pending.len();
+    pending.retain(|held| held != entry);
+    pending.len() != before
 }
