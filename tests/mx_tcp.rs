@@ -2,15 +2,12 @@
 //! two nodes on loopback, each with a recording agent; the network events and the
 //! message events appear on the node where their cause happened.
 
-use std::time::Duration;
+mod common;
+
+use common::tcp_node;
 
 use hyperion::mx::{mx_agent, mx_ready, mx_sink, MxAgent, MxEvent};
-use hyperion::transport::tcp::TcpConfig;
-use hyperion::wire::Cookie;
-use hyperion::{
-    Closure, DiedReason, HeartbeatConfig, Node, NodeConfig, NodeMonitorNotification, Process,
-    ProcessId, RemoteTable,
-};
+use hyperion::{Closure, DiedReason, NodeMonitorNotification, Process, ProcessId, RemoteTable};
 use serde::{Deserialize, Serialize};
 
 /// Asks a recorder for everything it recorded (answered once its bus is empty).
@@ -31,22 +28,6 @@ fn start_recorder(p: &Process) {
         }),
     ];
     mx_agent(p, "recorder".into(), Vec::new(), sinks).expect("one recorder per node");
-}
-
-fn tcp_node(table: RemoteTable) -> Node {
-    let transport = TcpConfig::bind("127.0.0.1:0").cookie(Cookie::new("mx-cookie").unwrap());
-    Node::tcp(
-        transport,
-        NodeConfig {
-            remote_table: table,
-            heartbeat: HeartbeatConfig {
-                interval: Duration::from_millis(200),
-                timeout: Duration::from_secs(1),
-            },
-            ..NodeConfig::default()
-        },
-    )
-    .expect("bind on loopback")
 }
 
 #[test]

@@ -84,51 +84,56 @@ fn a_worker_killed_with_sigkill_mid_call_is_retried_and_the_answer_is_right() {
     let node = master_node(&dir);
     let program = scan_binary();
     let cookie = dir.join("cookie");
-    let (answer, launched) = node
+    let (answer, kills, workers) = node
         .run(move |p| async move {
-            let launcher = Rc::new(
-                LocalLauncher::program(program)
-                    .cookie_file(cookie)
-                    .retry_policy(RetryPolicy {
-                        max_retries: Some(3),
-                        pause: Duration::from_millis(100),
-                        pause_max: Duration::from_secs(1),
-                    }),
-            );
-            // A killer: once the first worker runs, kill it with SIGKILL.
-            let watched = launcher.clone();
-            let killer = p.async_task(move |k| async move {
-                loop {
-                    if let Some(pid) = watched.running().first().copied() {
-                        k.sleep(Duration::from_millis(500)).await; // mid-call
-                        let pid = nix::unistd::Pid::from_raw(pid as i32);
-                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                        return pid.as_raw();
-                    }
-                    k.sleep(Duration::from_millis(10)).await;
-                }
-            });
+            let launcher = LocalLauncher::program(program)
+                .cookie_file(cookie)
+                .retry_policy(RetryPolicy {
+                    max_retries: Some(3),
+                    pause: Duration::from_millis(100),
+                    pause_max: Duration::from_secs(1),
+                });
             let call: Rc<RemoteCall<f64>> =
                 Rc::new(RemoteCall::new("integrate_slowly", || async {
                     (1.5f64, 2000u64)
                 }));
-            let builds = call.clone();
+            let kills = Rc::new(std::cell::Cell::new(0u32));
+            let workers = Rc::new(std::cell::Cell::new(0u32));
+            let (builds, kills_seen, workers_seen) = (call.clone(), kills.clone(), workers.clone());
             let p = &p;
-            let answer = with_remote_runner(p, &*launcher, |runner| {
-                let call = call.clone();
-                async move { runner.run(p, &call).await }
+            let launcher = &launcher;
+            let answer = with_remote_runner(p, launcher, |runner| {
+                let (call, kills, workers) = (call.clone(), kills.clone(), workers.clone());
+                async move {
+                    workers.set(workers.get() + 1);
+                    // The call is running on the worker once `start` returns (the
+                    // worker answered the spawn): kill the first worker then.
+                    let task = runner.start(p, &call).await;
+                    if kills.get() == 0 {
+                        let pid = launcher.running()[0];
+                        let pid = nix::unistd::Pid::from_raw(pid as i32);
+                        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)
+                            .expect("kill the worker");
+                        kills.set(1);
+                    }
+                    task.wait(p).await
+                }
             })
             .await;
-            let killed = killer.wait(p).await;
             assert_eq!(builds.builds(), 1, "the closure was built once");
-            (answer.map_err(|e| e.to_string()), killed)
+            (
+                answer.map_err(|e| e.to_string()),
+                kills_seen.get(),
+                workers_seen.get(),
+            )
         })
         .unwrap();
     let value = answer.expect("retried to success");
     assert!((value - exact(1.5)).abs() < 1e-9);
-    assert!(
-        matches!(launched, AsyncResult::Done(_)),
-        "the killer ran: {launched:?}"
+    assert_eq!(
+        (kills, workers),
+        (1, 2),
+        "one worker killed mid-call, one more launched"
     );
 }
 

@@ -31,6 +31,24 @@ async fn collect_into(p: Process, log: Rc<RefCell<Vec<u64>>>) {
     }
 }
 
+/// Two nodes: a sender's, and one running a collector; returns both nodes, the
+/// collector and what it collected.
+fn sender_and_collector(
+    sim: &mut Sim,
+) -> (
+    hyperion::LocalNode,
+    hyperion::LocalNode,
+    ProcessId,
+    Rc<RefCell<Vec<u64>>>,
+) {
+    let sender = sim.add_node();
+    let receiver_node = sim.add_node();
+    let log: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let sink = log.clone();
+    let collector = receiver_node.spawn(move |p| collect_into(p, sink));
+    (sender, receiver_node, collector, log)
+}
+
 /// Sleeps forever (a process to monitor).
 async fn idle(p: Process) {
     loop {
@@ -46,11 +64,7 @@ proptest! {
     #[test]
     fn messages_between_a_pair_arrive_in_order_at_most_once(seed in any::<u64>(), faults in Faults::strategy()) {
         let mut sim = Sim::with_faults(seed, faults);
-        let sender = sim.add_node();
-        let receiver_node = sim.add_node();
-        let log: Rc<RefCell<Vec<u64>>> = Rc::default();
-        let sink = log.clone();
-        let receiver = receiver_node.spawn(move |p| collect_into(p, sink));
+        let (sender, _, receiver, log) = sender_and_collector(&mut sim);
         sim.run_until(&sender, move |p| async move {
             for n in 1..=200u64 {
                 p.reconnect(receiver);
@@ -121,11 +135,7 @@ proptest! {
     #[test]
     fn reconnect_after_a_heal_restores_delivery(seed in any::<u64>()) {
         let mut sim = Sim::with_faults(seed, Faults::calm());
-        let sender = sim.add_node();
-        let receiver_node = sim.add_node();
-        let log: Rc<RefCell<Vec<u64>>> = Rc::default();
-        let sink = log.clone();
-        let receiver = receiver_node.spawn(move |p| collect_into(p, sink));
+        let (sender, _, receiver, log) = sender_and_collector(&mut sim);
         sim.schedule(Duration::from_secs(1), Fault::Partition { from: 0, to: 1, both_ways: true });
         sim.schedule(Duration::from_secs(20), Fault::HealAll);
         sim.run_until(&sender, move |p| async move {
@@ -207,11 +217,7 @@ fn the_fifo_checker_catches_a_network_that_reorders() {
     };
     let mut sim = Sim::with_faults(11, faults);
     sim.break_fifo_for_testing();
-    let sender = sim.add_node();
-    let receiver_node = sim.add_node();
-    let log: Rc<RefCell<Vec<u64>>> = Rc::default();
-    let sink = log.clone();
-    let receiver = receiver_node.spawn(move |p| collect_into(p, sink));
+    let (sender, _, receiver, _) = sender_and_collector(&mut sim);
     sim.run_until(&sender, move |p| async move {
         for n in 1..=100u64 {
             p.send(receiver, n);
@@ -271,11 +277,7 @@ fn remote_spawn_runs_registered_closures_and_refuses_unknown_labels() {
 #[test]
 fn whereis_remote_and_nsend_remote_reach_the_registry() {
     let mut sim = Sim::with_faults(6, Faults::calm());
-    let client = sim.add_node();
-    let server_node = sim.add_node();
-    let log: Rc<RefCell<Vec<u64>>> = Rc::default();
-    let sink = log.clone();
-    let server = server_node.spawn(move |p| collect_into(p, sink));
+    let (client, server_node, server, log) = sender_and_collector(&mut sim);
     server_node.register("collector", server).unwrap();
     let server_id = server_node.id();
     let found = sim

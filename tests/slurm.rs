@@ -103,23 +103,42 @@ fn a_worker_job_cancelled_mid_call_is_retried() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Once a job runs, cancel it mid-call.
+    // Once every worker has connected (each then runs four 1.5 s calls in a row), cancel
+    // a job: it is mid-call.
+    let run_dir = dir.join("hyperion-runs").join("run-0001");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let victim = loop {
-        if let Some(job) = our_jobs().first().cloned() {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "no job started");
+    while connected_workers(&run_dir) < 2 {
+        assert!(Instant::now() < deadline, "the workers never connected");
         std::thread::sleep(Duration::from_millis(100));
-    };
-    std::thread::sleep(Duration::from_millis(800));
+    }
+    let victim = our_jobs().first().cloned().expect("a running job");
     let cancelled = Command::new("scancel").arg(&victim).status().unwrap();
     assert!(cancelled.success());
     let output = master.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("8 of 8 integrals"), "{text}");
+    let log = std::fs::read_to_string(run_dir.join("master.log")).unwrap();
+    assert!(
+        log.contains("retrying with a new worker"),
+        "no retry in the master's log"
+    );
     assert_queue_drains();
+}
+
+/// Workers whose log says they connected to their master.
+fn connected_workers(run_dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("worker-"))
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path())
+                .is_ok_and(|log| log.contains("connected to master"))
+        })
+        .count()
 }
 
 #[test]

@@ -1,30 +1,11 @@
 //! Nodes over real TCP on loopback, in one test process (two node threads): the same
 //! API as in the simulator.
 
-use std::time::Duration;
+mod common;
 
-use hyperion::transport::tcp::TcpConfig;
-use hyperion::wire::Cookie;
-use hyperion::{
-    Closure, DiedReason, HeartbeatConfig, Node, NodeConfig, Process, ProcessId,
-    ProcessMonitorNotification, RemoteTable,
-};
+use common::tcp_node;
 
-fn tcp_node(table: RemoteTable) -> Node {
-    let transport = TcpConfig::bind("127.0.0.1:0").cookie(Cookie::new("test-cookie").unwrap());
-    Node::tcp(
-        transport,
-        NodeConfig {
-            remote_table: table,
-            heartbeat: HeartbeatConfig {
-                interval: Duration::from_millis(200),
-                timeout: Duration::from_secs(1),
-            },
-            ..NodeConfig::default()
-        },
-    )
-    .expect("bind on loopback")
-}
+use hyperion::{Closure, DiedReason, Process, ProcessId, ProcessMonitorNotification, RemoteTable};
 
 fn echo_table() -> RemoteTable {
     let mut table = RemoteTable::new();

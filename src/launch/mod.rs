@@ -8,5 +8,5 @@ mod slurm;
 pub use local::LocalLauncher;
 pub use slurm::{
     parse_job_id, shell_quote, SlurmError, SlurmLauncher, SlurmOptions, JOB_POLL_INTERVAL,
-    SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
+    RUNNING_JOB_CONNECT_TIMEOUT, SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
 };

@@ -20,6 +20,11 @@ use crate::remote::{
 pub const SUBMIT_ATTEMPTS_MAX: u32 = 4;
 /// First pause between submission attempts (doubling, with jitter).
 pub const SUBMIT_BACKOFF: Duration = Duration::from_millis(500);
+/// How long a master waits, once a job runs, for its worker to say hello. The wait for
+/// the job to start is separate and unbounded (a queue may hold a job for hours); a job
+/// that dies after it started but before its worker connected must not hang the master.
+pub const RUNNING_JOB_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How often a launch checks a submitted job's state until it runs.
 pub const JOB_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -302,7 +307,7 @@ impl SlurmLauncher {
             program: std::env::current_exe()?,
             cookie_file: None,
             log_dir: None,
-            connection_timeout: None,
+            connection_timeout: Some(RUNNING_JOB_CONNECT_TIMEOUT),
             policy: RetryPolicy::default(),
             max_jobs: 64,
             jobs: RefCell::new(BTreeSet::new()),
@@ -340,8 +345,9 @@ impl SlurmLauncher {
         self
     }
 
-    /// How long to wait for a running job's worker to connect (`None`: forever; the
-    /// wait for the job to start is separate and ends when the job ends).
+    /// How long to wait for a running job's worker to connect (default
+    /// [`RUNNING_JOB_CONNECT_TIMEOUT`]; `None`: forever). The wait for the job to start
+    /// is separate and ends when the job runs or ends.
     pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> SlurmLauncher {
         self.connection_timeout = timeout;
         self

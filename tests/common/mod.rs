@@ -1,9 +1,33 @@
-//! Helpers shared by the integration tests that run the `scan` example as a program.
+//! Helpers shared by the integration tests: the `scan` example as a program, temporary
+//! directories, loopback TCP nodes.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use hyperion::transport::tcp::TcpConfig;
+use hyperion::wire::Cookie;
+use hyperion::{HeartbeatConfig, Node, NodeConfig, RemoteTable};
+
+/// A node on loopback with a fixed test cookie and fast heartbeats (200 ms, lost after
+/// 1 s), serving `table`.
+pub fn tcp_node(table: RemoteTable) -> Node {
+    let transport = TcpConfig::bind("127.0.0.1:0").cookie(Cookie::new("test-cookie").unwrap());
+    Node::tcp(
+        transport,
+        NodeConfig {
+            remote_table: table,
+            heartbeat: HeartbeatConfig {
+                interval: Duration::from_millis(200),
+                timeout: Duration::from_secs(1),
+            },
+            ..NodeConfig::default()
+        },
+    )
+    .expect("bind on loopback")
+}
 
 /// The `scan` example next to this test binary (`target/<profile>/examples/scan`),
 /// built first if `cargo test` was asked for this test alone.
