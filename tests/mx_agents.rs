@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use hyperion::mx::{
     mx_agent, mx_agent_with_finalize, mx_agents, mx_deactivate, mx_notify, mx_ready, mx_receive,
-    mx_receive_chan, mx_sink, mx_skip, MxAction, MxAgent, MxAgentId, MxAgentStop, MxError, MxSink,
-    MX_AGENT_BACKLOG_MAX,
+    mx_receive_chan, mx_sink, mx_sink_events, mx_skip, MxAction, MxAgent, MxAgentId, MxAgentStop,
+    MxError, MxEvent, MxEventKind, MxSink, MX_AGENT_BACKLOG_MAX,
 };
 use hyperion::{
     DiedReason, LocalNode, Node, Process, ProcessId, ProcessMonitorNotification, Serializable,
@@ -124,6 +124,42 @@ fn an_input_no_sink_takes_is_dropped_and_the_agent_goes_on() {
         state_of::<Log>(&p, agent).await
     });
     assert_eq!(log.unwrap(), vec!["note 3"]);
+}
+
+#[test]
+fn event_sinks_take_events_from_the_bus_and_the_mailbox_by_kind_and_skip_to_the_next() {
+    let log = simulate(4, |p| async move {
+        let sinks = vec![
+            // Spawned events only; passes them on.
+            mx_sink_events(
+                &[MxEventKind::Spawned],
+                |agent: &mut MxAgent<'_, Log>, _: &MxEvent| {
+                    push(agent, "spawned only".into());
+                    mx_skip()
+                },
+            ),
+            // Every event: logs the two kinds this test causes on purpose.
+            mx_sink(|agent: &mut MxAgent<'_, Log>, event: &MxEvent| {
+                match event {
+                    MxEvent::Spawned(_) => push(agent, "any: spawned".into()),
+                    MxEvent::Log(text) => push(agent, format!("any: log {text}")),
+                    _ => {}
+                }
+                mx_ready()
+            }),
+            report_sink(),
+        ];
+        let agent = mx_agent(&p, "events".into(), Log::new(), sinks).unwrap();
+        // Nothing below yields before `state_of`: both are queued when the agent runs,
+        // and the bus comes first.
+        p.spawn_local(|_| async {}); // a Spawned event on the bus
+        p.send(agent, MxEvent::Log("by mail".into())); // an event as a mailbox message
+        state_of::<Log>(&p, agent).await
+    });
+    assert_eq!(
+        log.unwrap(),
+        vec!["spawned only", "any: spawned", "any: log by mail"]
+    );
 }
 
 /// The order in which an agent takes its inputs after handling `trigger`, when its

@@ -127,19 +127,26 @@ pub fn mx_deactivate(reason: impl Into<String>) -> MxAction {
 
 /// One input: a message (from the mailbox, or a user's value from the bus) or a
 /// system event from the bus.
-enum Input<'e> {
+enum Input {
     Message(Message),
     Event(MxEvent),
-    /// An event of the message path, written into the loop's scratch event.
-    Scratch(&'e MxEvent),
 }
 
-impl Input<'_> {
+impl Input {
     #[inline]
-    fn from_bus(item: BusItem, node: NodeId) -> Input<'static> {
+    fn from_bus(item: BusItem, node: NodeId) -> Input {
         match item.into_event(node) {
             Ok(event) => Input::Event(event),
             Err(message) => Input::Message(message),
+        }
+    }
+
+    /// The system event, if the input is one from the bus.
+    #[inline(always)]
+    fn event(&self) -> Option<&MxEvent> {
+        match self {
+            Input::Message(_) => None,
+            Input::Event(event) => Some(event),
         }
     }
 
@@ -149,7 +156,6 @@ impl Input<'_> {
         match self {
             Input::Message(message) => message.peek::<T>(),
             Input::Event(event) => (event as &dyn Any).downcast_ref::<T>(),
-            Input::Scratch(event) => (*event as &dyn Any).downcast_ref::<T>(),
         }
     }
 }
@@ -175,32 +181,30 @@ impl Scratch {
         }
     }
 
-    /// The event `item` stands for, if it is one of the message path's.
-    #[inline]
-    fn fill(&mut self, item: &BusItem) -> Option<&MxEvent> {
-        match *item {
-            BusItem::SentLocal { from, to, info } => {
-                if let MxEvent::Sent {
-                    to: to_pid,
-                    from: from_pid,
-                    message,
-                } = &mut self.sent
-                {
-                    to_pid.local = to;
-                    from_pid.local = from;
-                    *message = info.into();
-                }
-                Some(&self.sent)
-            }
-            BusItem::Received { pid, info } => {
-                if let MxEvent::Received { pid: to, message } = &mut self.received {
-                    to.local = pid;
-                    *message = info.into();
-                }
-                Some(&self.received)
-            }
-            _ => None,
+    /// The `Sent` event from `from` to `to` (local numbers).
+    #[inline(always)]
+    fn sent(&mut self, from: u64, to: u64, info: Info) -> &MxEvent {
+        if let MxEvent::Sent {
+            to: to_pid,
+            from: from_pid,
+            message,
+        } = &mut self.sent
+        {
+            to_pid.local = to;
+            from_pid.local = from;
+            *message = info.into();
         }
+        &self.sent
+    }
+
+    /// The `Received` event of process `pid` (a local number).
+    #[inline(always)]
+    fn received(&mut self, pid: u64, info: Info) -> &MxEvent {
+        if let MxEvent::Received { pid: to, message } = &mut self.received {
+            to.local = pid;
+            *message = info.into();
+        }
+        &self.received
     }
 }
 
@@ -213,14 +217,63 @@ enum Verdict {
     Deactivate,
 }
 
-type SinkFn<S> = dyn FnMut(&mut MxAgent<'_, S>, &mut Input<'_>) -> Option<Verdict>;
+type SinkFn<S> = dyn FnMut(&mut MxAgent<'_, S>, &mut Input) -> Option<Verdict>;
+type EventFn<S> = dyn FnMut(&mut MxAgent<'_, S>, &MxEvent) -> Option<Verdict>;
+
+/// How a sink takes its inputs.
+enum Handler<S> {
+    /// System events of the given kinds (bits of [`MxEventKind::bit`]), handed over
+    /// with no check of their type.
+    Events { kinds: u32, handle: Box<EventFn<S>> },
+    /// Values of one type other than [`MxEvent`], from the mailbox or the bus.
+    Typed(Box<SinkFn<S>>),
+}
 
 /// A typed handler of an agent's inputs, made by [`mx_sink`].
 pub struct MxSink<S> {
-    handle: Box<SinkFn<S>>,
-    /// The event kinds it takes (bits of [`MxEventKind::bit`]): an agent is sent only
-    /// the system events some sink of it takes.
-    kinds: u32,
+    handler: Handler<S>,
+}
+
+impl<S> MxSink<S> {
+    /// The event kinds it takes: an agent is sent only the system events some sink of
+    /// it takes.
+    fn kinds(&self) -> u32 {
+        match self.handler {
+            Handler::Events { kinds, .. } => kinds,
+            Handler::Typed(_) => 0,
+        }
+    }
+
+    /// Offers a system event from the bus, of kind bit `kind`; `None` passes it on (a
+    /// sink of another type never takes an event).
+    #[inline(always)]
+    fn offer_event(
+        &mut self,
+        agent: &mut MxAgent<'_, S>,
+        event: &MxEvent,
+        kind: u32,
+    ) -> Option<Verdict> {
+        match &mut self.handler {
+            Handler::Events { kinds, handle } if *kinds & kind != 0 => handle(agent, event),
+            _ => None,
+        }
+    }
+
+    /// Offers a value (from the mailbox, or a user's from the bus), which may be an
+    /// event sent as a message; `None` passes it on.
+    #[inline]
+    fn offer_value(&mut self, agent: &mut MxAgent<'_, S>, input: &mut Input) -> Option<Verdict> {
+        match &mut self.handler {
+            Handler::Events { kinds, handle } => {
+                let event = input.peek::<MxEvent>()?;
+                if *kinds & event.kind().bit() == 0 {
+                    return None;
+                }
+                handle(agent, event)
+            }
+            Handler::Typed(handle) => handle(agent, input),
+        }
+    }
 }
 
 impl<S> fmt::Debug for MxSink<S> {
@@ -252,19 +305,21 @@ where
     T: Serializable,
     F: FnMut(&mut MxAgent<'_, S>, &T) -> MxAction + 'static,
 {
+    if TypeId::of::<T>() == TypeId::of::<MxEvent>() {
+        return mx_sink_events(&MxEventKind::ALL, move |agent, event| {
+            // `T` is `MxEvent`: the cast cannot fail.
+            match (event as &dyn Any).downcast_ref::<T>() {
+                Some(event) => handler(agent, event),
+                None => mx_skip(),
+            }
+        });
+    }
     MxSink {
-        handle: Box::new(move |agent, input| {
+        handler: Handler::Typed(Box::new(move |agent, input| {
             let value = input.peek::<T>()?;
             let action = handler(agent, value);
             agent.verdict(action)
-        }),
-        kinds: if TypeId::of::<T>() == TypeId::of::<MxEvent>() {
-            MxEventKind::ALL
-                .iter()
-                .fold(0, |kinds, kind| kinds | kind.bit())
-        } else {
-            0
-        },
+        })),
     }
 }
 
@@ -288,17 +343,14 @@ where
     S: 'static,
     F: FnMut(&mut MxAgent<'_, S>, &MxEvent) -> MxAction + 'static,
 {
-    let mask = kinds.iter().fold(0, |mask, kind| mask | kind.bit());
     MxSink {
-        handle: Box::new(move |agent, input| {
-            let event = input.peek::<MxEvent>()?;
-            if event.kind().bit() & mask == 0 {
-                return None;
-            }
-            let action = handler(agent, event);
-            agent.verdict(action)
-        }),
-        kinds: mask,
+        handler: Handler::Events {
+            kinds: kinds.iter().fold(0, |mask, kind| mask | kind.bit()),
+            handle: Box::new(move |agent, event| {
+                let action = handler(agent, event);
+                agent.verdict(action)
+            }),
+        },
     }
 }
 
@@ -554,7 +606,7 @@ struct AgentLoop<S> {
 impl<S> AgentLoop<S> {
     /// The next input, the preferred source first; `None` (and set to be woken by
     /// either source) if there is none.
-    fn next_input(&mut self) -> Option<Input<'static>> {
+    fn next_input(&mut self) -> Option<Input> {
         if self.prefer == MxSource::Bus {
             if let Some(item) = self.pop_bus() {
                 return Some(Input::from_bus(item, self.node));
@@ -621,13 +673,40 @@ impl<S> AgentLoop<S> {
         core: &mut AgentCore,
         sinks: &mut [MxSink<S>],
         state: &mut S,
-        input: &mut Input<'_>,
+        input: &mut Input,
     ) -> Verdict {
         let mut agent = MxAgent { core, state };
-        sinks
-            .iter_mut()
-            .find_map(|sink| (sink.handle)(&mut agent, input))
-            .unwrap_or(Verdict::Ready)
+        let found = match input.event() {
+            Some(event) => {
+                let kind = event.kind().bit();
+                sinks
+                    .iter_mut()
+                    .find_map(|sink| sink.offer_event(&mut agent, event, kind))
+            }
+            None => sinks
+                .iter_mut()
+                .find_map(|sink| sink.offer_value(&mut agent, input)),
+        };
+        found.unwrap_or(Verdict::Ready)
+    }
+
+    /// [`Self::run_pipeline`] for a system event of kind bit `kind`: the agent's hot
+    /// path, on the message path's events.
+    #[inline(always)]
+    fn run_event(
+        core: &mut AgentCore,
+        sinks: &mut [MxSink<S>],
+        state: &mut S,
+        event: &MxEvent,
+        kind: u32,
+    ) -> Verdict {
+        let mut agent = MxAgent { core, state };
+        for sink in sinks {
+            if let Some(verdict) = sink.offer_event(&mut agent, event, kind) {
+                return verdict;
+            }
+        }
+        Verdict::Ready
     }
 
     /// Acts on a sink's decision about the next input.
@@ -645,8 +724,10 @@ impl<S> AgentLoop<S> {
     }
 
     /// Handles buffered bus items while the bus is preferred: the agent's hot loop,
-    /// with the state borrowed once. Returns how many it handled.
+    /// with the state borrowed once. Returns how many inputs it handled.
     fn run_buffered(&mut self, budget: usize) -> usize {
+        const SENT: u32 = MxEventKind::Sent.bit();
+        const RECEIVED: u32 = MxEventKind::Received.bit();
         let shared = self.shared.clone();
         let mut guard = shared.state.borrow_mut();
         let Some(state) = guard.as_mut() else {
@@ -658,14 +739,39 @@ impl<S> AgentLoop<S> {
             && !self.deactivated
             && self.core.lifts.is_empty()
         {
-            let Some(item) = self.pop_bus() else {
-                break;
+            let item = match self.pending_received.take() {
+                Some((pid, info)) => BusItem::Received { pid, info },
+                None => match self.buffer.pop_front() {
+                    Some(item) => item,
+                    None => break,
+                },
             };
             handled += 1;
-            let (core, sinks) = (&mut self.core, &mut self.sinks);
-            let verdict = match self.scratch.fill(&item) {
-                Some(event) => Self::run_pipeline(core, sinks, state, &mut Input::Scratch(event)),
-                None => {
+            let (core, sinks, scratch) = (&mut self.core, &mut self.sinks, &mut self.scratch);
+            let verdict = match item {
+                BusItem::LocalSend { from, to, info } => {
+                    let event = scratch.sent(from, to, info);
+                    let verdict = Self::run_event(core, sinks, state, event, SENT);
+                    // The `Received` half follows at once unless the agent must stop
+                    // or turn to something else first.
+                    if verdict == Verdict::Ready && handled < budget && core.lifts.is_empty() {
+                        handled += 1;
+                        let event = scratch.received(to, info);
+                        Self::run_event(core, sinks, state, event, RECEIVED)
+                    } else {
+                        self.pending_received = Some((to, info));
+                        verdict
+                    }
+                }
+                BusItem::SentLocal { from, to, info } => {
+                    let event = scratch.sent(from, to, info);
+                    Self::run_event(core, sinks, state, event, SENT)
+                }
+                BusItem::Received { pid, info } => {
+                    let event = scratch.received(pid, info);
+                    Self::run_event(core, sinks, state, event, RECEIVED)
+                }
+                item => {
                     let mut input = Input::from_bus(item, self.node);
                     Self::run_pipeline(core, sinks, state, &mut input)
                 }
@@ -801,7 +907,7 @@ pub fn mx_agent_with_finalize<S: 'static>(
     });
     let in_loop = shared.clone();
     let loop_id = id.clone();
-    let kinds = sinks.iter().fold(0, |kinds, sink| kinds | sink.kinds);
+    let kinds = sinks.iter().fold(0, |kinds, sink| kinds | sink.kinds());
     let pid = node.spawn(move |process| {
         let pid = process.self_pid();
         AgentLoop {

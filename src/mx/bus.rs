@@ -191,12 +191,6 @@ impl Bus {
     }
 }
 
-/// `a == b`, the incarnations (which differ between nodes almost surely) first.
-#[inline(always)]
-fn same_node(a: &NodeId, b: &NodeId) -> bool {
-    a.incarnation == b.incarnation && a.address == b.address
-}
-
 /// Counts an item a full queue refused.
 fn refuse(reader: &mut Reader) {
     if reader.dropped == 0 {
@@ -241,26 +235,35 @@ impl NodeState {
         }
     }
 
-    /// Queues `make(kinds)` for every agent, given the kinds it takes (`None`: nothing
-    /// for it): the message path's publisher, for small `Copy` items built in place in
-    /// each queue.
+    /// Queues the message-path events that are due (`sent`, `received`) for every
+    /// agent that takes them: `SentLocal`, `Received`, or both in one `LocalSend` item,
+    /// as its kinds ask.
     #[inline(always)]
-    fn mx_publish_each(&mut self, make: impl Fn(u32) -> Option<BusItem>) {
+    fn mx_publish_local(&mut self, from: u64, to: u64, info: Info, sent: bool, received: bool) {
+        let (sent_bit, received_bit) = (MxEventKind::Sent.bit(), MxEventKind::Received.bit());
         for index in 0..self.mx.readers.len() {
             let reader = &mut self.mx.readers[index];
-            let Some(item) = make(reader.kinds) else {
+            let sent = sent && reader.kinds & sent_bit != 0;
+            let received = received && reader.kinds & received_bit != 0;
+            if !sent && !received {
                 continue;
-            };
+            }
             if reader.queue.len() >= MX_AGENT_BACKLOG_MAX {
                 refuse(reader);
                 continue;
             }
-            // Room first, then the item, built straight into its slot: an item built
-            // before a possible reallocation is built on the stack and copied, which
-            // costs more than the rest of the publish.
+            // Room first, then each variant written as a literal straight into its
+            // slot: an item chosen first and moved in afterwards is assembled on the
+            // stack with narrow stores and copied out with wide loads, a store-forwarding
+            // stall that cost more than the rest of the publish.
             reader.queue.reserve(1);
             let len = reader.queue.len();
-            reader.queue.spare_capacity_mut()[0].write(item);
+            let slot = &mut reader.queue.spare_capacity_mut()[0];
+            match (sent, received) {
+                (true, true) => slot.write(BusItem::LocalSend { from, to, info }),
+                (true, false) => slot.write(BusItem::SentLocal { from, to, info }),
+                _ => slot.write(BusItem::Received { pid: to, info }),
+            };
             // SAFETY: the slot at `len` was just initialised by `write`.
             unsafe { reader.queue.set_len(len + 1) };
             if reader.asleep {
@@ -287,66 +290,66 @@ impl NodeState {
         self.mx_publish(BusItem::Event(Box::new(make())));
     }
 
-    /// Hook: a process of this node sends `message` to `to`.
+    /// Hook: `from` sends `message` to the process numbered `to` on this node.
     #[inline(always)]
-    pub(crate) fn mx_sent(&mut self, from: ProcessId, to: ProcessId, message: &Message) {
+    pub(crate) fn mx_sent_here(&mut self, from: &ProcessId, to: u64, message: &Message) {
         if self.mx.wants(MxEventKind::Sent) {
-            self.mx_sent_slow(&from, &to, message);
+            self.mx_sent_here_slow(from, to, message);
         }
     }
 
     #[inline(never)]
-    fn mx_sent_slow(&mut self, from: &ProcessId, to: &ProcessId, message: &Message) {
+    fn mx_sent_here_slow(&mut self, from: &ProcessId, to: u64, message: &Message) {
         let info = Info::of_message(message);
-        if same_node(&from.node, &self.id) && same_node(&to.node, &self.id) {
-            let (from, to) = (from.local, to.local);
-            let (sent, received) = (MxEventKind::Sent.bit(), MxEventKind::Received.bit());
-            // `send_from` delivers at once: publish the delivery's `Received` now, with
-            // the `Sent`, and tell `deliver` it is done.
-            let with_received =
-                self.mx.kinds & received != 0 && self.processes.get(TaskId::from_u64(to)).is_some();
-            self.mx.received_published = with_received;
-            self.mx_publish_each(|kinds| {
-                let with_received = with_received && kinds & received != 0;
-                match (kinds & sent != 0, with_received) {
-                    (true, true) => Some(BusItem::LocalSend { from, to, info }),
-                    (true, false) => Some(BusItem::SentLocal { from, to, info }),
-                    (false, true) => Some(BusItem::Received { pid: to, info }),
-                    (false, false) => None,
-                }
-            });
-        } else {
-            self.mx_publish(BusItem::Event(Box::new(MxEvent::Sent {
-                to: *to,
-                from: *from,
-                message: info.into(),
-            })));
+        if from.node != self.id {
+            // `send_as` on behalf of another node's process.
+            let to = ProcessId {
+                node: self.id,
+                local: to,
+            };
+            return self.mx_publish_sent(*from, to, info);
+        }
+        // The message is delivered at once: its `Received` event goes out now, with
+        // the `Sent`, and `deliver_here` is told it is done.
+        let with_received = self.mx.wants(MxEventKind::Received)
+            && self.processes.get(TaskId::from_u64(to)).is_some();
+        self.mx.received_published = with_received;
+        self.mx_publish_local(from.local, to, info, true, with_received);
+    }
+
+    /// Hook: a process of this node sends `message` to `to`, on another node.
+    #[inline(always)]
+    pub(crate) fn mx_sent_away(&mut self, from: ProcessId, to: ProcessId, message: &Message) {
+        if self.mx.wants(MxEventKind::Sent) {
+            self.mx_publish_sent(from, to, Info::of_message(message));
         }
     }
 
-    /// Hook: `message` is about to enter `to`'s mailbox (published only if `to` is a
-    /// live process of this node).
+    #[inline(never)]
+    fn mx_publish_sent(&mut self, from: ProcessId, to: ProcessId, info: Info) {
+        let message = info.into();
+        self.mx_publish(BusItem::Event(Box::new(MxEvent::Sent {
+            to,
+            from,
+            message,
+        })));
+    }
+
+    /// Hook: `message` is about to enter the mailbox of the process numbered `to` on
+    /// this node (published only if it is alive).
     #[inline(always)]
-    pub(crate) fn mx_received(&mut self, to: ProcessId, message: &Message) {
+    pub(crate) fn mx_received(&mut self, to: u64, message: &Message) {
         if self.mx.wants(MxEventKind::Received) && !std::mem::take(&mut self.mx.received_published)
         {
-            // Only the local number crosses the call: copying a whole `ProcessId`
-            // here costs more than the rest of the publish.
-            self.mx_received_slow(to.node.incarnation, to.local, message);
+            self.mx_received_slow(to, message);
         }
     }
 
     #[inline(never)]
-    fn mx_received_slow(&mut self, incarnation: u64, pid: u64, message: &Message) {
-        // `deliver` has checked the address; a live slot means a live process.
-        let alive = incarnation == self.id.incarnation
-            && self.processes.get(TaskId::from_u64(pid)).is_some();
-        if alive {
+    fn mx_received_slow(&mut self, pid: u64, message: &Message) {
+        if self.processes.get(TaskId::from_u64(pid)).is_some() {
             let info = Info::of_message(message);
-            let received = MxEventKind::Received.bit();
-            self.mx_publish_each(|kinds| {
-                (kinds & received != 0).then_some(BusItem::Received { pid, info })
-            });
+            self.mx_publish_local(0, pid, info, false, true);
         }
     }
 

@@ -236,7 +236,7 @@ impl MxEventKind {
     }
 
     /// The kind's bit in a set of kinds.
-    pub(crate) fn bit(self) -> u32 {
+    pub(crate) const fn bit(self) -> u32 {
         1 << (self as u32)
     }
 }

@@ -563,10 +563,16 @@ impl NodeState {
             tracing::debug!(%to, ?message, "no route to a remote node; message dropped");
             return;
         }
-        self.mx_received(to, &message); // mx hook
-        let task = TaskId::from_u64(to.local);
+        self.deliver_here(to.local, message);
+    }
+
+    /// Puts `message` in the mailbox of the process numbered `local` on this node.
+    #[inline]
+    pub(crate) fn deliver_here(&mut self, local: u64, message: Message) {
+        self.mx_received(local, &message); // mx hook
+        let task = TaskId::from_u64(local);
         let Some(slot) = self.processes.get_mut(task) else {
-            tracing::trace!(%to, ?message, "message to a dead process dropped");
+            tracing::trace!(to = local, ?message, "message to a dead process dropped");
             return;
         };
         slot.mailbox.push_back(message);

@@ -61,11 +61,12 @@ impl NodeState {
 
     /// Sends a message from `from` to `to`, wherever `to` lives.
     pub(crate) fn send_from(&mut self, from: ProcessId, to: ProcessId, message: Message) {
-        self.mx_sent(from, to, &message); // mx hook
         if to.node == self.id {
-            self.deliver(to, message);
+            self.mx_sent_here(&from, to.local, &message); // mx hook
+            self.deliver_here(to.local, message);
             return;
         }
+        self.mx_sent_away(from, to, &message); // mx hook
         if !self.may_send(from, to) {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
