@@ -21,6 +21,8 @@ const MESSAGES: u64 = 5_000_000;
 /// Sends between two yields of the sender: a producer that never yields would only
 /// measure filling a queue.
 const SEND_BATCH: u64 = 256;
+/// Alternating rounds of the message benchmark and its reference.
+const MESSAGE_ROUNDS: usize = 7;
 const SPAWNS: u64 = 1_000_000;
 const THREAD_SPAWNS: u64 = 2_000;
 const IDLE_PROCESSES: usize = 100_000;
@@ -60,13 +62,23 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 fn main() {
     let node = Node::new().expect("start a node");
 
-    let ours = best_of(3, || hyperion_messages(&node));
-    let reference = best_of(3, std_mpsc_messages);
+    // The two-thread reference is bimodal on a small machine (it depends on where the
+    // threads land), so rounds alternate and the median ratio is the figure, with its
+    // range beside it.
+    let mut rounds: Vec<(Duration, Duration)> = (0..MESSAGE_ROUNDS)
+        .map(|_| (hyperion_messages(&node), std_mpsc_messages()))
+        .collect();
+    let ratio =
+        |(ours, reference): &(Duration, Duration)| reference.as_secs_f64() / ours.as_secs_f64();
+    rounds.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+    let median = rounds[rounds.len() / 2];
     println!(
-        "local send+receive: hyperion {:>6.2} M msg/s | std::sync::mpsc (2 threads) {:>6.2} M msg/s | ratio {:.2} (target >= 0.5)",
-        rate(MESSAGES, ours),
-        rate(MESSAGES, reference),
-        reference.as_secs_f64() / ours.as_secs_f64()
+        "local send+receive: hyperion {:>6.2} M msg/s | std::sync::mpsc (2 threads) {:>6.2} M msg/s | ratio {:.2}, median of {MESSAGE_ROUNDS} alternating rounds (range {:.2}-{:.2}; target >= 0.5)",
+        rate(MESSAGES, median.0),
+        rate(MESSAGES, median.1),
+        ratio(&median),
+        ratio(&rounds[0]),
+        ratio(&rounds[rounds.len() - 1]),
     );
 
     let ours = best_of(3, || hyperion_spawns(&node));

@@ -145,7 +145,7 @@ pub(crate) struct Bus {
     connections: BTreeMap<NodeId, u64>,
     next_connection: u64,
     /// The `Received` event of the message being delivered went out with its `Sent`
-    /// (see `mx_sent_slow`): the delivery publishes nothing more.
+    /// (see `mx_sent_here_slow`): the delivery publishes nothing more.
     received_published: bool,
 }
 
@@ -407,26 +407,9 @@ impl NodeState {
         self.mx_event(MxEventKind::Spawned, || MxEvent::Spawned(pid));
     }
 
-    /// Hook: removes a dying process's slot (what `terminate` did) and reports its
-    /// death, in the borrow `terminate` takes anyway.
+    /// Hook: the process `pid` of this node died.
     #[inline(always)]
-    pub(crate) fn mx_remove_process(
-        &mut self,
-        task: TaskId,
-        reason: &DiedReason,
-    ) -> Option<crate::process::table::ProcessSlot> {
-        let slot = self.processes.remove(task);
-        if self.mx.wants(MxEventKind::ProcessDied) {
-            if let Some(slot) = &slot {
-                self.mx_process_died(&slot.pid, reason);
-            }
-        }
-        slot
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn mx_process_died(&mut self, pid: &ProcessId, reason: &DiedReason) {
+    pub(crate) fn mx_process_died(&mut self, pid: &ProcessId, reason: &DiedReason) {
         self.mx_event(MxEventKind::ProcessDied, || MxEvent::ProcessDied {
             pid: *pid,
             reason: reason.clone(),

@@ -443,8 +443,14 @@ impl LocalNode {
 
     /// Removes a process and tells everyone who asked: monitors, links, the registry.
     pub(crate) fn terminate(&self, task: TaskId, reason: DiedReason) {
-        let slot = self.state().mx_remove_process(task, &reason); // mx hook
-        let Some(mut slot) = slot else { return };
+        let mut slot = {
+            let mut state = self.state();
+            let Some(slot) = state.processes.remove(task) else {
+                return;
+            };
+            state.mx_process_died(&slot.pid, &reason); // mx hook
+            slot
+        };
         // Dropping the future runs destructors that may use the node: not while borrowed.
         drop(slot.future.take());
         let pid = slot.pid;

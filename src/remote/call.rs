@@ -1,10 +1,8 @@
 //! Running closures on a service's worker: memoized closures, remote errors, the
 //! runner, and the retry loop.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -12,6 +10,7 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
 use super::launcher::{OnRemoteError, WorkerLauncher};
+use super::memo::{Builder, Memo};
 use super::service::{serve, ServiceError, ServiceId};
 use crate::closure::{Closure, RemoteTable};
 use crate::concurrency::{Async, AsyncReply, AsyncResult};
@@ -91,11 +90,12 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     format!("panicked: {text}")
 }
 
-type Builder = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>>>>>;
-
 /// A closure to run on a worker, built lazily and once (hyperion's
 /// `SerializableClosureProcess`): the action that produces its argument runs the first
-/// time a worker is ready, and a retry re-sends the memoized closure.
+/// time a worker is ready, and a retry re-sends the memoized closure. Calls that share
+/// it (an `Rc<RemoteCall>` used by several processes) wait for the first one's build;
+/// if the process running the build stops before it ends, they fail with an error that
+/// says so.
 ///
 /// ```
 /// use hyperion::remote::RemoteCall;
@@ -104,9 +104,8 @@ type Builder = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<Vec<u8>, S
 /// ```
 pub struct RemoteCall<R> {
     label: String,
-    builder: RefCell<Option<Builder>>,
-    built: RefCell<Option<Result<Vec<u8>, String>>>,
-    builds: std::cell::Cell<u32>,
+    /// The encoded argument, or why it could not be built.
+    argument: Memo<Result<Vec<u8>, String>>,
     _result: std::marker::PhantomData<fn() -> R>,
 }
 
@@ -119,35 +118,26 @@ impl<R: Serializable + Clone> RemoteCall<R> {
         F: FnOnce() -> Fut + 'static,
         Fut: Future<Output = A> + 'static,
     {
-        let builder: Builder = Box::new(move || {
+        let builder: Builder<Result<Vec<u8>, String>> = Box::new(move || {
             Box::pin(async move { encode(&build().await).map_err(|err| err.to_string()) })
         });
         RemoteCall {
             label: label.to_string(),
-            builder: RefCell::new(Some(builder)),
-            built: RefCell::new(None),
-            builds: std::cell::Cell::new(0),
+            argument: Memo::new(builder),
             _result: std::marker::PhantomData,
         }
     }
 
     /// How many times the building action ran (0 or 1).
     pub fn builds(&self) -> u32 {
-        self.builds.get()
+        self.argument.builds()
     }
 
     /// The encoded argument, building it on first use.
     async fn argument(&self) -> Result<Vec<u8>, String> {
-        let builder = self.builder.borrow_mut().take();
-        if let Some(builder) = builder {
-            self.builds.set(self.builds.get() + 1);
-            let built = builder().await;
-            *self.built.borrow_mut() = Some(built);
-        }
-        self.built
-            .borrow()
-            .clone()
-            .unwrap_or_else(|| Err("the closure is being built by another call".to_string()))
+        self.argument
+            .get(|| Err("the process building the closure stopped before it finished".into()))
+            .await
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod call;
 mod launcher;
+mod memo;
 mod service;
 mod worker;
 
