@@ -365,7 +365,8 @@ fn run_master(master: Master) -> ExitCode {
                 options.launcher.clone(),
                 options.pause_ms,
             );
-            let (cookie, run_dir) = (master.cookie_file.clone(), master.run_dir.clone());
+            let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
+            let job_output = master.job_dir.join("%j.out");
             let tasks = params.len();
             let outcome = node.run(move |p| async move {
                 let progress = Rc::new(Progress::new(tasks, true));
@@ -376,7 +377,7 @@ fn run_master(master: Master) -> ExitCode {
                 };
                 if launcher_kind == "local" {
                     let launcher = LocalLauncher::current_exe()
-                        .map(|l| l.cookie_file(cookie).log_dir(run_dir).retry_policy(policy));
+                        .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
                         Ok(launcher) => {
                             Ok(scan(&p, Rc::new(launcher), ps, workers, pause_ms, progress).await)
@@ -384,9 +385,12 @@ fn run_master(master: Master) -> ExitCode {
                         Err(err) => Err(err.to_string()),
                     }
                 } else {
-                    let launcher =
-                        SlurmLauncher::new(SlurmOptions::default().job_name("hyperion-scan"))
-                            .map(|l| l.cookie_file(cookie).log_dir(run_dir).retry_policy(policy));
+                    let options = SlurmOptions {
+                        output: Some(job_output),
+                        ..SlurmOptions::default().job_name("hyperion-scan")
+                    };
+                    let launcher = SlurmLauncher::new(options)
+                        .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
                         Ok(launcher) => {
                             Ok(scan(&p, Rc::new(launcher), ps, workers, pause_ms, progress).await)

@@ -6,6 +6,12 @@
 //! my-program worker --master ADDR#INCARNATION --service ID [--cookie-file PATH] [--log-file PATH]
 //! ```
 //!
+//! Each master run gets its own directories (hyperion's `HyperionConfig` data, log and
+//! job directories), named `run-NNNN` under the bases of its [`ClusterConfig`]:
+//! `hyperion-runs/` for everything by default, or other places, with
+//! [`main_with_config`] or the `HYPERION_RUNS_DIR`, `HYPERION_LOG_DIR` and
+//! `HYPERION_JOB_DIR` environment variables read by [`main`].
+//!
 //! ```no_run
 //! use hyperion::{cluster, RemoteTable};
 //! fn main() -> std::process::ExitCode {
@@ -27,13 +33,87 @@ use crate::remote::{worker, ServiceId, WorkerConfig, WorkerExit};
 use crate::transport::tcp::TcpConfig;
 use crate::RemoteTable;
 
+/// Where a cluster program keeps its files. Every run gets a fresh `run-NNNN` under
+/// [`ClusterConfig::runs_dir`], and the same name under the log and job bases when they
+/// are elsewhere, so that runs never share a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Where run directories (results, the cookie) are made. Default `hyperion-runs`.
+    pub runs_dir: PathBuf,
+    /// Where the logs of the master and its workers go; `None`: the run's directory.
+    pub log_dir: Option<PathBuf>,
+    /// Where batch jobs' own output goes (Slurm's `--output`); `None`: `jobs` in the
+    /// run's directory.
+    pub job_dir: Option<PathBuf>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            runs_dir: PathBuf::from("hyperion-runs"),
+            log_dir: None,
+            job_dir: None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The default, with each base replaced by its environment variable if set:
+    /// `HYPERION_RUNS_DIR`, `HYPERION_LOG_DIR`, `HYPERION_JOB_DIR`.
+    pub fn from_env() -> ClusterConfig {
+        let var = |name| std::env::var_os(name).map(PathBuf::from);
+        let default = ClusterConfig::default();
+        ClusterConfig {
+            runs_dir: var("HYPERION_RUNS_DIR").unwrap_or(default.runs_dir),
+            log_dir: var("HYPERION_LOG_DIR"),
+            job_dir: var("HYPERION_JOB_DIR"),
+        }
+    }
+
+    /// Makes a new run's directories. All are absolute, so that workers started
+    /// elsewhere (a batch job) find them.
+    pub fn new_run(&self) -> std::io::Result<RunDirs> {
+        let run = new_run_dir(&self.runs_dir)?;
+        let name = run
+            .file_name()
+            .expect("a run directory has a name")
+            .to_owned();
+        let under = |base: &Option<PathBuf>, default: PathBuf| -> std::io::Result<PathBuf> {
+            let dir = base.as_ref().map_or(default, |base| base.join(&name));
+            std::fs::create_dir_all(&dir)?;
+            dir.canonicalize()
+        };
+        Ok(RunDirs {
+            log: under(&self.log_dir, run.clone())?,
+            job: under(&self.job_dir, run.join("jobs"))?,
+            run,
+        })
+    }
+}
+
+/// One run's directories, made by [`ClusterConfig::new_run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDirs {
+    /// Results and the cookie.
+    pub run: PathBuf,
+    /// The master's log and one log per worker.
+    pub log: PathBuf,
+    /// Batch jobs' own output.
+    pub job: PathBuf,
+}
+
 /// What the master's code gets.
 #[derive(Clone, Debug)]
 pub struct Master {
     /// The arguments after `master`.
     pub args: Vec<String>,
-    /// This run's directory (logs, results), created under `hyperion-runs/`.
+    /// This run's directory (results), created under [`ClusterConfig::runs_dir`].
     pub run_dir: PathBuf,
+    /// Where this run's logs go: the master's is already there; give it to launchers
+    /// for the workers' (`log_dir`).
+    pub log_dir: PathBuf,
+    /// Where this run's batch jobs write their own output (for Slurm's `--output`).
+    pub job_dir: PathBuf,
     /// The cookie file master and workers share.
     pub cookie_file: PathBuf,
 }
@@ -102,8 +182,17 @@ pub fn parse_role(args: &[String]) -> Result<Role, String> {
 }
 
 /// Runs the program: the worker subcommand serves closures from `table` for its master;
-/// anything else runs `master`.
+/// anything else runs `master`, with directories from [`ClusterConfig::from_env`].
 pub fn main(table: RemoteTable, master: impl FnOnce(Master) -> ExitCode) -> ExitCode {
+    main_with_config(ClusterConfig::from_env(), table, master)
+}
+
+/// [`main`] with the directories of `config`.
+pub fn main_with_config(
+    config: ClusterConfig,
+    table: RemoteTable,
+    master: impl FnOnce(Master) -> ExitCode,
+) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse_role(&args) {
         Err(why) => {
@@ -112,21 +201,22 @@ pub fn main(table: RemoteTable, master: impl FnOnce(Master) -> ExitCode) -> Exit
         }
         Ok(Role::Worker(worker_args)) => run_worker(table, worker_args),
         Ok(Role::Master(args)) => {
-            let run_dir = match new_run_dir(Path::new("hyperion-runs")) {
-                Ok(dir) => dir,
+            let dirs = match config.new_run() {
+                Ok(dirs) => dirs,
                 Err(err) => {
-                    eprintln!("cannot create the run directory: {err}");
+                    eprintln!("cannot create the run's directories under {config:?}: {err}");
                     return ExitCode::FAILURE;
                 }
             };
-            let cookie_file = run_dir.join("cookie");
-            if let Err(err) = log_to_file(&run_dir.join("master.log")) {
+            if let Err(err) = log_to_file(&dirs.log.join("master.log")) {
                 eprintln!("cannot open the master's log: {err}");
             }
             master(Master {
                 args,
-                run_dir,
-                cookie_file,
+                cookie_file: dirs.run.join("cookie"),
+                run_dir: dirs.run,
+                log_dir: dirs.log,
+                job_dir: dirs.job,
             })
         }
     }
@@ -213,4 +303,66 @@ pub fn log_to_file(path: &Path) -> std::io::Result<()> {
         .with_writer(std::sync::Mutex::new(file))
         .try_init();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh, empty directory for one test.
+    fn scratch(test: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("hyperion-cluster-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.canonicalize().unwrap()
+    }
+
+    #[test]
+    fn by_default_a_run_keeps_logs_in_its_directory_and_job_output_in_jobs() {
+        let base = scratch("default");
+        let config = ClusterConfig {
+            runs_dir: base.join("runs"),
+            ..ClusterConfig::default()
+        };
+        let first = config.new_run().unwrap();
+        assert_eq!(first.run, base.join("runs/run-0001"));
+        assert_eq!(first.log, first.run);
+        assert_eq!(first.job, first.run.join("jobs"));
+        assert!(first.job.is_dir());
+        // The next run gets the next number: runs never share a directory.
+        assert_eq!(config.new_run().unwrap().run, base.join("runs/run-0002"));
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn log_and_job_bases_elsewhere_get_the_runs_name() {
+        let base = scratch("bases");
+        let config = ClusterConfig {
+            runs_dir: base.join("data"),
+            log_dir: Some(base.join("logs")),
+            job_dir: Some(base.join("jobs")),
+        };
+        for n in 1..=2 {
+            let dirs = config.new_run().unwrap();
+            let name = format!("run-{n:04}");
+            assert_eq!(dirs.run, base.join("data").join(&name));
+            assert_eq!(dirs.log, base.join("logs").join(&name));
+            assert_eq!(dirs.job, base.join("jobs").join(&name));
+            assert!(dirs.log.is_dir() && dirs.job.is_dir());
+        }
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn a_base_that_cannot_be_made_is_an_error() {
+        let base = scratch("blocked");
+        std::fs::write(base.join("file"), b"not a directory").unwrap();
+        let config = ClusterConfig {
+            runs_dir: base.join("file/runs"),
+            ..ClusterConfig::default()
+        };
+        assert!(config.new_run().is_err());
+        std::fs::remove_dir_all(base).unwrap();
+    }
 }

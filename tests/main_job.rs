@@ -10,6 +10,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn run_scan(args: &[&str]) -> (bool, String, PathBuf) {
+    run_scan_with_env(args, &[])
+}
+
+/// Runs the scan in a fresh directory, with `env` set; returns its success, its output
+/// and the directory.
+fn run_scan_with_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "hyperion-main-job-{}-{}",
         std::process::id(),
@@ -18,6 +24,7 @@ fn run_scan(args: &[&str]) -> (bool, String, PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     let output = Command::new(scan_binary())
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(&dir)
         .output()
         .expect("the scan example was built by cargo test");
@@ -51,6 +58,41 @@ fn the_main_job_runs_on_local_worker_processes() {
         })
         .count();
     assert_eq!(logs, 3, "one log per worker");
+}
+
+/// The names in `dir` starting with `prefix`.
+fn names_starting(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_environment_moves_the_runs_and_the_logs() {
+    let (ok, output, dir) = run_scan_with_env(
+        &["--workers", "2", "--tasks", "12"],
+        &[("HYPERION_RUNS_DIR", "data"), ("HYPERION_LOG_DIR", "logs")],
+    );
+    assert!(ok, "{output}");
+    let results = std::fs::read_to_string(dir.join("data/run-0001/results.csv")).unwrap();
+    assert_eq!(
+        results.lines().count(),
+        13,
+        "a header and one line per task"
+    );
+    let logs = dir.join("logs/run-0001");
+    assert_eq!(names_starting(&logs, "master"), ["master.log"]);
+    assert_eq!(
+        names_starting(&logs, "worker-").len(),
+        2,
+        "one log per worker"
+    );
+    assert!(names_starting(&dir.join("data/run-0001"), "worker-").is_empty());
+    assert!(!dir.join("hyperion-runs").exists());
 }
 
 #[test]
