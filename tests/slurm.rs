@@ -78,6 +78,23 @@ fn the_main_job_completes_on_slurm_and_leaves_no_job() {
     assert!(output.status.success(), "{text}");
     assert!(text.contains("30 of 30 integrals"), "{text}");
     assert_queue_drains();
+    // Slurm's own output goes to the run's job directory, not the working directory.
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(
+        !names(&dir).iter().any(|n| n.ends_with(".out")),
+        "{:?}",
+        names(&dir)
+    );
+    let jobs = names(&dir.join("hyperion-runs/run-0001/jobs"));
+    assert!(
+        jobs.len() >= 2 && jobs.iter().all(|n| n.ends_with(".out")),
+        "{jobs:?}"
+    );
 }
 
 #[test]
