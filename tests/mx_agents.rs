@@ -59,18 +59,6 @@ fn push(agent: &mut MxAgent<'_, Log>, line: String) {
     agent.mx_update_local(|log| log.push(line));
 }
 
-/// Runs `body` in a fresh one-node world with no faults.
-fn simulate<T: 'static, Fut: std::future::Future<Output = T> + 'static>(
-    seed: u64,
-    body: impl FnOnce(Process) -> Fut,
-) -> Result<T, SimError> {
-    let mut sim = Sim::with_faults(seed, Faults::none());
-    let node = sim.add_node();
-    let result = sim.run_until(&node, body);
-    node.shutdown();
-    result
-}
-
 async fn state_of<S: Serializable>(p: &Process, agent: ProcessId) -> S {
     p.send(agent, Report(p.self_pid()));
     p.expect::<S>().await
@@ -80,7 +68,7 @@ async fn state_of<S: Serializable>(p: &Process, agent: ProcessId) -> S {
 
 #[test]
 fn skip_passes_the_input_to_the_next_sink() {
-    let log = simulate(1, |p| async move {
+    let log = Sim::run_alone(1, |p| async move {
         let sinks = vec![
             mx_sink(|agent: &mut MxAgent<'_, Log>, note: &Note| {
                 push(agent, format!("first {}", note.0));
@@ -109,7 +97,7 @@ fn skip_passes_the_input_to_the_next_sink() {
 
 #[test]
 fn an_input_no_sink_takes_is_dropped_and_the_agent_goes_on() {
-    let log = simulate(2, |p| async move {
+    let log = Sim::run_alone(2, |p| async move {
         let sinks = vec![
             mx_sink(|agent: &mut MxAgent<'_, Log>, note: &Note| {
                 push(agent, format!("note {}", note.0));
@@ -128,7 +116,7 @@ fn an_input_no_sink_takes_is_dropped_and_the_agent_goes_on() {
 
 #[test]
 fn event_sinks_take_events_from_the_bus_and_the_mailbox_by_kind_and_skip_to_the_next() {
-    let log = simulate(4, |p| async move {
+    let log = Sim::run_alone(4, |p| async move {
         let sinks = vec![
             // Spawned events only; passes them on.
             mx_sink_events(
@@ -165,7 +153,7 @@ fn event_sinks_take_events_from_the_bus_and_the_mailbox_by_kind_and_skip_to_the_
 /// The order in which an agent takes its inputs after handling `trigger`, when its
 /// mailbox holds `MailNote(1)` and its bus `BusNote(1)` (both queued before it runs).
 fn order_after(trigger: Trigger, seed: u64) -> Log {
-    simulate(seed, move |p| async move {
+    Sim::run_alone(seed, move |p| async move {
         let sinks = vec![
             mx_sink(|agent: &mut MxAgent<'_, Log>, trigger: &Trigger| {
                 push(agent, format!("{trigger:?}"));
@@ -229,7 +217,7 @@ fn ready_takes_the_next_input_from_the_bus_first() {
 
 #[test]
 fn a_duplicate_agent_id_is_refused_with_a_typed_error() {
-    let outcome = simulate(4, |p| async move {
+    let outcome = Sim::run_alone(4, |p| async move {
         let first = mx_agent(&p, "unique".into(), (), Vec::new()).unwrap();
         let second = mx_agent(&p, "unique".into(), (), Vec::new());
         (first, second, mx_agents(&p))
@@ -252,7 +240,7 @@ fn a_duplicate_agent_id_is_refused_with_a_typed_error() {
 
 #[test]
 fn a_name_held_by_an_ordinary_process_is_refused_as_an_agent_id() {
-    let outcome = simulate(5, |p| async move {
+    let outcome = Sim::run_alone(5, |p| async move {
         p.register("taken", p.self_pid()).unwrap();
         mx_agent(&p, "taken".into(), (), Vec::new())
     });
@@ -264,7 +252,7 @@ fn a_name_held_by_an_ordinary_process_is_refused_as_an_agent_id() {
 
 #[test]
 fn the_id_of_a_stopped_agent_can_be_taken_again() {
-    let outcome = simulate(6, |p| async move {
+    let outcome = Sim::run_alone(6, |p| async move {
         let stop = || {
             vec![mx_sink(|_: &mut MxAgent<'_, ()>, _: &Note| {
                 mx_deactivate("done")
@@ -285,7 +273,7 @@ fn the_id_of_a_stopped_agent_can_be_taken_again() {
 
 #[test]
 fn an_agent_is_registered_under_its_id_and_reachable_by_name() {
-    let log = simulate(7, |p| async move {
+    let log = Sim::run_alone(7, |p| async move {
         let sinks = vec![
             mx_sink(|agent: &mut MxAgent<'_, Log>, note: &Note| {
                 push(agent, format!("note {}", note.0));
@@ -322,7 +310,7 @@ enum Change {
 
 #[test]
 fn local_state_is_read_set_and_updated_by_sinks() {
-    let value = simulate(9, |p| async move {
+    let value = Sim::run_alone(9, |p| async move {
         let sinks = vec![
             mx_sink(|agent: &mut MxAgent<'_, u64>, change: &Change| {
                 match change {
@@ -357,7 +345,7 @@ enum Step {
 
 #[test]
 fn a_lifted_action_that_waits_finishes_before_the_next_input() {
-    let replies = simulate(10, |p| async move {
+    let replies = Sim::run_alone(10, |p| async move {
         let sinks = vec![mx_sink(|agent: &mut MxAgent<'_, ()>, step: &Step| {
             match *step {
                 Step::Slow(to) => agent.lift_mx_async(move |p| async move {
@@ -381,7 +369,7 @@ fn a_lifted_action_that_waits_finishes_before_the_next_input() {
 
 #[test]
 fn a_sink_acts_through_the_agents_process() {
-    let outcome = simulate(11, |p| async move {
+    let outcome = Sim::run_alone(11, |p| async move {
         let sinks = vec![mx_sink(|agent: &mut MxAgent<'_, ()>, asker: &ProcessId| {
             let asker = *asker;
             let child = agent.process().spawn_local(move |c| async move {
@@ -419,7 +407,7 @@ fn listener(name: &'static str) -> Vec<MxSink<()>> {
 
 #[test]
 fn a_broadcast_reaches_every_agent_including_the_sender() {
-    let mut heard = simulate(12, |p| async move {
+    let mut heard = Sim::run_alone(12, |p| async move {
         let mut sinks = listener("a");
         sinks.insert(
             0,
@@ -448,7 +436,7 @@ fn a_broadcast_reaches_every_agent_including_the_sender() {
 
 #[test]
 fn any_process_notifies_every_agent() {
-    let mut heard = simulate(13, |p| async move {
+    let mut heard = Sim::run_alone(13, |p| async move {
         for name in ["x", "y"] {
             mx_agent(&p, name.into(), (), listener(name)).unwrap();
         }
@@ -478,7 +466,7 @@ struct Tick;
 
 #[test]
 fn a_full_agent_queue_drops_new_events_and_counts_them() {
-    let (ticks, dropped) = simulate(14, |p| async move {
+    let (ticks, dropped) = Sim::run_alone(14, |p| async move {
         let sinks = vec![
             mx_sink(|agent: &mut MxAgent<'_, (u64, u64)>, hold: &Hold| {
                 agent.process().send(hold.0, "busy".to_string());

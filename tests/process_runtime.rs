@@ -17,18 +17,6 @@ struct Tagged(u32);
 #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
 struct Other(String);
 
-/// Runs `body` as a process in a fresh one-node simulated world.
-fn simulate<T: 'static, Fut: std::future::Future<Output = T> + 'static>(
-    seed: u64,
-    body: impl FnOnce(Process) -> Fut,
-) -> Result<T, SimError> {
-    let mut sim = Sim::with_faults(seed, Faults::none());
-    let node = sim.add_node();
-    let result = sim.run_until(&node, body);
-    node.shutdown();
-    result
-}
-
 /// Panics; typed `()` so that a process body calling it has a normal outcome type.
 fn fail(text: &str) {
     panic!("{text}")
@@ -50,7 +38,7 @@ async fn death_of(p: &Process, pid: ProcessId) -> DiedReason {
 
 #[test]
 fn selective_receive_leaves_unmatched_messages_in_order() {
-    let rest = simulate(1, |p| async move {
+    let rest = Sim::run_alone(1, |p| async move {
         let me = p.self_pid();
         for n in 0..5 {
             p.send(me, Tagged(n));
@@ -73,7 +61,7 @@ fn selective_receive_leaves_unmatched_messages_in_order() {
 
 #[test]
 fn the_oldest_message_any_match_accepts_wins_over_match_order() {
-    let got = simulate(2, |p| async move {
+    let got = Sim::run_alone(2, |p| async move {
         p.send(p.self_pid(), Other("first".into()));
         p.send(p.self_pid(), Tagged(1));
         p.receive_wait(vec![
@@ -87,7 +75,7 @@ fn the_oldest_message_any_match_accepts_wins_over_match_order() {
 
 #[test]
 fn match_any_takes_whatever_is_oldest_and_can_forward_it() {
-    let got = simulate(3, |p| async move {
+    let got = Sim::run_alone(3, |p| async move {
         p.send(p.self_pid(), 7u8);
         let message: Message = p.receive_wait(vec![match_any(|m| m)]).await;
         assert!(message.is::<u8>());
@@ -99,7 +87,7 @@ fn match_any_takes_whatever_is_oldest_and_can_forward_it() {
 
 #[test]
 fn a_message_of_another_type_never_reaches_a_typed_match() {
-    let got = simulate(4, |p| async move {
+    let got = Sim::run_alone(4, |p| async move {
         p.send(p.self_pid(), 1u32);
         p.expect_timeout::<u64>(Duration::from_millis(10)).await
     });
@@ -108,7 +96,7 @@ fn a_message_of_another_type_never_reaches_a_typed_match() {
 
 #[test]
 fn receive_timeout_returns_none_after_the_time() {
-    let elapsed = simulate(5, |p| async move {
+    let elapsed = Sim::run_alone(5, |p| async move {
         let start = p.now();
         let got = p
             .receive_timeout(Duration::from_secs(5), vec![match_type(|t: Tagged| t)])
@@ -144,7 +132,7 @@ fn a_message_arriving_before_the_timeout_is_received_and_the_timer_is_disarmed()
 #[test]
 fn messages_between_a_pair_arrive_in_send_order() {
     for seed in 0..20 {
-        let got = simulate(seed, |p| async move {
+        let got = Sim::run_alone(seed, |p| async move {
             let me = p.self_pid();
             for sender in 0..3u32 {
                 p.spawn_local(move |c| async move {
@@ -170,7 +158,7 @@ fn messages_between_a_pair_arrive_in_send_order() {
 
 #[test]
 fn sleep_waits_for_virtual_time() {
-    let got = simulate(7, |p| async move {
+    let got = Sim::run_alone(7, |p| async move {
         let start = p.now();
         p.sleep(Duration::from_secs(3600)).await;
         p.now() - start
@@ -182,7 +170,7 @@ fn sleep_waits_for_virtual_time() {
 
 #[test]
 fn a_channel_delivers_in_order_to_its_receive_port() {
-    let got = simulate(8, |p| async move {
+    let got = Sim::run_alone(8, |p| async move {
         let (tx, rx) = p.new_chan::<u32>();
         p.spawn_local(move |c| async move {
             for n in 0..10 {
@@ -200,7 +188,7 @@ fn a_channel_delivers_in_order_to_its_receive_port() {
 
 #[test]
 fn receive_chan_timeout_gives_up() {
-    let got = simulate(9, |p| async move {
+    let got = Sim::run_alone(9, |p| async move {
         let (_tx, rx) = p.new_chan::<u32>();
         p.receive_chan_timeout(Duration::from_millis(250), &rx)
             .await
@@ -210,7 +198,7 @@ fn receive_chan_timeout_gives_up() {
 
 #[test]
 fn a_biased_merge_prefers_the_first_port() {
-    let got = simulate(10, |p| async move {
+    let got = Sim::run_alone(10, |p| async move {
         let (low_tx, low_rx) = p.new_chan::<String>();
         let (high_tx, high_rx) = p.new_chan::<String>();
         p.send_chan(low_tx, "low".to_string());
@@ -223,7 +211,7 @@ fn a_biased_merge_prefers_the_first_port() {
 
 #[test]
 fn a_round_robin_merge_takes_in_turn() {
-    let got = simulate(11, |p| async move {
+    let got = Sim::run_alone(11, |p| async move {
         let (a_tx, a_rx) = p.new_chan::<char>();
         let (b_tx, b_rx) = p.new_chan::<char>();
         for _ in 0..2 {
@@ -242,7 +230,7 @@ fn a_round_robin_merge_takes_in_turn() {
 
 #[test]
 fn match_chan_mixes_with_mailbox_matches() {
-    let got = simulate(12, |p| async move {
+    let got = Sim::run_alone(12, |p| async move {
         let (tx, rx) = p.new_chan::<u32>();
         let me = p.self_pid();
         p.spawn_local(move |c| async move {
@@ -268,7 +256,7 @@ fn match_chan_mixes_with_mailbox_matches() {
 
 #[test]
 fn a_send_port_travels_in_a_message() {
-    let got = simulate(13, |p| async move {
+    let got = Sim::run_alone(13, |p| async move {
         let server = p.spawn_local(|s| async move {
             let reply_to: hyperion::SendPort<String> = s.expect().await;
             s.send_chan(reply_to, "pong".to_string());
@@ -284,7 +272,7 @@ fn a_send_port_travels_in_a_message() {
 
 #[test]
 fn registry_registers_finds_and_unregisters() {
-    let got = simulate(14, |p| async move {
+    let got = Sim::run_alone(14, |p| async move {
         let me = p.self_pid();
         assert_eq!(p.whereis("unknown"), None);
         p.register("me", me).unwrap();
@@ -310,7 +298,7 @@ fn registry_registers_finds_and_unregisters() {
 
 #[test]
 fn nsend_to_an_unknown_name_is_dropped_without_hanging() {
-    let got = simulate(15, |p| async move {
+    let got = Sim::run_alone(15, |p| async move {
         p.nsend("nobody", Tagged(1));
         p.expect_timeout::<Tagged>(Duration::from_millis(1)).await
     });
@@ -319,7 +307,7 @@ fn nsend_to_an_unknown_name_is_dropped_without_hanging() {
 
 #[test]
 fn a_dead_process_cannot_be_registered_and_its_names_are_freed() {
-    let got = simulate(16, |p| async move {
+    let got = Sim::run_alone(16, |p| async move {
         let me = p.self_pid();
         let child = p.spawn_local(move |c| async move {
             c.register("child", c.self_pid()).unwrap();
@@ -347,7 +335,7 @@ fn a_dead_process_cannot_be_registered_and_its_names_are_freed() {
 
 #[test]
 fn a_monitor_reports_a_normal_exit() {
-    let got = simulate(17, |p| async move {
+    let got = Sim::run_alone(17, |p| async move {
         let child = p.spawn_local(|_| async move {});
         death_of(&p, child).await
     });
@@ -356,7 +344,7 @@ fn a_monitor_reports_a_normal_exit() {
 
 #[test]
 fn a_monitor_reports_a_panic_and_the_node_keeps_working() {
-    let got = simulate(18, |p| async move {
+    let got = Sim::run_alone(18, |p| async move {
         let child = p.spawn_local(|_| async move { fail("boom") });
         let reason = death_of(&p, child).await;
         let survivor = p.spawn_local(|c| async move {
@@ -371,7 +359,7 @@ fn a_monitor_reports_a_panic_and_the_node_keeps_working() {
 
 #[test]
 fn a_monitor_reports_an_error_returned_by_the_process() {
-    let got = simulate(19, |p| async move {
+    let got = Sim::run_alone(19, |p| async move {
         let child = p.spawn_local(|_| async move { Err::<(), _>("bad input") });
         death_of(&p, child).await
     });
@@ -380,7 +368,7 @@ fn a_monitor_reports_an_error_returned_by_the_process() {
 
 #[test]
 fn a_monitor_reports_a_kill() {
-    let got = simulate(20, |p| async move {
+    let got = Sim::run_alone(20, |p| async move {
         let child = p.spawn_local(|c| async move {
             c.trap_exits(true); // a kill cannot be trapped
             let () = c.expect().await;
@@ -400,7 +388,7 @@ fn a_monitor_reports_a_kill() {
 
 #[test]
 fn die_ends_the_process_with_its_reason() {
-    let got = simulate(21, |p| async move {
+    let got = Sim::run_alone(21, |p| async move {
         let child = p.spawn_local(|c| async move {
             let never: u64 = c.die("cannot go on").await;
             c.send(c.self_pid(), never);
@@ -412,7 +400,7 @@ fn die_ends_the_process_with_its_reason() {
 
 #[test]
 fn monitoring_a_dead_process_reports_unknown_process() {
-    let got = simulate(22, |p| async move {
+    let got = Sim::run_alone(22, |p| async move {
         let child = p.spawn_local(|_| async move {});
         death_of(&p, child).await;
         death_of(&p, child).await
@@ -422,7 +410,7 @@ fn monitoring_a_dead_process_reports_unknown_process() {
 
 #[test]
 fn unmonitor_withdraws_even_a_queued_notification() {
-    let got = simulate(23, |p| async move {
+    let got = Sim::run_alone(23, |p| async move {
         let child = p.spawn_local(|_| async move {});
         let monitor_ref = p.monitor(child);
         p.sleep(Duration::from_millis(1)).await; // the child dies; its notice is queued
@@ -435,7 +423,7 @@ fn unmonitor_withdraws_even_a_queued_notification() {
 
 #[test]
 fn each_monitor_fires_exactly_once() {
-    let got = simulate(24, |p| async move {
+    let got = Sim::run_alone(24, |p| async move {
         let child = p.spawn_local(|c| async move {
             let () = c.expect().await;
         });
@@ -460,7 +448,7 @@ fn each_monitor_fires_exactly_once() {
 
 #[test]
 fn a_link_propagates_an_abnormal_exit() {
-    let got = simulate(25, |p| async move {
+    let got = Sim::run_alone(25, |p| async move {
         let worker = p.spawn_local(|c| async move {
             let () = c.expect().await;
             fail("worker failed");
@@ -482,7 +470,7 @@ fn a_link_propagates_an_abnormal_exit() {
 
 #[test]
 fn a_link_ignores_a_normal_exit() {
-    let got = simulate(26, |p| async move {
+    let got = Sim::run_alone(26, |p| async move {
         let worker = p.spawn_local(|_| async move {});
         p.link(worker);
         death_of(&p, worker).await;
@@ -494,7 +482,7 @@ fn a_link_ignores_a_normal_exit() {
 
 #[test]
 fn a_process_trapping_exits_receives_link_signals() {
-    let got = simulate(27, |p| async move {
+    let got = Sim::run_alone(27, |p| async move {
         p.trap_exits(true);
         let worker = p.spawn_local(|_| async move { Err::<(), _>("oops") });
         p.link(worker);
@@ -506,7 +494,7 @@ fn a_process_trapping_exits_receives_link_signals() {
 
 #[test]
 fn linking_to_a_dead_process_signals_unknown_process() {
-    let got = simulate(28, |p| async move {
+    let got = Sim::run_alone(28, |p| async move {
         p.trap_exits(true);
         let worker = p.spawn_local(|_| async move {});
         death_of(&p, worker).await;
@@ -518,7 +506,7 @@ fn linking_to_a_dead_process_signals_unknown_process() {
 
 #[test]
 fn unlink_stops_the_propagation() {
-    let got = simulate(29, |p| async move {
+    let got = Sim::run_alone(29, |p| async move {
         let worker = p.spawn_local(|c| async move {
             let () = c.expect().await;
             fail("late failure");
@@ -534,7 +522,7 @@ fn unlink_stops_the_propagation() {
 
 #[test]
 fn exit_kills_a_process_that_does_not_trap_exits() {
-    let got = simulate(30, |p| async move {
+    let got = Sim::run_alone(30, |p| async move {
         let child = p.spawn_local(|c| async move {
             let () = c.expect().await;
         });
@@ -551,7 +539,7 @@ fn exit_kills_a_process_that_does_not_trap_exits() {
 
 #[test]
 fn exit_is_a_message_to_a_process_that_traps_exits() {
-    let got = simulate(31, |p| async move {
+    let got = Sim::run_alone(31, |p| async move {
         let me = p.self_pid();
         let child = p.spawn_local(move |c| async move {
             c.trap_exits(true);
@@ -568,7 +556,7 @@ fn exit_is_a_message_to_a_process_that_traps_exits() {
 
 #[test]
 fn spawn_link_and_spawn_monitor_are_in_place_before_the_child_runs() {
-    let got = simulate(32, |p| async move {
+    let got = Sim::run_alone(32, |p| async move {
         let (child, monitor_ref) = p.spawn_monitor(|_| async move { fail("at once") });
         let n: ProcessMonitorNotification = p.expect().await;
         assert_eq!((n.pid, n.monitor_ref), (child, monitor_ref));
@@ -617,7 +605,7 @@ fn run_blocking_runs_on_the_pool_and_returns_the_result() {
 
 #[test]
 fn run_blocking_runs_inline_in_the_simulator() {
-    let got = simulate(33, |p| async move { p.run_blocking(|| 6 * 7).await });
+    let got = Sim::run_alone(33, |p| async move { p.run_blocking(|| 6 * 7).await });
     assert_eq!(got, Ok(42));
 }
 
@@ -634,7 +622,7 @@ fn a_panic_in_a_blocking_job_kills_only_its_process() {
 
 #[test]
 fn a_foreign_future_wakes_its_process() {
-    let got = simulate(34, |p| async move {
+    let got = Sim::run_alone(34, |p| async move {
         let (tx, rx) = futures::channel::oneshot::channel::<u32>();
         p.spawn_local(move |c| async move {
             c.sleep(Duration::from_millis(3)).await;
@@ -647,7 +635,7 @@ fn a_foreign_future_wakes_its_process() {
 
 #[test]
 fn awaiting_another_process_handle_is_a_clear_error_not_a_hang() {
-    let got = simulate(35, |p| async move {
+    let got = Sim::run_alone(35, |p| async move {
         let me = p.self_pid();
         p.spawn_local(move |a| async move {
             let node = a.local_node().clone();
@@ -680,7 +668,7 @@ fn run_reports_why_the_program_died() {
 
 #[test]
 fn a_deadlocked_simulation_is_reported_not_hung() {
-    let got = simulate(36, |p| async move { p.expect::<Tagged>().await });
+    let got = Sim::run_alone(36, |p| async move { p.expect::<Tagged>().await });
     assert!(matches!(got, Err(SimError::Stalled { .. })), "{got:?}");
 }
 
@@ -709,7 +697,7 @@ fn shutting_down_a_node_stops_its_processes_and_frees_everything() {
 #[test]
 fn the_same_seed_gives_the_same_interleaving() {
     fn interleaving(seed: u64) -> Vec<u32> {
-        simulate(seed, |p| async move {
+        Sim::run_alone(seed, |p| async move {
             let me = p.self_pid();
             for n in 0..8u32 {
                 p.spawn_local(move |c| async move {

@@ -63,6 +63,17 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
+    /// `frame` from `from`, arriving at `to` as the `sequence`th frame of the
+    /// connection's `generation`.
+    fn frame(from: NodeId, to: NodeId, frame: Vec<u8>, generation: u64, sequence: u64) -> Delivery {
+        Delivery {
+            to,
+            event: TransportEvent::Received(from, frame),
+            generation,
+            sequence,
+        }
+    }
+
     fn other(to: NodeId, event: TransportEvent) -> Delivery {
         Delivery {
             to,
@@ -301,15 +312,7 @@ impl NetworkState {
         };
         connection.last_due[way] = due;
         let generation = connection.generation;
-        self.schedule(
-            due,
-            Delivery {
-                to,
-                event: TransportEvent::Received(from, frame),
-                generation,
-                sequence,
-            },
-        );
+        self.schedule(due, Delivery::frame(from, to, frame, generation, sequence));
     }
 
     /// Opens a connection if `to` is reachable; otherwise the attempt fails after
@@ -434,15 +437,7 @@ impl NetworkState {
                     releases.push((due, sequence, frame));
                 }
                 for (due, sequence, frame) in releases {
-                    self.schedule(
-                        due,
-                        Delivery {
-                            to,
-                            event: TransportEvent::Received(from, frame),
-                            generation,
-                            sequence,
-                        },
-                    );
+                    self.schedule(due, Delivery::frame(from, to, frame, generation, sequence));
                 }
             }
         }

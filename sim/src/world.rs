@@ -783,6 +783,31 @@ impl Sim {
             .handle_transport_event(delivery.event);
     }
 
+    /// Runs `body` as a process on the only node of a fresh, fault-free world seeded
+    /// with `seed`, until it returns; then shuts the node down. The shortest way to test
+    /// code of one node under virtual time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let slept = hyperion_sim::Sim::run_alone(7, |p| async move {
+    ///     p.sleep(Duration::from_secs(3600)).await; // virtual: instant
+    ///     "done"
+    /// });
+    /// assert_eq!(slept.unwrap(), "done");
+    /// ```
+    pub fn run_alone<F, Fut, T>(seed: u64, body: F) -> Result<T, SimError>
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future<Output = T> + 'static,
+        T: 'static,
+    {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let node = sim.add_node();
+        let result = sim.run_until(&node, body);
+        node.shutdown();
+        result
+    }
+
     /// Spawns `body` on `node` and runs the world until it returns.
     pub fn run_until<F, Fut, T>(&mut self, node: &LocalNode, body: F) -> Result<T, SimError>
     where
