@@ -72,42 +72,71 @@ impl<T> Eq for SendPort<T> {}
 /// The receiving end of one channel, or of several merged ones.
 ///
 /// It cannot leave its node. A merged port ([`ReceivePort::merge_biased`],
-/// [`ReceivePort::merge_round_robin`]) takes from the ports it merges.
+/// [`ReceivePort::merge_round_robin`]) takes from the ports it merges, each with its own
+/// policy: a round-robin merge of biased merges takes from the inner ports in turn, and
+/// from each inner port by its bias (as Cloud Haskell's merged ports do).
 pub struct ReceivePort<T> {
-    pub(crate) channels: Vec<u64>,
-    pub(crate) round_robin: bool,
-    /// Where a round-robin port starts looking next.
-    pub(crate) next: Cell<usize>,
+    pub(crate) source: PortSource,
     _type: PhantomData<fn() -> T>,
+}
+
+/// Where a [`ReceivePort`] takes from: one channel, or a merge of other ports that keeps
+/// each one's own policy (a tree, not a flat list of channels).
+pub(crate) enum PortSource {
+    /// One channel, by number.
+    Channel(u64),
+    /// Ports merged under one policy.
+    Merged {
+        ports: Vec<PortSource>,
+        round_robin: bool,
+        /// Where a round-robin merge starts looking next.
+        next: Cell<usize>,
+    },
+}
+
+impl fmt::Debug for PortSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortSource::Channel(channel) => write!(f, "{channel}"),
+            PortSource::Merged {
+                ports, round_robin, ..
+            } => {
+                let policy = if *round_robin { "round-robin" } else { "biased" };
+                write!(f, "{policy}{ports:?}")
+            }
+        }
+    }
 }
 
 impl<T> ReceivePort<T> {
     pub(crate) fn new(channel: u64) -> ReceivePort<T> {
         ReceivePort {
-            channels: vec![channel],
-            round_robin: false,
-            next: Cell::new(0),
+            source: PortSource::Channel(channel),
             _type: PhantomData,
         }
     }
 
     /// Merges ports into one that always takes from the first port with a message, in
-    /// the order given (Cloud Haskell's `mergePortsBiased`).
+    /// the order given (Cloud Haskell's `mergePortsBiased`). Each port keeps its own
+    /// policy if it is itself a merge.
     pub fn merge_biased(ports: Vec<ReceivePort<T>>) -> ReceivePort<T> {
         Self::merge(ports, false)
     }
 
     /// Merges ports into one that takes from them in turn, starting after the port it
-    /// took from last (Cloud Haskell's `mergePortsRR`).
+    /// took from last (Cloud Haskell's `mergePortsRR`). Each port keeps its own policy if
+    /// it is itself a merge.
     pub fn merge_round_robin(ports: Vec<ReceivePort<T>>) -> ReceivePort<T> {
         Self::merge(ports, true)
     }
 
     fn merge(ports: Vec<ReceivePort<T>>, round_robin: bool) -> ReceivePort<T> {
         ReceivePort {
-            channels: ports.into_iter().flat_map(|port| port.channels).collect(),
-            round_robin,
-            next: Cell::new(0),
+            source: PortSource::Merged {
+                ports: ports.into_iter().map(|port| port.source).collect(),
+                round_robin,
+                next: Cell::new(0),
+            },
             _type: PhantomData,
         }
     }
@@ -115,7 +144,7 @@ impl<T> ReceivePort<T> {
 
 impl<T> fmt::Debug for ReceivePort<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReceivePort({:?})", self.channels)
+        write!(f, "ReceivePort({:?})", self.source)
     }
 }
 
@@ -153,35 +182,38 @@ impl Channels {
         Some(queue.reader)
     }
 
-    /// Takes the next message from a (possibly merged) port and records `reader` as the
-    /// task to wake for each of its channels.
-    pub(crate) fn take(
-        &mut self,
-        channels: &[u64],
-        round_robin: bool,
-        next: &Cell<usize>,
-        reader: TaskId,
-    ) -> Option<Message> {
-        let count = channels.len();
-        let start = if round_robin {
-            next.get() % count.max(1)
-        } else {
-            0
-        };
-        for offset in 0..count {
-            let position = (start + offset) % count;
-            let Some(queue) = self.queues.get_mut(&channels[position]) else {
-                continue;
-            };
-            queue.reader = reader;
-            if let Some(message) = queue.messages.pop_front() {
-                if round_robin {
-                    next.set(position + 1);
+    /// Takes the next message from a (possibly merged) port, each merge level by its
+    /// own policy, and records `reader` as the task to wake for every channel looked at.
+    pub(crate) fn take(&mut self, source: &PortSource, reader: TaskId) -> Option<Message> {
+        match source {
+            PortSource::Channel(channel) => {
+                let queue = self.queues.get_mut(channel)?;
+                queue.reader = reader;
+                queue.messages.pop_front()
+            }
+            PortSource::Merged {
+                ports,
+                round_robin,
+                next,
+            } => {
+                let count = ports.len();
+                let start = if *round_robin {
+                    next.get() % count.max(1)
+                } else {
+                    0
+                };
+                for offset in 0..count {
+                    let position = (start + offset) % count;
+                    if let Some(message) = self.take(&ports[position], reader) {
+                        if *round_robin {
+                            next.set(position + 1);
+                        }
+                        return Some(message);
+                    }
                 }
-                return Some(message);
+                None
             }
         }
-        None
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::channel::ReceivePort;
+use super::channel::{PortSource, ReceivePort};
 use super::timer::Deadline;
 use super::Process;
 use crate::message::{Message, Serializable};
@@ -32,9 +32,7 @@ enum MatchKind<'a, R> {
         handle: Handle<'a, R>,
     },
     Channel {
-        channels: &'a [u64],
-        round_robin: bool,
-        next: &'a std::cell::Cell<usize>,
+        source: &'a PortSource,
         handle: Handle<'a, R>,
     },
 }
@@ -47,15 +45,8 @@ impl<'a, R: 'a> Match<'a, R> {
                 accepts,
                 handle: Box::new(move |message| f(handle(message))),
             },
-            MatchKind::Channel {
-                channels,
-                round_robin,
-                next,
-                handle,
-            } => MatchKind::Channel {
-                channels,
-                round_robin,
-                next,
+            MatchKind::Channel { source, handle } => MatchKind::Channel {
+                source,
                 handle: Box::new(move |message| f(handle(message))),
             },
         };
@@ -118,9 +109,7 @@ pub fn match_chan<'a, T: Serializable, R>(
 ) -> Match<'a, R> {
     Match {
         kind: MatchKind::Channel {
-            channels: &port.channels,
-            round_robin: port.round_robin,
-            next: &port.next,
+            source: &port.source,
             handle: Box::new(move |message| handle(downcast_accepted(message))),
         },
     }
@@ -266,14 +255,9 @@ impl<'a, R> Receive<'a, R> {
                 .iter()
                 .enumerate()
                 .find_map(|(which, m)| match &m.kind {
-                    MatchKind::Channel {
-                        channels,
-                        round_robin,
-                        next,
-                        ..
-                    } => state
+                    MatchKind::Channel { source, .. } => state
                         .channels
-                        .take(channels, *round_robin, next, task)
+                        .take(source, task)
                         .map(|message| (message, which)),
                     MatchKind::Mailbox { .. } => None,
                 })?
