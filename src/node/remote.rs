@@ -105,12 +105,15 @@ impl NodeState {
         let entry = network.peer(peer);
         entry.epoch += 1;
         entry.connected = false;
-        let monitors = std::mem::take(&mut entry.monitors);
+        let mut monitors = std::mem::take(&mut entry.monitors);
         let links = std::mem::take(&mut entry.links);
         let node_monitors = std::mem::take(&mut entry.node_monitors);
         tracing::debug!(node = %self.id, %peer, "peer lost");
         self.observe(NodeEvent::PeerLost(peer));
         self.mx_peer_lost(peer); // mx hook
+        let registry_watcher = self.registry_watcher();
+        monitors.retain(|(_, watcher)| *watcher != registry_watcher);
+        self.peer_names_lost(peer);
         for (monitor_ref, watcher) in monitors {
             self.notify_monitor(watcher, monitor_ref, DiedReason::Disconnect);
         }
@@ -242,11 +245,14 @@ impl LocalNode {
             }
             Frame::NamedData {
                 name,
+                from,
                 fingerprint,
                 payload,
-                ..
             } => match state.registry.get(&name) {
-                Some(pid) => state.deliver(pid, Message::from_encoded(fingerprint, payload)),
+                Some(pid) => {
+                    // The holder may live on a third node: forwarded from the sender.
+                    state.send_to_holder(from, pid, Message::from_encoded(fingerprint, payload))
+                }
                 None => {
                     tracing::debug!(%name, %peer, "remote nsend to an unregistered name dropped")
                 }
@@ -355,7 +361,9 @@ impl LocalNode {
                 let pending = state.network.as_mut().is_some_and(|network| {
                     take_pending(&mut network.peer(peer).monitors, &(monitor_ref, watcher))
                 });
-                if pending && watcher.node == state.id {
+                if pending && watcher == state.registry_watcher() {
+                    state.remote_holder_died(monitor_ref);
+                } else if pending && watcher.node == state.id {
                     state.notify_monitor(watcher, monitor_ref, reason);
                 }
             }

@@ -291,18 +291,14 @@ impl Process {
 
     /// Removes a name from this node's registry.
     pub fn unregister(&self, name: &str) -> Result<(), RegistryError> {
-        let mut state = self.node.state();
-        let pid = state
-            .registry
-            .remove(name)
-            .ok_or_else(|| RegistryError::NotRegistered(name.to_string()))?;
-        state.mx_unregistered(pid, name); // mx hook
-        if pid.node == state.id {
-            if let Some(slot) = state.processes.get_mut(TaskId::from_u64(pid.local)) {
-                slot.relations().names.retain(|held| held != name);
-            }
-        }
-        Ok(())
+        self.node.state().unregister(name).map(|_| ())
+    }
+
+    /// Gives `name`, already registered, to `pid` instead (Cloud Haskell's
+    /// `reregister`). Refused if nobody holds the name, or `pid` (a process of this
+    /// node) is not alive.
+    pub fn reregister(&self, name: &str, pid: ProcessId) -> Result<(), RegistryError> {
+        self.node.state().reregister(name, pid)
     }
 
     /// The process registered as `name` on this node, if any.
@@ -310,12 +306,13 @@ impl Process {
         self.node.state().registry.get(name)
     }
 
-    /// Sends to the process registered as `name`; dropped if there is none.
+    /// Sends to the process registered as `name` on this node, wherever that process
+    /// runs; dropped if there is none.
     pub fn nsend<T: Serializable>(&self, name: &str, message: T) {
         let mut state = self.node.state();
         state.mx_sent_to_name::<T>(self.pid, name); // mx hook
         match state.registry.get(name) {
-            Some(pid) => state.deliver(pid, Message::new(message)),
+            Some(pid) => state.send_to_holder(self.pid, pid, Message::new(message)),
             None => tracing::debug!(name, "nsend to an unregistered name; message dropped"),
         }
     }

@@ -1,0 +1,91 @@
+//! Cloud Haskell parity over real TCP on loopback (two node threads in one test
+//! process): the two-node cases of `ch_registry.rs` and friends.
+
+mod common;
+
+use std::time::Duration;
+
+use common::tcp_node;
+use hyperion::{Process, ProcessId, RemoteTable};
+
+/// How long a condition may take over loopback before the test gives up (generous: a
+/// loaded machine is slow, and no timing is asserted).
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `condition` every 10 ms until it holds or [`DEADLINE`] passes; whether it held.
+async fn eventually(p: &Process, mut condition: impl FnMut(&Process) -> bool) -> bool {
+    let mut waited = Duration::ZERO;
+    while waited < DEADLINE {
+        if condition(p) {
+            return true;
+        }
+        p.sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+    condition(p)
+}
+
+/// Answers one `(from, n)` with `n`.
+async fn echo_once(p: Process) {
+    let (from, n): (ProcessId, u64) = p.expect().await;
+    p.send(from, n);
+}
+
+/// Sleeps forever.
+async fn idle(p: Process) {
+    loop {
+        p.sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+#[test]
+fn nsend_to_a_name_held_by_a_remote_process_is_delivered_over_tcp() {
+    let server = tcp_node(RemoteTable::new());
+    let client = tcp_node(RemoteTable::new());
+    let echo = server.spawn(echo_once).unwrap();
+    let got = client
+        .run(move |p| async move {
+            p.register("echo", echo).unwrap();
+            p.nsend("echo", (p.self_pid(), 42u64));
+            p.expect_timeout::<u64>(DEADLINE).await
+        })
+        .unwrap();
+    assert_eq!(got, Some(42));
+}
+
+#[test]
+fn a_name_held_by_a_remote_process_is_released_when_it_dies_over_tcp() {
+    let server = tcp_node(RemoteTable::new());
+    let client = tcp_node(RemoteTable::new());
+    let holder = server
+        .spawn(|p| async move {
+            p.expect::<()>().await;
+        })
+        .unwrap();
+    let released = client
+        .run(move |p| async move {
+            p.register("worker", holder).unwrap();
+            p.send(holder, ());
+            eventually(&p, |p| p.whereis("worker").is_none()).await
+        })
+        .unwrap();
+    assert!(released, "the name outlived its holder");
+}
+
+#[test]
+fn names_of_a_stopped_nodes_processes_are_removed_over_tcp() {
+    let server = tcp_node(RemoteTable::new());
+    let client = tcp_node(RemoteTable::new());
+    let holder = server.spawn(idle).unwrap();
+    let (registered_tx, registered_rx) = std::sync::mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        client.run(move |p| async move {
+            p.register("worker", holder).unwrap();
+            registered_tx.send(()).unwrap();
+            eventually(&p, |p| p.whereis("worker").is_none()).await
+        })
+    });
+    registered_rx.recv().unwrap();
+    server.shutdown();
+    assert_eq!(watcher.join().unwrap(), Ok(true), "the name outlived its node");
+}
