@@ -89,3 +89,56 @@ fn names_of_a_stopped_nodes_processes_are_removed_over_tcp() {
     server.shutdown();
     assert_eq!(watcher.join().unwrap(), Ok(true), "the name outlived its node");
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Overheated {
+    celsius: u32,
+}
+
+#[test]
+fn a_typed_death_is_matched_by_type_and_a_typed_exit_is_caught_over_tcp() {
+    let server = tcp_node(RemoteTable::new());
+    let client = tcp_node(RemoteTable::new());
+    let dying = server
+        .spawn(|p| async move {
+            p.expect::<()>().await;
+            p.die_with::<(), _>(Overheated { celsius: 90 }).await
+        })
+        .unwrap();
+    let catching = server
+        .spawn(|p| async move {
+            let owner: ProcessId = p.expect().await;
+            let got = p
+                .catch_exit(
+                    async {
+                        p.send(owner, "armed".to_string());
+                        p.sleep(Duration::from_secs(3600)).await;
+                        0
+                    },
+                    |_, code: u32| async move { code },
+                )
+                .await;
+            p.send(owner, got);
+        })
+        .unwrap();
+    let (reason, caught) = client
+        .run(move |p| async move {
+            p.monitor(dying);
+            p.send(dying, ());
+            let n = p
+                .expect_timeout::<hyperion::ProcessMonitorNotification>(DEADLINE)
+                .await;
+            p.send(catching, p.self_pid());
+            let armed = p.expect_timeout::<String>(DEADLINE).await;
+            assert_eq!(armed.as_deref(), Some("armed"));
+            p.exit_with(catching, 7u32);
+            let caught = p.expect_timeout::<u32>(DEADLINE).await;
+            (n.map(|n| n.reason), caught)
+        })
+        .unwrap();
+    assert_eq!(
+        reason.and_then(|r| r.reason_as::<Overheated>()),
+        Some(Overheated { celsius: 90 })
+    );
+    assert_eq!(caught, Some(7));
+}

@@ -390,6 +390,16 @@ impl LocalNode {
                     state.exit_signal(from, target, reason);
                 }
             }
+            Control::ExitWith {
+                from,
+                target,
+                reason,
+            } => {
+                let mut state = self.state();
+                if target.node == state.id {
+                    state.exit_signal_with(from, target, reason);
+                }
+            }
             Control::Kill {
                 from,
                 target,

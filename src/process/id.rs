@@ -100,12 +100,32 @@ pub enum DiedReason {
     NodeDown,
     /// It did not exist (or had already died) when the link or monitor was made.
     UnknownProcess,
+    /// It ended with a reason of some serializable type ([`Process::die_with`],
+    /// [`Process::terminate`], [`Process::exit_with`]); match it by type with
+    /// [`DiedReason::reason_as`].
+    ///
+    /// [`Process::die_with`]: crate::Process::die_with
+    /// [`Process::terminate`]: crate::Process::terminate
+    /// [`Process::exit_with`]: crate::Process::exit_with
+    Exit(super::exit::ExitReason),
 }
 
 impl DiedReason {
     /// Whether this is [`DiedReason::Normal`].
     pub fn is_normal(&self) -> bool {
         matches!(self, DiedReason::Normal)
+    }
+
+    /// The reason as a `T`, if the process ended with one: an [`DiedReason::Exit`]
+    /// reason of type `T`, or (for `T = String`) the text of an exception.
+    pub fn reason_as<T: crate::message::Serializable>(&self) -> Option<T> {
+        match self {
+            DiedReason::Exit(reason) => reason.get(),
+            DiedReason::Exception(text) => {
+                super::exit::ExitReason::text_reason(text.clone()).get()
+            }
+            _ => None,
+        }
     }
 }
 
@@ -117,6 +137,7 @@ impl fmt::Display for DiedReason {
             DiedReason::Disconnect => write!(f, "disconnected"),
             DiedReason::NodeDown => write!(f, "node down"),
             DiedReason::UnknownProcess => write!(f, "unknown process"),
+            DiedReason::Exit(reason) => write!(f, "exit: {reason}"),
         }
     }
 }

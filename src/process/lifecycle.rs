@@ -231,6 +231,13 @@ impl NodeState {
         let Some(task) = self.local_task(target) else {
             return;
         };
+        if self.processes.get(task).is_none() {
+            return;
+        }
+        let caught = super::exit::ExitReason::text_reason(reason.clone());
+        if self.catch_exit_signal(target, from, &caught) {
+            return;
+        }
         let Some(slot) = self.processes.get(task) else {
             return;
         };
@@ -383,6 +390,7 @@ impl NodeState {
             channels,
             exit_hooks,
             peer_epochs: _,
+            exit_catchers: _,
         } = relations;
         for (monitor_ref, watcher) in monitored_by {
             self.notify_monitor(watcher, monitor_ref, reason.clone());

@@ -8,6 +8,7 @@
 //! messages from different senders.
 
 pub mod channel;
+pub mod exit;
 pub mod id;
 mod lifecycle;
 pub mod receive;
@@ -516,11 +517,7 @@ impl Process {
     /// Ends this process with [`DiedReason::Exception`]`(reason)`. Never resolves, so
     /// it fits any type: `let x: u64 = p.die("bad input").await;`.
     pub fn die<T>(&self, reason: impl Into<String>) -> Die<'_, T> {
-        Die {
-            process: self,
-            reason: Some(reason.into()),
-            _type: std::marker::PhantomData,
-        }
+        Die::new(self, DiedReason::Exception(reason.into()))
     }
 
     // ----- time -----
@@ -614,8 +611,18 @@ impl<T: Serializable> Future for ExpectValue<'_, T> {
 /// The future of [`Process::die`].
 pub struct Die<'a, T> {
     process: &'a Process,
-    reason: Option<String>,
+    reason: Option<DiedReason>,
     _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<'a, T> Die<'a, T> {
+    pub(crate) fn new(process: &'a Process, reason: DiedReason) -> Die<'a, T> {
+        Die {
+            process,
+            reason: Some(reason),
+            _type: std::marker::PhantomData,
+        }
+    }
 }
 
 impl<T> Future for Die<'_, T> {
@@ -625,10 +632,7 @@ impl<T> Future for Die<'_, T> {
         let this = self.get_mut();
         if let Some(reason) = this.reason.take() {
             let task = this.process.task;
-            this.process
-                .node
-                .state()
-                .doom(task, DiedReason::Exception(reason));
+            this.process.node.state().doom(task, reason);
         }
         Poll::Pending
     }

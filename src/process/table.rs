@@ -56,6 +56,8 @@ pub(crate) struct Relations {
     /// destination, freed with this process (as Cloud Haskell keeps a connection per
     /// pair).
     pub(crate) peer_epochs: std::collections::BTreeMap<ProcessId, u64>,
+    /// Its `catch_exit` handlers, and an exit signal one of them caught.
+    pub(crate) exit_catchers: super::exit::ExitCatchers,
 }
 
 impl ProcessSlot {

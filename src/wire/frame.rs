@@ -157,6 +157,15 @@ pub enum Control {
         /// The reason given.
         reason: String,
     },
+    /// An exit signal with a reason of any serializable type (`exit_with`).
+    ExitWith {
+        /// Who sends it.
+        from: ProcessId,
+        /// Who should exit.
+        target: ProcessId,
+        /// The reason given.
+        reason: crate::process::exit::ExitReason,
+    },
 }
 
 /// Why bytes from the network were refused.
