@@ -210,3 +210,94 @@ fn names_of_dead_remote_holders_are_released_under_swarm_faults() {
         assert_eq!(a.resources().names, 0, "seed {seed}");
     }
 }
+
+#[test]
+fn register_remote_and_unregister_remote_answer_success_or_why_not() {
+    use hyperion::RegistryError;
+    for seed in seeds(100) {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let a = sim.add_node();
+        let b = sim.add_node();
+        let holder = b.spawn(idle);
+        let other = b.spawn(idle);
+        let dead = b.spawn(|_| async {});
+        sim.run_for(Duration::from_millis(10));
+        let b_id = b.id();
+        sim.run_until(&a, move |p| async move {
+            assert_eq!(p.register_remote(b_id, "x", holder).await, Ok(()));
+            assert_eq!(p.whereis_remote(b_id, "x").await, Some(holder));
+            assert_eq!(
+                p.register_remote(b_id, "x", other).await,
+                Err(RegistryError::AlreadyRegistered {
+                    name: "x".into(),
+                    holder
+                })
+            );
+            assert_eq!(
+                p.register_remote(b_id, "y", dead).await,
+                Err(RegistryError::ProcessNotAlive(dead))
+            );
+            assert_eq!(p.reregister_remote(b_id, "x", other).await, Ok(()));
+            assert_eq!(p.whereis_remote(b_id, "x").await, Some(other));
+            assert_eq!(p.unregister_remote(b_id, "x").await, Ok(()));
+            assert_eq!(
+                p.unregister_remote(b_id, "x").await,
+                Err(RegistryError::NotRegistered("x".into()))
+            );
+            // A name on b for a process of a: b's registry forwards to it.
+            assert_eq!(p.register_remote(b_id, "back", p.self_pid()).await, Ok(()));
+            p.nsend_remote(b_id, "back", 5u64);
+            assert_eq!(p.expect::<u64>().await, 5);
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(sim.violations().is_empty(), "seed {seed}: {:?}", sim.violations());
+    }
+}
+
+#[test]
+fn register_remote_to_a_lost_node_reports_the_disconnection() {
+    use hyperion::RegistryError;
+    for seed in seeds(100) {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let a = sim.add_node();
+        let b = sim.add_node();
+        let holder = b.spawn(idle);
+        sim.schedule(Duration::from_millis(1), Fault::Crash(1));
+        let b_id = b.id();
+        let got = sim
+            .run_until(&a, move |p| async move {
+                p.sleep(Duration::from_millis(10)).await;
+                p.register_remote(b_id, "x", holder).await
+            })
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(got, Err(RegistryError::Disconnected(b_id)), "seed {seed}");
+    }
+}
+
+#[test]
+fn reregister_moves_a_name_and_refuses_what_register_refuses() {
+    use hyperion::RegistryError;
+    for seed in seeds(100) {
+        let got = Sim::run_alone(seed, |p| async move {
+            let first = p.spawn_local(idle);
+            let second = p.spawn_local(idle);
+            let dead = p.spawn_local(|_| async {});
+            p.sleep(Duration::from_millis(1)).await;
+            p.register("n", first).unwrap();
+            let moved = p.reregister("n", second);
+            let holder = p.whereis("n");
+            let nobody = p.reregister("none", second);
+            let to_dead = p.reregister("n", dead);
+            p.kill(second, "done");
+            p.sleep(Duration::from_millis(1)).await;
+            let after_death = p.whereis("n");
+            (moved, holder == Some(second), nobody, to_dead, after_death)
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(got.0, Ok(()), "seed {seed}");
+        assert!(got.1, "seed {seed}");
+        assert_eq!(got.2, Err(RegistryError::NotRegistered("none".into())));
+        assert!(matches!(got.3, Err(RegistryError::ProcessNotAlive(_))), "{:?}", got.3);
+        assert_eq!(got.4, None, "the name followed its new holder to its death");
+    }
+}

@@ -142,3 +142,35 @@ fn a_typed_death_is_matched_by_type_and_a_typed_exit_is_caught_over_tcp() {
     );
     assert_eq!(caught, Some(7));
 }
+
+#[test]
+fn register_remote_answers_success_or_why_not_over_tcp() {
+    use hyperion::RegistryError;
+    let server = tcp_node(RemoteTable::new());
+    let client = tcp_node(RemoteTable::new());
+    let server_id = server.id();
+    let holder = server.spawn(idle).unwrap();
+    let other = server.spawn(idle).unwrap();
+    let outcome = client
+        .run(move |p| async move {
+            (
+                p.register_remote(server_id, "x", holder).await,
+                p.register_remote(server_id, "x", other).await,
+                p.whereis_remote(server_id, "x").await,
+                p.unregister_remote(server_id, "x").await,
+                p.unregister_remote(server_id, "x").await,
+            )
+        })
+        .unwrap();
+    assert_eq!(outcome.0, Ok(()));
+    assert_eq!(
+        outcome.1,
+        Err(RegistryError::AlreadyRegistered {
+            name: "x".into(),
+            holder
+        })
+    );
+    assert_eq!(outcome.2, Some(holder));
+    assert_eq!(outcome.3, Ok(()));
+    assert_eq!(outcome.4, Err(RegistryError::NotRegistered("x".into())));
+}

@@ -390,6 +390,33 @@ impl LocalNode {
                     state.exit_signal(from, target, reason);
                 }
             }
+            Control::Registry {
+                request,
+                reply_to,
+                name,
+                action,
+            } => {
+                let mut state = self.state();
+                let result = state.apply_registry_action(&name, action);
+                if let Some(network) = &mut state.network {
+                    network.send_control(
+                        peer,
+                        Control::RegistryReply {
+                            request,
+                            reply_to,
+                            result,
+                        },
+                    );
+                }
+            }
+            Control::RegistryReply {
+                request,
+                reply_to,
+                result,
+            } => self.state().deliver(
+                reply_to,
+                Message::new(crate::process::signals::RegistryReply { request, result }),
+            ),
             Control::ExitWith {
                 from,
                 target,

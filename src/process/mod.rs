@@ -28,8 +28,8 @@ use self::channel::{ReceivePort, SendPort, SendPortId};
 use self::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
 use self::receive::match_if;
 use self::receive::{match_chan, Expect, Match, Receive};
-use self::registry::RegistryError;
-use self::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
+use self::registry::{RegistryAction, RegistryError};
+use self::signals::{NodeMonitorNotification, RegistryReply, SpawnReply, WhereIsReply};
 use self::table::ProcessSlot;
 use self::timer::Sleep;
 use crate::closure::Closure;
@@ -361,6 +361,61 @@ impl Process {
         })
         .await
         .and_then(|reply| reply.pid)
+    }
+
+    /// Registers `name` for `pid` in `node`'s registry (Cloud Haskell's
+    /// `registerRemoteAsync`, waiting for the answer): `Ok`, or why not (the name is
+    /// taken, `pid` is a dead process of that node, the connection was lost).
+    pub async fn register_remote(
+        &self,
+        node: NodeId,
+        name: &str,
+        pid: ProcessId,
+    ) -> Result<(), RegistryError> {
+        self.registry_remote(node, name, RegistryAction::Register(pid))
+            .await
+    }
+
+    /// Gives `name`, registered on `node`, to `pid` instead (`reregisterRemoteAsync`).
+    pub async fn reregister_remote(
+        &self,
+        node: NodeId,
+        name: &str,
+        pid: ProcessId,
+    ) -> Result<(), RegistryError> {
+        self.registry_remote(node, name, RegistryAction::Reregister(pid))
+            .await
+    }
+
+    /// Removes `name` from `node`'s registry (`unregisterRemoteAsync`): `Ok`, or why not
+    /// (nobody holds it, the connection was lost).
+    pub async fn unregister_remote(&self, node: NodeId, name: &str) -> Result<(), RegistryError> {
+        self.registry_remote(node, name, RegistryAction::Unregister)
+            .await
+    }
+
+    async fn registry_remote(
+        &self,
+        node: NodeId,
+        name: &str,
+        action: RegistryAction,
+    ) -> Result<(), RegistryError> {
+        if node == self.pid.node {
+            return self.node.state().apply_registry_action(name, action);
+        }
+        let request = self.node.state().unique();
+        let control = Control::Registry {
+            request,
+            reply_to: self.pid,
+            name: name.to_string(),
+            action,
+        };
+        self.remote_request(node, control, move |reply: &RegistryReply| {
+            reply.request == request
+        })
+        .await
+        .ok_or(RegistryError::Disconnected(node))?
+        .result
     }
 
     /// Starts `closure` on `node` (Cloud Haskell's `spawn`): the node looks its label up

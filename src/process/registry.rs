@@ -9,12 +9,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use super::id::{MonitorRef, NodeId, ProcessId};
 use crate::message::Message;
 use crate::wire::Control;
 
 /// Why a registry operation was refused.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum RegistryError {
     /// The name is taken.
     AlreadyRegistered {
@@ -25,8 +27,24 @@ pub enum RegistryError {
     },
     /// The process to register is not alive.
     ProcessNotAlive(ProcessId),
-    /// `unregister` of a name nobody holds.
+    /// `unregister` (or `reregister`) of a name nobody holds.
     NotRegistered(String),
+    /// The connection to the node asked ([`Process::register_remote`] and friends) was
+    /// lost before it answered.
+    ///
+    /// [`Process::register_remote`]: crate::Process::register_remote
+    Disconnected(NodeId),
+}
+
+/// A change to a node's registry asked by another node ([`Control::Registry`]).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum RegistryAction {
+    /// `register`.
+    Register(ProcessId),
+    /// `reregister`.
+    Reregister(ProcessId),
+    /// `unregister`.
+    Unregister,
 }
 
 impl fmt::Display for RegistryError {
@@ -39,6 +57,9 @@ impl fmt::Display for RegistryError {
                 write!(f, "cannot register {pid}: it is not alive")
             }
             RegistryError::NotRegistered(name) => write!(f, "name {name:?} is not registered"),
+            RegistryError::Disconnected(node) => {
+                write!(f, "connection to {node} lost before it answered")
+            }
         }
     }
 }
@@ -267,6 +288,19 @@ impl crate::node::local::NodeState {
             self.registry.remove(&name);
             tracing::debug!(%pid, name, "name released: its holder's node was lost");
             self.mx_unregistered(pid, &name); // mx hook
+        }
+    }
+
+    /// Applies a registry change another node asked for.
+    pub(crate) fn apply_registry_action(
+        &mut self,
+        name: &str,
+        action: RegistryAction,
+    ) -> Result<(), RegistryError> {
+        match action {
+            RegistryAction::Register(pid) => self.register(name, pid),
+            RegistryAction::Reregister(pid) => self.reregister(name, pid),
+            RegistryAction::Unregister => self.unregister(name).map(|_| ()),
         }
     }
 

@@ -62,6 +62,16 @@ pub struct SpawnReply {
     pub result: Result<ProcessId, String>,
 }
 
+/// The answer to a remote registry change, delivered to the requester's mailbox
+/// ([`Process::register_remote`](crate::Process::register_remote) consumes it).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct RegistryReply {
+    /// The request answered.
+    pub request: u64,
+    /// Done, or why not.
+    pub result: Result<(), crate::RegistryError>,
+}
+
 /// The answer to a remote registry query, delivered to the requester's mailbox
 /// ([`Process::whereis_remote`](crate::Process::whereis_remote) consumes it).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]

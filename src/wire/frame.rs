@@ -157,6 +157,26 @@ pub enum Control {
         /// The reason given.
         reason: String,
     },
+    /// Change the receiving node's registry; reply with [`Control::RegistryReply`].
+    Registry {
+        /// Matches the reply to the request.
+        request: u64,
+        /// Who waits for the reply.
+        reply_to: ProcessId,
+        /// The name.
+        name: String,
+        /// What to do with it.
+        action: crate::process::registry::RegistryAction,
+    },
+    /// The outcome of a [`Control::Registry`].
+    RegistryReply {
+        /// The request answered.
+        request: u64,
+        /// Who waits for it.
+        reply_to: ProcessId,
+        /// Done, or why not.
+        result: Result<(), crate::process::registry::RegistryError>,
+    },
     /// An exit signal with a reason of any serializable type (`exit_with`).
     ExitWith {
         /// Who sends it.
