@@ -174,3 +174,34 @@ fn register_remote_answers_success_or_why_not_over_tcp() {
     assert_eq!(outcome.3, Ok(()));
     assert_eq!(outcome.4, Err(RegistryError::NotRegistered("x".into())));
 }
+
+#[test]
+fn a_port_monitor_fires_once_when_the_owner_dies_over_tcp() {
+    let server = tcp_node(RemoteTable::new());
+    let client = tcp_node(RemoteTable::new());
+    let owner = server
+        .spawn(|p| async move {
+            let to: ProcessId = p.expect().await;
+            let (tx, _rx) = p.new_chan::<u32>();
+            p.send(to, tx);
+            p.expect::<()>().await;
+        })
+        .unwrap();
+    let got = client
+        .run(move |p| async move {
+            p.send(owner, p.self_pid());
+            let port: hyperion::SendPort<u32> = p.expect_timeout(DEADLINE).await.unwrap();
+            let watch = p.monitor_port(port);
+            p.send(owner, ());
+            let first = p
+                .expect_timeout::<hyperion::PortMonitorNotification>(DEADLINE)
+                .await;
+            let again = p
+                .expect_timeout::<hyperion::PortMonitorNotification>(Duration::from_millis(200))
+                .await;
+            (first.map(|n| (n.monitor_ref == watch, n.reason)), again)
+        })
+        .unwrap();
+    assert_eq!(got.0, Some((true, hyperion::DiedReason::Normal)));
+    assert_eq!(got.1, None);
+}

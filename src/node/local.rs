@@ -138,6 +138,8 @@ pub(crate) struct NodeState {
     pub(crate) observer: Option<Observer>,
     /// The management event bus (mx hook).
     pub(crate) mx: crate::mx::Bus,
+    /// Each port monitor's helper process (see `process::port_monitor`).
+    pub(crate) port_monitors: crate::process::port_monitor::PortMonitors,
 }
 
 /// A node as seen from the thread that drives it.
@@ -192,6 +194,7 @@ impl LocalNode {
                     network,
                     observer: env.observer,
                     mx: crate::mx::Bus::default(), // mx hook
+                    port_monitors: Default::default(),
                 }),
             }),
         }

@@ -11,6 +11,7 @@ pub mod channel;
 pub mod exit;
 pub mod id;
 mod lifecycle;
+pub mod port_monitor;
 pub mod receive;
 pub mod registry;
 pub mod signals;
