@@ -6,6 +6,11 @@
 //! [`cancel`](Async::cancel) it. The outcome is an [`AsyncResult`]: done, failed (the
 //! process died first, with its reason), link failed, cancelled, or still pending.
 
+mod any;
+mod linked;
+
+pub use any::{wait_any, wait_any_timeout};
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::time::Duration;
@@ -159,6 +164,7 @@ impl<T: Serializable + Clone> Async<T> {
     pub fn cancel(&self, p: &Process) {
         if self.outcome.borrow().is_none() {
             self.cancelled.set(true);
+            linked::unlink_if_linked(p, self.pid);
             p.kill(self.pid, "cancelled");
         }
     }
