@@ -205,3 +205,23 @@ fn a_port_monitor_fires_once_when_the_owner_dies_over_tcp() {
     assert_eq!(got.0, Some((true, hyperion::DiedReason::Normal)));
     assert_eq!(got.1, None);
 }
+
+#[test]
+fn call_returns_the_remote_functions_result_over_tcp() {
+    let mut table = RemoteTable::new();
+    table.register_call("square", |_p: Process, x: u64| async move {
+        Ok::<_, String>(x * x)
+    });
+    let server = tcp_node(table);
+    let client = tcp_node(RemoteTable::new());
+    let server_id = server.id();
+    let got = client
+        .run(move |p| async move {
+            (
+                p.call::<u64, u64>(server_id, "square", &12).await,
+                p.call::<u64, u64>(server_id, "cube", &12).await.is_err(),
+            )
+        })
+        .unwrap();
+    assert_eq!(got, (Ok(144), true));
+}

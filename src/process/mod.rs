@@ -8,6 +8,7 @@
 //! messages from different senders.
 
 pub mod channel;
+pub mod conveniences;
 pub mod exit;
 pub mod id;
 mod lifecycle;

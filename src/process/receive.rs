@@ -102,6 +102,25 @@ pub fn match_any<'a, R>(handle: impl FnOnce(Message) -> R + 'a) -> Match<'a, R> 
     }
 }
 
+/// Accepts a message of type `T` for which `predicate` holds, handing it over
+/// undecoded (Cloud Haskell's `matchAnyIf`: to forward it, say).
+///
+/// ```
+/// # use hyperion::{match_any_if, Match, message::Message};
+/// let big: Match<'_, Message> = match_any_if(|n: &u64| *n > 100, |message| message);
+/// ```
+pub fn match_any_if<'a, T: Serializable, R>(
+    predicate: impl Fn(&T) -> bool + 'a,
+    handle: impl FnOnce(Message) -> R + 'a,
+) -> Match<'a, R> {
+    Match {
+        kind: MatchKind::Mailbox {
+            accepts: Box::new(move |message| message.peek::<T>().is_some_and(&predicate)),
+            handle: Box::new(handle),
+        },
+    }
+}
+
 /// Accepts the next value on a typed channel (or merged port).
 pub fn match_chan<'a, T: Serializable, R>(
     port: &'a ReceivePort<T>,

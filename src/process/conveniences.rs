@@ -1,0 +1,146 @@
+//! Conveniences Cloud Haskell users reach for: `usend`, `call`, `spawnChannelLocal`.
+//! (`matchAnyIf` is [`match_any_if`](crate::match_any_if), beside the other matches.)
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::rc::Rc;
+
+use super::channel::{ReceivePort, SendPort};
+use super::id::{DiedReason, NodeId, ProcessId, ProcessOutcome};
+use super::Process;
+use crate::closure::Closure;
+use crate::concurrency::{Async, AsyncResult};
+use crate::message::{encode, Message, Serializable};
+use crate::remote::CallEnvelope;
+use crate::SpawnError;
+
+/// Why a [`Process::call`] has no result.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum CallError {
+    /// The node refused to start it: an unknown label or a bad argument.
+    Refused(String),
+    /// The function returned an error or panicked (its text).
+    Failed(String),
+    /// The process running it died before answering (a lost connection included).
+    Died(DiedReason),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Refused(why) => write!(f, "call refused: {why}"),
+            CallError::Failed(why) => write!(f, "call failed: {why}"),
+            CallError::Died(reason) => write!(f, "call died before answering: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl Process {
+    /// Sends `message` to `to` unreliably (Cloud Haskell's `usend`): like
+    /// [`send`](Process::send), but not held back after a broken connection (no
+    /// [`reconnect`](Process::reconnect) needed), so nothing tells the sender of a
+    /// gap: messages may be lost in the middle of a stream, and still arrive in order.
+    pub fn usend<T: Serializable>(&self, to: ProcessId, message: T) {
+        let message = Message::new(message);
+        let mut state = self.node().state();
+        if to.node == self.self_node() {
+            state.send_from(self.self_pid(), to, message);
+            return;
+        }
+        state.mx_sent_away(self.self_pid(), to, &message); // mx hook
+        if let Some(network) = &mut state.network {
+            network.send_message(self.self_pid(), to, &message);
+        }
+    }
+
+    /// Runs the function registered as `label` with
+    /// [`RemoteTable::register_call`](crate::RemoteTable::register_call) on `node` with
+    /// `argument`, and waits for its result (Cloud Haskell's `call`).
+    ///
+    /// ```
+    /// use hyperion::{Process, RemoteTable};
+    /// let mut table = RemoteTable::new();
+    /// table.register_call("square", |_p: Process, x: u64| async move { Ok::<_, String>(x * x) });
+    /// let node = hyperion::Node::with_config(hyperion::NodeConfig {
+    ///     remote_table: table,
+    ///     ..Default::default()
+    /// }).unwrap();
+    /// let squared = node.run(|p| async move { p.call::<u64, u64>(p.self_node(), "square", &9).await });
+    /// assert_eq!(squared, Ok(Ok(81)));
+    /// ```
+    pub async fn call<A: Serializable, R: Serializable + Clone>(
+        &self,
+        node: NodeId,
+        label: &str,
+        argument: &A,
+    ) -> Result<R, CallError> {
+        let id = self.random_u64();
+        let envelope = CallEnvelope {
+            argument: encode(argument).map_err(|err| CallError::Refused(err.to_string()))?,
+            reply_to: self.self_pid(),
+            call: id,
+        };
+        let closure = Closure {
+            label: label.to_string(),
+            environment: encode(&envelope).map_err(|err| CallError::Refused(err.to_string()))?,
+        };
+        let pid = match self.spawn(node, closure).await {
+            Ok(pid) => pid,
+            Err(SpawnError::Refused(why)) => return Err(CallError::Refused(why)),
+            Err(SpawnError::Disconnected(_)) => return Err(CallError::Died(DiedReason::Disconnect)),
+        };
+        let monitor = self.monitor(pid);
+        let task: Async<Result<R, String>> = Async::from_parts(pid, id, monitor);
+        match task.wait(self).await {
+            AsyncResult::Done(Ok(value)) => Ok(value),
+            AsyncResult::Done(Err(why)) => Err(CallError::Failed(why)),
+            AsyncResult::Failed(reason) | AsyncResult::LinkFailed(reason) => {
+                Err(CallError::Died(reason))
+            }
+            AsyncResult::Cancelled | AsyncResult::Pending => {
+                unreachable!("a call is neither cancelled nor waited on with a timeout")
+            }
+        }
+    }
+
+    /// Starts a process on this node that owns a new channel and receives its
+    /// [`ReceivePort`]; returns the channel's [`SendPort`] (Cloud Haskell's
+    /// `spawnChannelLocal`). The channel exists before this returns: sends on it are
+    /// kept for the process.
+    ///
+    /// ```
+    /// # hyperion::Node::new().unwrap().run(|p| async move {
+    /// let me = p.self_pid();
+    /// let (port, _) = p.spawn_channel_local(move |c, rx| async move {
+    ///     let n: u32 = c.receive_chan(&rx).await;
+    ///     c.send(me, n + 1);
+    /// });
+    /// p.send_chan(port, 41);
+    /// assert_eq!(p.expect::<u32>().await, 42);
+    /// # }).unwrap();
+    /// ```
+    pub fn spawn_channel_local<T, F, Fut>(&self, body: F) -> (SendPort<T>, ProcessId)
+    where
+        T: Serializable,
+        F: FnOnce(Process, ReceivePort<T>) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: ProcessOutcome,
+    {
+        let port: Rc<RefCell<Option<SendPort<T>>>> = Rc::default();
+        let port_out = port.clone();
+        let pid = self.spawn_local(move |child| {
+            // The child's slot exists while its body is built: the channel is its own.
+            let (tx, rx) = child.new_chan::<T>();
+            *port_out.borrow_mut() = Some(tx);
+            body(child, rx)
+        });
+        let port = port
+            .borrow_mut()
+            .take()
+            .expect("spawn builds the body before it returns");
+        (port, pid)
+    }
+}
