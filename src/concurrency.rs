@@ -8,6 +8,7 @@
 
 mod any;
 mod linked;
+mod other_waiter;
 
 pub use any::{wait_any, wait_any_timeout};
 
@@ -65,6 +66,8 @@ pub struct Async<T> {
     monitor: MonitorRef,
     cancelled: std::cell::Cell<bool>,
     outcome: RefCell<Option<AsyncResult<T>>>,
+    /// Where a local task leaves its value for waiters other than its owner.
+    value: Option<other_waiter::ValueCell<T>>,
 }
 
 impl<T: Serializable + Clone> Async<T> {
@@ -78,6 +81,7 @@ impl<T: Serializable + Clone> Async<T> {
             monitor,
             cancelled: std::cell::Cell::new(false),
             outcome: RefCell::new(None),
+            value: None,
         }
     }
 
@@ -121,13 +125,20 @@ impl<T: Serializable + Clone> Async<T> {
         outcome
     }
 
-    /// Waits for the outcome.
+    /// Waits for the outcome. Any process of the owner's node may wait (share the
+    /// `Async` with an `Rc`), as in Cloud Haskell.
     pub async fn wait(&self, p: &Process) -> AsyncResult<T> {
+        if !self.is_owner(p) {
+            return self.wait_as_other(p, None).await;
+        }
         self.wait_with(p, None, Vec::new()).await
     }
 
     /// Waits at most `timeout`; [`AsyncResult::Pending`] if it is not done by then.
     pub async fn wait_timeout(&self, p: &Process, timeout: Duration) -> AsyncResult<T> {
+        if !self.is_owner(p) {
+            return self.wait_as_other(p, Some(timeout)).await;
+        }
         self.wait_with(p, Some(timeout), Vec::new()).await
     }
 
@@ -189,17 +200,25 @@ impl Process {
     {
         let owner = self.self_pid();
         let id = self.random_u64();
+        let cell = other_waiter::ValueCell::default();
+        let cell_in_task = cell.clone();
         let pid = self.spawn_local(move |child| {
             let node = child.local_node().clone();
             let me = child.self_pid();
             let future = body(child);
             async move {
                 let value = future.await;
+                cell_in_task.put(value.clone());
                 node.send_as(me, owner, AsyncReply { id, value });
             }
         });
+        let cell_on_exit = cell.clone();
+        self.local_node()
+            .on_exit(pid, Box::new(move |reason| cell_on_exit.ended(reason)));
         let monitor = self.monitor(pid);
-        Async::from_parts(pid, id, monitor)
+        let mut task = Async::from_parts(pid, id, monitor);
+        task.value = Some(cell);
+        task
     }
 }
 

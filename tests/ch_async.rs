@@ -140,3 +140,29 @@ fn cancel_with_is_caught_by_a_task_that_catches_its_type() {
         assert_eq!(plain.cancel_with(&p, 41u32).await, AsyncResult::Cancelled);
     });
 }
+
+#[test]
+fn another_process_of_the_node_can_wait_on_an_async() {
+    for_seeds(|p| async move {
+        let me = p.self_pid();
+        let task = std::rc::Rc::new(p.async_task(|c| after(c, 2, 7)));
+        let failing = std::rc::Rc::new(p.async_task(|c| async move {
+            c.sleep(Duration::from_secs(1)).await;
+            c.die::<u32>("broke").await
+        }));
+        let (shared, shared_failing) = (task.clone(), failing.clone());
+        p.spawn_local(move |other| async move {
+            let got = shared.wait(&other).await;
+            let failed = shared_failing.wait(&other).await;
+            other.send(me, (got, failed));
+        });
+        let (got, failed): (AsyncResult<u32>, AsyncResult<u32>) = p.expect().await;
+        assert_eq!(got, AsyncResult::Done(7));
+        assert_eq!(
+            failed,
+            AsyncResult::Failed(DiedReason::Exception("broke".into()))
+        );
+        // The owner's own wait is unaffected.
+        assert_eq!(task.wait(&p).await, AsyncResult::Done(7));
+    });
+}
