@@ -69,10 +69,10 @@ pub use node::{
     HeartbeatConfig, LocalNode, Node, NodeConfig, NodeEnv, NodeEvent, NodeResources, NodeStopped,
 };
 pub use process::channel::{ReceivePort, SendPort, SendPortId};
-pub use process::exit::{ExitReason, ProcessTermination};
-pub use process::port_monitor::PortMonitorNotification;
-pub use process::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
 pub use process::conveniences::CallError;
+pub use process::exit::{ExitReason, ProcessTermination};
+pub use process::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
+pub use process::port_monitor::PortMonitorNotification;
 pub use process::receive::{match_any, match_any_if, match_chan, match_if, match_type, Match};
 pub use process::registry::RegistryError;
 pub use process::signals::{

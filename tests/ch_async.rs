@@ -49,7 +49,10 @@ fn wait_any_reports_a_failure_that_comes_first() {
         ];
         assert_eq!(
             wait_any(&p, &tasks).await,
-            Some((1, AsyncResult::Failed(DiedReason::Exception("broke".into()))))
+            Some((
+                1,
+                AsyncResult::Failed(DiedReason::Exception("broke".into()))
+            ))
         );
     });
 }
@@ -102,7 +105,10 @@ fn an_async_linked_task_dies_when_its_owner_ends_even_normally() {
         p.monitor(task);
         let n: ProcessMonitorNotification = p.expect().await;
         assert!(
-            matches!(n.reason, DiedReason::Exception(_) | DiedReason::UnknownProcess),
+            matches!(
+                n.reason,
+                DiedReason::Exception(_) | DiedReason::UnknownProcess
+            ),
             "{:?}",
             n.reason
         );

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use hyperion::{
-    Async, AsyncResult, Closure, DiedReason, PortMonitorNotification, Process,
-    ProcessExitSignal, ProcessMonitorNotification, RemoteTable, SendPort,
-    SpawnError,
+    Async, AsyncResult, Closure, DiedReason, PortMonitorNotification, Process, ProcessExitSignal,
+    ProcessMonitorNotification, RemoteTable, SendPort, SpawnError,
 };
 use hyperion_sim::{seeds, Faults, NodeOptions, Sim};
 
@@ -160,4 +159,3 @@ fn only_the_owner_waits_on_a_task_of_another_node() {
         );
     }
 }
-

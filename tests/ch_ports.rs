@@ -7,11 +7,7 @@ use hyperion_sim::{seeds, Sim};
 /// Nine channels `a`..`i`, each holding three copies of its letter, grouped in three
 /// inner ports (`abc`, `def`, `ghi`) merged by `inner`, themselves merged by `outer`;
 /// returns the 27 letters read.
-async fn read_nested(
-    p: Process,
-    inner_round_robin: bool,
-    outer_round_robin: bool,
-) -> String {
+async fn read_nested(p: Process, inner_round_robin: bool, outer_round_robin: bool) -> String {
     let mut inner_ports = Vec::new();
     for group in ["abc", "def", "ghi"] {
         let mut ports = Vec::new();
@@ -111,7 +107,11 @@ mod port_monitors {
         remote: bool,
         forever: bool,
         schedule: Option<Fault>,
-    ) -> Option<(Vec<PortMonitorNotification>, hyperion::MonitorRef, SendPort<u32>)> {
+    ) -> Option<(
+        Vec<PortMonitorNotification>,
+        hyperion::MonitorRef,
+        SendPort<u32>,
+    )> {
         let mut sim = Sim::with_faults(seed, faults);
         let a = sim.add_node();
         let b = sim.add_node();
@@ -150,8 +150,7 @@ mod port_monitors {
     #[test]
     fn a_port_monitor_fires_once_when_the_owners_node_is_lost() {
         for seed in seeds(100) {
-            let (got, _, _) =
-                run(seed, Faults::none(), true, true, Some(Fault::Crash(1))).unwrap();
+            let (got, _, _) = run(seed, Faults::none(), true, true, Some(Fault::Crash(1))).unwrap();
             assert_eq!(got.len(), 1, "seed {seed}: {got:?}");
             assert!(
                 matches!(got[0].reason, DiedReason::Disconnect | DiedReason::NodeDown),

@@ -80,7 +80,11 @@ fn nsend_to_a_name_held_by_a_remote_process_is_delivered() {
         })
         .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         assert_eq!(*log.borrow(), vec![1, 2, 3], "seed {seed}");
-        assert!(sim.violations().is_empty(), "seed {seed}: {:?}", sim.violations());
+        assert!(
+            sim.violations().is_empty(),
+            "seed {seed}: {:?}",
+            sim.violations()
+        );
     }
 }
 
@@ -250,7 +254,11 @@ fn register_remote_and_unregister_remote_answer_success_or_why_not() {
             assert_eq!(p.expect::<u64>().await, 5);
         })
         .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        assert!(sim.violations().is_empty(), "seed {seed}: {:?}", sim.violations());
+        assert!(
+            sim.violations().is_empty(),
+            "seed {seed}: {:?}",
+            sim.violations()
+        );
     }
 }
 
@@ -297,7 +305,11 @@ fn reregister_moves_a_name_and_refuses_what_register_refuses() {
         assert_eq!(got.0, Ok(()), "seed {seed}");
         assert!(got.1, "seed {seed}");
         assert_eq!(got.2, Err(RegistryError::NotRegistered("none".into())));
-        assert!(matches!(got.3, Err(RegistryError::ProcessNotAlive(_))), "{:?}", got.3);
+        assert!(
+            matches!(got.3, Err(RegistryError::ProcessNotAlive(_))),
+            "{:?}",
+            got.3
+        );
         assert_eq!(got.4, None, "the name followed its new holder to its death");
     }
 }

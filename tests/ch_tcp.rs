@@ -87,7 +87,11 @@ fn names_of_a_stopped_nodes_processes_are_removed_over_tcp() {
     });
     registered_rx.recv().unwrap();
     server.shutdown();
-    assert_eq!(watcher.join().unwrap(), Ok(true), "the name outlived its node");
+    assert_eq!(
+        watcher.join().unwrap(),
+        Ok(true),
+        "the name outlived its node"
+    );
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -7,11 +7,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{Async, AsyncResult};
+use crate::match_if;
 use crate::message::Serializable;
 use crate::process::id::DiedReason;
 use crate::process::signals::ProcessMonitorNotification;
 use crate::process::Process;
-use crate::match_if;
 
 /// How a local task ended, for waiters other than its owner: its value, or why its
 /// process died first (kept, so a waiter that comes late still learns it).

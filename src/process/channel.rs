@@ -101,7 +101,11 @@ impl fmt::Debug for PortSource {
             PortSource::Merged {
                 ports, round_robin, ..
             } => {
-                let policy = if *round_robin { "round-robin" } else { "biased" };
+                let policy = if *round_robin {
+                    "round-robin"
+                } else {
+                    "biased"
+                };
                 write!(f, "{policy}{ports:?}")
             }
         }

@@ -90,7 +90,9 @@ impl Process {
         let pid = match self.spawn(node, closure).await {
             Ok(pid) => pid,
             Err(SpawnError::Refused(why)) => return Err(CallError::Refused(why)),
-            Err(SpawnError::Disconnected(_)) => return Err(CallError::Died(DiedReason::Disconnect)),
+            Err(SpawnError::Disconnected(_)) => {
+                return Err(CallError::Died(DiedReason::Disconnect))
+            }
         };
         let monitor = self.monitor(pid);
         let task: Async<Result<R, String>> = Async::from_parts(pid, id, monitor);

@@ -237,7 +237,11 @@ impl Process {
     /// assert_eq!(got, 7);
     /// # }).unwrap();
     /// ```
-    pub async fn catch_exit<R, T, Body, Handler, HandlerFut>(&self, body: Body, handler: Handler) -> T
+    pub async fn catch_exit<R, T, Body, Handler, HandlerFut>(
+        &self,
+        body: Body,
+        handler: Handler,
+    ) -> T
     where
         R: Serializable,
         Body: Future<Output = T>,
@@ -311,7 +315,11 @@ impl Drop for CatcherGuard<'_> {
         if let Some(relations) = slot.relations.as_mut() {
             let catchers = &mut relations.exit_catchers;
             catchers.active.retain(|(id, _)| *id != self.id);
-            if catchers.caught.as_ref().is_some_and(|(id, _, _)| *id == self.id) {
+            if catchers
+                .caught
+                .as_ref()
+                .is_some_and(|(id, _, _)| *id == self.id)
+            {
                 catchers.caught = None;
             }
         }

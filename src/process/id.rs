@@ -121,9 +121,7 @@ impl DiedReason {
     pub fn reason_as<T: crate::message::Serializable>(&self) -> Option<T> {
         match self {
             DiedReason::Exit(reason) => reason.get(),
-            DiedReason::Exception(text) => {
-                super::exit::ExitReason::text_reason(text.clone()).get()
-            }
+            DiedReason::Exception(text) => super::exit::ExitReason::text_reason(text.clone()).get(),
             _ => None,
         }
     }

@@ -103,11 +103,7 @@ impl Process {
     /// Removes a port monitor. Afterwards no notification for it is received, even one
     /// that was already queued.
     pub fn unmonitor_port(&self, monitor_ref: MonitorRef) {
-        let helper = self
-            .node()
-            .state()
-            .port_monitors
-            .remove(&monitor_ref);
+        let helper = self.node().state().port_monitors.remove(&monitor_ref);
         if let Some(helper) = helper {
             self.kill(helper, "port monitor removed");
         }
@@ -116,9 +112,9 @@ impl Process {
         let slot = self.running_slot(&mut state);
         let before = slot.mailbox.len();
         slot.mailbox.retain_mut(|message| {
-            !message
+            message
                 .peek::<PortMonitorNotification>()
-                .is_some_and(|n| n.monitor_ref == monitor_ref)
+                .is_none_or(|n| n.monitor_ref != monitor_ref)
         });
         if slot.mailbox.len() != before {
             slot.mailbox_removals += 1;
