@@ -56,6 +56,7 @@ pub mod launch;
 pub mod message;
 pub mod mx;
 pub mod node;
+pub mod probe;
 pub mod process;
 pub mod remote;
 pub mod runtime;

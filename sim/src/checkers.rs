@@ -5,7 +5,14 @@
 //! - each monitor fires at most once;
 //! - nothing is delivered from a process after its watcher was told it died;
 //! - a crashed node is reported lost, by every node that knew it, within the heartbeat
-//!   bound.
+//!   bound;
+//! - silence is checked too: at the end of a run (after its liveness phase), every
+//!   monitor has fired or its target is still alive, and every link likewise
+//!   ([`Checkers::silent_monitors`]);
+//! - what processes receive is counted: a monitor notification enters a mailbox at most
+//!   once;
+//! - data to a process of another node is sent only while its sender has acknowledged
+//!   (`reconnect`) every break of that connection since its first send.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -36,9 +43,29 @@ struct DeathDeadline {
     dead: NodeId,
 }
 
+/// A monitor or link still owed a notification, for the end-of-run check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// `watcher` monitors `target` (by `MonitorRef`).
+    Monitor(MonitorRef, ProcessId),
+    /// `linker` is linked to `target`.
+    Link(ProcessId, ProcessId),
+}
+
 #[derive(Default)]
 pub(crate) struct Checkers {
     fired: BTreeSet<(MonitorRef, ProcessId)>,
+    /// Monitors created and neither fired nor removed.
+    pending_monitors: BTreeSet<(MonitorRef, ProcessId)>,
+    /// Notifications that entered a mailbox.
+    queued: BTreeSet<(MonitorRef, ProcessId)>,
+    /// Links created and neither fired nor removed.
+    pending_links: BTreeSet<(ProcessId, ProcessId)>,
+    /// Connection losses each node saw of each peer (its epoch of that peer).
+    losses: BTreeMap<(NodeId, NodeId), u64>,
+    /// The epoch each sender last acknowledged for each receiver (first send, or
+    /// `reconnect`).
+    acknowledged: BTreeMap<(ProcessId, ProcessId), u64>,
     dead_notified: BTreeSet<(ProcessId, ProcessId)>,
     known_peers: BTreeMap<NodeId, BTreeSet<NodeId>>,
     deadlines: Vec<DeathDeadline>,
@@ -48,12 +75,78 @@ pub(crate) struct Checkers {
 impl Checkers {
     pub(crate) fn on_node_event(&mut self, now: Duration, node: NodeId, event: &NodeEvent) {
         match event {
-            NodeEvent::MonitorCreated { .. } => {}
+            NodeEvent::MonitorCreated {
+                monitor_ref,
+                watcher,
+            } => {
+                self.pending_monitors.insert((*monitor_ref, *watcher));
+            }
+            NodeEvent::MonitorRemoved {
+                monitor_ref,
+                watcher,
+            } => {
+                self.pending_monitors.remove(&(*monitor_ref, *watcher));
+            }
+            NodeEvent::MonitorNotificationQueued {
+                monitor_ref,
+                watcher,
+            } => {
+                if !self.queued.insert((*monitor_ref, *watcher)) {
+                    self.violate(
+                        now,
+                        "a monitor notification reaches its watcher once",
+                        format!("{watcher} received the notification of {monitor_ref:?} twice"),
+                    );
+                }
+            }
+            NodeEvent::LinkCreated { linker, target } => {
+                self.pending_links.insert((*linker, *target));
+            }
+            NodeEvent::LinkRemoved { linker, target } => {
+                self.pending_links.remove(&(*linker, *target));
+            }
+            NodeEvent::LinkFired { linker, target, .. } => {
+                if !self.pending_links.remove(&(*linker, *target)) {
+                    self.violate(
+                        now,
+                        "a link fires once",
+                        format!("{linker} was signalled of {target}'s death with no link pending"),
+                    );
+                }
+            }
+            NodeEvent::DataSent { from, to } => {
+                let epoch = self.losses.get(&(from.node, to.node)).copied().unwrap_or(0);
+                let acknowledged = *self.acknowledged.entry((*from, *to)).or_insert(epoch);
+                if acknowledged < epoch {
+                    self.violate(
+                        now,
+                        "data after a break waits for reconnect",
+                        format!(
+                            "{from} sent data to {to} after {} break(s) it never acknowledged",
+                            epoch - acknowledged
+                        ),
+                    );
+                }
+            }
+            NodeEvent::Reconnected { from, node, to } => {
+                let epoch = self.losses.get(&(from.node, *node)).copied().unwrap_or(0);
+                match to {
+                    Some(to) => {
+                        self.acknowledged.insert((*from, *to), epoch);
+                    }
+                    None => self
+                        .acknowledged
+                        .range_mut((*from, ProcessId { node: *node, local: 0 })..)
+                        .take_while(|((sender, to), _)| sender == from && to.node == *node)
+                        .for_each(|(_, seen)| *seen = epoch),
+                }
+            }
             NodeEvent::MonitorFired {
                 monitor_ref,
                 watcher,
                 reason,
             } => {
+                self.pending_monitors.remove(&(*monitor_ref, *watcher));
                 if !self.fired.insert((*monitor_ref, *watcher)) {
                     self.violate(
                         now,
@@ -78,6 +171,7 @@ impl Checkers {
                 self.known_peers.entry(node).or_default().insert(*peer);
             }
             NodeEvent::PeerLost(peer) => {
+                *self.losses.entry((node, *peer)).or_insert(0) += 1;
                 if let Some(peers) = self.known_peers.get_mut(&node) {
                     peers.remove(peer);
                 }
@@ -130,7 +224,22 @@ impl Checkers {
         }
     }
 
-    fn violate(&mut self, at: Duration, rule: &'static str, detail: String) {
+    /// Monitors and links still owed a notification (to check at the end of a run:
+    /// each target must then be alive).
+    pub(crate) fn pending(&self) -> Vec<Pending> {
+        let monitors = self
+            .pending_monitors
+            .iter()
+            .map(|(monitor_ref, watcher)| Pending::Monitor(*monitor_ref, *watcher));
+        let links = self
+            .pending_links
+            .iter()
+            .map(|(linker, target)| Pending::Link(*linker, *target));
+        monitors.chain(links).collect()
+    }
+
+    /// Records a broken guarantee.
+    pub(crate) fn violate(&mut self, at: Duration, rule: &'static str, detail: String) {
         self.violations.push(Violation { at, rule, detail });
     }
 }

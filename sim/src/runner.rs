@@ -21,7 +21,9 @@ pub struct SeedFailure {
 }
 
 /// Runs `scenario` in a fresh world made from `seed` ([`Sim::new`], swarm faults),
-/// and fails if it returns an error, panics, or breaks a built-in guarantee.
+/// and fails if it returns an error, panics, or breaks a built-in guarantee. After the
+/// scenario returns, the world goes through [`Sim::finish`] (liveness phase, checker of
+/// silence, shutdown with nothing left), so the world handed back is shut down.
 pub fn run_seed(
     seed: u64,
     scenario: &dyn Fn(&mut Sim) -> Result<(), String>,
@@ -38,7 +40,7 @@ pub fn run_in(
     let outcome = catch_unwind(AssertUnwindSafe(|| scenario(&mut sim)));
     let why = match outcome {
         Ok(Ok(())) => {
-            let violations = sim.violations();
+            let violations = sim.finish();
             if violations.is_empty() {
                 return Ok(sim);
             }

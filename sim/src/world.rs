@@ -18,10 +18,11 @@ use hyperion::{DiedReason, HeartbeatConfig, LocalNode, NodeEnv, NodeId, Process,
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::checkers::{Checkers, Violation};
+use crate::checkers::{Checkers, Pending, Violation};
 use crate::clock::{NodeClock, WorldTime};
 use crate::faults::{Fault, Faults};
 use crate::network::{Delivery, Network};
+use crate::probes::{ProbeCount, WorldHooks};
 use crate::trace::Trace;
 
 /// The agent id under which [`Sim::trace_mx_events`] runs its agent on every node.
@@ -186,6 +187,10 @@ pub struct Sim {
     trace_mx: bool,
     /// Per-step scratch: each node's ready count.
     ready_scratch: Vec<usize>,
+    /// Coverage probes and buggify decisions, installed while the world runs code.
+    hooks: Rc<WorldHooks>,
+    /// Whether [`Sim::shutdown`] ran (a dropped world shuts itself down otherwise).
+    shut_down: bool,
 }
 
 impl Sim {
@@ -209,6 +214,8 @@ impl Sim {
             reserved: Rc::default(),
             time: time.clone(),
         };
+        let trace = Rc::new(RefCell::new(Trace::new(false)));
+        let hooks = Rc::new(WorldHooks::new(seed, time.clone(), trace.clone()));
         let mut sim = Sim {
             handle,
             seed,
@@ -221,12 +228,14 @@ impl Sim {
             next_scheduled: 0,
             next_random_fault: None,
             heartbeat: HeartbeatConfig::default(),
-            trace: Rc::new(RefCell::new(Trace::new(false))),
+            trace,
             checkers: Rc::default(),
             virtual_time_limit: VIRTUAL_TIME_LIMIT_DEFAULT,
             steps: 0,
             trace_mx: false,
             ready_scratch: Vec::new(),
+            hooks,
+            shut_down: false,
         };
         sim.plan_random_fault();
         sim
@@ -242,6 +251,47 @@ impl Sim {
         self.faults = faults;
         self.plan_random_fault();
         self
+    }
+
+    /// Turns buggify on: every [`hyperion::buggify!`] point met by the world's code is
+    /// enabled for the run with some probability, decided from the seed and the call
+    /// site, and an enabled point then fires on some of its calls (see
+    /// [`BUGGIFY_SITE_PROBABILITY`](crate::BUGGIFY_SITE_PROBABILITY)). Off by default, so
+    /// that a world's trace does not depend on the buggify points in the code.
+    ///
+    /// ```
+    /// let mut sim = hyperion_sim::Sim::new(3).buggify();
+    /// let node = sim.add_node();
+    /// let fired = sim.run_until(&node, |_p| async move {
+    ///     (0..100).filter(|_| hyperion::buggify!()).count()
+    /// });
+    /// assert!(fired.is_ok());
+    /// ```
+    pub fn buggify(mut self) -> Sim {
+        self.set_buggify(true);
+        self
+    }
+
+    /// [`buggify`](Sim::buggify) on a world in use: on or off from now on.
+    pub fn set_buggify(&mut self, on: bool) {
+        self.hooks.buggify_on.set(on);
+    }
+
+    /// The coverage probes ([`hyperion::sometimes!`], [`hyperion::reached!`]) the run
+    /// evaluated so far, by name.
+    pub fn probes(&self) -> BTreeMap<&'static str, ProbeCount> {
+        self.hooks.probes()
+    }
+
+    /// How often each enabled buggify site fired so far, by `file:line:column`.
+    pub fn buggify_fired(&self) -> BTreeMap<&'static str, u64> {
+        self.hooks.buggify_fired()
+    }
+
+    /// Installs the world's probe and buggify hooks on this thread while the world runs
+    /// code (scenario code outside the world, between runs, sees none).
+    fn enter(&self) -> hyperion::probe::HooksGuard {
+        hyperion::probe::install(self.hooks.clone())
     }
 
     /// Records every event (for printing, snapshots, and divergence reports).
@@ -378,6 +428,7 @@ impl Sim {
 
     /// Adds a node made as `options` say.
     pub fn add_node_with(&mut self, options: NodeOptions) -> LocalNode {
+        let _hooks = self.enter();
         let index = self.nodes.len();
         let address = SocketAddr::from(([10, 0, (index >> 8) as u8, index as u8], 7000));
         let drift_max = i64::from(self.faults.clock_drift_ppm_max);
@@ -538,6 +589,7 @@ impl Sim {
 
     /// Applies a fault now.
     pub fn apply(&mut self, fault: Fault) {
+        let _hooks = self.enter();
         let now = self.time.now();
         self.trace
             .borrow_mut()
@@ -631,6 +683,7 @@ impl Sim {
     /// none is ready, advances virtual time to the next timer, delivery or fault and
     /// applies everything due then. Returns `false` when nothing can ever happen again.
     pub fn step(&mut self) -> bool {
+        let _hooks = self.enter();
         if !self.handle.requests.borrow().is_empty() {
             self.apply_requests();
         }
@@ -856,6 +909,8 @@ impl Sim {
     /// (processes, timers, channels, names, connections, frames in flight). A scenario
     /// that leaks shows it here.
     pub fn shutdown(&mut self) -> Leftovers {
+        let _hooks = self.enter();
+        self.shut_down = true;
         for sim_node in &self.nodes {
             if !sim_node.crashed {
                 sim_node.node.shutdown();
@@ -871,9 +926,96 @@ impl Sim {
             leftovers.timers += resources.timers;
             leftovers.channels += resources.channels;
             leftovers.names += resources.names;
+            leftovers.agents += hyperion::mx::mx_agents(&sim_node.node).len();
         }
         leftovers.connections = self.network.state.borrow().connection_count();
         leftovers
+    }
+
+    /// The liveness phase, run after a scenario's fault phase (as TigerBeetle's simulator
+    /// does): random faults stop, scheduled crashes, breaks, partitions and slowdowns
+    /// are dropped (scheduled stops, restarts and heals still happen), every partition
+    /// heals and slow nodes recover; then the world runs for
+    /// [`liveness_bound`](Sim::liveness_bound) of virtual time, within which every
+    /// loss must have been noticed and every notification delivered.
+    pub fn liveness_phase(&mut self) {
+        self.next_random_fault = None;
+        self.faults.break_rate = 0.0;
+        self.faults.partition_rate = 0.0;
+        self.faults.crash_rate = 0.0;
+        self.scheduled.retain(|_, fault| {
+            matches!(fault, Fault::Stop(_) | Fault::Restart(_) | Fault::HealAll)
+        });
+        self.apply(Fault::HealAll);
+        for sim_node in &mut self.nodes {
+            sim_node.poll_cost = Duration::ZERO;
+        }
+        let bound = self.liveness_bound();
+        self.run_for(bound);
+    }
+
+    /// How long the liveness phase runs: time for any node to notice any loss (the
+    /// heartbeat bound on the slowest clock, plus delays), for a failed connection
+    /// attempt to be reported, and for the notifications to arrive.
+    pub fn liveness_bound(&self) -> Duration {
+        self.death_report_bound() + crate::network::CONNECT_TIMEOUT + 2 * self.heartbeat.interval
+    }
+
+    /// The checker of silence: every monitor and link still owed a notification must
+    /// have a live target (and a live watcher; a dead watcher is owed nothing). Meant
+    /// for the end of a run, after [`liveness_phase`](Sim::liveness_phase); returns the
+    /// violations it added.
+    pub fn check_silence(&mut self) -> Vec<Violation> {
+        let now = self.now();
+        let pending = self.checkers.borrow().pending();
+        let mut found = Vec::new();
+        for owed in pending {
+            let (watcher, target, what) = match owed {
+                Pending::Monitor(monitor_ref, watcher) => {
+                    (watcher, monitor_ref.target, format!("monitor {monitor_ref:?}"))
+                }
+                Pending::Link(linker, target) => (linker, target, "link".to_string()),
+            };
+            if target.local == 0 || !self.is_alive(watcher) || self.is_alive(target) {
+                continue;
+            }
+            found.push(Violation {
+                at: now,
+                rule: "a monitor or link fires once its target is gone",
+                detail: format!("{watcher} was never told of the death of {target} ({what})"),
+            });
+        }
+        self.checkers
+            .borrow_mut()
+            .violations
+            .extend(found.iter().cloned());
+        found
+    }
+
+    /// Whether process `pid` is alive in the world now.
+    pub fn is_alive(&self, pid: hyperion::ProcessId) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| !n.crashed && n.node.id() == pid.node && n.node.is_alive(pid))
+    }
+
+    /// Ends a run as the runners do: the [`liveness_phase`](Sim::liveness_phase), the
+    /// [checker of silence](Sim::check_silence), then [`shutdown`](Sim::shutdown),
+    /// after which nothing may be left (a leftover is a violation). Returns the
+    /// violations of the whole run.
+    pub fn finish(&mut self) -> Vec<Violation> {
+        self.liveness_phase();
+        self.check_silence();
+        let leftovers = self.shutdown();
+        if leftovers != Leftovers::default() {
+            let now = self.now();
+            self.checkers.borrow_mut().violate(
+                now,
+                "nothing is left after shutdown",
+                format!("{leftovers:?}"),
+            );
+        }
+        self.violations()
     }
 
     /// Breaks the simulator on purpose: jitter may reorder frames on a connection. Only
@@ -902,6 +1044,20 @@ pub struct Leftovers {
     pub names: usize,
     /// Open connections.
     pub connections: usize,
+    /// Running management agents.
+    pub agents: usize,
+}
+
+impl Drop for Sim {
+    /// A world dropped without [`Sim::shutdown`] shuts its nodes down, so their
+    /// processes end and the finalizers of their management agents run.
+    fn drop(&mut self) {
+        if !self.shut_down {
+            // A finalizer that panics while the world is dropped during a panic would
+            // abort the test run: contain it, the first panic tells the story.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.shutdown()));
+        }
+    }
 }
 
 fn describe_frame(from: NodeId, bytes: &[u8]) -> String {

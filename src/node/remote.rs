@@ -45,6 +45,7 @@ impl NodeState {
             return;
         };
         let epoch = network.peer(node).epoch;
+        self.observe(NodeEvent::Reconnected { from, node, to });
         if let Some(relations) = self.relations_of(from) {
             match to {
                 Some(to) => {
@@ -70,6 +71,9 @@ impl NodeState {
         if !self.may_send(from, to) {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
+        }
+        if self.observer.is_some() {
+            self.observe(NodeEvent::DataSent { from, to });
         }
         if let Some(network) = &mut self.network {
             network.send_message(from, to, &message);
