@@ -136,7 +136,15 @@ impl Checkers {
                     }
                     None => self
                         .acknowledged
-                        .range_mut((*from, ProcessId { node: *node, local: 0 })..)
+                        .range_mut(
+                            (
+                                *from,
+                                ProcessId {
+                                    node: *node,
+                                    local: 0,
+                                },
+                            )..,
+                        )
                         .take_while(|((sender, to), _)| sender == from && to.node == *node)
                         .for_each(|(_, seen)| *seen = epoch),
                 }

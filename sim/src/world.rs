@@ -283,6 +283,12 @@ impl Sim {
         self.hooks.probes()
     }
 
+    /// Records a coverage probe from scenario code running outside the world (between
+    /// runs); code inside the world uses [`hyperion::sometimes!`].
+    pub fn sometimes(&self, name: &'static str, condition: bool) {
+        hyperion::probe::SimHooks::probe(&*self.hooks, name, condition);
+    }
+
     /// How often each enabled buggify site fired so far, by `file:line:column`.
     pub fn buggify_fired(&self) -> BTreeMap<&'static str, u64> {
         self.hooks.buggify_fired()
@@ -971,9 +977,11 @@ impl Sim {
         let mut found = Vec::new();
         for owed in pending {
             let (watcher, target, what) = match owed {
-                Pending::Monitor(monitor_ref, watcher) => {
-                    (watcher, monitor_ref.target, format!("monitor {monitor_ref:?}"))
-                }
+                Pending::Monitor(monitor_ref, watcher) => (
+                    watcher,
+                    monitor_ref.target,
+                    format!("monitor {monitor_ref:?}"),
+                ),
                 Pending::Link(linker, target) => (linker, target, "link".to_string()),
             };
             if target.local == 0 || !self.is_alive(watcher) || self.is_alive(target) {
@@ -1023,6 +1031,13 @@ impl Sim {
     #[doc(hidden)]
     pub fn break_fifo_for_testing(&mut self) {
         self.network.state.borrow_mut().reorder_for_testing = true;
+    }
+
+    /// Breaks the simulator on purpose: every frame is delivered twice. Only for proving
+    /// that the FIFO checker catches such a bug.
+    #[doc(hidden)]
+    pub fn duplicate_frames_for_testing(&mut self) {
+        self.network.state.borrow_mut().duplicate_for_testing = true;
     }
 
     /// Frames and events in flight on the network.

@@ -293,7 +293,9 @@ impl NodeState {
             }
             return;
         }
-        if !self.is_alive(watcher) {
+        if !self.is_alive(watcher)
+            || crate::planted::is_planted(crate::planted::Defect::MonitorNeverFires)
+        {
             return;
         }
         self.observe(NodeEvent::MonitorFired {
@@ -309,6 +311,9 @@ impl NodeState {
             pid: monitor_ref.target,
             reason,
         };
+        if crate::planted::is_planted(crate::planted::Defect::MonitorFiresTwice) {
+            self.deliver(watcher, Message::new(notification.clone()));
+        }
         self.deliver(watcher, Message::new(notification));
     }
 

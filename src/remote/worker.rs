@@ -62,7 +62,8 @@ pub async fn worker(
         // A simulator may slow a handshake step down, as a loaded login node does.
         if crate::buggify!() {
             crate::reached!("remote.buggify.slow_handshake");
-            p.sleep(Duration::from_millis(p.random_u64() % 15_000)).await;
+            p.sleep(Duration::from_millis(p.random_u64() % 15_000))
+                .await;
         }
         let hello = WorkerHello {
             pid: p.self_pid(),
