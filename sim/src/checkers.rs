@@ -213,6 +213,20 @@ impl Checkers {
         }
     }
 
+    /// `silent` went silent at `now` without closing anything (paused): every node that
+    /// knew it must report it lost by `now + bound`.
+    pub(crate) fn on_silence(&mut self, now: Duration, silent: NodeId, bound: Duration) {
+        for (observer, peers) in &self.known_peers {
+            if *observer != silent && peers.contains(&silent) {
+                self.deadlines.push(DeathDeadline {
+                    deadline: now + bound,
+                    observer: *observer,
+                    dead: silent,
+                });
+            }
+        }
+    }
+
     pub(crate) fn check_deadlines(&mut self, now: Duration) {
         if self.deadlines.iter().all(|d| d.deadline >= now) {
             return;

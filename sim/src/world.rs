@@ -112,6 +112,10 @@ struct SimNode {
     crashed: bool,
     poll_cost: Duration,
     busy_until: Duration,
+    /// Until when the node is stopped, as by SIGSTOP (see [`Fault::Pause`]).
+    paused_until: Duration,
+    /// What the network delivered to the node while it was paused, in order.
+    held: std::collections::VecDeque<Delivery>,
 }
 
 /// What code running inside the world asks of it, applied at the next step.
@@ -458,6 +462,8 @@ impl Sim {
                 Duration::ZERO
             },
             busy_until: Duration::ZERO,
+            paused_until: Duration::ZERO,
+            held: std::collections::VecDeque::new(),
         });
         self.handle.reserved.set(self.nodes.len());
         self.start_mx_trace_agent(index, &node);
@@ -635,6 +641,7 @@ impl Sim {
             }
             Fault::Restart(index) => self.restart(index),
             Fault::Slow(index, cost) => self.nodes[index].poll_cost = cost,
+            Fault::Pause(index, duration) => self.pause(index, duration),
         }
     }
 
@@ -744,6 +751,40 @@ impl Sim {
         true
     }
 
+    /// Hands paused nodes that resumed what the network delivered while they slept.
+    fn release_held(&mut self, now: Duration) {
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].paused_until > now || self.nodes[index].held.is_empty() {
+                continue;
+            }
+            let held = std::mem::take(&mut self.nodes[index].held);
+            for delivery in held {
+                self.deliver(now, delivery);
+            }
+        }
+    }
+
+    /// Stops node `index` for `duration`, as SIGSTOP does: it runs nothing, fires no
+    /// timer and reads nothing, while its connections stay open; then it resumes. Its
+    /// peers hear nothing from it, so only their heartbeats can notice: a pause longer
+    /// than the heartbeat bound must be reported by every node that knew it, in time.
+    fn pause(&mut self, index: usize, duration: Duration) {
+        let now = self.time.now();
+        let Some(slot) = self.nodes.get_mut(index) else {
+            return;
+        };
+        if slot.crashed {
+            return;
+        }
+        slot.paused_until = slot.paused_until.max(now + duration);
+        slot.busy_until = slot.busy_until.max(now + duration);
+        let id = slot.node.id();
+        let bound = self.death_report_bound();
+        if duration > bound {
+            self.checkers.borrow_mut().on_silence(now, id, bound);
+        }
+    }
+
     fn next_event_time(&self) -> Option<Duration> {
         fn earliest(next: &mut Option<Duration>, at: Duration) {
             *next = Some(next.map_or(at, |next| next.min(at)));
@@ -755,10 +796,13 @@ impl Sim {
                 continue;
             }
             if let Some(deadline) = sim_node.node.next_deadline() {
-                consider(sim_node.clock.to_world(deadline));
+                consider(sim_node.clock.to_world(deadline).max(sim_node.paused_until));
             }
             if sim_node.node.ready_len() > 0 {
                 consider(sim_node.busy_until);
+            }
+            if !sim_node.held.is_empty() {
+                consider(sim_node.paused_until);
             }
         }
         if let Some(due) = self.network.state.borrow().next_due() {
@@ -791,6 +835,7 @@ impl Sim {
         if self.next_random_fault.is_some_and(|at| at <= now) {
             self.random_fault();
         }
+        self.release_held(now);
         loop {
             let delivery = self.network.state.borrow_mut().pop_due(now);
             let Some(delivery) = delivery else { break };
@@ -802,7 +847,7 @@ impl Sim {
             self.checkers.borrow_mut().on_frame_fifo(now, detail);
         }
         for (index, sim_node) in self.nodes.iter().enumerate() {
-            if sim_node.crashed {
+            if sim_node.crashed || sim_node.paused_until > now {
                 continue;
             }
             let fired = sim_node.node.fire_due_timers();
@@ -827,6 +872,10 @@ impl Sim {
         else {
             return;
         };
+        if self.nodes[index].paused_until > now {
+            self.nodes[index].held.push_back(delivery);
+            return;
+        }
         let mut trace = self.trace.borrow_mut();
         match &delivery.event {
             TransportEvent::Received(from, bytes) => {
