@@ -16,6 +16,7 @@ use crate::world::{NodeOptions, Sim};
 mod agents;
 mod registry;
 mod remote;
+mod silent;
 
 /// A named scenario.
 pub struct Scenario {
@@ -130,6 +131,13 @@ const SCENARIOS: &[Scenario] = &[
             run: registry::registry,
             probes: &[],
             known_defect: Some("names of dead remote holders not released (being fixed in the registry)"),
+        },
+        Scenario {
+            name: "silent_failures",
+            about: "3 nodes: a server paused as by SIGSTOP, a partition that holds frames without closing; peers report the silent node lost within the heartbeat bound, replies stay in order, and after healing every server answers within the liveness bound",
+            run: silent::silent_failures,
+            probes: &[],
+            known_defect: None,
         },
 ];
 

@@ -990,7 +990,7 @@ impl Sim {
     /// The liveness phase, run after a scenario's fault phase (as TigerBeetle's simulator
     /// does): random faults stop, scheduled crashes, breaks, partitions and slowdowns
     /// are dropped (scheduled stops, restarts and heals still happen), every partition
-    /// heals and slow nodes recover; then the world runs for
+    /// heals, paused nodes resume and slow nodes recover; then the world runs for
     /// [`liveness_bound`](Sim::liveness_bound) of virtual time, within which every
     /// loss must have been noticed and every notification delivered.
     pub fn liveness_phase(&mut self) {
@@ -1002,8 +1002,12 @@ impl Sim {
             matches!(fault, Fault::Stop(_) | Fault::Restart(_) | Fault::HealAll)
         });
         self.apply(Fault::HealAll);
+        let now = self.now();
         for sim_node in &mut self.nodes {
             sim_node.poll_cost = Duration::ZERO;
+            // Paused nodes resume (their held deliveries arrive at the next step).
+            sim_node.paused_until = sim_node.paused_until.min(now);
+            sim_node.busy_until = sim_node.busy_until.min(now);
         }
         let bound = self.liveness_bound();
         self.run_for(bound);
