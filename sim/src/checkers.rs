@@ -213,6 +213,13 @@ impl Checkers {
         }
     }
 
+    /// `node` was shut down: it observes nothing any more (its peers are told at once,
+    /// by the connections it closes).
+    pub(crate) fn on_stop(&mut self, node: NodeId) {
+        self.known_peers.remove(&node);
+        self.deadlines.retain(|d| d.observer != node);
+    }
+
     /// `silent` went silent at `now` without closing anything (paused): every node that
     /// knew it must report it lost by `now + bound`.
     pub(crate) fn on_silence(&mut self, now: Duration, silent: NodeId, bound: Duration) {

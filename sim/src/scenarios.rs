@@ -112,6 +112,13 @@ const SCENARIOS: &[Scenario] = &[
             known_defect: None,
         },
         Scenario {
+            name: "master_crash",
+            about: "the master's node crashes while its service runs calls: the worker stops by itself within the liveness bound",
+            run: remote::master_crash,
+            probes: &[],
+            known_defect: None,
+        },
+        Scenario {
             name: "several_services",
             about: "two with_service at once in one master process: each worker's hello reaches its own service",
             run: remote::several_services,

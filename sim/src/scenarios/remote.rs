@@ -186,6 +186,21 @@ pub(super) fn services(sim: &mut Sim) -> Result<(), String> {
             .await
         })
         .map_err(|err| err.to_string())?;
+    // A worker whose service ended in a quiet world got its ShutDown: it did not need
+    // the launcher's backstop (its node stopped under it) to end.
+    sim.run_for(Duration::from_secs(2));
+    let quiet = calm(sim) && sim.buggify_fired().values().all(|fired| *fired == 0);
+    if quiet {
+        let exits = launcher.exits();
+        for index in launcher.launched() {
+            if exits.get(&index) != Some(&WorkerExit::ShutDown) {
+                return Err(format!(
+                    "the worker on node {index} ended by {:?}, not by ShutDown",
+                    exits.get(&index)
+                ));
+            }
+        }
+    }
     if builds.get() > 1 {
         return Err(format!("the argument was built {} times", builds.get()));
     }
@@ -254,4 +269,63 @@ pub(super) fn several_services(sim: &mut Sim) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The master's node crashes at a random moment while its service runs calls: the
+/// worker, whose master vanished, stops by itself (it does not wait for a `ShutDown`
+/// that cannot come), within the liveness bound (plus its handshake, if it was still
+/// saying hello).
+pub(super) fn master_crash(sim: &mut Sim) -> Result<(), String> {
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let master = sim.add_node_with(NodeOptions {
+        no_restart: true,
+        ..NodeOptions::default()
+    });
+    let launcher = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60))),
+    );
+    let slow: Rc<RemoteCall<u64>> = Rc::new(RemoteCall::new("slow_square", || async { 3u64 }));
+    let in_sim = launcher.clone();
+    let handle = sim.handle();
+    let outcome = sim.run_until(&master, move |p| async move {
+        let p = &p;
+        let crash_after = Duration::from_millis(p.random_u64() % 20_000);
+        handle.schedule_in(crash_after, crate::faults::Fault::Crash(0));
+        with_remote_runner(p, &*in_sim, |runner| {
+            let slow = slow.clone();
+            async move {
+                for _ in 0..4 {
+                    runner.run(p, &slow).await?;
+                }
+                Ok(())
+            }
+        })
+        .await
+    });
+    if outcome.is_ok() {
+        // The service ended before the crash: nothing to check of the crash.
+        return Ok(());
+    }
+    sim.liveness_phase();
+    // A worker still saying hello may take its whole handshake to give up (each hello
+    // may be slowed by buggify, up to 15 s).
+    let config = WorkerConfig::default();
+    sim.run_for((config.attempt_timeout + Duration::from_secs(15)) * config.attempts);
+    let exits = launcher.exits();
+    for index in launcher.launched() {
+        let node = sim.node(index);
+        if node.is_stopped() {
+            continue;
+        }
+        match exits.get(&index) {
+            Some(WorkerExit::MasterLost | WorkerExit::NoMaster | WorkerExit::ShutDown) => {}
+            None => {
+                return Err(format!(
+                    "the worker on node {index} still waits for a master that crashed"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
