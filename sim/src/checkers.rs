@@ -41,6 +41,19 @@ struct DeathDeadline {
     deadline: Duration,
     observer: NodeId,
     dead: NodeId,
+    /// What ends the wait besides the report.
+    ends_on: Ending,
+}
+
+/// What a node is waited on for, besides the report of its loss.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Nothing: it is dead.
+    Never,
+    /// It is cut off: healing the partitions ends the silence.
+    Heal,
+    /// It is paused: resuming ends the silence.
+    Resume,
 }
 
 /// A monitor or link still owed a notification, for the end-of-run check.
@@ -208,9 +221,38 @@ impl Checkers {
                     deadline: now + bound,
                     observer: *observer,
                     dead,
+                    ends_on: Ending::Never,
                 });
             }
         }
+    }
+
+    /// `a` and `b` were cut off from each other at `now` (a two-way partition that
+    /// holds frames and closes nothing), for longer than `bound`: each that knew the
+    /// other must report it lost by `now + bound`.
+    pub(crate) fn on_cut(&mut self, now: Duration, a: NodeId, b: NodeId, bound: Duration) {
+        for (observer, dead) in [(a, b), (b, a)] {
+            if self
+                .known_peers
+                .get(&observer)
+                .is_some_and(|peers| peers.contains(&dead))
+            {
+                self.deadlines.push(DeathDeadline {
+                    deadline: now + bound,
+                    observer,
+                    dead,
+                    ends_on: Ending::Heal,
+                });
+            }
+        }
+    }
+
+    /// Partitions healed at `now` (and paused nodes resumed, if `resumed`): deadlines
+    /// already passed are reported, and those of the silences that ended are dropped.
+    pub(crate) fn on_heal(&mut self, now: Duration, resumed: bool) {
+        self.check_deadlines(now);
+        self.deadlines
+            .retain(|d| !(d.ends_on == Ending::Heal || (resumed && d.ends_on == Ending::Resume)));
     }
 
     /// `node` was shut down: it observes nothing any more (its peers are told at once,
@@ -229,6 +271,7 @@ impl Checkers {
                     deadline: now + bound,
                     observer: *observer,
                     dead: silent,
+                    ends_on: Ending::Resume,
                 });
             }
         }

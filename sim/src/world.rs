@@ -597,6 +597,14 @@ impl Sim {
             let span = high.saturating_sub(low).mul_f64(self.unit());
             let heal_at = self.time.now() + low + span;
             self.schedule(heal_at, Fault::HealAll);
+            // A silent cut: only heartbeats can notice it, within their bound.
+            let bound = self.death_report_bound();
+            if both_ways && low + span > bound {
+                let (a, b) = (self.nodes[a].node.id(), self.nodes[b].node.id());
+                self.checkers
+                    .borrow_mut()
+                    .on_cut(self.time.now(), a, b, bound);
+            }
             return;
         }
         let crashable: Vec<usize> = alive
@@ -649,7 +657,10 @@ impl Sim {
                     network.partition(b.address, a.address);
                 }
             }
-            Fault::HealAll => self.network.state.borrow_mut().heal_all(),
+            Fault::HealAll => {
+                self.network.state.borrow_mut().heal_all();
+                self.checkers.borrow_mut().on_heal(now, false);
+            }
             Fault::Crash(index) => self.crash(index),
             Fault::Stop(index) => {
                 if let Some(slot) = self.nodes.get_mut(index) {
@@ -1030,6 +1041,7 @@ impl Sim {
             sim_node.paused_until = sim_node.paused_until.min(now);
             sim_node.busy_until = sim_node.busy_until.min(now);
         }
+        self.checkers.borrow_mut().on_heal(now, true);
         let bound = self.liveness_bound();
         self.run_for(bound);
     }
@@ -1141,9 +1153,9 @@ impl Drop for Sim {
     /// A world dropped without [`Sim::shutdown`] shuts its nodes down, so their
     /// processes end and the finalizers of their management agents run.
     fn drop(&mut self) {
-        if !self.shut_down {
-            // A finalizer that panics while the world is dropped during a panic would
-            // abort the test run: contain it, the first panic tells the story.
+        // While unwinding from a panic, a second panic (a finalizer's) would abort the
+        // test run: the first panic tells the story, so leave the world as it is.
+        if !self.shut_down && !std::thread::panicking() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.shutdown()));
         }
     }
