@@ -43,6 +43,8 @@ struct DeathDeadline {
     dead: NodeId,
     /// What ends the wait besides the report.
     ends_on: Ending,
+    /// The bound the deadline was set with.
+    bound: Duration,
 }
 
 /// What a node is waited on for, besides the report of its loss.
@@ -68,6 +70,8 @@ pub(crate) enum Pending {
 #[derive(Default)]
 pub(crate) struct Checkers {
     fired: BTreeSet<(MonitorRef, ProcessId)>,
+    /// Nodes paused (as by SIGSTOP), until when: they cannot report anything before.
+    paused: BTreeMap<NodeId, Duration>,
     /// Monitors created and neither fired nor removed.
     pending_monitors: BTreeSet<(MonitorRef, ProcessId)>,
     /// Notifications that entered a mailbox.
@@ -215,15 +219,8 @@ impl Checkers {
     pub(crate) fn on_crash(&mut self, now: Duration, dead: NodeId, bound: Duration) {
         self.known_peers.remove(&dead);
         self.deadlines.retain(|d| d.observer != dead);
-        for (observer, peers) in &self.known_peers {
-            if peers.contains(&dead) {
-                self.deadlines.push(DeathDeadline {
-                    deadline: now + bound,
-                    observer: *observer,
-                    dead,
-                    ends_on: Ending::Never,
-                });
-            }
+        for observer in self.observers_of(dead) {
+            self.await_report(now, observer, dead, Ending::Never, bound);
         }
     }
 
@@ -237,22 +234,77 @@ impl Checkers {
                 .get(&observer)
                 .is_some_and(|peers| peers.contains(&dead))
             {
-                self.deadlines.push(DeathDeadline {
-                    deadline: now + bound,
-                    observer,
-                    dead,
-                    ends_on: Ending::Heal,
-                });
+                self.await_report(now, observer, dead, Ending::Heal, bound);
             }
         }
+    }
+
+    /// The nodes that know `node` (are connected to it).
+    fn observers_of(&self, node: NodeId) -> Vec<NodeId> {
+        self.known_peers
+            .iter()
+            .filter(|(observer, peers)| **observer != node && peers.contains(&node))
+            .map(|(observer, _)| *observer)
+            .collect()
+    }
+
+    /// `observer` must report `dead` lost within `bound` (from the end of its own pause,
+    /// if it is paused).
+    fn await_report(
+        &mut self,
+        now: Duration,
+        observer: NodeId,
+        dead: NodeId,
+        ends_on: Ending,
+        bound: Duration,
+    ) {
+        let from = self.paused_until(&observer).max(now);
+        self.deadlines.push(DeathDeadline {
+            deadline: from + bound,
+            observer,
+            dead,
+            ends_on,
+            bound,
+        });
     }
 
     /// Partitions healed at `now` (and paused nodes resumed, if `resumed`): deadlines
     /// already passed are reported, and those of the silences that ended are dropped.
     pub(crate) fn on_heal(&mut self, now: Duration, resumed: bool) {
         self.check_deadlines(now);
+        if resumed {
+            self.paused.clear();
+        }
         self.deadlines
             .retain(|d| !(d.ends_on == Ending::Heal || (resumed && d.ends_on == Ending::Resume)));
+    }
+
+    fn paused_until(&self, node: &NodeId) -> Duration {
+        self.paused.get(node).copied().unwrap_or_default()
+    }
+
+    /// `node` is paused until `until`: deadlines it must meet move past its pause.
+    pub(crate) fn on_pause(&mut self, node: NodeId, until: Duration) {
+        self.paused.insert(node, until);
+        for d in self.deadlines.iter_mut().filter(|d| d.observer == node) {
+            d.deadline = d.deadline.max(until + d.bound);
+        }
+    }
+
+    /// `observer` received something from `from` at `now`: a silent `from` was not
+    /// silent then (frames held by a partition arrive at its heal), so the wait for its
+    /// report starts again.
+    pub(crate) fn on_heard(&mut self, now: Duration, observer: NodeId, from: NodeId) {
+        for d in self.deadlines.iter_mut() {
+            if d.observer == observer && d.dead == from && d.ends_on != Ending::Never {
+                d.deadline = d.deadline.max(now + d.bound);
+            }
+        }
+    }
+
+    /// Whether any node is awaited to report a loss (a cheap test for the per-frame path).
+    pub(crate) fn awaiting(&self) -> bool {
+        !self.deadlines.is_empty()
     }
 
     /// `node` was shut down: it observes nothing any more (its peers are told at once,
@@ -265,15 +317,8 @@ impl Checkers {
     /// `silent` went silent at `now` without closing anything (paused): every node that
     /// knew it must report it lost by `now + bound`.
     pub(crate) fn on_silence(&mut self, now: Duration, silent: NodeId, bound: Duration) {
-        for (observer, peers) in &self.known_peers {
-            if *observer != silent && peers.contains(&silent) {
-                self.deadlines.push(DeathDeadline {
-                    deadline: now + bound,
-                    observer: *observer,
-                    dead: silent,
-                    ends_on: Ending::Resume,
-                });
-            }
+        for observer in self.observers_of(silent) {
+            self.await_report(now, observer, silent, Ending::Resume, bound);
         }
     }
 

@@ -104,6 +104,11 @@ const SCENARIOS: &[Scenario] = &[
             probes: &[
                 required("remote.retry"),
                 required("services.call_pending"),
+                required("remote_error.exception"),
+                required("remote_error.pending"),
+                required("remote_error.async_failed"),
+                optional("remote_error.async_link_failed"),
+                optional("remote_error.cancelled"),
                 optional("services.gave_up"),
                 optional("remote.worker_monitor_disconnect_in_service"),
                 optional("remote.buggify.closure_panics"),

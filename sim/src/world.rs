@@ -810,10 +810,12 @@ impl Sim {
         }
         slot.paused_until = slot.paused_until.max(now + duration);
         slot.busy_until = slot.busy_until.max(now + duration);
-        let id = slot.node.id();
+        let (id, until) = (slot.node.id(), slot.paused_until);
         let bound = self.death_report_bound();
+        let mut checkers = self.checkers.borrow_mut();
+        checkers.on_pause(id, until);
         if duration > bound {
-            self.checkers.borrow_mut().on_silence(now, id, bound);
+            checkers.on_silence(now, id, bound);
         }
     }
 
@@ -918,6 +920,12 @@ impl Sim {
             }),
         }
         drop(trace);
+        if let TransportEvent::Received(from, _) = &delivery.event {
+            let mut checkers = self.checkers.borrow_mut();
+            if checkers.awaiting() {
+                checkers.on_heard(now, delivery.to, *from);
+            }
+        }
         self.nodes[index]
             .node
             .handle_transport_event(delivery.event);

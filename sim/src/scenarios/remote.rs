@@ -121,6 +121,20 @@ fn table() -> RemoteTable {
     table
 }
 
+/// Records which kind of `RemoteError` a scenario produced (every kind must be
+/// produced by some scenario).
+fn probe_kind(error: &RemoteError) {
+    match &error.kind {
+        RemoteErrorKind::AsyncFailed(_) => hyperion::reached!("remote_error.async_failed"),
+        RemoteErrorKind::AsyncLinkFailed(_) => {
+            hyperion::reached!("remote_error.async_link_failed")
+        }
+        RemoteErrorKind::Cancelled => hyperion::reached!("remote_error.cancelled"),
+        RemoteErrorKind::Pending => hyperion::reached!("remote_error.pending"),
+        RemoteErrorKind::Exception(_) => hyperion::reached!("remote_error.exception"),
+    }
+}
+
 /// `with_remote_runner` under the world's faults (worker nodes may crash; links break
 /// and partition; nodes run slow; clocks drift): the block's calls end with their
 /// answer or a `RemoteError`, each argument is built once across retries, and a calm
@@ -154,7 +168,7 @@ pub(super) fn services(sim: &mut Sim) -> Result<(), String> {
             with_remote_runner(p, &*in_sim, |runner| {
                 let (square, fail, slow) = (square.clone(), fail.clone(), slow.clone());
                 async move {
-                    let answer = runner.run(p, &square).await?;
+                    let answer = runner.run(p, &square).await.inspect_err(probe_kind)?;
                     if answer != 144 {
                         return Ok(Err(format!("square of 12 answered {answer}")));
                     }
@@ -162,8 +176,11 @@ pub(super) fn services(sim: &mut Sim) -> Result<(), String> {
                         Err(RemoteError {
                             kind: RemoteErrorKind::Exception(_),
                             ..
-                        }) => {}
-                        Err(other) => return Err(other),
+                        }) => hyperion::reached!("remote_error.exception"),
+                        Err(other) => {
+                            probe_kind(&other);
+                            return Err(other);
+                        }
                         Ok(value) => return Ok(Err(format!("a failing call answered {value}"))),
                     }
                     let task = runner.start(p, &slow).await;
@@ -173,9 +190,16 @@ pub(super) fn services(sim: &mut Sim) -> Result<(), String> {
                             ..
                         }) => {
                             hyperion::reached!("services.call_pending");
+                            hyperion::reached!("remote_error.pending");
                             task.cancel(p);
+                            if let Err(error) = task.wait(p).await {
+                                probe_kind(&error);
+                            }
                         }
-                        Err(other) => return Err(other),
+                        Err(other) => {
+                            probe_kind(&other);
+                            return Err(other);
+                        }
                         Ok(value) => {
                             return Ok(Err(format!("a 5 s call answered {value} within 1 s")))
                         }
