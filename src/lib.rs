@@ -56,6 +56,9 @@ pub mod launch;
 pub mod message;
 pub mod mx;
 pub mod node;
+#[doc(hidden)]
+pub mod planted;
+pub mod probe;
 pub mod process;
 pub mod remote;
 pub mod runtime;

@@ -6,10 +6,8 @@
 //! cargo run -p hyperion-sim --release -- replay --scenario NAME --seed S
 //! ```
 
+use hyperion_sim::scenarios;
 use std::process::ExitCode;
-use std::time::Instant;
-
-use hyperion_sim::{run_seed, scenarios, Sim};
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -89,29 +87,7 @@ fn explore(options: &Options) -> ExitCode {
         },
         None => scenarios::all().iter().collect(),
     };
-    let mut failed = 0;
-    for scenario in chosen {
-        let started = Instant::now(); // real-world only: the explorer times itself
-        let mut scenario_failed = 0;
-        for seed in options.start..options.start + options.seeds {
-            if let Err(failure) = run_seed(seed, &scenario.run) {
-                scenario_failed += 1;
-                println!(
-                    "FAIL {} seed {seed}: {}\n  replay: cargo run -p hyperion-sim --release -- replay --scenario {} --seed {seed}",
-                    scenario.name, failure.why, scenario.name
-                );
-            }
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        println!(
-            "{}: {} seeds in {elapsed:.2} s ({:.0} seeds/s), {scenario_failed} failed",
-            scenario.name,
-            options.seeds,
-            options.seeds as f64 / elapsed
-        );
-        failed += scenario_failed;
-    }
-    if failed == 0 {
+    if hyperion_sim::coverage::explore(&chosen, options.start, options.seeds) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -127,8 +103,8 @@ fn replay(options: &Options) -> ExitCode {
         eprintln!("no scenario {name:?}; try `list`");
         return ExitCode::from(2);
     };
-    let mut sim = Sim::new(seed).record_trace();
-    let result = (scenario.run)(&mut sim);
+    let mut sim = scenario.world(seed).record_trace();
+    let result = hyperion_sim::run_checked(&mut sim, &scenario.run);
     if let Some(entries) = sim.trace().entries() {
         for entry in entries {
             println!("{entry}");

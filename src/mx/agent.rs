@@ -555,6 +555,11 @@ impl<S> Shared<S> {
         let Some(stop) = self.stop.borrow().clone() else {
             return;
         };
+        if crate::planted::is_planted(crate::planted::Defect::FinalizerSkippedOnKill)
+            && matches!(&stop, MxAgentStop::Died(DiedReason::Exception(why)) if why.starts_with("killed"))
+        {
+            return;
+        }
         let Ok(mut slot) = self.state.try_borrow_mut() else {
             return;
         };

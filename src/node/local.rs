@@ -547,6 +547,26 @@ impl LocalNode {
 }
 
 impl NodeState {
+    /// Tells the observer of a monitor notification entering a live mailbox (the
+    /// simulator counts what processes receive, not only what the node decided).
+    #[cold]
+    fn observe_queued(&mut self, local: u64, message: &mut Message) {
+        let Some(notification) = message.peek::<crate::ProcessMonitorNotification>() else {
+            return;
+        };
+        let monitor_ref = notification.monitor_ref;
+        let watcher = ProcessId {
+            node: self.id,
+            local,
+        };
+        if self.is_alive(watcher) {
+            self.observe(NodeEvent::MonitorNotificationQueued {
+                monitor_ref,
+                watcher,
+            });
+        }
+    }
+
     /// Puts a live task in the ready queue unless it is there already.
     pub(crate) fn schedule(&mut self, task: TaskId) {
         if let Some(slot) = self.processes.get_mut(task) {
@@ -577,7 +597,10 @@ impl NodeState {
 
     /// Puts `message` in the mailbox of the process numbered `local` on this node.
     #[inline]
-    pub(crate) fn deliver_here(&mut self, local: u64, message: Message) {
+    pub(crate) fn deliver_here(&mut self, local: u64, mut message: Message) {
+        if self.observer.is_some() {
+            self.observe_queued(local, &mut message);
+        }
         self.mx_received(local, &message); // mx hook
         let task = TaskId::from_u64(local);
         let Some(slot) = self.processes.get_mut(task) else {

@@ -180,7 +180,13 @@ impl Network {
             if !peer.connected {
                 continue;
             }
-            if now.saturating_sub(peer.last_heard) > self.heartbeat.timeout {
+            let timeout =
+                if crate::planted::is_planted(crate::planted::Defect::HeartbeatTimeoutDoubled) {
+                    self.heartbeat.timeout * 2
+                } else {
+                    self.heartbeat.timeout
+                };
+            if now.saturating_sub(peer.last_heard) > timeout {
                 silent.push(*node);
             } else {
                 any_connected = true;

@@ -36,6 +36,7 @@ impl NodeState {
             return true;
         };
         *slot.relations().peer_epochs.entry(to).or_insert(epoch) == epoch
+            || crate::planted::is_planted(crate::planted::Defect::DataWithoutReconnect)
     }
 
     /// Acknowledges every break of the connection to `to`'s node so far, for data
@@ -45,6 +46,7 @@ impl NodeState {
             return;
         };
         let epoch = network.peer(node).epoch;
+        self.observe(NodeEvent::Reconnected { from, node, to });
         if let Some(relations) = self.relations_of(from) {
             match to {
                 Some(to) => {
@@ -70,6 +72,9 @@ impl NodeState {
         if !self.may_send(from, to) {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
+        }
+        if self.observer.is_some() {
+            self.observe(NodeEvent::DataSent { from, to });
         }
         if let Some(network) = &mut self.network {
             network.send_message(from, to, &message);

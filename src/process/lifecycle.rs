@@ -86,6 +86,10 @@ impl NodeState {
     }
 
     pub(crate) fn unmonitor(&mut self, watcher: ProcessId, monitor_ref: MonitorRef) {
+        self.observe(NodeEvent::MonitorRemoved {
+            monitor_ref,
+            watcher,
+        });
         self.forget_monitor(monitor_ref);
         if let Some(relations) = self.relations_of(watcher) {
             relations.monitoring.retain(|r| *r != monitor_ref);
@@ -151,6 +155,7 @@ impl NodeState {
         if linker == target {
             return;
         }
+        self.observe(NodeEvent::LinkCreated { linker, target });
         if target.node != self.id {
             match &mut self.network {
                 Some(network) => {
@@ -188,6 +193,7 @@ impl NodeState {
     }
 
     pub(crate) fn unlink(&mut self, linker: ProcessId, target: ProcessId) {
+        self.observe(NodeEvent::LinkRemoved { linker, target });
         self.forget_link(linker, target);
         if let Some(relations) = self.relations_of(linker) {
             relations.linked_to.retain(|pid| *pid != target);
@@ -294,7 +300,9 @@ impl NodeState {
             }
             return;
         }
-        if !self.is_alive(watcher) {
+        if !self.is_alive(watcher)
+            || crate::planted::is_planted(crate::planted::Defect::MonitorNeverFires)
+        {
             return;
         }
         self.observe(NodeEvent::MonitorFired {
@@ -310,6 +318,9 @@ impl NodeState {
             pid: monitor_ref.target,
             reason,
         };
+        if crate::planted::is_planted(crate::planted::Defect::MonitorFiresTwice) {
+            self.deliver(watcher, Message::new(notification.clone()));
+        }
         self.deliver(watcher, Message::new(notification));
     }
 
@@ -327,6 +338,13 @@ impl NodeState {
                 );
             }
             return;
+        }
+        if self.is_alive(linker) {
+            self.observe(NodeEvent::LinkFired {
+                linker,
+                target: dead,
+                reason: reason.clone(),
+            });
         }
         let Some(task) = self.local_task(linker) else {
             return;

@@ -57,7 +57,20 @@ impl RemoteTable {
                 let value: Result<R, String> = match decode::<A>(&envelope.argument) {
                     Err(err) => Err(format!("bad argument: {err}")),
                     Ok(argument) => {
-                        let run = std::panic::AssertUnwindSafe(function(p, argument));
+                        // A simulator may hold the answer back past the caller's timeouts.
+                        if crate::buggify!() {
+                            crate::reached!("remote.buggify.reply_delayed");
+                            p.sleep(Duration::from_secs(30)).await;
+                        }
+                        // A simulator may make the closure panic, as user code can.
+                        let panics = crate::buggify!();
+                        let run = std::panic::AssertUnwindSafe(async move {
+                            if panics {
+                                crate::reached!("remote.buggify.closure_panics");
+                                panic!("buggify: a remote closure panics");
+                            }
+                            function(p, argument).await
+                        });
                         match run.catch_unwind().await {
                             Ok(Ok(value)) => Ok(value),
                             Ok(Err(err)) => Err(err.to_string()),
@@ -257,6 +270,10 @@ impl<R: Serializable + Clone> RemoteTask<R> {
             |n: ProcessMonitorNotification| AsyncResult::LinkFailed(n.reason),
         );
         let outcome = self.task.wait_with(p, timeout, vec![worker_lost]).await;
+        crate::sometimes!(
+            "remote.worker_monitor_disconnect_in_service",
+            matches!(outcome, AsyncResult::LinkFailed(DiedReason::Disconnect))
+        );
         if matches!(outcome, AsyncResult::LinkFailed(_)) {
             p.kill(self.task.pid(), "the worker serving this call was lost");
         }
@@ -421,6 +438,7 @@ where
         match launcher.on_remote_error(&error, retries) {
             OnRemoteError::GiveUp => return Err(RunnerError::Remote(error)),
             OnRemoteError::Retry { after } => {
+                crate::reached!("remote.retry");
                 tracing::warn!(%error, retry = retries + 1, ?after, "remote work failed; retrying with a new worker");
                 p.sleep(after).await;
             }

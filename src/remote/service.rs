@@ -205,6 +205,7 @@ async fn await_worker(
         if hello.service == *service {
             return Some(hello);
         }
+        crate::reached!("remote.hello_from_unknown_service");
         tracing::info!(expected = %service, got = %hello.service, worker = %hello.pid, "ignoring a handshake for another service");
     }
 }
