@@ -142,7 +142,7 @@ const SCENARIOS: &[Scenario] = &[
             about: "names held by local and remote processes that end, are killed, or whose node crashes or stops: released once the world had time to notice",
             run: registry::registry,
             probes: &[],
-            known_defect: Some("names of dead remote holders not released (being fixed in the registry)"),
+            known_defect: None,
         },
         Scenario {
             name: "silent_failures",
