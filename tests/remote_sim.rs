@@ -592,3 +592,41 @@ fn a_held_service_waits_for_release_then_retries() {
         "one relaunch after the release"
     );
 }
+
+proptest! {
+    #![proptest_config(cases(16))]
+
+    /// Eight `with_service` calls running concurrently in one master process each get
+    /// their own worker on the worker's first hello: a hello is taken only by the
+    /// service it names, never thrown away by another. (Workers make a single attempt,
+    /// so a stolen hello would leave its service without a worker.)
+    #[test]
+    fn concurrent_services_in_one_process_each_get_their_worker_first_time(seed in any::<u64>()) {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let master = sim.add_node();
+        let launcher = SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(30)))
+            .worker_config(WorkerConfig { attempts: 1, attempt_timeout: Duration::from_secs(10) });
+        let launcher = Rc::new(launcher);
+        let in_sim = launcher.clone();
+        let outcomes = sim.run_until(&master, move |p| async move {
+            let p = &p;
+            let services = (0..8).map(|_| {
+                let launcher = in_sim.clone();
+                async move { with_service(p, &*launcher, |node, _| async move { node }).await }
+            });
+            futures::future::join_all(services).await
+        }).map_err(|e| TestCaseError::fail(format!("seed {seed}: {e}")))?;
+        let mut nodes = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok(node) => nodes.push(node),
+                Err(err) => prop_assert!(false, "seed {seed}: {err}"),
+            }
+        }
+        nodes.sort();
+        nodes.dedup();
+        prop_assert_eq!(nodes.len(), 8, "seed {}: each service has its own worker", seed);
+        prop_assert_eq!(launcher.launched().len(), 8, "seed {}", seed);
+    }
+}

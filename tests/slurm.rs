@@ -67,7 +67,8 @@ fn the_main_job_completes_on_slurm_and_leaves_no_job() {
     if !slurm_available() {
         return;
     }
-    let dir = temp_dir("main-job");
+    let scratch = temp_dir("main-job");
+    let dir = scratch.path().to_path_buf();
     let output = Command::new(scan_binary())
         .args(["--launcher", "slurm", "--workers", "2", "--tasks", "30"])
         .current_dir(&dir)
@@ -103,7 +104,8 @@ fn a_worker_job_cancelled_mid_call_is_retried() {
     if !slurm_available() {
         return;
     }
-    let dir = temp_dir("scancel");
+    let scratch = temp_dir("scancel");
+    let dir = scratch.path().to_path_buf();
     let master = Command::new(scan_binary())
         .args([
             "--launcher",
@@ -164,7 +166,8 @@ fn a_job_that_can_never_start_fails_with_a_clear_error() {
     if !slurm_available() {
         return;
     }
-    let dir = temp_dir("impossible");
+    let scratch = temp_dir("impossible");
+    let dir = scratch.path().to_path_buf();
     let node = Node::tcp(
         TcpConfig::bind("0.0.0.0:0").cookie_file(dir.join("cookie")),
         NodeConfig::default(),

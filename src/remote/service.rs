@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::launcher::{LaunchError, WorkerLauncher};
-use crate::match_type;
+use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::id::{NodeId, ProcessId};
 use crate::process::Process;
@@ -127,8 +127,9 @@ impl Drop for Registration<'_> {
 /// Starts a worker with `launcher`, waits for it to connect, and runs `block` with the
 /// worker's node and the service id (hyperion's `withService`). `ShutDown` is always
 /// sent to the worker and the launcher's exit hook always runs when the block ends,
-/// however it ends. A handshake for another service is ignored; no handshake within the
-/// launcher's connection timeout is [`ServiceError::WorkerConnectionTimeout`] (and the
+/// however it ends. Only a handshake naming this service is taken (others stay for their
+/// own services, so concurrent services of one process never steal each other's
+/// workers); no handshake within the launcher's connection timeout is [`ServiceError::WorkerConnectionTimeout`] (and the
 /// job is cancelled).
 pub async fn with_service<L, F, Fut, T>(
     p: &Process,
@@ -183,28 +184,40 @@ where
     Ok(block(hello.pid, service.clone()).await)
 }
 
-/// Waits for the hello of this service's worker, ignoring others'.
+/// Waits for the hello of this service's worker. Only that hello is taken: a hello for
+/// another live service of this process (a concurrent `with_service` in the same
+/// process) stays in the mailbox for it. A hello for a service that has ended (its name
+/// no longer registered to this process) is dropped, so stale hellos do not pile up.
 async fn await_worker(
     p: &Process,
     service: &ServiceId,
     timeout: Option<Duration>,
 ) -> Option<WorkerHello> {
     let deadline = timeout.map(|timeout| p.now() + timeout);
+    let me = p.self_pid();
     loop {
-        let hello = match deadline {
-            None => {
-                p.receive_wait(vec![match_type(|hello: WorkerHello| hello)])
-                    .await
-            }
+        let matches = vec![
+            match_if(
+                |hello: &WorkerHello| hello.service == *service,
+                |hello: WorkerHello| Some(hello),
+            ),
+            match_if(
+                move |hello: &WorkerHello| p.whereis(hello.service.as_str()) != Some(me),
+                |hello: WorkerHello| {
+                    tracing::info!(got = %hello.service, worker = %hello.pid, "dropping a handshake for a service that has ended");
+                    None
+                },
+            ),
+        ];
+        let taken = match deadline {
+            None => p.receive_wait(matches).await,
             Some(deadline) => {
                 let left = deadline.saturating_sub(p.now());
-                p.receive_timeout(left, vec![match_type(|hello: WorkerHello| hello)])
-                    .await?
+                p.receive_timeout(left, matches).await?
             }
         };
-        if hello.service == *service {
+        if let Some(hello) = taken {
             return Some(hello);
         }
-        tracing::info!(expected = %service, got = %hello.service, worker = %hello.pid, "ignoring a handshake for another service");
     }
 }

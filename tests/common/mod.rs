@@ -49,9 +49,11 @@ pub fn scan_binary() -> PathBuf {
     binary
 }
 
-/// A fresh directory for one test, unique to this test process.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hyperion-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
+/// A fresh directory for one test, removed when the returned guard drops (also when
+/// the test fails: the guard drops while the panic unwinds).
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hyperion-{name}-"))
+        .tempdir()
+        .expect("create a temporary directory")
 }
