@@ -630,3 +630,114 @@ proptest! {
         prop_assert_eq!(launcher.launched().len(), 8, "seed {}", seed);
     }
 }
+
+/// Launches workers on simulated nodes and records how each worker's service ended.
+/// Its exit hook does nothing, unlike [`SimLauncher`]'s (which stops the node a second
+/// later): what ends the worker here is the protocol alone.
+struct RecordingLauncher {
+    handle: hyperion_sim::SimHandle,
+    exits: Rc<std::cell::RefCell<Vec<WorkerExit>>>,
+    launched: Rc<std::cell::RefCell<Vec<usize>>>,
+}
+
+impl WorkerLauncher for RecordingLauncher {
+    type JobId = usize;
+
+    async fn launch(
+        &self,
+        _p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<usize, LaunchError> {
+        let (service, exits) = (service.clone(), self.exits.clone());
+        let options = NodeOptions {
+            crashable: true,
+            no_restart: true,
+            remote_table: table(),
+            boot: None,
+        }
+        .boot(move |node| {
+            let (service, exits) = (service.clone(), exits.clone());
+            node.spawn(move |p| async move {
+                let exit = worker(&p, master, service, WorkerConfig::default()).await;
+                exits.borrow_mut().push(exit);
+            });
+        });
+        let index = self.handle.add_node(options);
+        self.launched.borrow_mut().push(index);
+        Ok(index)
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(60))
+    }
+
+    fn on_remote_error(&self, _error: &RemoteError, _retries: u32) -> OnRemoteError {
+        OnRemoteError::GiveUp
+    }
+
+    fn cancel(&self, job: &usize) {
+        self.handle.shutdown_node(*job);
+    }
+
+    fn on_exit(&self, _job: &usize) {}
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// A connection break just before the block ends does not lose `ShutDown`: the
+    /// worker either receives it or declares its master lost, and in both cases its
+    /// process is gone (with a launcher whose exit hook does nothing).
+    #[test]
+    fn shutdown_survives_a_connection_break_just_before_the_block_ends(
+        seed in any::<u64>(),
+        fault in 0..4u8,
+        before_end_ms in 0..20_000u64,
+        heal_after_ms in 0..30_000u64,
+        call_first in any::<bool>(),
+    ) {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let master = sim.add_node();
+        let launcher = RecordingLauncher {
+            handle: sim.handle(),
+            exits: Rc::default(),
+            launched: Rc::default(),
+        };
+        let (exits, launched) = (launcher.exits.clone(), launcher.launched.clone());
+        let handle = sim.handle();
+        let fault = match fault {
+            0 => Fault::Break(0, 1),
+            1 => Fault::Partition { from: 0, to: 1, both_ways: false },
+            2 => Fault::Partition { from: 1, to: 0, both_ways: false },
+            _ => Fault::Partition { from: 0, to: 1, both_ways: true },
+        };
+        let outcome = sim.run_until(&master, move |p| async move {
+            let p = &p;
+            with_remote_runner(p, &launcher, |runner| {
+                let (handle, fault) = (handle.clone(), fault.clone());
+                async move {
+                    if call_first {
+                        runner.run(p, &square_call(3)).await?;
+                    }
+                    // The fault lands `before_end_ms` before the block returns.
+                    handle.schedule_in(Duration::from_millis(100), fault);
+                    handle.schedule_in(Duration::from_millis(100 + heal_after_ms), Fault::HealAll);
+                    p.sleep(Duration::from_millis(100 + before_end_ms)).await;
+                    Ok(())
+                }
+            })
+            .await
+        }).map_err(|e| TestCaseError::fail(format!("seed {seed}: {e}")))?;
+        prop_assert!(outcome.is_ok(), "seed {seed}: {outcome:?}");
+        sim.run_for(Duration::from_secs(120));
+        prop_assert_eq!(launched.borrow().len(), 1, "seed {}", seed);
+        let exits = exits.borrow().clone();
+        prop_assert_eq!(exits.len(), 1, "seed {}: the worker is still serving", seed);
+        prop_assert!(
+            matches!(exits[0], WorkerExit::ShutDown | WorkerExit::MasterLost),
+            "seed {seed}: {:?}", exits[0]
+        );
+        prop_assert_eq!(sim.node(1).resources().processes, 0, "seed {}: worker process left", seed);
+    }
+}

@@ -107,6 +107,11 @@ struct ShutdownGuard<'a, L: WorkerLauncher> {
 impl<L: WorkerLauncher> Drop for ShutdownGuard<'_, L> {
     fn drop(&mut self) {
         tracing::info!(service = %self.service, job = ?self.job, "worker finished; shutting it down");
+        // A connection break since the last data sent to the worker would make the
+        // reconnect rule drop `ShutDown` silently: acknowledge any break first, so it
+        // goes out on a fresh connection if there is none. (A worker that saw the break
+        // has stopped already, having lost its master.)
+        self.p.reconnect(self.worker);
         self.p.send(self.worker, WorkerMessage::ShutDown);
         self.launcher.on_exit(&self.job);
     }
