@@ -741,3 +741,71 @@ proptest! {
         prop_assert_eq!(sim.node(1).resources().processes, 0, "seed {}: worker process left", seed);
     }
 }
+
+/// Counts the jobs a launcher was asked to cancel.
+struct CountingCancels {
+    inner: SimLauncher,
+    cancelled: Rc<std::cell::RefCell<Vec<usize>>>,
+}
+
+impl WorkerLauncher for CountingCancels {
+    type JobId = usize;
+
+    async fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<usize, LaunchError> {
+        self.inner.launch(p, master, service).await
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.inner.connection_timeout()
+    }
+
+    fn on_remote_error(&self, error: &RemoteError, retries: u32) -> OnRemoteError {
+        self.inner.on_remote_error(error, retries)
+    }
+
+    fn cancel(&self, job: &usize) {
+        self.cancelled.borrow_mut().push(*job);
+        self.inner.cancel(job)
+    }
+
+    fn on_exit(&self, job: &usize) {
+        self.inner.on_exit(job)
+    }
+}
+
+/// A service whose process is killed after the launch and before the worker's hello
+/// cancels the launched job (it would otherwise run, and hold a batch slot, forever).
+#[test]
+fn a_service_killed_before_its_worker_connects_cancels_the_job() {
+    let mut sim = Sim::with_faults(15, Faults::calm());
+    let master = sim.add_node();
+    // The worker's node crashes at once: no hello ever comes, and the master waits
+    // without a timeout.
+    let launcher = Rc::new(CountingCancels {
+        inner: SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(None)
+            .crash_first(1, Duration::ZERO),
+        cancelled: Rc::default(),
+    });
+    let (in_sim, cancelled) = (launcher.clone(), launcher.cancelled.clone());
+    sim.run_until(&master, move |p| async move {
+        let service = p.spawn_local(move |s| async move {
+            let _ = with_service(&s, &*in_sim, |_, _| async {}).await;
+        });
+        p.sleep(Duration::from_secs(5)).await;
+        p.kill(service, "the test kills the waiting service");
+        p.sleep(Duration::from_secs(1)).await;
+    })
+    .unwrap();
+    assert_eq!(launcher.inner.launched().len(), 1);
+    assert_eq!(
+        *cancelled.borrow(),
+        launcher.inner.launched(),
+        "the job was cancelled"
+    );
+}

@@ -117,6 +117,32 @@ impl<L: WorkerLauncher> Drop for ShutdownGuard<'_, L> {
     }
 }
 
+/// Cancels a launched job when dropped, unless its worker connected first: between the
+/// launch and the worker's hello the service owns the job, so a timeout, or the calling
+/// process being killed while it waits, never leaves the job running.
+struct CancelUnlessConnected<'a, L: WorkerLauncher> {
+    launcher: &'a L,
+    job: Option<L::JobId>,
+}
+
+impl<L: WorkerLauncher> CancelUnlessConnected<'_, L> {
+    /// The worker connected: the shutdown guard owns the job from here.
+    fn connected(mut self) -> L::JobId {
+        self.job
+            .take()
+            .expect("the job is held until the worker connects")
+    }
+}
+
+impl<L: WorkerLauncher> Drop for CancelUnlessConnected<'_, L> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            tracing::warn!(?job, "no worker connected for this job; cancelling it");
+            self.launcher.cancel(&job);
+        }
+    }
+}
+
 /// Unregisters the service id when dropped.
 struct Registration<'a> {
     p: &'a Process,
@@ -172,11 +198,15 @@ where
         .await
         .map_err(ServiceError::Launch)?;
     tracing::info!(%service, ?job, "deployed worker");
+    let pending = CancelUnlessConnected {
+        launcher,
+        job: Some(job),
+    };
     let Some(hello) = await_worker(p, &service, launcher.connection_timeout()).await else {
-        tracing::warn!(%service, ?job, "worker did not connect in time; cancelling it");
-        launcher.cancel(&job);
+        tracing::warn!(%service, "worker did not connect in time");
         return Err(ServiceError::WorkerConnectionTimeout(service.clone()));
     };
+    let job = pending.connected();
     tracing::info!(%service, ?job, worker = %hello.pid, "acquired worker");
     p.send_chan(hello.reply, WorkerMessage::Connected);
     let _shutdown = ShutdownGuard {
