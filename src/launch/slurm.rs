@@ -497,7 +497,7 @@ impl SlurmLauncher {
                 Err(err) if err.status.starts_with("cannot run") => {
                     return Err(LaunchError {
                         what: what(),
-                        why: err.to_string(),
+                        why: err.status,
                     })
                 }
                 Err(err) => err.to_string(),
