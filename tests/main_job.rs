@@ -288,28 +288,39 @@ fn sigint_writes_the_finished_results_stops_the_workers_and_says_what_is_missing
         "finished results kept: {results}"
     );
     assert!(results.lines().count() < 41, "{results}");
-    // Every worker stops (their logs say they were shut down or lost the master).
+    // Every worker process stops (shut down, or killed by its launcher).
+    let log = std::fs::read_to_string(run.join("master.log")).unwrap();
+    let workers: Vec<u32> = log
+        .lines()
+        .filter(|line| line.contains("launched a local worker process"))
+        .filter_map(|line| {
+            line.split("pid=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(!workers.is_empty(), "{log}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while count_in_worker_logs(&run, "shutting down")
-        + count_in_worker_logs(&run, "lost the master")
-        < 2
-    {
+    while workers.iter().any(|pid| running(*pid)) {
         assert!(
             std::time::Instant::now() < deadline,
-            "a worker kept running"
+            "a worker kept running: {workers:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
-/// Worker logs in `run` that contain `text`.
-fn count_in_worker_logs(run: &Path, text: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir(run) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("worker-"))
-        .filter(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|log| log.contains(text)))
-        .count()
+/// Whether process `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
