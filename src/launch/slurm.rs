@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::LaunchPacer;
 use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
@@ -24,6 +25,10 @@ pub const SUBMIT_BACKOFF: Duration = Duration::from_millis(500);
 /// the job to start is separate and unbounded (a queue may hold a job for hours); a job
 /// that dies after it started but before its worker connected must not hang the master.
 pub const RUNNING_JOB_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The least time between two submissions (at most 5 a second), by default: a master
+/// asked for many workers does not flood the scheduler.
+pub const SLURM_LAUNCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How often a launch checks a submitted job's state until it runs.
 pub const JOB_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -317,6 +322,7 @@ pub struct SlurmLauncher {
     connection_timeout: Option<Duration>,
     policy: RetryPolicy,
     max_jobs: usize,
+    pacer: LaunchPacer,
     jobs: RefCell<BTreeSet<u64>>,
     /// Jobs whose service ended: their worker exits by itself; whatever is left of
     /// them is cancelled when the launcher is dropped.
@@ -363,6 +369,7 @@ impl SlurmLauncher {
             connection_timeout: Some(RUNNING_JOB_CONNECT_TIMEOUT),
             policy: RetryPolicy::default(),
             max_jobs: 64,
+            pacer: LaunchPacer::new(SLURM_LAUNCH_INTERVAL),
             jobs: RefCell::new(BTreeSet::new()),
             finished: RefCell::new(BTreeSet::new()),
             unsettled_names: RefCell::new(BTreeSet::new()),
@@ -396,6 +403,12 @@ impl SlurmLauncher {
     /// Most jobs alive at once; later launches wait for a slot.
     pub fn max_jobs(mut self, max: usize) -> SlurmLauncher {
         self.max_jobs = max.max(1);
+        self
+    }
+
+    /// The least time between two submissions (default [`SLURM_LAUNCH_INTERVAL`]).
+    pub fn launch_interval(mut self, interval: Duration) -> SlurmLauncher {
+        self.pacer = LaunchPacer::new(interval);
         self
     }
 
@@ -557,6 +570,7 @@ impl WorkerLauncher for SlurmLauncher {
         while self.jobs.borrow().len() >= self.max_jobs {
             p.sleep(JOB_POLL_INTERVAL).await;
         }
+        self.pacer.wait_turn(p).await;
         let name = self.job_name(service);
         let job = self.submit(p, &name, self.script(master, service)).await?;
         self.jobs.borrow_mut().insert(job);
