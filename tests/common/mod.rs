@@ -32,19 +32,25 @@ pub fn tcp_node(table: RemoteTable) -> Node {
 /// The `scan` example next to this test binary (`target/<profile>/examples/scan`),
 /// built first if `cargo test` was asked for this test alone.
 pub fn scan_binary() -> PathBuf {
+    example_binary("scan")
+}
+
+/// An example next to this test binary (`target/<profile>/examples/NAME`), built first
+/// if `cargo test` was asked for this test alone.
+pub fn example_binary(name: &str) -> PathBuf {
     let test_binary = std::env::current_exe().expect("test binary path");
     let profile_dir = test_binary
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let binary = profile_dir.join("examples").join("scan");
+    let binary = profile_dir.join("examples").join(name);
     if !binary.exists() {
         let built = Command::new(env!("CARGO"))
-            .args(["build", "--example", "scan"])
+            .args(["build", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo");
-        assert!(built.success(), "cannot build the scan example");
+        assert!(built.success(), "cannot build the {name} example");
     }
     binary
 }
