@@ -17,7 +17,8 @@ use crate::remote::{
 /// How long a worker process may take to exit after `ShutDown` before it is killed.
 pub const WORKER_EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// The least time between two worker processes started (at most 20 a second), by
+/// The least time between two worker processes started after a burst of
+/// [`LAUNCH_BURST_DEFAULT`](super::LAUNCH_BURST_DEFAULT) (at most 20 a second), by
 /// default: a master asked for thousands of workers does not fork them all at once.
 pub const LOCAL_LAUNCH_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -87,7 +88,8 @@ impl LocalLauncher {
         self
     }
 
-    /// The least time between two launches (default [`LOCAL_LAUNCH_INTERVAL`]).
+    /// The least time between two launches after the burst (default
+    /// [`LOCAL_LAUNCH_INTERVAL`]).
     pub fn launch_interval(mut self, interval: Duration) -> LocalLauncher {
         self.pacer = LaunchPacer::new(interval);
         self

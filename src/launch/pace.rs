@@ -1,18 +1,23 @@
-//! Launching at a bounded rate: a master asked for many workers at once starts them
-//! one interval apart, so that it (and the machine, or the batch scheduler) is not
-//! swamped by process starts or submissions before any worker has connected.
+//! Launching at a bounded rate: a master asked for many workers at once starts a small
+//! burst at once, then one per interval, so that it (and the machine, or the batch
+//! scheduler) is not swamped by process starts or submissions before any worker has
+//! connected.
 
 use std::cell::Cell;
 use std::time::Duration;
 
 use crate::process::Process;
 
-/// Spaces launches at least an interval apart, on the launching process's clock.
+/// Launches a pacer lets through at once before spacing them, by default.
+pub const LAUNCH_BURST_DEFAULT: u32 = 8;
+
+/// Spaces launches an interval apart after a burst, on the launching process's clock
+/// (a token bucket, in the form of the generic cell rate algorithm).
 ///
 /// ```
 /// use std::time::Duration;
 /// use hyperion::launch::LaunchPacer;
-/// let pacer = LaunchPacer::new(Duration::from_millis(100));
+/// let pacer = LaunchPacer::new(Duration::from_millis(100)).with_burst(2);
 /// let took = hyperion_sim::Sim::run_alone(1, move |p| async move {
 ///     let started = p.now();
 ///     for _ in 0..5 {
@@ -20,34 +25,49 @@ use crate::process::Process;
 ///     }
 ///     p.now() - started
 /// });
-/// assert_eq!(took.unwrap(), Duration::from_millis(400)); // the first goes at once
+/// // Two at once, then one every 100 ms.
+/// assert_eq!(took.unwrap(), Duration::from_millis(300));
 /// ```
 #[derive(Debug)]
 pub struct LaunchPacer {
     interval: Duration,
-    next: Cell<Option<Duration>>,
+    burst: u32,
+    /// When the next launch would be due if launches came exactly one interval apart.
+    theoretical_next: Cell<Option<Duration>>,
 }
 
 impl LaunchPacer {
-    /// Launches at least `interval` apart (`Duration::ZERO`: no pacing).
+    /// Launches `interval` apart after a burst of [`LAUNCH_BURST_DEFAULT`]
+    /// (`Duration::ZERO`: no pacing).
     pub fn new(interval: Duration) -> LaunchPacer {
         LaunchPacer {
             interval,
-            next: Cell::new(None),
+            burst: LAUNCH_BURST_DEFAULT,
+            theoretical_next: Cell::new(None),
         }
     }
 
-    /// The interval between launches.
+    /// Lets `burst` launches (at least 1) through at once before spacing them.
+    pub fn with_burst(mut self, burst: u32) -> LaunchPacer {
+        self.burst = burst.max(1);
+        self
+    }
+
+    /// The interval between launches after the burst.
     pub fn interval(&self) -> Duration {
         self.interval
     }
 
-    /// Waits until this launch's turn: at once for the first, then each one
-    /// `interval` after the previous one's turn.
+    /// Waits until this launch's turn.
     pub async fn wait_turn(&self, p: &Process) {
         let now = p.now();
-        let turn = self.next.get().map_or(now, |next| next.max(now));
-        self.next.set(Some(turn + self.interval));
+        let due = self
+            .theoretical_next
+            .get()
+            .map_or(now, |next| next.max(now));
+        let window = self.interval.saturating_mul(self.burst - 1);
+        let turn = due.saturating_sub(window).max(now);
+        self.theoretical_next.set(Some(due + self.interval));
         if turn > now {
             p.sleep(turn - now).await;
         }

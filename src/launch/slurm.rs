@@ -26,8 +26,9 @@ pub const SUBMIT_BACKOFF: Duration = Duration::from_millis(500);
 /// that dies after it started but before its worker connected must not hang the master.
 pub const RUNNING_JOB_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The least time between two submissions (at most 5 a second), by default: a master
-/// asked for many workers does not flood the scheduler.
+/// The least time between two submissions after a burst of
+/// [`LAUNCH_BURST_DEFAULT`](super::LAUNCH_BURST_DEFAULT) (at most 5 a second), by
+/// default: a master asked for many workers does not flood the scheduler.
 pub const SLURM_LAUNCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How often a launch checks a submitted job's state until it runs.
@@ -406,7 +407,8 @@ impl SlurmLauncher {
         self
     }
 
-    /// The least time between two submissions (default [`SLURM_LAUNCH_INTERVAL`]).
+    /// The least time between two submissions after the burst (default
+    /// [`SLURM_LAUNCH_INTERVAL`]).
     pub fn launch_interval(mut self, interval: Duration) -> SlurmLauncher {
         self.pacer = LaunchPacer::new(interval);
         self
