@@ -194,3 +194,43 @@ fn a_job_that_can_never_start_fails_with_a_clear_error() {
     }
     assert_queue_drains();
 }
+
+#[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
+fn an_interrupted_scan_leaves_no_job_and_keeps_its_results() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    require_slurm();
+    let scratch = temp_dir("interrupted");
+    let dir = scratch.path().to_path_buf();
+    let master = Command::new(scan_binary())
+        .args([
+            "--launcher",
+            "slurm",
+            "--workers",
+            "2",
+            "--tasks",
+            "40",
+            "--pause-ms",
+            "500",
+        ])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let results = dir.join("hyperion-runs/run-0001/results.csv");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while std::fs::read_to_string(&results).map_or(0, |r| r.lines().count()) < 3 {
+        assert!(Instant::now() < deadline, "no result came in");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(master.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let output = master.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{text}");
+    assert!(text.contains("scan: interrupted by SIGTERM"), "{text}");
+    assert!(std::fs::read_to_string(&results).unwrap().lines().count() >= 3);
+    assert_queue_drains();
+}
