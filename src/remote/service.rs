@@ -158,10 +158,11 @@ impl Drop for Registration<'_> {
 /// Starts a worker with `launcher`, waits for it to connect, and runs `block` with the
 /// worker's node and the service id (hyperion's `withService`). `ShutDown` is always
 /// sent to the worker and the launcher's exit hook always runs when the block ends,
-/// however it ends. Only a handshake naming this service is taken (others stay for their
-/// own services, so concurrent services of one process never steal each other's
-/// workers); no handshake within the launcher's connection timeout is [`ServiceError::WorkerConnectionTimeout`] (and the
-/// job is cancelled).
+/// however it ends. Only a handshake naming this service is taken (others stay for
+/// their own services, so concurrent services of one process never steal each other's
+/// workers). No handshake within the launcher's connection timeout is
+/// [`ServiceError::WorkerConnectionTimeout`]; the job is cancelled then, and also if
+/// the calling process is killed before the worker connects.
 pub async fn with_service<L, F, Fut, T>(
     p: &Process,
     launcher: &L,
