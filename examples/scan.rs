@@ -9,14 +9,18 @@
 //! For each `a` in the scan it computes I(a) = ∫₀¹⁰ exp(−a x²) cos(3x) dx by adaptive
 //! Simpson quadrature on a worker, and checks it against the closed form
 //! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Results go
-//! to a CSV file.
+//! to a CSV file. `--help` lists the options. Ctrl-C (or SIGTERM) stops the workers and
+//! writes the results finished so far.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use hyperion::cluster::{self, Master};
 use hyperion::launch::{LocalLauncher, SlurmLauncher, SlurmOptions};
 use hyperion::remote::{with_remote_runner, RemoteCall, RemoteError, RetryPolicy, WorkerLauncher};
@@ -76,43 +80,80 @@ fn table() -> RemoteTable {
     table
 }
 
+/// Most worker processes on this machine per CPU (`--launcher local`): more only
+/// compete for the CPUs.
+const LOCAL_WORKERS_PER_CPU: usize = 4;
+/// Most simulated workers (`--launcher sim`).
+const SIM_WORKERS_MAX: usize = 256;
+/// Most Slurm jobs alive at once (`--launcher slurm`), the launcher's `max_jobs`.
+const SLURM_JOBS_MAX: usize = 64;
+/// Most tasks in one scan.
+const TASKS_MAX: u64 = 1_000_000;
+
+/// Where the workers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LauncherKind {
+    /// Local worker processes over TCP.
+    Local,
+    /// The deterministic simulator, with faults drawn from --seed.
+    Sim,
+    /// Slurm batch jobs (run on a login node).
+    Slurm,
+}
+
+/// A parameter scan of ∫₀¹⁰ exp(−a x²) cos(3x) dx, each integral computed on a worker
+/// and checked against its closed form.
+#[derive(Parser, Debug)]
+#[command(name = "scan")]
 struct Options {
-    workers: usize,
-    tasks: usize,
-    launcher: String,
+    /// Workers at once (at least 1; capped at one per task and at what the launcher
+    /// sustains).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    workers: u64,
+    /// Integrals to compute.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=TASKS_MAX))]
+    tasks: u64,
+    /// Where the workers run.
+    #[arg(long, value_enum, default_value_t = LauncherKind::Local)]
+    launcher: LauncherKind,
+    /// The simulator's seed (--launcher sim).
+    #[arg(long, default_value_t = 1)]
     seed: u64,
-    out: Option<String>,
+    /// The results file (default: results.csv in the run's directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A pause before each integral, in milliseconds (to watch retries and kills).
+    #[arg(long, default_value_t = 0)]
     pause_ms: u64,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        workers: 4,
-        tasks: 64,
-        launcher: "local".into(),
-        seed: 1,
-        out: None,
-        pause_ms: 0,
-    };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag}: not a number"))
+impl Options {
+    /// The workers to run: as asked, but no more than tasks nor than the launcher
+    /// sustains; says so on the terminal when it caps.
+    fn workers(&self) -> usize {
+        let asked = usize::try_from(self.workers).unwrap_or(usize::MAX);
+        let (launcher_max, why) = match self.launcher {
+            LauncherKind::Local => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (
+                    cpus * LOCAL_WORKERS_PER_CPU,
+                    format!("{LOCAL_WORKERS_PER_CPU} per CPU here"),
+                )
+            }
+            LauncherKind::Sim => (SIM_WORKERS_MAX, "the simulator's most".to_string()),
+            LauncherKind::Slurm => (SLURM_JOBS_MAX, "the most Slurm jobs at once".to_string()),
         };
-        match flag.as_str() {
-            "--workers" => options.workers = number()?.max(1) as usize,
-            "--tasks" => options.tasks = number()?.max(1) as usize,
-            "--launcher" => options.launcher = value.clone(),
-            "--seed" => options.seed = number()?,
-            "--out" => options.out = Some(value.clone()),
-            "--pause-ms" => options.pause_ms = number()?,
-            other => return Err(format!("unknown option {other}")),
+        let tasks = usize::try_from(self.tasks).unwrap_or(usize::MAX);
+        let (workers, why) = if tasks <= launcher_max {
+            (asked.min(tasks), "one per task".to_string())
+        } else {
+            (asked.min(launcher_max), why)
+        };
+        if workers < asked {
+            println!("scan: --workers {asked} capped to {workers} ({why})");
         }
+        workers
     }
-    Ok(options)
 }
 
 /// Progress shown while the scan runs.
@@ -149,6 +190,17 @@ impl Progress {
     }
 }
 
+/// How a scan runs.
+#[derive(Clone, Copy)]
+struct Settings {
+    /// Worker services at once.
+    workers: usize,
+    /// The pause before each integral.
+    pause_ms: u64,
+    /// Whether SIGINT/SIGTERM stop the scan (real-world masters only).
+    interruptible: bool,
+}
+
 /// The master: `workers` services pull parameters from a shared queue until it is
 /// empty. A failed worker's task goes back on the queue; the launcher's policy starts a
 /// replacement.
@@ -156,11 +208,19 @@ async fn scan<L: WorkerLauncher + 'static>(
     p: &Process,
     launcher: Rc<L>,
     params: Vec<f64>,
-    workers: usize,
-    pause_ms: u64,
+    settings: Settings,
     progress: Rc<Progress>,
-) -> Vec<Option<f64>> {
+    out: ResultsFile,
+) -> Scanned {
+    let Settings {
+        workers,
+        pause_ms,
+        interruptible,
+    } = settings;
+    // Shared by the slots; taken back at the end (killed slots may hold a clone).
+    let out = Rc::new(RefCell::new(Some(out)));
     let queue: Rc<RefCell<VecDeque<usize>>> = Rc::new(RefCell::new((0..params.len()).collect()));
+    let params: Rc<Vec<f64>> = Rc::new(params);
     let results: Rc<RefCell<Vec<Option<f64>>>> = Rc::new(RefCell::new(vec![None; params.len()]));
     let calls: Rc<Vec<RemoteCall<f64>>> = Rc::new(
         params
@@ -176,27 +236,37 @@ async fn scan<L: WorkerLauncher + 'static>(
     );
     let slots: Vec<_> = (0..workers)
         .map(|_| {
-            let (launcher, queue, results, calls, progress) = (
+            let (launcher, queue, results, calls, progress, out, params) = (
                 launcher.clone(),
                 queue.clone(),
                 results.clone(),
                 calls.clone(),
                 progress.clone(),
+                out.clone(),
+                params.clone(),
             );
             p.async_task(move |slot| async move {
                 let slot = &slot;
                 let outcome = with_remote_runner(slot, &*launcher, |runner| {
-                    let (queue, results, calls, progress) = (
+                    let (queue, results, calls, progress, out, params) = (
                         queue.clone(),
                         results.clone(),
                         calls.clone(),
                         progress.clone(),
+                        out.clone(),
+                        params.clone(),
                     );
                     async move {
                         progress.alive.set(progress.alive.get() + 1);
                         progress.show();
-                        let outcome =
-                            serve_tasks(slot, &runner, &queue, &results, &calls, &progress).await;
+                        let tasks = Tasks {
+                            queue: &queue,
+                            results: &results,
+                            calls: &calls,
+                            params: &params,
+                            out: &out,
+                        };
+                        let outcome = serve_tasks(slot, &runner, &tasks, &progress).await;
                         progress.alive.set(progress.alive.get() - 1);
                         if outcome.is_err() {
                             progress.retries.set(progress.retries.get() + 1);
@@ -210,35 +280,137 @@ async fn scan<L: WorkerLauncher + 'static>(
             })
         })
         .collect();
-    for slot in &slots {
-        if let hyperion::AsyncResult::Done(Err(err)) = slot.wait(p).await {
+    let mut interrupted = None;
+    'slots: for slot in &slots {
+        let outcome = loop {
+            if !interruptible {
+                break slot.wait(p).await;
+            }
+            if let Some(signal) = cluster::interrupted() {
+                interrupted = Some(signal);
+                break 'slots;
+            }
+            match slot.wait_timeout(p, cluster::INTERRUPT_POLL_INTERVAL).await {
+                hyperion::AsyncResult::Pending => continue,
+                outcome => break outcome,
+            }
+        };
+        if let hyperion::AsyncResult::Done(Err(err)) = outcome {
             tracing::error!(%err, "a worker slot gave up");
         }
     }
-    progress.bar.finish();
+    if let Some(signal) = interrupted {
+        tracing::warn!(%signal, "interrupted; stopping the workers");
+        // Killing a slot ends its service: its worker gets ShutDown and its launcher
+        // stops it.
+        queue.borrow_mut().clear();
+        for slot in &slots {
+            slot.cancel(p);
+        }
+    }
+    progress.bar.finish_and_clear();
     let done = results.borrow().clone();
-    done
+    let out = out
+        .borrow_mut()
+        .take()
+        .expect("the results file is taken once");
+    Scanned {
+        results: done,
+        interrupted,
+        out,
+    }
+}
+
+/// The results file: each result is appended as it completes (so a killed scan keeps
+/// them); the report rewrites it in parameter order at the end.
+struct ResultsFile {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl ResultsFile {
+    const HEADER: &'static str = "a,integral,exact,error\n";
+
+    /// Creates the file now, so that an unwritable path fails before the scan.
+    fn create(path: PathBuf) -> Result<ResultsFile, String> {
+        let mut file = std::fs::File::create(&path).map_err(|err| {
+            format!(
+                "scan: cannot write {}: {}",
+                path.display(),
+                cluster::io_cause(&err)
+            )
+        })?;
+        file.write_all(Self::HEADER.as_bytes()).map_err(|err| {
+            format!(
+                "scan: cannot write {}: {}",
+                path.display(),
+                cluster::io_cause(&err)
+            )
+        })?;
+        Ok(ResultsFile { file, path })
+    }
+
+    fn line(a: f64, value: f64) -> String {
+        format!("{a},{value},{},{:e}\n", exact(a), (value - exact(a)).abs())
+    }
+
+    /// Appends one finished result.
+    fn append(&mut self, a: f64, value: f64) {
+        if let Err(err) = self.file.write_all(Self::line(a, value).as_bytes()) {
+            tracing::error!(path = %self.path.display(), err = %cluster::io_cause(&err), "cannot write a result");
+        }
+    }
+
+    /// Replaces the contents with every finished result in parameter order.
+    fn rewrite(&mut self, params: &[f64], results: &[Option<f64>]) -> std::io::Result<()> {
+        let mut csv = String::from(Self::HEADER);
+        for (a, value) in params.iter().zip(results) {
+            if let Some(value) = value {
+                csv.push_str(&Self::line(*a, *value));
+            }
+        }
+        self.file.set_len(0)?;
+        std::io::Seek::rewind(&mut self.file)?;
+        self.file.write_all(csv.as_bytes())
+    }
+}
+
+/// What a scan computed, and whether a signal stopped it.
+struct Scanned {
+    results: Vec<Option<f64>>,
+    interrupted: Option<nix::sys::signal::Signal>,
+    out: ResultsFile,
+}
+
+/// The scan's shared state, as one worker's service sees it.
+struct Tasks<'a> {
+    queue: &'a RefCell<VecDeque<usize>>,
+    results: &'a RefCell<Vec<Option<f64>>>,
+    calls: &'a [RemoteCall<f64>],
+    params: &'a [f64],
+    out: &'a RefCell<Option<ResultsFile>>,
 }
 
 async fn serve_tasks(
     p: &Process,
     runner: &hyperion::remote::Runner,
-    queue: &RefCell<VecDeque<usize>>,
-    results: &RefCell<Vec<Option<f64>>>,
-    calls: &[RemoteCall<f64>],
+    tasks: &Tasks<'_>,
     progress: &Progress,
 ) -> Result<(), RemoteError> {
     loop {
-        let Some(task) = queue.borrow_mut().pop_front() else {
+        let Some(task) = tasks.queue.borrow_mut().pop_front() else {
             return Ok(());
         };
-        match runner.run(p, &calls[task]).await {
+        match runner.run(p, &tasks.calls[task]).await {
             Ok(value) => {
-                results.borrow_mut()[task] = Some(value);
+                tasks.results.borrow_mut()[task] = Some(value);
+                if let Some(out) = tasks.out.borrow_mut().as_mut() {
+                    out.append(tasks.params[task], value);
+                }
                 progress.bar.inc(1);
             }
             Err(err) => {
-                queue.borrow_mut().push_back(task);
+                tasks.queue.borrow_mut().push_back(task);
                 return Err(err);
             }
         }
@@ -251,32 +423,35 @@ fn params(tasks: usize) -> Vec<f64> {
         .collect()
 }
 
-fn report(
-    params: &[f64],
-    results: &[Option<f64>],
-    out: &std::path::Path,
-    elapsed: Duration,
-) -> ExitCode {
-    let mut csv = String::from("a,integral,exact,error\n");
+fn report(params: &[f64], mut scanned: Scanned, elapsed: Duration) -> ExitCode {
     let mut worst: f64 = 0.0;
     let mut missing = 0;
-    for (a, value) in params.iter().zip(results) {
+    for (a, value) in params.iter().zip(&scanned.results) {
         match value {
-            Some(value) => {
-                let error = (value - exact(*a)).abs();
-                worst = worst.max(error);
-                csv.push_str(&format!("{a},{value},{},{error:e}\n", exact(*a)));
-            }
+            Some(value) => worst = worst.max((value - exact(*a)).abs()),
             None => missing += 1,
         }
     }
-    if let Err(err) = std::fs::write(out, csv) {
-        eprintln!("cannot write {}: {err}", out.display());
+    if let Err(err) = scanned.out.rewrite(params, &scanned.results) {
+        eprintln!(
+            "scan: cannot write {}: {}",
+            scanned.out.path.display(),
+            cluster::io_cause(&err)
+        );
         return ExitCode::FAILURE;
     }
+    let out = &scanned.out.path;
+    let done = params.len() - missing;
+    if let Some(signal) = scanned.interrupted {
+        println!(
+            "scan: interrupted by {signal}: {done} of {} integrals done, {missing} not computed; finished results in {}",
+            params.len(),
+            out.display()
+        );
+        return ExitCode::from(128 + signal as u8);
+    }
     println!(
-        "scan: {} of {} integrals in {:.2} s, worst error {worst:.1e}, results in {}",
-        params.len() - missing,
+        "scan: {done} of {} integrals in {:.2} s, worst error {worst:.1e}, results in {}",
         params.len(),
         elapsed.as_secs_f64(),
         out.display()
@@ -284,28 +459,29 @@ fn report(
     if missing == 0 && worst < 1e-9 {
         ExitCode::SUCCESS
     } else {
-        eprintln!("scan incomplete or inaccurate: {missing} missing");
+        eprintln!("scan: incomplete or inaccurate: {missing} missing, worst error {worst:.1e}");
         ExitCode::FAILURE
     }
 }
 
-fn run_master(master: Master) -> ExitCode {
-    let options = match parse(&master.args) {
-        Ok(options) => options,
-        Err(why) => {
-            eprintln!("{why}\nusage: scan [--workers N] [--tasks N] [--launcher local|sim|slurm] [--seed S] [--out FILE] [--pause-ms MS]");
-            return ExitCode::from(2);
-        }
-    };
-    let params = params(options.tasks);
+fn run_master(master: Master, options: Options) -> ExitCode {
+    let tasks = usize::try_from(options.tasks).expect("--tasks is at most TASKS_MAX");
+    let params = params(tasks);
     let out = options
         .out
         .clone()
-        .map(std::path::PathBuf::from)
         .unwrap_or_else(|| master.run_dir.join("results.csv"));
+    let out = match ResultsFile::create(out) {
+        Ok(file) => file,
+        Err(why) => {
+            eprintln!("{why}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let workers = options.workers();
     let started = Instant::now();
-    let results = match options.launcher.as_str() {
-        "sim" => {
+    let scanned = match options.launcher {
+        LauncherKind::Sim => {
             let mut sim = Sim::new(options.seed);
             let node = sim.add_node();
             let launcher = Rc::new(SimLauncher::new(sim.handle(), table()).retry_policy(
@@ -315,110 +491,129 @@ fn run_master(master: Master) -> ExitCode {
                     pause_max: Duration::from_secs(5),
                 },
             ));
-            let (ps, workers, pause_ms) = (params.clone(), options.workers, options.pause_ms);
-            let results = sim.run_until(&node, move |p| async move {
-                scan(
-                    &p,
-                    launcher,
-                    ps,
+            let (ps, pause_ms, file) = (params.clone(), options.pause_ms, out);
+            let scanned = sim.run_until(&node, move |p| async move {
+                let progress = Rc::new(Progress::new(0, false));
+                let settings = Settings {
                     workers,
                     pause_ms,
-                    Rc::new(Progress::new(0, false)),
-                )
-                .await
+                    interruptible: false,
+                };
+                scan(&p, launcher, ps, settings, progress, file).await
             });
             println!(
-                "simulated with seed {} ({} frames, {:?} virtual time, faults {:?})",
+                "scan: simulated with seed {} ({} frames, {:.1} s of virtual time, faults drawn from the seed)",
                 options.seed,
                 sim.frames_delivered(),
-                sim.now(),
-                sim.fault_plan()
+                sim.now().as_secs_f64(),
             );
-            match results {
-                Ok(results) => results,
+            match scanned {
+                Ok(scanned) => scanned,
                 Err(err) => {
                     eprintln!(
-                        "simulation failed: {err}; replay with --seed {}",
+                        "scan: simulation failed: {err}; replay with --seed {}",
                         options.seed
                     );
                     return ExitCode::FAILURE;
                 }
             }
         }
-        "local" | "slurm" => {
-            let transport = TcpConfig::bind(if options.launcher == "local" {
-                "127.0.0.1:0"
-            } else {
-                "0.0.0.0:0"
-            })
-            .cookie_file(&master.cookie_file);
+        LauncherKind::Local | LauncherKind::Slurm => {
+            if let Err(err) = cluster::catch_interrupts() {
+                tracing::warn!(%err, "cannot catch SIGINT and SIGTERM; they will end the scan at once");
+            }
+            let local = options.launcher == LauncherKind::Local;
+            let transport = TcpConfig::bind(if local { "127.0.0.1:0" } else { "0.0.0.0:0" })
+                .cookie_file(&master.cookie_file);
             let node = match Node::tcp(transport, NodeConfig::default()) {
                 Ok(node) => node,
                 Err(err) => {
-                    eprintln!("cannot start the master's node: {err}");
+                    eprintln!("scan: cannot start the master's node: {err}");
                     return ExitCode::FAILURE;
                 }
             };
-            let (ps, workers, launcher_kind, pause_ms) = (
-                params.clone(),
-                options.workers,
-                options.launcher.clone(),
-                options.pause_ms,
-            );
+            let (ps, pause_ms, file) = (params.clone(), options.pause_ms, out);
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
             let job_output = master.job_dir.join("%j.out");
-            let tasks = params.len();
             let outcome = node.run(move |p| async move {
                 let progress = Rc::new(Progress::new(tasks, true));
+                let bar = progress.bar.clone();
+                cluster::print_notices_with(move |line| {
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                });
                 let policy = RetryPolicy {
                     max_retries: Some(20),
                     pause: Duration::from_millis(200),
                     pause_max: Duration::from_secs(5),
                 };
-                if launcher_kind == "local" {
+                if local {
                     let launcher = LocalLauncher::current_exe()
                         .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
-                        Ok(launcher) => {
-                            Ok(scan(&p, Rc::new(launcher), ps, workers, pause_ms, progress).await)
-                        }
-                        Err(err) => Err(err.to_string()),
+                        Ok(launcher) => Ok(scan(
+                            &p,
+                            Rc::new(launcher),
+                            ps,
+                            Settings {
+                                workers,
+                                pause_ms,
+                                interruptible: true,
+                            },
+                            progress,
+                            file,
+                        )
+                        .await),
+                        Err(err) => Err(format!("scan: cannot find this program: {err}")),
                     }
                 } else {
                     let options = SlurmOptions {
                         output: Some(job_output),
                         ..SlurmOptions::default().job_name("hyperion-scan")
                     };
-                    let launcher = SlurmLauncher::new(options)
-                        .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
+                    let launcher = SlurmLauncher::new(options).map(|l| {
+                        l.cookie_file(cookie)
+                            .log_dir(log_dir)
+                            .retry_policy(policy)
+                            .max_jobs(SLURM_JOBS_MAX)
+                    });
                     match launcher {
-                        Ok(launcher) => {
-                            Ok(scan(&p, Rc::new(launcher), ps, workers, pause_ms, progress).await)
-                        }
-                        Err(err) => Err(err.to_string()),
+                        Ok(launcher) => Ok(scan(
+                            &p,
+                            Rc::new(launcher),
+                            ps,
+                            Settings {
+                                workers,
+                                pause_ms,
+                                interruptible: true,
+                            },
+                            progress,
+                            file,
+                        )
+                        .await),
+                        Err(err) => Err(format!("scan: cannot find this program: {err}")),
                     }
                 }
             });
             match outcome {
-                Ok(Ok(results)) => results,
+                Ok(Ok(scanned)) => scanned,
                 Ok(Err(why)) => {
                     eprintln!("{why}");
                     return ExitCode::FAILURE;
                 }
                 Err(reason) => {
-                    eprintln!("the master died: {reason}");
+                    eprintln!("scan: the master died: {reason}");
                     return ExitCode::FAILURE;
                 }
             }
         }
-        other => {
-            eprintln!("unknown launcher {other:?} (local, sim or slurm)");
-            return ExitCode::from(2);
-        }
     };
-    report(&params, &results, &out, started.elapsed())
+    report(&params, scanned, started.elapsed())
 }
 
 fn main() -> ExitCode {
-    cluster::main(table(), run_master)
+    cluster::main_with_options(table(), run_master)
 }

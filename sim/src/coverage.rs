@@ -43,7 +43,8 @@ pub fn campaign(scenario: &Scenario, start: u64, seeds: u64) -> Report {
         seeds,
         ..Report::default()
     };
-    for seed in start..start + seeds {
+    // `start + (seeds - 1)` is checked by the caller; `start + seeds` may not fit.
+    for seed in (0..seeds).map(|offset| start + offset) {
         let mut sim = scenario.world(seed);
         if let Err(why) = run_checked(&mut sim, &scenario.run) {
             report.failures.push((seed, why));

@@ -32,26 +32,34 @@ pub fn tcp_node(table: RemoteTable) -> Node {
 /// The `scan` example next to this test binary (`target/<profile>/examples/scan`),
 /// built first if `cargo test` was asked for this test alone.
 pub fn scan_binary() -> PathBuf {
+    example_binary("scan")
+}
+
+/// An example next to this test binary (`target/<profile>/examples/NAME`), built first
+/// if `cargo test` was asked for this test alone.
+pub fn example_binary(name: &str) -> PathBuf {
     let test_binary = std::env::current_exe().expect("test binary path");
     let profile_dir = test_binary
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let binary = profile_dir.join("examples").join("scan");
+    let binary = profile_dir.join("examples").join(name);
     if !binary.exists() {
         let built = Command::new(env!("CARGO"))
-            .args(["build", "--example", "scan"])
+            .args(["build", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo");
-        assert!(built.success(), "cannot build the scan example");
+        assert!(built.success(), "cannot build the {name} example");
     }
     binary
 }
 
-/// A fresh directory for one test, unique to this test process.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hyperion-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
+/// A fresh directory for one test, removed when the returned guard drops (also when
+/// the test fails: the guard drops while the panic unwinds).
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hyperion-{name}-"))
+        .tempdir()
+        .expect("create a temporary directory")
 }
