@@ -128,7 +128,7 @@ const SCENARIOS: &[Scenario] = &[
             about: "two with_service at once in one master process: each worker's hello reaches its own service",
             run: remote::several_services,
             probes: &[optional("remote.hello_from_unknown_service")],
-            known_defect: Some("hellos stolen between services (being fixed in src/remote)"),
+            known_defect: None,
         },
         Scenario {
             name: "agents",
