@@ -401,6 +401,34 @@ impl NodeState {
         }
     }
 
+    /// Hook: `from`'s message (or spawn request) for `to` was refused before it was
+    /// queued: logged, and published as [`MxEvent::MessageRefused`].
+    #[cold]
+    pub(crate) fn mx_message_refused(
+        &mut self,
+        from: ProcessId,
+        to: crate::mx::MxRecipient,
+        err: &crate::wire::WireError,
+    ) {
+        let crate::wire::WireError::FrameTooLong { length, limit } = *err else {
+            tracing::error!(%from, %to, %err, "message dropped: cannot encode");
+            return;
+        };
+        tracing::warn!(
+            %from,
+            %to,
+            bytes = length,
+            limit,
+            "message refused: longer than the frame limit; not sent, the connection stays up"
+        );
+        self.mx_event(MxEventKind::MessageRefused, || MxEvent::MessageRefused {
+            from,
+            to,
+            bytes: length,
+            limit: limit as u64,
+        });
+    }
+
     /// Hook: a process started.
     #[inline(always)]
     pub(crate) fn mx_spawned(&mut self, pid: ProcessId) {

@@ -191,6 +191,16 @@ impl TraceRecord {
                 let _ = write!(line, ",\"connection\":{connection}");
                 field(&mut line, "peer", &node.to_string());
             }
+            MxEvent::MessageRefused {
+                from,
+                to,
+                bytes,
+                limit,
+            } => {
+                field(&mut line, "from", &from.to_string());
+                field(&mut line, "to", &to.to_string());
+                let _ = write!(line, ",\"bytes\":{bytes},\"limit\":{limit}");
+            }
             MxEvent::User(payload) => {
                 field(&mut line, "type", payload.type_name());
                 let _ = write!(line, ",\"bytes\":{}", payload.bytes().len());

@@ -6,7 +6,8 @@ use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::process::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
-use crate::wire::{decode_frame, Control, Frame};
+use crate::mx::MxRecipient;
+use crate::wire::{decode_frame_limited, Control, Frame, WireError};
 
 use super::local::{LocalNode, NodeState};
 use super::NodeEvent;
@@ -60,20 +61,37 @@ impl NodeState {
     }
 
     /// Sends a message from `from` to `to`, wherever `to` lives.
+    #[inline]
     pub(crate) fn send_from(&mut self, from: ProcessId, to: ProcessId, message: Message) {
+        let _ = self.try_send_from(from, to, message); // refusals are logged and published
+    }
+
+    /// [`send_from`](NodeState::send_from), returning why a message for another node
+    /// was not sent (it could not be encoded, or is longer than the frame limit: it is
+    /// refused before it is queued, and the connection is untouched). A send dropped
+    /// by the reconnect rule is not an error here: it is the rule's normal working.
+    pub(crate) fn try_send_from(
+        &mut self,
+        from: ProcessId,
+        to: ProcessId,
+        message: Message,
+    ) -> Result<(), WireError> {
         if to.node == self.id {
             self.mx_sent_here(&from, to.local, &message); // mx hook
             self.deliver_here(to.local, message);
-            return;
+            return Ok(());
         }
         self.mx_sent_away(from, to, &message); // mx hook
         if !self.may_send(from, to) {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
-            return;
+            return Ok(());
         }
-        if let Some(network) = &mut self.network {
-            network.send_message(from, to, &message);
-        }
+        let Some(network) = &mut self.network else {
+            return Ok(());
+        };
+        network.send_message(from, to, &message).inspect_err(|err| {
+            self.mx_message_refused(from, MxRecipient::Process(to), err);
+        })
     }
 
     /// Sends a data frame from process `from` for process `to` (a channel's owner),
@@ -83,16 +101,24 @@ impl NodeState {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
         }
-        if let Some(network) = &mut self.network {
-            network.send_frame(to.node, frame);
-        }
+        let _ = self.send_frame_from(from, MxRecipient::Process(to), to.node, frame); // logged
     }
 
-    /// Sends a frame to `node` that reconnects implicitly (control, named sends).
-    pub(crate) fn send_frame_to(&mut self, node: NodeId, frame: &Frame) {
-        if let Some(network) = &mut self.network {
-            network.send_frame(node, frame);
-        }
+    /// Sends a frame from process `from` to `node` that reconnects implicitly (control,
+    /// named sends); `to` says where it goes, for the report if it is refused.
+    pub(crate) fn send_frame_from(
+        &mut self,
+        from: ProcessId,
+        to: MxRecipient,
+        node: NodeId,
+        frame: &Frame,
+    ) -> Result<(), WireError> {
+        let Some(network) = &mut self.network else {
+            return Ok(());
+        };
+        network.send_frame(node, frame).inspect_err(|err| {
+            self.mx_message_refused(from, to, err);
+        })
     }
 
     /// The connection to `peer` is gone: every monitor and link on its processes fires
@@ -199,7 +225,14 @@ impl LocalNode {
                     }
                 }
                 *heard = Some(peer);
-                match decode_frame(&bytes) {
+                let limit = self
+                    .state()
+                    .network
+                    .as_ref()
+                    .map_or(crate::wire::FRAME_BYTES_MAX, |network| {
+                        network.frame_bytes_max()
+                    });
+                match decode_frame_limited(&bytes, limit) {
                     Ok(frame) => {
                         if matches!(frame, Frame::Control(_)) {
                             // Control may change anything about the peer.
@@ -208,7 +241,22 @@ impl LocalNode {
                         self.handle_frame(peer, frame)
                     }
                     Err(err) => {
-                        tracing::warn!(node = %self.id(), %peer, %err, "frame from peer refused");
+                        // Skipping the frame would be a silent gap in the peer's stream
+                        // (a lost message, a spawn never answered): break the connection
+                        // instead, so monitors and links fire and the reconnect rule
+                        // makes every sender acknowledge the gap.
+                        *heard = None;
+                        tracing::warn!(
+                            node = %self.id(),
+                            %peer,
+                            %err,
+                            "undecodable frame from peer; connection broken"
+                        );
+                        let mut state = self.state();
+                        if let Some(network) = &mut state.network {
+                            network.transport.disconnect(peer);
+                        }
+                        state.peer_lost(peer);
                     }
                 }
             }

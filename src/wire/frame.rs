@@ -9,8 +9,10 @@ use crate::message::Fingerprint;
 use crate::process::channel::SendPortId;
 use crate::process::id::{DiedReason, MonitorRef, ProcessId};
 
-/// Largest frame body a node accepts by default, in bytes (16 MiB). A longer frame is
-/// refused before anything is allocated for it.
+/// Largest frame body a node sends or accepts by default, in bytes (16 MiB). A longer
+/// frame is refused before anything is allocated for it. The TCP transport's
+/// `frame_bytes_max` setting replaces it; every encoder and decoder of a node then uses
+/// that one limit ([`encode_frame_limited`], [`decode_frame_limited`]).
 pub const FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// One unit of the node-to-node protocol.
@@ -192,36 +194,67 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<FRAME_BYTES_MAX>()
-}
-
-/// Encodes a frame body.
+/// Encodes a frame body under the default limit, [`FRAME_BYTES_MAX`].
 pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, WireError> {
-    if let Frame::Data {
-        to,
-        from,
-        fingerprint,
-        payload,
-    } = frame
-    {
-        return Ok(data::encode(to, from, *fingerprint, payload));
-    }
-    bincode::serde::encode_to_vec(frame, config()).map_err(|err| WireError::Encode(err.to_string()))
+    encode_frame_limited(frame, FRAME_BYTES_MAX)
 }
 
-/// Decodes a frame body that must be consumed exactly.
-pub fn decode_frame(bytes: &[u8]) -> Result<Frame, WireError> {
-    if bytes.len() > FRAME_BYTES_MAX {
+/// Encodes a frame body; one longer than `frame_bytes_max` is refused with
+/// [`WireError::FrameTooLong`] (no peer would accept it).
+///
+/// ```
+/// use hyperion::wire::{encode_frame_limited, Frame, WireError};
+/// assert!(encode_frame_limited(&Frame::KeepAlive, 16).is_ok());
+/// let node = "127.0.0.1:1#1".parse().unwrap();
+/// let long = Frame::NamedData {
+///     name: "x".repeat(100),
+///     from: hyperion::ProcessId { node, local: 1 },
+///     fingerprint: hyperion::message::Fingerprint(0),
+///     payload: Vec::new(),
+/// };
+/// assert!(matches!(encode_frame_limited(&long, 16), Err(WireError::FrameTooLong { limit: 16, .. })));
+/// ```
+pub fn encode_frame_limited(frame: &Frame, frame_bytes_max: usize) -> Result<Vec<u8>, WireError> {
+    let bytes = match frame {
+        Frame::Data {
+            to,
+            from,
+            fingerprint,
+            payload,
+        } => data::encode(to, from, *fingerprint, payload),
+        _ => bincode::serde::encode_to_vec(frame, bincode::config::standard())
+            .map_err(|err| WireError::Encode(err.to_string()))?,
+    };
+    if bytes.len() > frame_bytes_max {
         return Err(WireError::FrameTooLong {
             length: bytes.len() as u64,
-            limit: FRAME_BYTES_MAX,
+            limit: frame_bytes_max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes a frame body that must be consumed exactly, under the default limit,
+/// [`FRAME_BYTES_MAX`].
+pub fn decode_frame(bytes: &[u8]) -> Result<Frame, WireError> {
+    decode_frame_limited(bytes, FRAME_BYTES_MAX)
+}
+
+/// Decodes a frame body that must be consumed exactly; a body longer than
+/// `frame_bytes_max` is refused with [`WireError::FrameTooLong`]. What decoding may
+/// allocate is bounded by the body's length (see
+/// [`DECODE_CLAIM_BYTES_MIN`](crate::message::DECODE_CLAIM_BYTES_MIN)).
+pub fn decode_frame_limited(bytes: &[u8], frame_bytes_max: usize) -> Result<Frame, WireError> {
+    if bytes.len() > frame_bytes_max {
+        return Err(WireError::FrameTooLong {
+            length: bytes.len() as u64,
+            limit: frame_bytes_max,
         });
     }
     if let Some(frame) = data::decode(bytes) {
         return Ok(frame);
     }
-    let (frame, read) = bincode::serde::decode_from_slice(bytes, config())
+    let (frame, read) = crate::message::decode_from_slice_bounded(bytes)
         .map_err(|err| WireError::Malformed(err.to_string()))?;
     if read != bytes.len() {
         return Err(WireError::Malformed(format!(
@@ -237,12 +270,13 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, WireError> {
 /// then each field; integers as varints, IP octets raw, the payload length-prefixed),
 /// several times faster than going through serde. The decoder takes only what it is
 /// sure bincode would read as the same frame and hands everything else (other frames,
-/// malformed bytes, frames near the size limit) to bincode, so what is accepted, and
-/// every error, stays bincode's.
+/// malformed bytes) to bincode, so what is accepted, and every error, stays bincode's.
+/// (bincode's allocation guard is sized by the input, with room for the headers: it
+/// never refuses a data frame the input holds.)
 mod data {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-    use super::{Frame, FRAME_BYTES_MAX};
+    use super::Frame;
     use crate::message::Fingerprint;
     use crate::process::id::{NodeId, ProcessId};
 
@@ -369,10 +403,9 @@ mod data {
         }
     }
 
-    /// The data frame `bytes` hold exactly, or `None` (not a data frame, malformed, or
-    /// close enough to the size limit that bincode's accounting must decide).
+    /// The data frame `bytes` hold exactly, or `None` (not a data frame, or malformed).
     pub(super) fn decode(bytes: &[u8]) -> Option<Frame> {
-        if bytes.first() != Some(&0) || bytes.len() > FRAME_BYTES_MAX - 4096 {
+        if bytes.first() != Some(&0) {
             return None;
         }
         let mut reader = Reader { bytes: &bytes[1..] };
@@ -421,11 +454,11 @@ mod tests {
     }
 
     fn bincode_bytes(frame: &Frame) -> Vec<u8> {
-        bincode::serde::encode_to_vec(frame, config()).unwrap()
+        bincode::serde::encode_to_vec(frame, bincode::config::standard()).unwrap()
     }
 
     fn bincode_decode(bytes: &[u8]) -> Option<Frame> {
-        let (frame, read) = bincode::serde::decode_from_slice(bytes, config()).ok()?;
+        let (frame, read) = crate::message::decode_from_slice_bounded(bytes).ok()?;
         (read == bytes.len()).then_some(frame)
     }
 

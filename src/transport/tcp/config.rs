@@ -197,8 +197,13 @@ impl TcpConfig {
         self
     }
 
-    /// The longest frame body sent or accepted (default [`FRAME_BYTES_MAX`], 16 MiB). A
-    /// longer frame from a peer breaks the connection before anything is allocated for it.
+    /// The longest frame body sent or accepted (default [`FRAME_BYTES_MAX`], 16 MiB), the
+    /// one limit every encoder and decoder of the node uses. A node refuses to send a
+    /// longer message (the sender's spawn or call gets an error; a plain send is logged
+    /// and published as [`MxEvent::MessageRefused`](crate::mx::MxEvent::MessageRefused)),
+    /// and the connection stays up. A longer frame from a peer breaks the connection
+    /// before anything is allocated for it. Nodes that talk to each other should agree on
+    /// it.
     ///
     /// ```
     /// use hyperion::transport::tcp::TcpConfig;

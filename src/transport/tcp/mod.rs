@@ -331,6 +331,10 @@ impl Transport for TcpTransport {
         state.pending_events = events;
     }
 
+    fn frame_bytes_max(&self) -> usize {
+        self.state.borrow().limits.frame_bytes_max
+    }
+
     fn disconnect(&mut self, peer: NodeId) {
         self.state.borrow_mut().disconnect(peer);
     }
