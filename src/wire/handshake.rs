@@ -100,8 +100,9 @@ use crate::process::id::NodeId;
 pub const MAGIC: [u8; 8] = *b"HYPERION";
 
 /// The version of the node-to-node protocol (handshake and frames) this build speaks.
-/// Nodes of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Nodes of different versions refuse each other. (2: a node id in a frame keeps an IPv6
+/// address's flow info and scope id, as the hello does.)
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest handshake message body, in bytes. A connection accepts nothing larger until
 /// its handshake is done.
@@ -1150,7 +1151,7 @@ mod tests {
         );
         let text = err.to_string();
         assert!(
-            text.contains("version 1") && text.contains("version 7"),
+            text.contains(&format!("version {PROTOCOL_VERSION}")) && text.contains("version 7"),
             "{text}"
         );
     }
@@ -1158,13 +1159,14 @@ mod tests {
     #[test]
     fn a_future_version_with_another_layout_is_still_named() {
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&2u32.to_be_bytes());
-        bytes.extend_from_slice(b"whatever version 2 says next");
+        let future = PROTOCOL_VERSION + 1;
+        bytes.extend_from_slice(&future.to_be_bytes());
+        bytes.extend_from_slice(b"whatever the next version says next");
         assert_eq!(
             Hello::decode(&bytes),
             Err(HandshakeError::VersionMismatch {
                 ours: PROTOCOL_VERSION,
-                theirs: 2
+                theirs: future
             })
         );
     }
