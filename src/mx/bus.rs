@@ -147,6 +147,8 @@ pub(crate) struct Bus {
     /// The `Received` event of the message being delivered went out with its `Sent`
     /// (see `mx_sent_here_slow`): the delivery publishes nothing more.
     received_published: bool,
+    /// Management control messages from other nodes refused (see `TraceControl`).
+    pub(crate) remote_controls_refused: u64,
 }
 
 impl Bus {
@@ -427,6 +429,29 @@ impl NodeState {
             bytes: length,
             limit: limit as u64,
         });
+    }
+
+    /// Hook: a message that comes from another node is about to be delivered; `false`
+    /// if it is management control, which only local processes may send (refused:
+    /// logged and counted).
+    #[inline(always)]
+    pub(crate) fn mx_admits_remote(
+        &mut self,
+        peer: NodeId,
+        from: Option<ProcessId>,
+        fingerprint: Fingerprint,
+    ) -> bool {
+        if !super::tracer::is_local_only(fingerprint) {
+            return true;
+        }
+        self.mx.remote_controls_refused += 1;
+        tracing::warn!(
+            %peer,
+            from = ?from,
+            refused = self.mx.remote_controls_refused,
+            "management control from another node refused: only local processes may send it"
+        );
+        false
     }
 
     /// Hook: a process started.

@@ -346,6 +346,13 @@ impl LocalNode {
         self.state().try_send_from(from, to, Message::new(message))
     }
 
+    /// How many management control messages (such as
+    /// [`TraceControl`](crate::mx::TraceControl)) from other nodes this node refused:
+    /// management is for local processes only.
+    pub fn remote_controls_refused(&self) -> u64 {
+        self.state().mx.remote_controls_refused
+    }
+
     /// Whether `pid` is a live process of this node.
     pub fn is_alive(&self, pid: ProcessId) -> bool {
         pid.node == self.inner.id

@@ -272,6 +272,9 @@ impl LocalNode {
                 fingerprint,
                 payload,
             } => {
+                if !state.mx_admits_remote(peer, Some(from), fingerprint) {
+                    return;
+                }
                 if to.node == state.id && state.is_alive(to) {
                     state.observe(NodeEvent::RemoteDelivered { from, to });
                 }
@@ -279,14 +282,25 @@ impl LocalNode {
             }
             Frame::ChannelData {
                 port,
+                from,
                 fingerprint,
                 payload,
-                ..
             } => {
+                if !state.mx_admits_remote(peer, Some(from), fingerprint) {
+                    return;
+                }
                 if port.owner.node == state.id {
                     state.mx_received_port_encoded(port, fingerprint); // mx hook
                     state.deliver_chan(port.channel, Message::from_encoded(fingerprint, payload));
                 }
+            }
+            Frame::NamedData {
+                ref name,
+                from,
+                fingerprint,
+                ..
+            } if !state.mx_admits_remote(peer, Some(from), fingerprint) => {
+                tracing::debug!(%name, "refused management control was sent by name");
             }
             Frame::NamedData {
                 name,

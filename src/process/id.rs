@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Two ids are equal when every field is, an IPv6 address's flow info and scope id
 /// included; so every encoding of an id carries them (the handshake's hello, and
-/// frames: see [`WireNodeId`]), and an id survives any trip over the wire unchanged.
+/// frames), and an id survives any trip over the wire unchanged.
 ///
 /// ```
 /// use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
