@@ -135,10 +135,12 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// `out` is left as it was. Lets a caller reuse one buffer for many values.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let before = out.len();
-    bincode::serde::encode_into_writer(value, VecSink(out), bincode::config::standard()).map_err(|err| {
-        out.truncate(before);
-        CodecError::Encode(err.to_string())
-    })
+    bincode::serde::encode_into_writer(value, VecSink(out), bincode::config::standard()).map_err(
+        |err| {
+            out.truncate(before);
+            CodecError::Encode(err.to_string())
+        },
+    )
 }
 
 /// bincode's writer over a caller's `Vec` (its own `encode_to_vec` starts from an empty
@@ -156,8 +158,8 @@ impl bincode::enc::write::Writer for VecSink<'_> {
 /// Decodes a `T` that must fill `bytes` exactly, with an allocation guard sized by the
 /// input (see [`DECODE_CLAIM_BYTES_MIN`]).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, read) = decode_from_slice_bounded(bytes)
-        .map_err(|err| CodecError::Decode(err.to_string()))?;
+    let (value, read) =
+        decode_from_slice_bounded(bytes).map_err(|err| CodecError::Decode(err.to_string()))?;
     if read != bytes.len() {
         return Err(CodecError::Decode(format!(
             "{} trailing bytes after the value",

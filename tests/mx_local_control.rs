@@ -37,26 +37,47 @@ fn a_trace_control_from_another_node_is_refused_and_a_local_one_obeyed() {
                 .expect("spawned");
             p.send(tracer, TraceControl::SetTarget(target.clone()));
             p.nsend_remote(server_id, TRACER_AGENT_ID, TraceControl::SetTarget(target));
-            p.send(tracer, TraceControl::Records { reply_to: p.self_pid() });
+            p.send(
+                tracer,
+                TraceControl::Records {
+                    reply_to: p.self_pid(),
+                },
+            );
             // The server acts on frames in order: once the echo answers, the controls
             // sent before were handled (refused) already.
             p.send(echo, (p.self_pid(), 1u64));
-            let echoed = p.receive_timeout(DEADLINE, vec![match_type(|n: u64| n)]).await;
+            let echoed = p
+                .receive_timeout(DEADLINE, vec![match_type(|n: u64| n)])
+                .await;
             assert_eq!(echoed, Some(1));
-            p.receive_timeout(Duration::ZERO, vec![match_type(|r: Vec<TraceRecord>| r.len())])
-                .await
+            p.receive_timeout(
+                Duration::ZERO,
+                vec![match_type(|r: Vec<TraceRecord>| r.len())],
+            )
+            .await
         })
         .unwrap();
     assert_eq!(leaked, None, "the records were handed to another node");
-    assert!(!path.exists(), "another node made the tracer write {}", path.display());
+    assert!(
+        !path.exists(),
+        "another node made the tracer write {}",
+        path.display()
+    );
     assert_eq!(
-        server.on_node(|node| node.remote_controls_refused()).unwrap(),
+        server
+            .on_node(|node| node.remote_controls_refused())
+            .unwrap(),
         3
     );
     // A local process still controls the tracer.
     let local = server
         .run(move |p| async move {
-            p.send(tracer, TraceControl::Records { reply_to: p.self_pid() });
+            p.send(
+                tracer,
+                TraceControl::Records {
+                    reply_to: p.self_pid(),
+                },
+            );
             p.receive_timeout(DEADLINE, vec![match_type(|r: Vec<TraceRecord>| r.len())])
                 .await
         })

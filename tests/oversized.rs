@@ -85,7 +85,9 @@ fn an_oversized_message_is_refused_at_the_sender_and_the_connection_stays_up() {
             p.monitor(echo);
             p.send(echo, vec![7u8; 2 * SMALL_LIMIT]);
             p.send(echo, (p.self_pid(), 42u64));
-            let answer = p.receive_timeout(DEADLINE, vec![match_type(|n: u64| n)]).await;
+            let answer = p
+                .receive_timeout(DEADLINE, vec![match_type(|n: u64| n)])
+                .await;
             let fired = p
                 .receive_timeout(
                     Duration::ZERO,

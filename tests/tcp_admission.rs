@@ -33,7 +33,11 @@ fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
     )
     .expect("a socket");
     let [a, b, c, d] = from.octets();
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(a, b, c, d, 0)).expect("bind");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(a, b, c, d, 0),
+    )
+    .expect("bind");
     let SocketAddr::V4(to) = to else {
         panic!("an IPv4 node address")
     };

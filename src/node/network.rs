@@ -81,6 +81,9 @@ pub(crate) struct Network {
     pub(crate) heartbeat_due: Option<Duration>,
     /// Where outgoing messages are encoded, reused from one to the next.
     payload_buffer: Vec<u8>,
+    /// The transport's frame limit, read once: every frame is encoded and decoded
+    /// under it.
+    frame_bytes_max: usize,
 }
 
 /// The largest payload buffer kept for the next message (a rare huge message does not
@@ -94,6 +97,7 @@ impl Network {
         heartbeat: HeartbeatConfig,
     ) -> Network {
         Network {
+            frame_bytes_max: transport.frame_bytes_max(),
             transport,
             clock,
             peers: BTreeMap::new(),
@@ -110,7 +114,7 @@ impl Network {
     /// The longest frame body the transport carries: every frame is checked against it
     /// before it is queued.
     pub(crate) fn frame_bytes_max(&self) -> usize {
-        self.transport.frame_bytes_max()
+        self.frame_bytes_max
     }
 
     /// Encodes and sends a frame. A frame that cannot be encoded, or is longer than the
@@ -120,7 +124,7 @@ impl Network {
     /// A peer we send to is watched by the heartbeat from then on, even before it
     /// answers: a peer that died while the connection was being made is noticed too.
     pub(crate) fn send_frame(&mut self, node: NodeId, frame: &Frame) -> Result<(), WireError> {
-        let bytes = encode_frame_limited(frame, self.transport.frame_bytes_max())?;
+        let bytes = encode_frame_limited(frame, self.frame_bytes_max)?;
         if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
             let now = self.clock.now();
             self.heard_from(node, now);

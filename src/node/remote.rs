@@ -2,11 +2,11 @@
 //! reconnect rule), and acting on what peers send.
 
 use crate::message::Message;
+use crate::mx::MxRecipient;
 use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::process::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
-use crate::mx::MxRecipient;
 use crate::wire::{decode_frame_limited, Control, Frame, WireError};
 
 use super::local::{LocalNode, NodeState};
@@ -101,7 +101,8 @@ impl NodeState {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
         }
-        let _ = self.send_frame_from(from, MxRecipient::Process(to), to.node, frame); // logged
+        let _ = self.send_frame_from(from, MxRecipient::Process(to), to.node, frame);
+        // logged
     }
 
     /// Sends a frame from process `from` to `node` that reconnects implicitly (control,
@@ -219,19 +220,14 @@ impl LocalNode {
                 self.state().peer_lost(peer);
             }
             TransportEvent::Received(peer, bytes) => {
-                if *heard != Some(peer) {
-                    if let Some(network) = &mut self.state().network {
+                let mut limit = crate::wire::FRAME_BYTES_MAX;
+                if let Some(network) = &mut self.state().network {
+                    if *heard != Some(peer) {
                         network.heard_from(peer, now);
                     }
+                    limit = network.frame_bytes_max();
                 }
                 *heard = Some(peer);
-                let limit = self
-                    .state()
-                    .network
-                    .as_ref()
-                    .map_or(crate::wire::FRAME_BYTES_MAX, |network| {
-                        network.frame_bytes_max()
-                    });
                 match decode_frame_limited(&bytes, limit) {
                     Ok(frame) => {
                         if matches!(frame, Frame::Control(_)) {

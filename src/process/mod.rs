@@ -33,10 +33,10 @@ use self::table::ProcessSlot;
 use self::timer::Sleep;
 use crate::closure::Closure;
 use crate::message::{Message, Serializable};
+use crate::mx::MxRecipient;
 use crate::node::local::NodeState;
 use crate::node::LocalNode;
 use crate::runtime::TaskId;
-use crate::mx::MxRecipient;
 use crate::wire::{Control, Frame, WireError};
 
 /// The handle a process runs with: its identity and its way to act on the world.
@@ -349,7 +349,10 @@ impl Process {
             name: name.to_string(),
         };
         // A refusal is logged and published by the node.
-        let _ = self.node.state().send_frame_from(self.pid, to, node, &frame);
+        let _ = self
+            .node
+            .state()
+            .send_frame_from(self.pid, to, node, &frame);
     }
 
     /// Looks `name` up in `node`'s registry. `None` if nobody holds it, or if the

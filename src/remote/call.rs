@@ -362,12 +362,10 @@ impl Runner {
                 }
             }
             Err(SpawnError::Refused(why)) => settled(AsyncResult::Done(Err(why))),
-            Err(SpawnError::TooLarge { bytes, limit }) => {
-                settled(AsyncResult::Done(Err(format!(
-                    "{TOO_LARGE_PREFIX}the call's closure of {bytes} bytes exceeds the limit \
+            Err(SpawnError::TooLarge { bytes, limit }) => settled(AsyncResult::Done(Err(format!(
+                "{TOO_LARGE_PREFIX}the call's closure of {bytes} bytes exceeds the limit \
                      of {limit} bytes"
-                ))))
-            }
+            )))),
             Err(SpawnError::Disconnected(_)) => {
                 settled(AsyncResult::Failed(DiedReason::Disconnect))
             }

@@ -1403,7 +1403,10 @@ mod tests {
             }
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(Cookie::from_file(&path).unwrap(), Cookie::new("sesame").unwrap());
+        assert_eq!(
+            Cookie::from_file(&path).unwrap(),
+            Cookie::new("sesame").unwrap()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1426,7 +1429,9 @@ mod tests {
                 .into_iter()
                 .map(|thread| thread.join().unwrap())
                 .collect();
-            let first = cookies[0].clone().unwrap_or_else(|err| panic!("round {round}: {err}"));
+            let first = cookies[0]
+                .clone()
+                .unwrap_or_else(|err| panic!("round {round}: {err}"));
             for cookie in &cookies {
                 assert_eq!(cookie.as_ref(), Ok(&first), "round {round}");
             }

@@ -110,8 +110,8 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-pub use advertise::{AdvertiseAddress, Subnet};
 pub use admission::PRE_AUTH_WARNING_INTERVAL;
+pub use advertise::{AdvertiseAddress, Subnet};
 pub use config::{
     CookieSource, TcpConfig, BIND_ADDRESS_DEFAULT, CONNECT_TIMEOUT_DEFAULT,
     HANDSHAKE_TIMEOUT_DEFAULT, HELLO_TIMEOUT_DEFAULT, INBOUND_HANDSHAKES_MAX_DEFAULT,
@@ -605,8 +605,7 @@ impl State {
                 }
                 Phase::Handshaking { target: None, .. } => {
                     let remote = connection.remote;
-                    self.warnings
-                        .warn(now, "handshake timed out", remote, "");
+                    self.warnings.warn(now, "handshake timed out", remote, "");
                     "handshake timed out"
                 }
                 Phase::Handshaking { .. } => {
@@ -768,12 +767,7 @@ impl State {
                 },
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer,
-                deadline: Some(
-                    now + self
-                        .limits
-                        .hello_timeout
-                        .min(self.limits.handshake_timeout),
-                ),
+                deadline: Some(now + self.limits.hello_timeout.min(self.limits.handshake_timeout)),
                 accepted_at: Some(now),
                 slot: Some(source),
                 hello_received: false,
@@ -859,7 +853,10 @@ impl State {
                 // Little to say before the cookie is proven (or after a decline).
                 Phase::Handshaking { .. } | Phase::Closing => HANDSHAKE_READ_BYTES,
             };
-            match connection.reader.read_at_most(&mut connection.stream, chunk) {
+            match connection
+                .reader
+                .read_at_most(&mut connection.stream, chunk)
+            {
                 Ok(0) => {
                     self.break_connection(token, "closed by the peer", out);
                     return;
