@@ -13,11 +13,16 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Largest encoded message this node will decode, in bytes.
+/// The least a decode may claim (bincode's allocation accounting), in bytes: what a
+/// short input may make the decoder allocate before it finds the input too short.
 ///
-/// Decoding refuses anything that would need more; a peer cannot make a node allocate
-/// more than this for one message.
-pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// The size of what a node decodes is bounded by the frame it came in, and frames by the
+/// transport's configured `frame_bytes_max`. The decoder's allocation guard follows the
+/// input: it may claim the larger of this and the input's length, rounded up to the
+/// next of a few steps (a factor of four apart), so that a value that fits in a frame
+/// also decodes, and a short input claiming a huge container is refused before
+/// anything that large is allocated.
+pub const DECODE_CLAIM_BYTES_MIN: usize = 16 * 1024 * 1024;
 
 /// What a value needs to travel in a message: it can be encoded, decoded, and moved
 /// between threads. Implemented for every such type.
@@ -66,8 +71,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub enum CodecError {
     /// The serializer refused the value.
     Encode(String),
-    /// The bytes are not a valid encoding of the expected type, or exceed
-    /// [`MESSAGE_BYTES_MAX`].
+    /// The bytes are not a valid encoding of the expected type, or would make the
+    /// decoder claim more than its guard allows (see [`DECODE_CLAIM_BYTES_MIN`]).
     Decode(String),
 }
 
@@ -82,8 +87,41 @@ impl fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
+#[cfg(test)]
 fn codec_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MESSAGE_BYTES_MAX>()
+    bincode::config::standard().with_limit::<DECODE_CLAIM_BYTES_MIN>()
+}
+
+/// Decodes a `T` from the front of `bytes` with bincode's standard configuration, its
+/// allocation guard sized by the input (see [`DECODE_CLAIM_BYTES_MIN`]); returns the
+/// value and the bytes read. Every decoder of network bytes goes through here.
+pub(crate) fn decode_from_slice_bounded<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice;
+    const MIB: usize = 1024 * 1024;
+    // What a value claims beyond its input's length: integers are claimed at their
+    // native size however short their varint, and headers are a few of them.
+    const HEADER_CLAIM_BYTES: usize = 4096;
+    // Constants, because bincode takes its limit as a type parameter; a few steps keep
+    // the code generated per decoded type small.
+    match bytes.len().saturating_add(HEADER_CLAIM_BYTES) {
+        length if length <= DECODE_CLAIM_BYTES_MIN => {
+            decode_from_slice(bytes, standard().with_limit::<DECODE_CLAIM_BYTES_MIN>())
+        }
+        length if length <= 64 * MIB => {
+            decode_from_slice(bytes, standard().with_limit::<{ 64 * MIB }>())
+        }
+        length if length <= 256 * MIB => {
+            decode_from_slice(bytes, standard().with_limit::<{ 256 * MIB }>())
+        }
+        length if length <= 1024 * MIB => {
+            decode_from_slice(bytes, standard().with_limit::<{ 1024 * MIB }>())
+        }
+        // A frame's length prefix is 32 bits: nothing from the network is longer.
+        _ => decode_from_slice(bytes, standard().with_limit::<{ u32::MAX as usize }>()),
+    }
 }
 
 /// Encodes `value` with the runtime's codec (bincode 2, standard configuration).
@@ -97,10 +135,12 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// `out` is left as it was. Lets a caller reuse one buffer for many values.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let before = out.len();
-    bincode::serde::encode_into_writer(value, VecSink(out), codec_config()).map_err(|err| {
-        out.truncate(before);
-        CodecError::Encode(err.to_string())
-    })
+    bincode::serde::encode_into_writer(value, VecSink(out), bincode::config::standard()).map_err(
+        |err| {
+            out.truncate(before);
+            CodecError::Encode(err.to_string())
+        },
+    )
 }
 
 /// bincode's writer over a caller's `Vec` (its own `encode_to_vec` starts from an empty
@@ -115,11 +155,11 @@ impl bincode::enc::write::Writer for VecSink<'_> {
     }
 }
 
-/// Decodes a `T` that must fill `bytes` exactly, refusing more than
-/// [`MESSAGE_BYTES_MAX`] of allocation.
+/// Decodes a `T` that must fill `bytes` exactly, with an allocation guard sized by the
+/// input (see [`DECODE_CLAIM_BYTES_MIN`]).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, read) = bincode::serde::decode_from_slice(bytes, codec_config())
-        .map_err(|err| CodecError::Decode(err.to_string()))?;
+    let (value, read) =
+        decode_from_slice_bounded(bytes).map_err(|err| CodecError::Decode(err.to_string()))?;
     if read != bytes.len() {
         return Err(CodecError::Decode(format!(
             "{} trailing bytes after the value",
@@ -170,8 +210,6 @@ impl<T: Serializable> LocalValue for T {
 /// (a varint length, then the bytes); the decoder takes only what bincode would read
 /// as the same vector and leaves everything else (errors included) to bincode.
 mod bytes {
-    use super::MESSAGE_BYTES_MAX;
-
     // bincode's varint markers: a byte up to 250 is the value itself.
     const U16_BYTE: u8 = 251;
     const U32_BYTE: u8 = 252;
@@ -196,10 +234,8 @@ mod bytes {
     }
 
     /// Where the vector's bytes start in `encoded`, if it holds exactly one vector.
+    /// (bincode's guard, sized by the input, always allows a vector the input holds.)
     pub(super) fn body_offset(encoded: &[u8]) -> Option<usize> {
-        if encoded.len() > MESSAGE_BYTES_MAX {
-            return None; // bincode's limit decides
-        }
         let (&marker, rest) = encoded.split_first()?;
         let (length, body) = match marker {
             U16_BYTE => {

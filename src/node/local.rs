@@ -338,6 +338,24 @@ impl LocalNode {
         self.state().send_from(from, to, Message::new(message));
     }
 
+    /// [`send_as`](LocalNode::send_as), returning why a message for another node was not
+    /// sent (longer than the frame limit, or not encodable).
+    pub(crate) fn try_send_as<T: crate::Serializable>(
+        &self,
+        from: ProcessId,
+        to: ProcessId,
+        message: T,
+    ) -> Result<(), crate::wire::WireError> {
+        self.state().try_send_from(from, to, Message::new(message))
+    }
+
+    /// How many management control messages (such as
+    /// [`TraceControl`](crate::mx::TraceControl)) from other nodes this node refused:
+    /// management is for local processes only.
+    pub fn remote_controls_refused(&self) -> u64 {
+        self.state().mx.remote_controls_refused
+    }
+
     /// Whether `pid` is a live process of this node.
     pub fn is_alive(&self, pid: ProcessId) -> bool {
         pid.node == self.inner.id

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::message::Message;
 use crate::process::id::{MonitorRef, NodeId, ProcessId};
 use crate::transport::Transport;
-use crate::wire::{encode_frame, Control, Frame};
+use crate::wire::{encode_frame_limited, Control, Frame, WireError};
 
 /// How often a node sends keep-alives to connected peers, unless configured.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -81,6 +81,9 @@ pub(crate) struct Network {
     pub(crate) heartbeat_due: Option<Duration>,
     /// Where outgoing messages are encoded, reused from one to the next.
     payload_buffer: Vec<u8>,
+    /// The transport's frame limit, read once: every frame is encoded and decoded
+    /// under it.
+    frame_bytes_max: usize,
 }
 
 /// The largest payload buffer kept for the next message (a rare huge message does not
@@ -94,6 +97,7 @@ impl Network {
         heartbeat: HeartbeatConfig,
     ) -> Network {
         Network {
+            frame_bytes_max: transport.frame_bytes_max(),
             transport,
             clock,
             peers: BTreeMap::new(),
@@ -107,31 +111,40 @@ impl Network {
         self.peers.entry(node).or_default()
     }
 
-    /// Encodes and sends a frame; an unencodable frame is logged and dropped.
+    /// The longest frame body the transport carries: every frame is checked against it
+    /// before it is queued.
+    pub(crate) fn frame_bytes_max(&self) -> usize {
+        self.frame_bytes_max
+    }
+
+    /// Encodes and sends a frame. A frame that cannot be encoded, or is longer than the
+    /// transport's limit, is not sent (the connection is untouched) and the error is
+    /// returned for the caller to report; nothing is logged here.
     ///
     /// A peer we send to is watched by the heartbeat from then on, even before it
     /// answers: a peer that died while the connection was being made is noticed too.
-    pub(crate) fn send_frame(&mut self, node: NodeId, frame: &Frame) {
-        let bytes = match encode_frame(frame) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                tracing::error!(%node, %err, "frame dropped: cannot encode");
-                return;
-            }
-        };
+    pub(crate) fn send_frame(&mut self, node: NodeId, frame: &Frame) -> Result<(), WireError> {
+        let bytes = encode_frame_limited(frame, self.frame_bytes_max)?;
         if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
             let now = self.clock.now();
             self.heard_from(node, now);
         }
         self.transport.send(node, bytes);
+        Ok(())
     }
 
     /// Encodes `message` and sends it from `from` to `to` in a data frame; a message
-    /// that cannot be encoded is logged and dropped.
-    pub(crate) fn send_message(&mut self, from: ProcessId, to: ProcessId, message: &Message) {
+    /// that cannot be encoded (or is over the frame limit) is not sent, and the error
+    /// returned.
+    pub(crate) fn send_message(
+        &mut self,
+        from: ProcessId,
+        to: ProcessId,
+        message: &Message,
+    ) -> Result<(), WireError> {
         let mut payload = std::mem::take(&mut self.payload_buffer);
         payload.clear();
-        match message.encode_into(&mut payload) {
+        let sent = match message.encode_into(&mut payload) {
             Ok(fingerprint) => {
                 let frame = Frame::Data {
                     to,
@@ -139,21 +152,28 @@ impl Network {
                     fingerprint,
                     payload,
                 };
-                self.send_frame(to.node, &frame);
+                let sent = self.send_frame(to.node, &frame);
                 let Frame::Data { payload: kept, .. } = frame else {
                     unreachable!("built above as a data frame")
                 };
                 payload = kept;
+                sent
             }
-            Err(err) => tracing::error!(%from, %to, %err, "message dropped: cannot encode"),
-        }
+            Err(err) => Err(WireError::Encode(err.to_string())),
+        };
         if payload.capacity() <= PAYLOAD_BUFFER_KEPT_MAX {
             self.payload_buffer = payload;
         }
+        sent
     }
 
+    /// Sends a control frame; one that cannot be sent is logged and dropped (control
+    /// frames are small: only a spawn's closure can be long, and a spawn request checks
+    /// its own).
     pub(crate) fn send_control(&mut self, node: NodeId, control: Control) {
-        self.send_frame(node, &Frame::Control(control));
+        if let Err(err) = self.send_frame(node, &Frame::Control(control)) {
+            tracing::error!(%node, %err, "control frame dropped");
+        }
     }
 
     /// Records that `peer` was heard from (or connected) at `now`, and makes sure
@@ -204,7 +224,7 @@ impl Network {
             .filter(|node| !silent.contains(node))
             .collect();
         for node in live {
-            self.send_frame(node, &Frame::KeepAlive);
+            let _ = self.send_frame(node, &Frame::KeepAlive); // always fits
         }
         self.heartbeat_due = any_connected.then(|| now + self.heartbeat.interval);
         silent

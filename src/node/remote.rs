@@ -2,11 +2,12 @@
 //! reconnect rule), and acting on what peers send.
 
 use crate::message::Message;
+use crate::mx::MxRecipient;
 use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::process::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
-use crate::wire::{decode_frame, Control, Frame};
+use crate::wire::{decode_frame_limited, Control, Frame, WireError};
 
 use super::local::{LocalNode, NodeState};
 use super::NodeEvent;
@@ -62,23 +63,40 @@ impl NodeState {
     }
 
     /// Sends a message from `from` to `to`, wherever `to` lives.
+    #[inline]
     pub(crate) fn send_from(&mut self, from: ProcessId, to: ProcessId, message: Message) {
+        let _ = self.try_send_from(from, to, message); // refusals are logged and published
+    }
+
+    /// [`send_from`](NodeState::send_from), returning why a message for another node
+    /// was not sent (it could not be encoded, or is longer than the frame limit: it is
+    /// refused before it is queued, and the connection is untouched). A send dropped
+    /// by the reconnect rule is not an error here: it is the rule's normal working.
+    pub(crate) fn try_send_from(
+        &mut self,
+        from: ProcessId,
+        to: ProcessId,
+        message: Message,
+    ) -> Result<(), WireError> {
         if to.node == self.id {
             self.mx_sent_here(&from, to.local, &message); // mx hook
             self.deliver_here(to.local, message);
-            return;
+            return Ok(());
         }
         self.mx_sent_away(from, to, &message); // mx hook
         if !self.may_send(from, to) {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
-            return;
+            return Ok(());
         }
         if self.observer.is_some() {
             self.observe(NodeEvent::DataSent { from, to });
         }
-        if let Some(network) = &mut self.network {
-            network.send_message(from, to, &message);
-        }
+        let Some(network) = &mut self.network else {
+            return Ok(());
+        };
+        network.send_message(from, to, &message).inspect_err(|err| {
+            self.mx_message_refused(from, MxRecipient::Process(to), err);
+        })
     }
 
     /// Sends a data frame from process `from` for process `to` (a channel's owner),
@@ -88,16 +106,25 @@ impl NodeState {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
         }
-        if let Some(network) = &mut self.network {
-            network.send_frame(to.node, frame);
-        }
+        let _ = self.send_frame_from(from, MxRecipient::Process(to), to.node, frame);
+        // logged
     }
 
-    /// Sends a frame to `node` that reconnects implicitly (control, named sends).
-    pub(crate) fn send_frame_to(&mut self, node: NodeId, frame: &Frame) {
-        if let Some(network) = &mut self.network {
-            network.send_frame(node, frame);
-        }
+    /// Sends a frame from process `from` to `node` that reconnects implicitly (control,
+    /// named sends); `to` says where it goes, for the report if it is refused.
+    pub(crate) fn send_frame_from(
+        &mut self,
+        from: ProcessId,
+        to: MxRecipient,
+        node: NodeId,
+        frame: &Frame,
+    ) -> Result<(), WireError> {
+        let Some(network) = &mut self.network else {
+            return Ok(());
+        };
+        network.send_frame(node, frame).inspect_err(|err| {
+            self.mx_message_refused(from, to, err);
+        })
     }
 
     /// The connection to `peer` is gone: every monitor and link on its processes fires
@@ -201,13 +228,15 @@ impl LocalNode {
                 self.state().peer_lost(peer);
             }
             TransportEvent::Received(peer, bytes) => {
-                if *heard != Some(peer) {
-                    if let Some(network) = &mut self.state().network {
+                let mut limit = crate::wire::FRAME_BYTES_MAX;
+                if let Some(network) = &mut self.state().network {
+                    if *heard != Some(peer) {
                         network.heard_from(peer, now);
                     }
+                    limit = network.frame_bytes_max();
                 }
                 *heard = Some(peer);
-                match decode_frame(&bytes) {
+                match decode_frame_limited(&bytes, limit) {
                     Ok(frame) => {
                         if matches!(frame, Frame::Control(_)) {
                             // Control may change anything about the peer.
@@ -216,7 +245,22 @@ impl LocalNode {
                         self.handle_frame(peer, frame)
                     }
                     Err(err) => {
-                        tracing::warn!(node = %self.id(), %peer, %err, "frame from peer refused");
+                        // Skipping the frame would be a silent gap in the peer's stream
+                        // (a lost message, a spawn never answered): break the connection
+                        // instead, so monitors and links fire and the reconnect rule
+                        // makes every sender acknowledge the gap.
+                        *heard = None;
+                        tracing::warn!(
+                            node = %self.id(),
+                            %peer,
+                            %err,
+                            "undecodable frame from peer; connection broken"
+                        );
+                        let mut state = self.state();
+                        if let Some(network) = &mut state.network {
+                            network.transport.disconnect(peer);
+                        }
+                        state.peer_lost(peer);
                     }
                 }
             }
@@ -232,6 +276,9 @@ impl LocalNode {
                 fingerprint,
                 payload,
             } => {
+                if !state.mx_admits_remote(peer, Some(from), fingerprint) {
+                    return;
+                }
                 if to.node == state.id && state.is_alive(to) {
                     state.observe(NodeEvent::RemoteDelivered { from, to });
                 }
@@ -239,14 +286,25 @@ impl LocalNode {
             }
             Frame::ChannelData {
                 port,
+                from,
                 fingerprint,
                 payload,
-                ..
             } => {
+                if !state.mx_admits_remote(peer, Some(from), fingerprint) {
+                    return;
+                }
                 if port.owner.node == state.id {
                     state.mx_received_port_encoded(port, fingerprint); // mx hook
                     state.deliver_chan(port.channel, Message::from_encoded(fingerprint, payload));
                 }
+            }
+            Frame::NamedData {
+                ref name,
+                from,
+                fingerprint,
+                ..
+            } if !state.mx_admits_remote(peer, Some(from), fingerprint) => {
+                tracing::debug!(%name, "refused management control was sent by name");
             }
             Frame::NamedData {
                 name,

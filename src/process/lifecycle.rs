@@ -134,7 +134,7 @@ impl NodeState {
                     .node_monitors
                     .push((monitor_ref, watcher));
                 // Make sure a connection exists, so that its loss can be noticed.
-                network.send_frame(node, &crate::wire::Frame::KeepAlive);
+                let _ = network.send_frame(node, &crate::wire::Frame::KeepAlive); // always fits
                 if let Some(relations) = self.relations_of(watcher) {
                     relations.monitoring.push(monitor_ref);
                 }

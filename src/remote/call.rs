@@ -17,6 +17,7 @@ use crate::concurrency::{Async, AsyncReply, AsyncResult};
 use crate::message::{decode, encode, Serializable};
 use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::process::Process;
+use crate::wire::WireError;
 use crate::{match_if, match_type, ProcessMonitorNotification, SpawnError};
 
 /// What the master puts in a call's closure: the encoded argument and where to answer.
@@ -81,7 +82,7 @@ impl RemoteTable {
                 if let Err(why) = &value {
                     tracing::error!(%why, "remote call failed on the worker");
                 }
-                node.send_as(
+                let sent = node.try_send_as(
                     me,
                     envelope.reply_to,
                     AsyncReply {
@@ -89,10 +90,30 @@ impl RemoteTable {
                         value,
                     },
                 );
+                if let Err(WireError::FrameTooLong { length, limit }) = sent {
+                    // The caller would wait for an answer that never comes: tell it why.
+                    let why = format!(
+                        "{TOO_LARGE_PREFIX}the reply of {length} bytes exceeds the limit of \
+                         {limit} bytes"
+                    );
+                    node.send_as(
+                        me,
+                        envelope.reply_to,
+                        AsyncReply {
+                            id: envelope.call,
+                            value: Err::<R, String>(why),
+                        },
+                    );
+                }
             }
         })
     }
 }
+
+/// How the text of a [`RemoteErrorKind::Exception`] starts when the call's argument
+/// or its reply is longer than the transport's frame limit: a retry would fail the same
+/// way (see [`RemoteError::is_retryable`]).
+pub const TOO_LARGE_PREFIX: &str = "too large for the frame limit: ";
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     let text = panic
@@ -191,6 +212,16 @@ impl fmt::Display for RemoteError {
 }
 
 impl std::error::Error for RemoteError {}
+
+impl RemoteError {
+    /// Whether another attempt could succeed. A call whose argument or reply is longer
+    /// than the frame limit (its text starts with [`TOO_LARGE_PREFIX`]) would fail the
+    /// same way on every worker: [`with_remote_runner`] gives it up at once, whatever
+    /// the launcher's policy.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(&self.kind, RemoteErrorKind::Exception(text) if text.starts_with(TOO_LARGE_PREFIX))
+    }
+}
 
 /// A call in progress on a worker.
 pub struct RemoteTask<R> {
@@ -348,6 +379,10 @@ impl Runner {
                 }
             }
             Err(SpawnError::Refused(why)) => settled(AsyncResult::Done(Err(why))),
+            Err(SpawnError::TooLarge { bytes, limit }) => settled(AsyncResult::Done(Err(format!(
+                "{TOO_LARGE_PREFIX}the call's closure of {bytes} bytes exceeds the limit \
+                     of {limit} bytes"
+            )))),
             Err(SpawnError::Disconnected(_)) => {
                 settled(AsyncResult::Failed(DiedReason::Disconnect))
             }
@@ -435,6 +470,10 @@ where
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => error,
         };
+        if !error.is_retryable() {
+            tracing::error!(%error, "remote work failed in a way no retry can fix; giving up");
+            return Err(RunnerError::Remote(error));
+        }
         match launcher.on_remote_error(&error, retries) {
             OnRemoteError::GiveUp => return Err(RunnerError::Remote(error)),
             OnRemoteError::Retry { after } => {

@@ -19,7 +19,7 @@ mod worker;
 
 pub use call::{
     release_holds, with_remote_runner, CallEnvelope, ReleaseHold, RemoteCall, RemoteError,
-    RemoteErrorKind, RemoteTask, Runner, RunnerError,
+    RemoteErrorKind, RemoteTask, Runner, RunnerError, TOO_LARGE_PREFIX,
 };
 pub use launcher::{LaunchError, OnRemoteError, RetryPolicy, WorkerLauncher};
 pub use service::{with_service, ServiceError, ServiceId, WorkerHello, WorkerMessage};
