@@ -395,13 +395,27 @@ impl LocalNode {
         }
     }
 
-    /// Starts the process a closure names, from this node's remote table.
+    /// Starts the process a closure names, from this node's remote table. An entry
+    /// that panics while starting (decoding its environment, building its process) is
+    /// an error, [`ClosureError::Panicked`](crate::ClosureError::Panicked); the node
+    /// lives on.
     pub fn spawn_closure(
         &self,
         closure: &crate::Closure,
     ) -> Result<ProcessId, crate::ClosureError> {
-        let body = self.inner.remote_table.resolve(closure)?;
-        Ok(self.spawn(body))
+        let panicked = |error: String| crate::ClosureError::Panicked {
+            label: closure.label.clone(),
+            error,
+        };
+        let resolved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.remote_table.resolve(closure)
+        }));
+        let body = match resolved {
+            Ok(body) => body?,
+            Err(panic) => return Err(panicked(crate::process::id::panic_text(panic.as_ref()))),
+        };
+        self.spawn_inner(body, |_, _| {})
+            .map_err(|(_, error)| panicked(error))
     }
 }
 

@@ -136,9 +136,14 @@ impl Process {
         Fut: Future + 'static,
         Fut::Output: ProcessOutcome,
     {
-        let child = self.node.spawn(body);
-        self.link(child);
-        child
+        let linker = self.pid;
+        // Linked before the body is built: a panic there reaches the link.
+        match self
+            .node
+            .spawn_inner(body, |state, child| state.link(linker, child))
+        {
+            Ok(child) | Err((child, _)) => child,
+        }
     }
 
     /// Spawns a process and monitors it, before it can run.
@@ -148,8 +153,17 @@ impl Process {
         Fut: Future + 'static,
         Fut::Output: ProcessOutcome,
     {
-        let child = self.node.spawn(body);
-        (child, self.monitor(child))
+        let watcher = self.pid;
+        let mut monitor_ref = None;
+        // Monitored before the body is built: a panic there reaches the monitor.
+        let spawned = self.node.spawn_inner(body, |state, child| {
+            monitor_ref = Some(state.monitor(watcher, child));
+        });
+        let (Ok(child) | Err((child, _))) = spawned;
+        (
+            child,
+            monitor_ref.expect("set when the process was inserted"),
+        )
     }
 
     // ----- messages -----

@@ -15,7 +15,7 @@ use super::service::{serve, ServiceError, ServiceId};
 use crate::closure::{Closure, RemoteTable};
 use crate::concurrency::{Async, AsyncReply, AsyncResult};
 use crate::message::{decode, encode, Serializable};
-use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId};
 use crate::process::Process;
 use crate::{match_if, match_type, ProcessMonitorNotification, SpawnError};
 
@@ -79,15 +79,6 @@ impl RemoteTable {
             }
         })
     }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-text payload".to_string());
-    format!("panicked: {text}")
 }
 
 /// A closure to run on a worker, built lazily and once (hyperion's
