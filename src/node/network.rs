@@ -43,7 +43,7 @@ impl Default for HeartbeatConfig {
 impl HeartbeatConfig {
     /// The longest a dead or unreachable connected peer can go unnoticed.
     pub fn detection_bound(&self) -> Duration {
-        self.timeout + self.interval
+        self.timeout.saturating_add(self.interval)
     }
 }
 
@@ -163,7 +163,8 @@ impl Network {
         peer.connected = true;
         peer.last_heard = now;
         if self.heartbeat_due.is_none() {
-            self.heartbeat_due = Some(now + self.heartbeat.interval);
+            // Saturating: a configured interval of `Duration::MAX` means "never".
+            self.heartbeat_due = Some(now.saturating_add(self.heartbeat.interval));
         }
     }
 
@@ -200,7 +201,7 @@ impl Network {
         for node in live {
             self.send_frame(node, &Frame::KeepAlive);
         }
-        self.heartbeat_due = any_connected.then(|| now + self.heartbeat.interval);
+        self.heartbeat_due = any_connected.then(|| now.saturating_add(self.heartbeat.interval));
         silent
     }
 }

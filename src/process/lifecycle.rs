@@ -58,7 +58,7 @@ impl NodeState {
                         },
                     );
                     if let Some(relations) = self.relations_of(watcher) {
-                        relations.monitoring.push(monitor_ref);
+                        relations.monitoring.insert(monitor_ref.id, monitor_ref);
                     }
                 }
                 None => self.notify_monitor(watcher, monitor_ref, DiedReason::Disconnect),
@@ -67,7 +67,7 @@ impl NodeState {
         }
         self.add_watcher(target, monitor_ref, watcher);
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.push(monitor_ref);
+            relations.monitoring.insert(monitor_ref.id, monitor_ref);
         }
         monitor_ref
     }
@@ -80,7 +80,12 @@ impl NodeState {
         watcher: ProcessId,
     ) {
         match self.relations_of(target) {
-            Some(relations) => relations.monitored_by.push((monitor_ref, watcher)),
+            Some(relations) => {
+                // Most processes have one watcher at most: no room for four (`Vec`'s
+                // first growth) in a `spawn_monitor` loop.
+                relations.monitored_by.reserve_exact(1);
+                relations.monitored_by.push((monitor_ref, watcher));
+            }
             None => self.notify_monitor(watcher, monitor_ref, DiedReason::UnknownProcess),
         }
     }
@@ -88,7 +93,7 @@ impl NodeState {
     pub(crate) fn unmonitor(&mut self, watcher: ProcessId, monitor_ref: MonitorRef) {
         self.forget_monitor(monitor_ref);
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.retain(|r| *r != monitor_ref);
+            relations.monitoring.remove(&monitor_ref.id);
         }
         // A notification already delivered is withdrawn: after unmonitor, none arrives.
         self.flush_mailbox(watcher, |message| {
@@ -132,7 +137,7 @@ impl NodeState {
                 // Make sure a connection exists, so that its loss can be noticed.
                 network.send_frame(node, &crate::wire::Frame::KeepAlive);
                 if let Some(relations) = self.relations_of(watcher) {
-                    relations.monitoring.push(monitor_ref);
+                    relations.monitoring.insert(monitor_ref.id, monitor_ref);
                 }
             }
             None => self.deliver(
@@ -296,7 +301,7 @@ impl NodeState {
             reason: reason.clone(),
         });
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.retain(|r| *r != monitor_ref);
+            relations.monitoring.remove(&monitor_ref.id);
         }
         let notification = ProcessMonitorNotification {
             monitor_ref,
@@ -390,7 +395,7 @@ impl NodeState {
         for linker in linked_by {
             self.link_signal(linker, pid, reason.clone());
         }
-        for monitor_ref in monitoring {
+        for monitor_ref in monitoring.into_values() {
             self.forget_monitor(monitor_ref);
         }
         for target in linked_to {

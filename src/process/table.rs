@@ -41,8 +41,12 @@ pub(crate) struct Relations {
     pub(crate) monitored_by: Vec<(MonitorRef, ProcessId)>,
     /// Processes linked to this one: they get a link signal when it dies.
     pub(crate) linked_by: Vec<ProcessId>,
-    /// This process's own monitors on local processes, removed from them at its death.
-    pub(crate) monitoring: Vec<MonitorRef>,
+    /// This process's own monitors (on processes here or remote, and on nodes), removed
+    /// from their targets at its death. Keyed by the monitor's id (unique on this node,
+    /// increasing: iteration is creation order), so that a notification removes its
+    /// entry in O(log n) however many monitors the watcher holds (a `spawn_monitor`
+    /// loop would otherwise be quadratic).
+    pub(crate) monitoring: std::collections::BTreeMap<u64, MonitorRef>,
     /// Local processes this one is linked to.
     pub(crate) linked_to: Vec<ProcessId>,
     pub(crate) names: Vec<String>,

@@ -446,7 +446,8 @@ impl State {
                 phase: Phase::Connecting { target: peer },
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer: FrameWriter::with_limit(self.limits.frame_bytes_max),
-                deadline: Some(Instant::now() + self.limits.connect_timeout),
+                // No deadline if it is beyond what an `Instant` holds (`Duration::MAX`).
+                deadline: Instant::now().checked_add(self.limits.connect_timeout),
             },
         );
         Ok(token)
@@ -674,7 +675,7 @@ impl State {
                 },
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer,
-                deadline: Some(Instant::now() + self.limits.handshake_timeout),
+                deadline: Instant::now().checked_add(self.limits.handshake_timeout),
             },
         );
         self.dirty.insert(token);
@@ -724,7 +725,7 @@ impl State {
             handshake: Box::new(handshake),
             target: Some(target),
         };
-        connection.deadline = Some(Instant::now() + self.limits.handshake_timeout);
+        connection.deadline = Instant::now().checked_add(self.limits.handshake_timeout);
         self.dirty.insert(token);
         true
     }

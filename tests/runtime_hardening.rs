@@ -1,0 +1,162 @@
+//! The process runtime under load and misuse (issue 11): the monitor table, what a
+//! dropped or losing async leaves behind, undecodable messages, configured durations,
+//! the peer table, the blocking pool.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hyperion::{match_any, DiedReason, Process, ProcessId, ProcessMonitorNotification};
+use hyperion_sim::Sim;
+
+/// Nothing is queued for `p` after a while.
+async fn mailbox_stays_empty(p: &Process) -> bool {
+    p.sleep(Duration::from_secs(1)).await;
+    p.receive_timeout(Duration::ZERO, vec![match_any(|m| m)])
+        .await
+        .is_none()
+}
+
+/// Many monitors held by one watcher: each monitor still in place fires exactly once
+/// with its child's reason, and none that was removed fires.
+#[test]
+fn many_monitors_fire_exactly_once_and_unmonitor_removes_them() {
+    const CHILDREN: usize = 2_000;
+    for seed in 0..6 {
+        let (fired, expected, quiet) = Sim::run_alone(seed, |p| async move {
+            let mut children = Vec::new();
+            for n in 0..CHILDREN {
+                let (child, monitor) = p.spawn_monitor(move |c| async move {
+                    c.expect::<()>().await;
+                    if n % 2 == 0 {
+                        c.die::<()>(format!("child {n}")).await;
+                    }
+                });
+                children.push((child, monitor, n));
+            }
+            let mut expected = BTreeMap::new();
+            for &(child, monitor, n) in &children {
+                if n % 3 == 0 {
+                    p.unmonitor(monitor);
+                } else {
+                    let reason = if n % 2 == 0 {
+                        DiedReason::Exception(format!("child {n}"))
+                    } else {
+                        DiedReason::Normal
+                    };
+                    expected.insert(monitor, (child, reason));
+                }
+            }
+            for &(child, _, _) in &children {
+                p.send(child, ());
+            }
+            let mut fired: BTreeMap<_, Vec<(ProcessId, DiedReason)>> = BTreeMap::new();
+            for _ in 0..expected.len() {
+                let n: ProcessMonitorNotification = p.expect().await;
+                fired
+                    .entry(n.monitor_ref)
+                    .or_default()
+                    .push((n.pid, n.reason));
+            }
+            let quiet = mailbox_stays_empty(&p).await;
+            (fired, expected, quiet)
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let fired: BTreeMap<_, _> = fired
+            .into_iter()
+            .map(|(monitor, deaths)| {
+                assert_eq!(deaths.len(), 1, "seed {seed}: {monitor:?} fired {deaths:?}");
+                (monitor, deaths.into_iter().next().unwrap())
+            })
+            .collect();
+        assert_eq!(fired, expected, "seed {seed}");
+        assert!(quiet, "seed {seed}: a removed monitor fired");
+    }
+}
+
+// ----- configured durations: the largest one waits, never panics -----
+
+/// A receive whose timeout is `Duration::MAX` waits like one without a timeout.
+#[test]
+fn duration_max_as_a_receive_timeout_waits_for_the_message() {
+    let node = hyperion::Node::new().unwrap();
+    let got = node.run(|p| async move {
+        let me = p.self_pid();
+        p.spawn_local(move |c| async move {
+            c.sleep(Duration::from_millis(20)).await;
+            c.send(me, 5u8);
+        });
+        let received = p
+            .receive_timeout(Duration::MAX, vec![hyperion::match_type(|n: u8| n)])
+            .await;
+        let slept_none = p.expect_timeout::<u16>(Duration::MAX);
+        drop(slept_none);
+        received
+    });
+    assert_eq!(got, Ok(Some(5)));
+    for seed in 0..4 {
+        let got = Sim::run_alone(seed, |p| async move {
+            let me = p.self_pid();
+            p.spawn_local(move |c| async move {
+                c.sleep(Duration::from_secs(3)).await;
+                c.send(me, 6u8);
+            });
+            p.receive_timeout(Duration::MAX, vec![hyperion::match_type(|n: u8| n)])
+                .await
+        });
+        assert_eq!(got.unwrap(), Some(6), "seed {seed}");
+    }
+}
+
+/// Heartbeats every `Duration::MAX` (never, in effect): nodes still talk.
+#[test]
+fn duration_max_as_the_heartbeat_interval_does_not_panic() {
+    for seed in 0..4 {
+        let heartbeat = hyperion::HeartbeatConfig {
+            interval: Duration::MAX,
+            timeout: Duration::MAX,
+        };
+        assert_eq!(heartbeat.detection_bound(), Duration::MAX);
+        let mut sim = Sim::with_faults(seed, hyperion_sim::Faults::calm()).heartbeat(heartbeat);
+        let client = sim.add_node();
+        let server = sim.add_node();
+        let echo = server.spawn(|p| async move {
+            let (from, n): (ProcessId, u64) = p.expect().await;
+            p.send(from, n + 1);
+        });
+        let got = sim
+            .run_until(&client, move |p| async move {
+                p.send(echo, (p.self_pid(), 41u64));
+                p.expect::<u64>().await
+            })
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(got, 42, "seed {seed}");
+        sim.run_for(Duration::from_secs(30));
+    }
+}
+
+/// Connect and handshake timeouts of `Duration::MAX` (no deadline): nodes connect.
+#[test]
+fn duration_max_as_tcp_connect_and_handshake_timeouts_does_not_panic() {
+    use hyperion::transport::tcp::TcpConfig;
+    use hyperion::wire::Cookie;
+    use hyperion::{Node, NodeConfig};
+    let node = || {
+        let transport = TcpConfig::bind("127.0.0.1:0")
+            .cookie(Cookie::new("test-cookie").unwrap())
+            .connect_timeout(Duration::MAX)
+            .handshake_timeout(Duration::MAX);
+        Node::tcp(transport, NodeConfig::default()).expect("bind on loopback")
+    };
+    let (server, client) = (node(), node());
+    let echo = server
+        .spawn(|p| async move {
+            let (from, n): (ProcessId, u64) = p.expect().await;
+            p.send(from, n + 1);
+        })
+        .unwrap();
+    let got = client.run(move |p| async move {
+        p.send(echo, (p.self_pid(), 1u64));
+        p.expect_timeout::<u64>(Duration::from_secs(30)).await
+    });
+    assert_eq!(got, Ok(Some(2)));
+}
