@@ -160,3 +160,63 @@ fn duration_max_as_tcp_connect_and_handshake_timeouts_does_not_panic() {
     });
     assert_eq!(got, Ok(Some(2)));
 }
+
+// ----- a message that does not decode as the type it claims -----
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+struct Order {
+    id: u64,
+    item: String,
+}
+
+/// Bytes with `Order`'s fingerprint that do not decode as an `Order` are dropped by
+/// the first receive that scans past them: once, with an mx event naming the type.
+#[test]
+fn an_undecodable_message_is_dropped_once_with_an_mx_event() {
+    use hyperion::message::{Fingerprint, Message};
+    for seed in 0..4 {
+        let mut sim = Sim::with_faults(seed, hyperion_sim::Faults::none())
+            .record_trace()
+            .trace_mx_events();
+        let node = sim.add_node();
+        let (first, second, rest) = sim
+            .run_until(&node, |p| async move {
+                let me = p.self_pid();
+                p.forward(
+                    me,
+                    Message::from_encoded(Fingerprint::of::<Order>(), vec![0xff; 3]),
+                );
+                p.send(me, 7u8);
+                let take_order = || vec![hyperion::match_type(|o: Order| o)];
+                let first = p.receive_timeout(Duration::ZERO, take_order()).await;
+                let second = p.receive_timeout(Duration::ZERO, take_order()).await;
+                let rest: Vec<Option<u8>> = vec![
+                    p.receive_timeout(Duration::ZERO, vec![match_any(|m| m.downcast::<u8>().ok())])
+                        .await
+                        .flatten(),
+                    p.receive_timeout(Duration::ZERO, vec![match_any(|_| Some(0u8))])
+                        .await
+                        .flatten(),
+                ];
+                (first, second, rest)
+            })
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        sim.run_for(Duration::from_millis(1));
+        assert_eq!((first, second), (None, None), "seed {seed}");
+        assert_eq!(
+            rest,
+            vec![Some(7), None],
+            "seed {seed}: the bad message is still queued"
+        );
+        let dropped: Vec<String> = sim
+            .trace()
+            .entries()
+            .expect("recording")
+            .iter()
+            .filter(|entry| entry.what.contains("did not decode"))
+            .map(|entry| entry.what.clone())
+            .collect();
+        assert_eq!(dropped.len(), 1, "seed {seed}: {dropped:?}");
+        assert!(dropped[0].contains("Order"), "seed {seed}: {dropped:?}");
+    }
+}
