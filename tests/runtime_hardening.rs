@@ -220,3 +220,47 @@ fn an_undecodable_message_is_dropped_once_with_an_mx_event() {
         assert!(dropped[0].contains("Order"), "seed {seed}: {dropped:?}");
     }
 }
+
+// ----- the peer table -----
+
+/// A node that talked to many incarnations of a peer (each crashed and restarted)
+/// keeps state for the live one only, once nothing refers to the dead ones.
+#[test]
+fn the_peer_table_holds_only_live_incarnations() {
+    use hyperion_sim::{Fault, Faults, NodeOptions};
+    const INCARNATIONS: usize = 12;
+    for seed in 0..4 {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let master = sim.add_node();
+        sim.add_node_with(NodeOptions::crashable().boot(|node| {
+            let echo = node.spawn(|p| async move {
+                for _ in 0..u64::MAX {
+                    let from: ProcessId = p.expect().await;
+                    p.send(from, 1u64);
+                }
+            });
+            node.register("echo", echo).unwrap();
+        }));
+        for round in 0..INCARNATIONS {
+            let worker = sim.node(1).id();
+            let answer = sim
+                .run_until(&master, move |p| async move {
+                    let echo = p.whereis_remote(worker, "echo").await.expect("registered");
+                    p.send(echo, p.self_pid());
+                    p.expect::<u64>().await
+                })
+                .unwrap_or_else(|e| panic!("seed {seed}, round {round}: {e}"));
+            assert_eq!(answer, 1);
+            sim.apply(Fault::Crash(1));
+            // The heartbeat notices the silence; then a new incarnation starts.
+            sim.run_for(Duration::from_secs(10));
+            sim.apply(Fault::Restart(1));
+        }
+        sim.run_for(Duration::from_secs(10));
+        assert!(
+            master.known_peers() <= 1,
+            "seed {seed}: {} peers known after {INCARNATIONS} incarnations",
+            master.known_peers()
+        );
+    }
+}

@@ -61,11 +61,19 @@ pub(crate) struct Peer {
     pub(crate) links: Vec<(ProcessId, ProcessId)>,
     /// Monitors of the peer node itself.
     pub(crate) node_monitors: Vec<(MonitorRef, ProcessId)>,
+    /// How many (local process, peer process) pairs have an epoch recorded for the
+    /// reconnect rule. While any does, the peer's epoch must be kept: forgetting it
+    /// would restart the epoch at zero and let a sender that never reconnected through
+    /// a break send again.
+    pub(crate) senders: usize,
 }
 
 impl Peer {
-    pub(crate) fn is_idle(&self) -> bool {
+    /// Nothing refers to the peer and it is not connected: forgetting it loses
+    /// nothing (a later contact starts afresh at epoch zero, as a first one does).
+    pub(crate) fn is_unused(&self) -> bool {
         !self.connected
+            && self.senders == 0
             && self.monitors.is_empty()
             && self.links.is_empty()
             && self.node_monitors.is_empty()
@@ -105,6 +113,14 @@ impl Network {
 
     pub(crate) fn peer(&mut self, node: NodeId) -> &mut Peer {
         self.peers.entry(node).or_default()
+    }
+
+    /// Forgets `node` if nothing refers to it any more: the table holds live peers
+    /// and peers something still needs, not every incarnation ever seen.
+    pub(crate) fn forget_if_unused(&mut self, node: NodeId) {
+        if self.peers.get(&node).is_some_and(Peer::is_unused) {
+            self.peers.remove(&node);
+        }
     }
 
     /// Encodes and sends a frame; an unencodable frame is logged and dropped.

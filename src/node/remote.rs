@@ -28,14 +28,22 @@ impl NodeState {
         let Some(network) = &mut self.network else {
             return false;
         };
-        let epoch = network.peer(to.node).epoch;
+        let peer = network.peer(to.node);
+        let epoch = peer.epoch;
         let Some(task) = (from.node == self.id).then(|| TaskId::from_u64(from.local)) else {
             return true;
         };
         let Some(slot) = self.processes.get_mut(task) else {
             return true;
         };
-        *slot.relations().peer_epochs.entry(to).or_insert(epoch) == epoch
+        match slot.relations().peer_epochs.entry(to) {
+            std::collections::btree_map::Entry::Occupied(seen) => *seen.get() == epoch,
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(epoch);
+                peer.senders += 1;
+                true
+            }
+        }
     }
 
     /// Acknowledges every break of the connection to `to`'s node so far, for data
@@ -48,7 +56,11 @@ impl NodeState {
         if let Some(relations) = self.relations_of(from) {
             match to {
                 Some(to) => {
-                    relations.peer_epochs.insert(to, epoch);
+                    if relations.peer_epochs.insert(to, epoch).is_none() {
+                        if let Some(network) = &mut self.network {
+                            network.peer(node).senders += 1;
+                        }
+                    }
                 }
                 None => relations
                     .peer_epochs
@@ -137,13 +149,7 @@ impl NodeState {
             }
         }
         if let Some(network) = &mut self.network {
-            if network
-                .peers
-                .get(&peer)
-                .is_some_and(|p| p.is_idle() && p.epoch == 0)
-            {
-                network.peers.remove(&peer);
-            }
+            network.forget_if_unused(peer);
         }
     }
 }
@@ -353,7 +359,10 @@ impl LocalNode {
                 // Exactly once: only a monitor still pending here fires (a lost
                 // connection may already have fired it with Disconnect).
                 let pending = state.network.as_mut().is_some_and(|network| {
-                    take_pending(&mut network.peer(peer).monitors, &(monitor_ref, watcher))
+                    let pending =
+                        take_pending(&mut network.peer(peer).monitors, &(monitor_ref, watcher));
+                    network.forget_if_unused(peer);
+                    pending
                 });
                 if pending && watcher.node == state.id {
                     state.notify_monitor(watcher, monitor_ref, reason);
@@ -366,7 +375,9 @@ impl LocalNode {
             } => {
                 let mut state = self.state();
                 let pending = state.network.as_mut().is_some_and(|network| {
-                    take_pending(&mut network.peer(peer).links, &(linker, pid))
+                    let pending = take_pending(&mut network.peer(peer).links, &(linker, pid));
+                    network.forget_if_unused(peer);
+                    pending
                 });
                 if pending && linker.node == state.id {
                     state.link_signal(linker, pid, reason);
@@ -393,6 +404,17 @@ impl LocalNode {
                 }
             }
         }
+    }
+
+    /// How many peer nodes this node keeps state for: connected ones, and lost ones
+    /// that monitors, links or senders waiting to `reconnect` still refer to. A lost
+    /// peer nothing refers to is forgotten, so this does not grow with every
+    /// incarnation ever seen.
+    pub fn known_peers(&self) -> usize {
+        self.state()
+            .network
+            .as_ref()
+            .map_or(0, |network| network.peers.len())
     }
 
     /// Starts the process a closure names, from this node's remote table. An entry

@@ -387,8 +387,18 @@ impl NodeState {
             names,
             channels,
             exit_hooks,
-            peer_epochs: _,
+            peer_epochs,
         } = relations;
+        if let Some(network) = &mut self.network {
+            // Each destination this process sent to no longer needs its peer's epoch.
+            for node in peer_epochs.into_keys().map(|pid| pid.node) {
+                if let Some(peer) = network.peers.get_mut(&node) {
+                    debug_assert!(peer.senders > 0, "sender count of {node} out of step");
+                    peer.senders = peer.senders.saturating_sub(1);
+                }
+                network.forget_if_unused(node);
+            }
+        }
         for (monitor_ref, watcher) in monitored_by {
             self.notify_monitor(watcher, monitor_ref, reason.clone());
         }
