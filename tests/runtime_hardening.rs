@@ -264,3 +264,86 @@ fn the_peer_table_holds_only_live_incarnations() {
         );
     }
 }
+
+// ----- what a losing or dropped async leaves behind: nothing -----
+
+#[test]
+fn race_leaves_nothing_of_the_loser_queued() {
+    use hyperion::concurrency::{race, Either};
+    for seed in 0..8 {
+        let (winner, quiet) = Sim::run_alone(seed, |p| async move {
+            let fast = p.async_task(|_| async { 1u64 });
+            let slow = p.async_task(|c| async move {
+                c.sleep(Duration::from_millis(10)).await;
+                2u64
+            });
+            let winner = race(&p, fast, slow).await;
+            (winner, mailbox_stays_empty(&p).await)
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(
+            winner,
+            Either::Left(hyperion::AsyncResult::Done(1)),
+            "seed {seed}"
+        );
+        assert!(
+            quiet,
+            "seed {seed}: the loser's notification or reply stayed queued"
+        );
+    }
+}
+
+#[test]
+fn a_dropped_async_leaves_nothing_queued() {
+    for seed in 0..8 {
+        let quiet = Sim::run_alone(seed, |p| async move {
+            // Dropped while it runs: its reply and notification come later.
+            let running = p.async_task(|c| async move {
+                c.sleep(Duration::from_millis(10)).await;
+                1u64
+            });
+            drop(running);
+            // Dropped after it finished: its reply and notification are queued.
+            let finished = p.async_task(|_| async { 2u64 });
+            p.sleep(Duration::from_millis(10)).await;
+            drop(finished);
+            mailbox_stays_empty(&p).await
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(quiet, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_dropped_remote_task_leaves_nothing_queued() {
+    use hyperion::remote::{with_remote_runner, RemoteCall};
+    use hyperion_sim::{Faults, SimLauncher};
+    for seed in 0..4 {
+        let mut table = hyperion::RemoteTable::new();
+        table.register_call("slow_square", |p: Process, x: u64| async move {
+            p.sleep(Duration::from_secs(1)).await;
+            Ok::<_, String>(x * x)
+        });
+        let mut sim = Sim::with_faults(seed, Faults::calm());
+        let master = sim.add_node();
+        let launcher = SimLauncher::new(sim.handle(), table);
+        let quiet = sim
+            .run_until(&master, move |p| async move {
+                let p = &p;
+                let outcome = with_remote_runner(p, &launcher, |runner| async move {
+                    let call: RemoteCall<u64> = RemoteCall::new("slow_square", || async { 3u64 });
+                    drop(runner.start(p, &call).await);
+                    let finished = runner.start(p, &call).await;
+                    p.sleep(Duration::from_secs(5)).await;
+                    drop(finished);
+                    Ok(mailbox_stays_empty(p).await)
+                })
+                .await;
+                // Once the service has ended, its worker's death must not be queued
+                // either (a dropped task's watch on the worker is removed).
+                (outcome, mailbox_stays_empty(p).await)
+            })
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(quiet, (Ok(true), true), "seed {seed}");
+    }
+}

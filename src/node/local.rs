@@ -640,6 +640,19 @@ impl NodeState {
             tracing::trace!(to = local, ?message, "message to a dead process dropped");
             return;
         };
+        let mut message = message;
+        if let Some(relations) = slot.relations.as_mut() {
+            if !relations.abandoned.is_empty()
+                && NodeState::is_for_abandoned(relations, &mut message)
+            {
+                tracing::trace!(
+                    to = local,
+                    ?message,
+                    "message for an abandoned async dropped"
+                );
+                return;
+            }
+        }
         slot.mailbox.push_back(message);
         if slot.waiting_receive && !slot.scheduled {
             slot.waiting_receive = false;

@@ -12,7 +12,7 @@ use super::id::{DiedReason, MonitorRef, NodeId, ProcessId};
 use super::signals::{
     NodeMonitorNotification, ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification,
 };
-use super::table::{ExitHook, Relations};
+use super::table::{Abandoned, ExitHook, Relations};
 use crate::message::Message;
 use crate::node::local::NodeState;
 use crate::node::NodeEvent;
@@ -348,6 +348,44 @@ impl NodeState {
         }
     }
 
+    /// `watcher` gives up on the async whose process `monitor_ref` watches: its reply
+    /// and notification, queued or yet to come, are dropped. Once the notification is
+    /// in (the process ended; nothing from it can follow), nothing is left to watch for.
+    pub(crate) fn abandon(&mut self, watcher: ProcessId, abandoned: Abandoned) {
+        let monitor_ref = abandoned.monitor_ref;
+        let mut ended = false;
+        self.flush_mailbox(watcher, |message| {
+            let notified = message
+                .peek::<ProcessMonitorNotification>()
+                .is_some_and(|n| n.monitor_ref == monitor_ref);
+            ended |= notified;
+            notified || (abandoned.is_reply)(message)
+        });
+        if !ended {
+            if let Some(relations) = self.relations_of(watcher) {
+                relations.abandoned.push(abandoned);
+            }
+        }
+    }
+
+    /// Whether `message`, arriving for a process with abandoned asyncs, belongs to one
+    /// of them (and is to be dropped). Its notification retires the entry.
+    pub(crate) fn is_for_abandoned(relations: &mut Relations, message: &mut Message) -> bool {
+        if let Some(notification) = message.peek::<ProcessMonitorNotification>() {
+            let monitor_ref = notification.monitor_ref;
+            if let Some(index) = relations
+                .abandoned
+                .iter()
+                .position(|a| a.monitor_ref == monitor_ref)
+            {
+                relations.abandoned.swap_remove(index);
+                return true;
+            }
+            return false;
+        }
+        relations.abandoned.iter().any(|a| (a.is_reply)(message))
+    }
+
     /// Withdraws a queued node notification for `monitor_ref`.
     pub(crate) fn flush_node_notifications(&mut self, watcher: ProcessId, monitor_ref: MonitorRef) {
         self.flush_mailbox(watcher, |message| {
@@ -388,6 +426,7 @@ impl NodeState {
             channels,
             exit_hooks,
             peer_epochs,
+            abandoned: _,
         } = relations;
         if let Some(network) = &mut self.network {
             // Each destination this process sent to no longer needs its peer's epoch.

@@ -59,6 +59,11 @@ impl Process {
         &self.node
     }
 
+    /// A second handle on this process, for values that must act for it when dropped.
+    pub(crate) fn clone_handle(&self) -> Process {
+        Process::new(self.node.clone(), self.pid, self.task)
+    }
+
     /// This process's slot, checking that it is the one being polled: a handle moved
     /// into another process must fail loudly, not wait forever for wakes that go
     /// elsewhere.

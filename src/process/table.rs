@@ -58,6 +58,18 @@ pub(crate) struct Relations {
     /// destination, freed with this process (as Cloud Haskell keeps a connection per
     /// pair).
     pub(crate) peer_epochs: std::collections::BTreeMap<ProcessId, u64>,
+    /// Asyncs this process dropped before they settled: their reply and monitor
+    /// notification are dropped on arrival instead of staying queued forever.
+    pub(crate) abandoned: Vec<Abandoned>,
+}
+
+/// An async nobody waits for any more (see [`Relations::abandoned`]): messages for it
+/// are dropped until its monitor notification, the last of them, arrives.
+pub(crate) struct Abandoned {
+    /// The monitor on the async's process; its notification ends the entry.
+    pub(crate) monitor_ref: MonitorRef,
+    /// Whether a message is the async's reply.
+    pub(crate) is_reply: Box<dyn Fn(&mut Message) -> bool>,
 }
 
 impl ProcessSlot {

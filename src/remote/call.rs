@@ -170,11 +170,31 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
-/// A call in progress on a worker.
+/// A call in progress on a worker. Dropped before its result is taken, it leaves
+/// nothing queued for its caller (see [`Async`]): the call's reply and notifications
+/// are dropped on arrival.
 pub struct RemoteTask<R> {
     service_id: ServiceId,
     task: Async<Result<R, String>>,
     worker_watch: crate::MonitorRef,
+    /// Whether `worker_watch` was removed (when the outcome was taken).
+    worker_watch_removed: std::cell::Cell<bool>,
+    /// The caller, to remove `worker_watch` if the task is dropped first.
+    caller: Process,
+}
+
+impl<R> Drop for RemoteTask<R> {
+    fn drop(&mut self) {
+        if self.worker_watch_removed.get() {
+            return;
+        }
+        let node = self.caller.local_node();
+        // Busy: the caller itself is being torn down, and its monitors with it.
+        let state = node.inner.state.try_borrow_mut();
+        if let Ok(mut state) = state {
+            state.unmonitor(self.caller.self_pid(), self.worker_watch);
+        }
+    }
 }
 
 impl<R: Serializable + Clone> RemoteTask<R> {
@@ -186,6 +206,7 @@ impl<R: Serializable + Clone> RemoteTask<R> {
         let kind = match outcome {
             AsyncResult::Done(Ok(value)) => {
                 p.unmonitor(self.worker_watch);
+                self.worker_watch_removed.set(true);
                 return Ok(value);
             }
             AsyncResult::Done(Err(text)) => RemoteErrorKind::Exception(text),
@@ -211,6 +232,7 @@ impl<R: Serializable + Clone> RemoteTask<R> {
         };
         if !matches!(kind, RemoteErrorKind::Pending) {
             p.unmonitor(self.worker_watch);
+            self.worker_watch_removed.set(true);
         }
         Err(RemoteError {
             service_id: self.service_id.clone(),
@@ -291,6 +313,8 @@ impl Runner {
             service_id: self.service_id.clone(),
             task: Async::settled(self.worker, kind),
             worker_watch,
+            worker_watch_removed: std::cell::Cell::new(false),
+            caller: p.clone_handle(),
         };
         let argument = match call.argument().await {
             Ok(argument) => argument,
@@ -317,8 +341,10 @@ impl Runner {
                 let monitor = p.monitor(pid);
                 RemoteTask {
                     service_id: self.service_id.clone(),
-                    task: Async::from_parts(pid, id, monitor),
+                    task: Async::from_parts(p, pid, id, monitor),
                     worker_watch,
+                    worker_watch_removed: std::cell::Cell::new(false),
+                    caller: p.clone_handle(),
                 }
             }
             Err(SpawnError::Refused(why)) => settled(AsyncResult::Done(Err(why))),
