@@ -123,6 +123,15 @@ impl BlockingExecutor for ThreadPool {
     }
 }
 
+impl ThreadPool {
+    /// Lets idle threads exit once the queue is empty.
+    pub fn close(&self) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.closed = true;
+        self.shared.work_available.notify_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,14 +168,5 @@ mod tests {
                 });
         }
         pool.close();
-    }
-}
-
-impl ThreadPool {
-    /// Lets idle threads exit once the queue is empty.
-    pub fn close(&self) {
-        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.closed = true;
-        self.shared.work_available.notify_all();
     }
 }
