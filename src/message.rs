@@ -267,6 +267,9 @@ enum Payload {
     Encoded {
         fingerprint: Fingerprint,
         bytes: Vec<u8>,
+        /// The type the bytes failed to decode as, once they did: never decoded again,
+        /// and a receive that scans past drops the message.
+        undecodable: Option<&'static str>,
     },
 }
 
@@ -295,7 +298,11 @@ impl Message {
     /// with this fingerprint. They are decoded only when a receive asks for that type.
     pub fn from_encoded(fingerprint: Fingerprint, bytes: Vec<u8>) -> Message {
         Message {
-            payload: Payload::Encoded { fingerprint, bytes },
+            payload: Payload::Encoded {
+                fingerprint,
+                bytes,
+                undecodable: None,
+            },
         }
     }
 
@@ -320,7 +327,11 @@ impl Message {
     pub fn is<T: Serializable>(&self) -> bool {
         match &self.payload {
             Payload::Local(value) => value.value_type() == TypeId::of::<T>(),
-            Payload::Encoded { fingerprint, .. } => *fingerprint == Fingerprint::of::<T>(),
+            Payload::Encoded {
+                fingerprint,
+                undecodable,
+                ..
+            } => undecodable.is_none() && *fingerprint == Fingerprint::of::<T>(),
         }
     }
 
@@ -342,7 +353,10 @@ impl Message {
         if !self.is::<T>() {
             return None;
         }
-        if let Payload::Encoded { bytes, .. } = &mut self.payload {
+        if let Payload::Encoded {
+            bytes, undecodable, ..
+        } = &mut self.payload
+        {
             if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
                 if let Some(offset) = bytes::body_offset(bytes) {
                     // The encoded bytes become the vector: no allocation, no copy.
@@ -355,16 +369,28 @@ impl Message {
             match decode::<T>(bytes) {
                 Ok(value) => self.payload = Payload::Local(Box::new(value)),
                 Err(err) => {
+                    // Once: marked, it is neither decoded nor logged again, and the
+                    // next receive scanning past it drops it.
                     tracing::warn!(
                         expected = std::any::type_name::<T>(),
                         %err,
-                        "message with a matching fingerprint failed to decode"
+                        "message with a matching fingerprint failed to decode; dropping it"
                     );
+                    *undecodable = Some(std::any::type_name::<T>());
                     return None;
                 }
             }
         }
         self.peek_local()
+    }
+
+    /// The type encoded bytes failed to decode as, if they did (such a message is
+    /// dropped by the next receive that scans past it).
+    pub(crate) fn undecodable(&self) -> Option<&'static str> {
+        match &self.payload {
+            Payload::Encoded { undecodable, .. } => *undecodable,
+            Payload::Local(_) => None,
+        }
     }
 
     fn peek_local<T: Serializable>(&self) -> Option<&T> {
@@ -396,7 +422,9 @@ impl Message {
     pub fn encode(&self) -> Result<(Fingerprint, Vec<u8>), CodecError> {
         match &self.payload {
             Payload::Local(value) => Ok((value.fingerprint(), value.encode()?)),
-            Payload::Encoded { fingerprint, bytes } => Ok((*fingerprint, bytes.clone())),
+            Payload::Encoded {
+                fingerprint, bytes, ..
+            } => Ok((*fingerprint, bytes.clone())),
         }
     }
 
@@ -409,7 +437,9 @@ impl Message {
                 value.encode_into(out)?;
                 Ok(value.fingerprint())
             }
-            Payload::Encoded { fingerprint, bytes } => {
+            Payload::Encoded {
+                fingerprint, bytes, ..
+            } => {
                 out.extend_from_slice(bytes);
                 Ok(*fingerprint)
             }
@@ -421,7 +451,9 @@ impl Message {
     pub fn into_encoded(self) -> Result<(Fingerprint, Vec<u8>), CodecError> {
         match self.payload {
             Payload::Local(value) => Ok((value.fingerprint(), value.encode()?)),
-            Payload::Encoded { fingerprint, bytes } => Ok((fingerprint, bytes)),
+            Payload::Encoded {
+                fingerprint, bytes, ..
+            } => Ok((fingerprint, bytes)),
         }
     }
 }
@@ -430,7 +462,9 @@ impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.payload {
             Payload::Local(value) => write!(f, "Message({})", value.type_name()),
-            Payload::Encoded { fingerprint, bytes } => {
+            Payload::Encoded {
+                fingerprint, bytes, ..
+            } => {
                 write!(f, "Message({fingerprint:?}, {} bytes)", bytes.len())
             }
         }

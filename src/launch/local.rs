@@ -134,8 +134,8 @@ impl LocalLauncher {
         let reaper = std::thread::Builder::new()
             .name(format!("hyperion-reap-{pid}"))
             .spawn(move || {
-                let deadline = std::time::Instant::now() + grace;
-                while std::time::Instant::now() < deadline {
+                let deadline = std::time::Instant::now().checked_add(grace);
+                while deadline.is_none_or(|deadline| std::time::Instant::now() < deadline) {
                     if let Ok(Some(_)) = child.try_wait() {
                         return;
                     }

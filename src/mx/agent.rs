@@ -576,11 +576,7 @@ impl<S> Shared<S> {
             node,
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| finalizer(context))) {
-            let text = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let text = crate::process::id::panic_text(panic.as_ref());
             tracing::error!(agent = %self.id, %text, "management agent finalizer panicked");
         }
     }

@@ -43,7 +43,7 @@ impl Default for HeartbeatConfig {
 impl HeartbeatConfig {
     /// The longest a dead or unreachable connected peer can go unnoticed.
     pub fn detection_bound(&self) -> Duration {
-        self.timeout + self.interval
+        self.timeout.saturating_add(self.interval)
     }
 }
 
@@ -61,11 +61,19 @@ pub(crate) struct Peer {
     pub(crate) links: Vec<(ProcessId, ProcessId)>,
     /// Monitors of the peer node itself.
     pub(crate) node_monitors: Vec<(MonitorRef, ProcessId)>,
+    /// How many (local process, peer process) pairs have an epoch recorded for the
+    /// reconnect rule. While any does, the peer's epoch must be kept: forgetting it
+    /// would restart the epoch at zero and let a sender that never reconnected through
+    /// a break send again.
+    pub(crate) senders: usize,
 }
 
 impl Peer {
-    pub(crate) fn is_idle(&self) -> bool {
+    /// Nothing refers to the peer and it is not connected: forgetting it loses
+    /// nothing (a later contact starts afresh at epoch zero, as a first one does).
+    pub(crate) fn is_unused(&self) -> bool {
         !self.connected
+            && self.senders == 0
             && self.monitors.is_empty()
             && self.links.is_empty()
             && self.node_monitors.is_empty()
@@ -115,6 +123,14 @@ impl Network {
     /// before it is queued.
     pub(crate) fn frame_bytes_max(&self) -> usize {
         self.frame_bytes_max
+    }
+
+    /// Forgets `node` if nothing refers to it any more: the table holds live peers
+    /// and peers something still needs, not every incarnation ever seen.
+    pub(crate) fn forget_if_unused(&mut self, node: NodeId) {
+        if self.peers.get(&node).is_some_and(Peer::is_unused) {
+            self.peers.remove(&node);
+        }
     }
 
     /// Encodes and sends a frame. A frame that cannot be encoded, or is longer than the
@@ -183,7 +199,8 @@ impl Network {
         peer.connected = true;
         peer.last_heard = now;
         if self.heartbeat_due.is_none() {
-            self.heartbeat_due = Some(now + self.heartbeat.interval);
+            // Saturating: a configured interval of `Duration::MAX` means "never".
+            self.heartbeat_due = Some(now.saturating_add(self.heartbeat.interval));
         }
     }
 
@@ -226,7 +243,7 @@ impl Network {
         for node in live {
             let _ = self.send_frame(node, &Frame::KeepAlive); // always fits
         }
-        self.heartbeat_due = any_connected.then(|| now + self.heartbeat.interval);
+        self.heartbeat_due = any_connected.then(|| now.saturating_add(self.heartbeat.interval));
         silent
     }
 }

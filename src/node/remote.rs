@@ -29,15 +29,25 @@ impl NodeState {
         let Some(network) = &mut self.network else {
             return false;
         };
-        let epoch = network.peer(to.node).epoch;
+        let peer = network.peer(to.node);
+        let epoch = peer.epoch;
         let Some(task) = (from.node == self.id).then(|| TaskId::from_u64(from.local)) else {
             return true;
         };
         let Some(slot) = self.processes.get_mut(task) else {
             return true;
         };
-        *slot.relations().peer_epochs.entry(to).or_insert(epoch) == epoch
-            || crate::planted::is_planted(crate::planted::Defect::DataWithoutReconnect)
+        match slot.relations().peer_epochs.entry(to) {
+            std::collections::btree_map::Entry::Occupied(seen) => {
+                *seen.get() == epoch
+                    || crate::planted::is_planted(crate::planted::Defect::DataWithoutReconnect)
+            }
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(epoch);
+                peer.senders += 1;
+                true
+            }
+        }
     }
 
     /// Acknowledges every break of the connection to `to`'s node so far, for data
@@ -51,7 +61,11 @@ impl NodeState {
         if let Some(relations) = self.relations_of(from) {
             match to {
                 Some(to) => {
-                    relations.peer_epochs.insert(to, epoch);
+                    if relations.peer_epochs.insert(to, epoch).is_none() {
+                        if let Some(network) = &mut self.network {
+                            network.peer(node).senders += 1;
+                        }
+                    }
                 }
                 None => relations
                     .peer_epochs
@@ -154,7 +168,7 @@ impl NodeState {
         }
         for (monitor_ref, watcher) in node_monitors {
             if let Some(relations) = self.relations_of(watcher) {
-                relations.monitoring.retain(|r| *r != monitor_ref);
+                relations.monitoring.remove(&monitor_ref.id);
             }
             let notification = NodeMonitorNotification {
                 monitor_ref,
@@ -172,13 +186,7 @@ impl NodeState {
             }
         }
         if let Some(network) = &mut self.network {
-            if network
-                .peers
-                .get(&peer)
-                .is_some_and(|p| p.is_idle() && p.epoch == 0)
-            {
-                network.peers.remove(&peer);
-            }
+            network.forget_if_unused(peer);
         }
     }
 }
@@ -422,7 +430,10 @@ impl LocalNode {
                 // Exactly once: only a monitor still pending here fires (a lost
                 // connection may already have fired it with Disconnect).
                 let pending = state.network.as_mut().is_some_and(|network| {
-                    take_pending(&mut network.peer(peer).monitors, &(monitor_ref, watcher))
+                    let pending =
+                        take_pending(&mut network.peer(peer).monitors, &(monitor_ref, watcher));
+                    network.forget_if_unused(peer);
+                    pending
                 });
                 if pending && watcher == state.registry_watcher() {
                     state.remote_holder_died(monitor_ref);
@@ -437,7 +448,9 @@ impl LocalNode {
             } => {
                 let mut state = self.state();
                 let pending = state.network.as_mut().is_some_and(|network| {
-                    take_pending(&mut network.peer(peer).links, &(linker, pid))
+                    let pending = take_pending(&mut network.peer(peer).links, &(linker, pid));
+                    network.forget_if_unused(peer);
+                    pending
                 });
                 if pending && linker.node == state.id {
                     state.link_signal(linker, pid, reason);
@@ -503,13 +516,38 @@ impl LocalNode {
         }
     }
 
-    /// Starts the process a closure names, from this node's remote table.
+    /// How many peer nodes this node keeps state for: connected ones, and lost ones
+    /// that monitors, links or senders waiting to `reconnect` still refer to. A lost
+    /// peer nothing refers to is forgotten, so this does not grow with every
+    /// incarnation ever seen.
+    pub fn known_peers(&self) -> usize {
+        self.state()
+            .network
+            .as_ref()
+            .map_or(0, |network| network.peers.len())
+    }
+
+    /// Starts the process a closure names, from this node's remote table. An entry
+    /// that panics while starting (decoding its environment, building its process) is
+    /// an error, [`ClosureError::Panicked`](crate::ClosureError::Panicked); the node
+    /// lives on.
     pub fn spawn_closure(
         &self,
         closure: &crate::Closure,
     ) -> Result<ProcessId, crate::ClosureError> {
-        let body = self.inner.remote_table.resolve(closure)?;
-        Ok(self.spawn(body))
+        let panicked = |error: String| crate::ClosureError::Panicked {
+            label: closure.label.clone(),
+            error,
+        };
+        let resolved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.remote_table.resolve(closure)
+        }));
+        let body = match resolved {
+            Ok(body) => body?,
+            Err(panic) => return Err(panicked(crate::process::id::panic_text(panic.as_ref()))),
+        };
+        self.spawn_inner(body, |_, _| {})
+            .map_err(|(_, error)| panicked(error))
     }
 }
 

@@ -99,7 +99,7 @@ impl Process {
             }
         };
         let monitor = self.monitor(pid);
-        let task: Async<Result<R, String>> = Async::from_parts(pid, id, monitor);
+        let task: Async<Result<R, String>> = Async::from_parts(self, pid, id, monitor);
         match task.wait(self).await {
             AsyncResult::Done(Ok(value)) => Ok(value),
             AsyncResult::Done(Err(why)) => Err(CallError::Failed(why)),

@@ -192,6 +192,28 @@ impl DiedReason {
             _ => None,
         }
     }
+    /// How a process that panicked died: `Exception("panicked: <message>")`.
+    pub fn from_panic(panic: &(dyn std::any::Any + Send)) -> DiedReason {
+        DiedReason::Exception(panic_text(panic))
+    }
+}
+
+/// A panic's payload as text, `panicked: <message>`, for reports (a process's death, a
+/// remote call's error). The one place that reads panic payloads.
+///
+/// ```
+/// let panic = std::panic::catch_unwind(|| panic!("boom")).unwrap_err();
+/// assert_eq!(hyperion::process::id::panic_text(panic.as_ref()), "panicked: boom");
+/// ```
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = if let Some(text) = panic.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.as_str()
+    } else {
+        "a panic with a non-text payload"
+    };
+    format!("panicked: {text}")
 }
 
 impl fmt::Display for DiedReason {

@@ -63,6 +63,11 @@ impl Process {
         &self.node
     }
 
+    /// A second handle on this process, for values that must act for it when dropped.
+    pub(crate) fn clone_handle(&self) -> Process {
+        Process::new(self.node.clone(), self.pid, self.task)
+    }
+
     /// This process's slot, checking that it is the one being polled: a handle moved
     /// into another process must fail loudly, not wait forever for wakes that go
     /// elsewhere.
@@ -140,9 +145,14 @@ impl Process {
         Fut: Future + 'static,
         Fut::Output: ProcessOutcome,
     {
-        let child = self.node.spawn(body);
-        self.link(child);
-        child
+        let linker = self.pid;
+        // Linked before the body is built: a panic there reaches the link.
+        match self
+            .node
+            .spawn_inner(body, |state, child| state.link(linker, child))
+        {
+            Ok(child) | Err((child, _)) => child,
+        }
     }
 
     /// Spawns a process and monitors it, before it can run.
@@ -152,8 +162,17 @@ impl Process {
         Fut: Future + 'static,
         Fut::Output: ProcessOutcome,
     {
-        let child = self.node.spawn(body);
-        (child, self.monitor(child))
+        let watcher = self.pid;
+        let mut monitor_ref = None;
+        // Monitored before the body is built: a panic there reaches the monitor.
+        let spawned = self.node.spawn_inner(body, |state, child| {
+            monitor_ref = Some(state.monitor(watcher, child));
+        });
+        let (Ok(child) | Err((child, _))) = spawned;
+        (
+            child,
+            monitor_ref.expect("set when the process was inserted"),
+        )
     }
 
     // ----- messages -----

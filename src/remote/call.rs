@@ -15,7 +15,7 @@ use super::service::{serve, ServiceError, ServiceId};
 use crate::closure::{Closure, RemoteTable};
 use crate::concurrency::{Async, AsyncReply, AsyncResult};
 use crate::message::{decode, encode, Serializable};
-use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId};
 use crate::process::Process;
 use crate::wire::WireError;
 use crate::{match_if, match_type, ProcessMonitorNotification, SpawnError};
@@ -114,15 +114,6 @@ impl RemoteTable {
 /// or its reply is longer than the transport's frame limit: a retry would fail the same
 /// way (see [`RemoteError::is_retryable`]).
 pub const TOO_LARGE_PREFIX: &str = "too large for the frame limit: ";
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-text payload".to_string());
-    format!("panicked: {text}")
-}
 
 /// A closure to run on a worker, built lazily and once (hyperion's
 /// `SerializableClosureProcess`): the action that produces its argument runs the first
@@ -223,11 +214,31 @@ impl RemoteError {
     }
 }
 
-/// A call in progress on a worker.
+/// A call in progress on a worker. Dropped before its result is taken, it leaves
+/// nothing queued for its caller (see [`Async`]): the call's reply and notifications
+/// are dropped on arrival.
 pub struct RemoteTask<R> {
     service_id: ServiceId,
     task: Async<Result<R, String>>,
     worker_watch: crate::MonitorRef,
+    /// Whether `worker_watch` was removed (when the outcome was taken).
+    worker_watch_removed: std::cell::Cell<bool>,
+    /// The caller, to remove `worker_watch` if the task is dropped first.
+    caller: Process,
+}
+
+impl<R> Drop for RemoteTask<R> {
+    fn drop(&mut self) {
+        if self.worker_watch_removed.get() {
+            return;
+        }
+        let node = self.caller.local_node();
+        // Busy: the caller itself is being torn down, and its monitors with it.
+        let state = node.inner.state.try_borrow_mut();
+        if let Ok(mut state) = state {
+            state.unmonitor(self.caller.self_pid(), self.worker_watch);
+        }
+    }
 }
 
 impl<R: Serializable + Clone> RemoteTask<R> {
@@ -239,6 +250,7 @@ impl<R: Serializable + Clone> RemoteTask<R> {
         let kind = match outcome {
             AsyncResult::Done(Ok(value)) => {
                 p.unmonitor(self.worker_watch);
+                self.worker_watch_removed.set(true);
                 return Ok(value);
             }
             AsyncResult::Done(Err(text)) => RemoteErrorKind::Exception(text),
@@ -264,6 +276,7 @@ impl<R: Serializable + Clone> RemoteTask<R> {
         };
         if !matches!(kind, RemoteErrorKind::Pending) {
             p.unmonitor(self.worker_watch);
+            self.worker_watch_removed.set(true);
         }
         Err(RemoteError {
             service_id: self.service_id.clone(),
@@ -348,6 +361,8 @@ impl Runner {
             service_id: self.service_id.clone(),
             task: Async::settled(self.worker, kind),
             worker_watch,
+            worker_watch_removed: std::cell::Cell::new(false),
+            caller: p.clone_handle(),
         };
         let argument = match call.argument().await {
             Ok(argument) => argument,
@@ -374,8 +389,10 @@ impl Runner {
                 let monitor = p.monitor(pid);
                 RemoteTask {
                     service_id: self.service_id.clone(),
-                    task: Async::from_parts(pid, id, monitor),
+                    task: Async::from_parts(p, pid, id, monitor),
                     worker_watch,
+                    worker_watch_removed: std::cell::Cell::new(false),
+                    caller: p.clone_handle(),
                 }
             }
             Err(SpawnError::Refused(why)) => settled(AsyncResult::Done(Err(why))),

@@ -229,7 +229,8 @@ async fn await_worker(
     service: &ServiceId,
     timeout: Option<Duration>,
 ) -> Option<WorkerHello> {
-    let deadline = timeout.map(|timeout| p.now() + timeout);
+    // A timeout beyond the clock's range (`Duration::MAX`) is no timeout.
+    let deadline = timeout.and_then(|timeout| p.now().checked_add(timeout));
     let me = p.self_pid();
     loop {
         let matches = vec![

@@ -476,7 +476,8 @@ impl State {
                 phase: Phase::Connecting { target: peer },
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer: FrameWriter::with_limit(self.limits.frame_bytes_max),
-                deadline: Some(Instant::now() + self.limits.connect_timeout),
+                // No deadline if it is beyond what an `Instant` holds (`Duration::MAX`).
+                deadline: Instant::now().checked_add(self.limits.connect_timeout),
                 accepted_at: None,
                 slot: None,
                 hello_received: false,
@@ -767,7 +768,7 @@ impl State {
                 },
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer,
-                deadline: Some(now + self.limits.hello_timeout.min(self.limits.handshake_timeout)),
+                deadline: now.checked_add(self.limits.hello_timeout.min(self.limits.handshake_timeout)),
                 accepted_at: Some(now),
                 slot: Some(source),
                 hello_received: false,
@@ -820,7 +821,7 @@ impl State {
             handshake: Box::new(handshake),
             target: Some(target),
         };
-        connection.deadline = Some(Instant::now() + self.limits.handshake_timeout);
+        connection.deadline = Instant::now().checked_add(self.limits.handshake_timeout);
         self.dirty.insert(token);
         true
     }
