@@ -93,7 +93,9 @@ impl Process {
         let pid = match self.spawn(node, closure).await {
             Ok(pid) => pid,
             Err(SpawnError::Refused(why)) => return Err(CallError::Refused(why)),
-            Err(err @ SpawnError::TooLarge { .. }) => return Err(CallError::Refused(err.to_string())),
+            Err(err @ SpawnError::TooLarge { .. }) => {
+                return Err(CallError::Refused(err.to_string()))
+            }
             Err(SpawnError::Disconnected(_)) => {
                 return Err(CallError::Died(DiedReason::Disconnect))
             }

@@ -768,7 +768,8 @@ impl State {
                 },
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer,
-                deadline: now.checked_add(self.limits.hello_timeout.min(self.limits.handshake_timeout)),
+                deadline: now
+                    .checked_add(self.limits.hello_timeout.min(self.limits.handshake_timeout)),
                 accepted_at: Some(now),
                 slot: Some(source),
                 hello_received: false,
@@ -1002,7 +1003,7 @@ impl State {
             connection.hello_received = true;
             if let Some(accepted_at) = connection.accepted_at {
                 // The hello came in time: the rest of the handshake has its own timeout.
-                connection.deadline = Some(accepted_at + self.limits.handshake_timeout);
+                connection.deadline = accepted_at.checked_add(self.limits.handshake_timeout);
             }
         }
         let Phase::Handshaking { handshake, target } = &mut connection.phase else {
@@ -1145,9 +1146,11 @@ impl State {
                 if let Some(link) = self.peers.get_mut(&peer) {
                     if link.route == Route::Dialing(token) {
                         link.route = Route::AwaitingInbound {
-                            deadline: Instant::now()
-                                + self.limits.connect_timeout
-                                + self.limits.handshake_timeout,
+                            deadline: saturating_deadline(
+                                self.limits
+                                    .connect_timeout
+                                    .saturating_add(self.limits.handshake_timeout),
+                            ),
                         };
                     }
                 }
@@ -1219,4 +1222,12 @@ impl State {
         self.dirty.insert(token);
         out.push(TransportEvent::PeerConnected(peer));
     }
+}
+
+/// `now + wait`, or a century from now when `wait` is beyond what an `Instant` holds
+/// (`Duration::MAX` configured as "never").
+fn saturating_deadline(wait: std::time::Duration) -> Instant {
+    let now = Instant::now(); // real-world only: the TCP transport's timers
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
 }
