@@ -28,6 +28,7 @@
 mod key;
 mod lock;
 mod memory;
+mod resume;
 mod sqlite;
 
 use std::fmt;
@@ -41,6 +42,7 @@ use crate::process::Process;
 pub use key::Key;
 pub use lock::RunLock;
 pub use memory::{MemoryDisk, MemoryStore, MEMORY_COMMIT_DELAY_DEFAULT};
+pub use resume::{take_resume_flag, Resume};
 pub use sqlite::{SqliteStore, STORE_BATCH_MAX, STORE_FILE_NAME};
 
 /// What the store keeps beside a result.
