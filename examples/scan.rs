@@ -4,12 +4,15 @@
 //! cargo run --release --example scan -- --workers 4                  # local worker processes over TCP
 //! cargo run --release --example scan -- --launcher sim --seed 7      # the simulator, with faults
 //! cargo run --release --example scan -- --launcher slurm --workers 2 # Slurm jobs
+//! cargo run --release --example scan -- --workers 4 --resume         # after a kill: the rest only
 //! ```
 //!
 //! For each `a` in the scan it computes I(a) = ∫₀¹⁰ exp(−a x²) cos(3x) dx by adaptive
 //! Simpson quadrature on a worker, and checks it against the closed form
-//! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Results go
-//! to a CSV file.
+//! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Each result
+//! is committed to the run's store (`results.db`) as it arrives, and `results.csv` is
+//! written from them; `--resume` starts from the latest run's results and computes only
+//! what is missing.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -19,11 +22,19 @@ use std::time::{Duration, Instant};
 
 use hyperion::cluster::{self, Master};
 use hyperion::launch::{LocalLauncher, SlurmLauncher, SlurmOptions};
-use hyperion::remote::{with_remote_runner, RemoteCall, RemoteError, RetryPolicy, WorkerLauncher};
+use hyperion::remote::{
+    with_remote_runner, Memoized, RemoteCall, RemoteError, RetryPolicy, StoredCallError,
+    WorkerLauncher,
+};
+use hyperion::store::{MemoryDisk, MemoryStore, ResultStore};
 use hyperion::transport::tcp::TcpConfig;
 use hyperion::{Node, NodeConfig, Process, RemoteTable};
 use hyperion_sim::{Sim, SimLauncher};
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// The store's version tag: change it when the integrand or the quadrature changes, so
+/// that old results are not reused.
+const STORE_VERSION: &str = "scan-v1";
 
 /// The integrand's parameter range.
 const A_MIN: f64 = 0.5;
@@ -149,19 +160,34 @@ impl Progress {
     }
 }
 
-/// The master: `workers` services pull parameters from a shared queue until it is
-/// empty. A failed worker's task goes back on the queue; the launcher's policy starts a
-/// replacement.
+/// What a scan produced.
+struct Outcome {
+    results: Vec<Option<f64>>,
+    /// Results read from the store (a resumed run's).
+    from_store: u64,
+    /// Results computed by workers in this run.
+    computed: u64,
+    /// Why the scan stopped early (the store failed).
+    error: Option<String>,
+}
+
+/// The master: results already in the store are taken from it; `workers` services pull
+/// the missing parameters from a shared queue until it is empty, each result committed
+/// to the store as it arrives. A failed worker's task goes back on the queue; the
+/// launcher's policy starts a replacement.
 async fn scan<L: WorkerLauncher + 'static>(
     p: &Process,
     launcher: Rc<L>,
+    store: Rc<dyn ResultStore>,
     params: Vec<f64>,
     workers: usize,
     pause_ms: u64,
     progress: Rc<Progress>,
-) -> Vec<Option<f64>> {
-    let queue: Rc<RefCell<VecDeque<usize>>> = Rc::new(RefCell::new((0..params.len()).collect()));
+) -> Outcome {
+    let memo = Rc::new(Memoized::new(store));
+    let queue: Rc<RefCell<VecDeque<usize>>> = Rc::default();
     let results: Rc<RefCell<Vec<Option<f64>>>> = Rc::new(RefCell::new(vec![None; params.len()]));
+    let error: Rc<RefCell<Option<String>>> = Rc::default();
     let calls: Rc<Vec<RemoteCall<f64>>> = Rc::new(
         params
             .iter()
@@ -174,29 +200,55 @@ async fn scan<L: WorkerLauncher + 'static>(
             })
             .collect(),
     );
+    // Only what the store lacks is queued, and only as many workers as it needs.
+    for (task, call) in calls.iter().enumerate() {
+        match memo.lookup(p, call).await {
+            Ok(Some(value)) => {
+                results.borrow_mut()[task] = Some(value);
+                progress.bar.inc(1);
+            }
+            Ok(None) => queue.borrow_mut().push_back(task),
+            Err(err) => *error.borrow_mut() = Some(err.to_string()),
+        }
+    }
+    let workers = if error.borrow().is_some() {
+        0
+    } else {
+        workers.min(queue.borrow().len())
+    };
     let slots: Vec<_> = (0..workers)
         .map(|_| {
-            let (launcher, queue, results, calls, progress) = (
+            let (launcher, queue, results, calls, progress, memo, error) = (
                 launcher.clone(),
                 queue.clone(),
                 results.clone(),
                 calls.clone(),
                 progress.clone(),
+                memo.clone(),
+                error.clone(),
             );
             p.async_task(move |slot| async move {
                 let slot = &slot;
                 let outcome = with_remote_runner(slot, &*launcher, |runner| {
-                    let (queue, results, calls, progress) = (
+                    let (queue, results, calls, progress, memo, error) = (
                         queue.clone(),
                         results.clone(),
                         calls.clone(),
                         progress.clone(),
+                        memo.clone(),
+                        error.clone(),
                     );
                     async move {
                         progress.alive.set(progress.alive.get() + 1);
                         progress.show();
-                        let outcome =
-                            serve_tasks(slot, &runner, &queue, &results, &calls, &progress).await;
+                        let tasks = Tasks {
+                            queue: &queue,
+                            results: &results,
+                            calls: &calls,
+                            memo: &memo,
+                            error: &error,
+                        };
+                        let outcome = serve_tasks(slot, &runner, tasks, &progress).await;
                         progress.alive.set(progress.alive.get() - 1);
                         if outcome.is_err() {
                             progress.retries.set(progress.retries.get() + 1);
@@ -217,29 +269,50 @@ async fn scan<L: WorkerLauncher + 'static>(
     }
     progress.bar.finish();
     let done = results.borrow().clone();
-    done
+    let error = error.borrow_mut().take();
+    Outcome {
+        results: done,
+        from_store: memo.hits(),
+        computed: memo.runs(),
+        error,
+    }
+}
+
+/// What a worker slot works from.
+struct Tasks<'a> {
+    queue: &'a RefCell<VecDeque<usize>>,
+    results: &'a RefCell<Vec<Option<f64>>>,
+    calls: &'a [RemoteCall<f64>],
+    memo: &'a Memoized<dyn ResultStore>,
+    /// The store's failure, which stops the scan.
+    error: &'a RefCell<Option<String>>,
 }
 
 async fn serve_tasks(
     p: &Process,
     runner: &hyperion::remote::Runner,
-    queue: &RefCell<VecDeque<usize>>,
-    results: &RefCell<Vec<Option<f64>>>,
-    calls: &[RemoteCall<f64>],
+    tasks: Tasks<'_>,
     progress: &Progress,
 ) -> Result<(), RemoteError> {
     loop {
-        let Some(task) = queue.borrow_mut().pop_front() else {
+        let Some(task) = tasks.queue.borrow_mut().pop_front() else {
             return Ok(());
         };
-        match runner.run(p, &calls[task]).await {
+        match tasks.memo.run(p, runner, &tasks.calls[task]).await {
             Ok(value) => {
-                results.borrow_mut()[task] = Some(value);
+                tasks.results.borrow_mut()[task] = Some(value);
                 progress.bar.inc(1);
             }
-            Err(err) => {
-                queue.borrow_mut().push_back(task);
+            Err(StoredCallError::Remote(err)) => {
+                tasks.queue.borrow_mut().push_back(task);
                 return Err(err);
+            }
+            Err(StoredCallError::Store(err)) => {
+                // Results can no longer be kept: stop, keeping what is stored.
+                tracing::error!(%err, "the result store failed; stopping the scan");
+                tasks.error.borrow_mut().get_or_insert(err.to_string());
+                tasks.queue.borrow_mut().clear();
+                return Ok(());
             }
         }
     }
@@ -251,36 +324,50 @@ fn params(tasks: usize) -> Vec<f64> {
         .collect()
 }
 
-fn report(
-    params: &[f64],
-    results: &[Option<f64>],
-    out: &std::path::Path,
-    elapsed: Duration,
-) -> ExitCode {
-    let mut csv = String::from("a,integral,exact,error\n");
+/// Writes `out` (every result, each committed to the store already) and the summary.
+fn write_csv(params: &[f64], results: &[Option<f64>], out: &std::path::Path) -> csv::Result<f64> {
+    let mut csv = csv::Writer::from_path(out)?;
+    csv.write_record(["a", "integral", "exact", "error"])?;
     let mut worst: f64 = 0.0;
-    let mut missing = 0;
     for (a, value) in params.iter().zip(results) {
-        match value {
-            Some(value) => {
-                let error = (value - exact(*a)).abs();
-                worst = worst.max(error);
-                csv.push_str(&format!("{a},{value},{},{error:e}\n", exact(*a)));
-            }
-            None => missing += 1,
+        if let Some(value) = value {
+            let error = (value - exact(*a)).abs();
+            worst = worst.max(error);
+            csv.write_record([
+                a.to_string(),
+                value.to_string(),
+                exact(*a).to_string(),
+                format!("{error:e}"),
+            ])?;
         }
     }
-    if let Err(err) = std::fs::write(out, csv) {
-        eprintln!("cannot write {}: {err}", out.display());
-        return ExitCode::FAILURE;
-    }
+    csv.flush()?;
+    Ok(worst)
+}
+
+fn report(params: &[f64], outcome: &Outcome, out: &std::path::Path, elapsed: Duration) -> ExitCode {
+    let results = &outcome.results;
+    let missing = results.iter().filter(|r| r.is_none()).count();
+    let worst = match write_csv(params, results, out) {
+        Ok(worst) => worst,
+        Err(err) => {
+            eprintln!("cannot write {}: {err}", out.display());
+            return ExitCode::FAILURE;
+        }
+    };
     println!(
-        "scan: {} of {} integrals in {:.2} s, worst error {worst:.1e}, results in {}",
+        "scan: {} of {} integrals in {:.2} s ({} from the store, {} computed), worst error {worst:.1e}, results in {}",
         params.len() - missing,
         params.len(),
         elapsed.as_secs_f64(),
+        outcome.from_store,
+        outcome.computed,
         out.display()
     );
+    if let Some(error) = &outcome.error {
+        eprintln!("{error}");
+        return ExitCode::FAILURE;
+    }
     if missing == 0 && worst < 1e-9 {
         ExitCode::SUCCESS
     } else {
@@ -316,10 +403,14 @@ fn run_master(master: Master) -> ExitCode {
                 },
             ));
             let (ps, workers, pause_ms) = (params.clone(), options.workers, options.pause_ms);
+            // The simulator keeps results in memory (a simulated disk).
+            let store: Rc<dyn ResultStore> =
+                Rc::new(MemoryStore::new(MemoryDisk::new(), STORE_VERSION));
             let results = sim.run_until(&node, move |p| async move {
                 scan(
                     &p,
                     launcher,
+                    store,
                     ps,
                     workers,
                     pause_ms,
@@ -346,6 +437,14 @@ fn run_master(master: Master) -> ExitCode {
             }
         }
         "local" | "slurm" => {
+            // Opened here, before the node runs: opening touches the disk.
+            let store = match master.open_store(STORE_VERSION) {
+                Ok(store) => store,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let transport = TcpConfig::bind(if options.launcher == "local" {
                 "127.0.0.1:0"
             } else {
@@ -369,6 +468,7 @@ fn run_master(master: Master) -> ExitCode {
             let job_output = master.job_dir.join("%j.out");
             let tasks = params.len();
             let outcome = node.run(move |p| async move {
+                let store: Rc<dyn ResultStore> = Rc::new(store);
                 let progress = Rc::new(Progress::new(tasks, true));
                 let policy = RetryPolicy {
                     max_retries: Some(20),
@@ -379,9 +479,16 @@ fn run_master(master: Master) -> ExitCode {
                     let launcher = LocalLauncher::current_exe()
                         .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
-                        Ok(launcher) => {
-                            Ok(scan(&p, Rc::new(launcher), ps, workers, pause_ms, progress).await)
-                        }
+                        Ok(launcher) => Ok(scan(
+                            &p,
+                            Rc::new(launcher),
+                            store,
+                            ps,
+                            workers,
+                            pause_ms,
+                            progress,
+                        )
+                        .await),
                         Err(err) => Err(err.to_string()),
                     }
                 } else {
@@ -392,9 +499,16 @@ fn run_master(master: Master) -> ExitCode {
                     let launcher = SlurmLauncher::new(options)
                         .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
-                        Ok(launcher) => {
-                            Ok(scan(&p, Rc::new(launcher), ps, workers, pause_ms, progress).await)
-                        }
+                        Ok(launcher) => Ok(scan(
+                            &p,
+                            Rc::new(launcher),
+                            store,
+                            ps,
+                            workers,
+                            pause_ms,
+                            progress,
+                        )
+                        .await),
                         Err(err) => Err(err.to_string()),
                     }
                 }
