@@ -38,8 +38,9 @@ fn fill(store: &Arc<SqliteStore>, keys: std::ops::Range<u64>) {
     node.run(move |p| async move {
         for n in keys {
             let value = (n * n).to_le_bytes().to_vec();
-            assert!(store.put(&p, key(n), value, meta("square")).await.unwrap());
+            store.put(&p, key(n), value, meta("square")).await.unwrap();
         }
+        store.flush(&p).await.unwrap();
     })
     .unwrap();
 }
@@ -68,22 +69,24 @@ fn a_result_put_is_read_back_with_its_metadata_and_a_second_put_is_ignored() {
     let dir = scratch("roundtrip");
     let store = open(&dir, "v1", None);
     let node = Node::new().unwrap();
-    let (first, second, found, missing) = node
+    let (found, missing, count) = node
         .run(move |p| async move {
-            let first = store
+            store
                 .put(&p, key(3), vec![9], meta("square"))
                 .await
                 .unwrap();
-            let second = store
+            store
                 .put(&p, key(3), vec![0], meta("square"))
                 .await
                 .unwrap();
+            // Read before any flush: reads see the writes queued before them.
             let found = store.get(&p, key(3)).await.unwrap().unwrap();
             let missing = store.get(&p, key(4)).await.unwrap();
-            (first, second, found, missing)
+            store.flush(&p).await.unwrap();
+            (found, missing, store.count(&p).await.unwrap())
         })
         .unwrap();
-    assert!(first && !second);
+    assert_eq!(count, 1);
     assert_eq!(found.value, vec![9], "the first value stays");
     assert_eq!(found.meta, meta("square"));
     assert!(
@@ -228,19 +231,27 @@ fn a_write_that_fails_is_an_error_naming_the_file() {
     let store = open(&dir, "v1", None);
     store.fill_disk_for_testing().unwrap();
     let node = Node::new().unwrap();
-    let err = node
+    let (err, later) = node
         .run(move |p| async move {
-            let mut outcome = Ok(true);
-            // The file may have a little room left in its last page: fill it.
+            // The file may have a little room left in its last page: fill it. A put only
+            // queues its write; the failed commit shows at the next request or flush.
+            let mut failed = None;
             for n in 0..64u64 {
-                outcome = store.put(&p, key(n), vec![0; 4096], meta("square")).await;
-                if outcome.is_err() {
+                let outcome = store.put(&p, key(n), vec![0; 4096], meta("square")).await;
+                if let Err(err) = outcome.and(store.flush(&p).await) {
+                    failed = Some(err);
                     break;
                 }
             }
-            outcome.unwrap_err()
+            let later = store.put(&p, key(99), vec![1], meta("square")).await;
+            (failed.expect("the disk filled up"), later)
         })
         .unwrap();
+    assert_eq!(
+        later.as_ref().err(),
+        Some(&err),
+        "a failed store fails what follows"
+    );
     assert!(matches!(err.kind, StoreErrorKind::Write(_)), "{err}");
     assert!(
         err.to_string()

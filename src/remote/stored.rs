@@ -49,8 +49,9 @@ impl From<StoreError> for StoredCallError {
 
 /// Runs [`RemoteCall`]s through a [`ResultStore`]: the call's key (its label, its
 /// encoded argument and the store's version tag, see [`Key::new`]) is looked up first,
-/// and the closure runs on the worker only on a miss; its result is committed to the
-/// store before the caller gets it. Concurrent calls with one key (from processes of
+/// and the closure runs on the worker only on a miss; its result is put in the store
+/// before the caller gets it (committed soon after: call
+/// [`ResultStore::flush`] before declaring the run done). Concurrent calls with one key (from processes of
 /// this master, on any runners) run it once: the others wait and read the stored
 /// answer. If the running call fails, one of the waiters runs it instead.
 ///
@@ -162,10 +163,7 @@ impl<S: ResultStore + ?Sized> Memoized<S> {
             path: self.store.location(),
             kind: StoreErrorKind::Write(format!("cannot encode the result: {err}")),
         })?;
-        let inserted = self.store.put(p, key, encoded, meta).await?;
-        if !inserted {
-            tracing::warn!(%key, label = call.label(), "a result was stored already; kept the first");
-        }
+        self.store.put(p, key, encoded, meta).await?;
         self.attempts.borrow_mut().remove(&key);
         self.runs.set(self.runs.get() + 1);
         Ok(value)

@@ -67,7 +67,8 @@ impl MemoryDisk {
 /// A [`ResultStore`] in memory, for the simulator.
 ///
 /// Crash semantics: [`put`](ResultStore::put) waits the commit delay (virtual time) and
-/// then commits the whole result in one step. If the master's node crashes (or the
+/// then commits the whole result in one step, before it resolves (a slow disk, where
+/// [`SqliteStore`](super::SqliteStore) queues and commits behind the caller's back). If the master's node crashes (or the
 /// caller is killed) before that step, the write is lost entirely; after it, the result
 /// is on the [`MemoryDisk`] for good. A write is never half-done. Reads see committed
 /// results only.
@@ -143,7 +144,7 @@ impl ResultStore for MemoryStore {
         key: Key,
         value: Vec<u8>,
         meta: ResultMeta,
-    ) -> LocalBoxFuture<'a, Result<bool, StoreError>> {
+    ) -> LocalBoxFuture<'a, Result<(), StoreError>> {
         async move {
             // A crash during this wait loses the write: nothing is on the disk yet.
             p.sleep(self.commit_delay).await;
@@ -158,7 +159,7 @@ impl ResultStore for MemoryStore {
             let mut committed = disk.committed.borrow_mut();
             if committed.contains_key(&key) {
                 disk.duplicates.set(disk.duplicates.get() + 1);
-                return Ok(false);
+                return Ok(());
             }
             let stored_at = p.now();
             committed.insert(
@@ -169,9 +170,14 @@ impl ResultStore for MemoryStore {
                     stored_at,
                 },
             );
-            Ok(true)
+            Ok(())
         }
         .boxed_local()
+    }
+
+    /// Every write was committed before its `put` resolved: nothing to wait for.
+    fn flush<'a>(&'a self, _p: &'a Process) -> LocalBoxFuture<'a, Result<(), StoreError>> {
+        async { Ok(()) }.boxed_local()
     }
 
     fn count<'a>(&'a self, _p: &'a Process) -> LocalBoxFuture<'a, Result<u64, StoreError>> {

@@ -11,8 +11,8 @@
 //! Two implementations:
 //! - [`SqliteStore`], the real world's: one SQLite file per run (`results.db` in the
 //!   run directory), in WAL mode, written on a thread of its own so that the node's
-//!   thread never waits on the disk. A result is committed before its caller sees it,
-//!   so a master killed at any moment loses only results still in flight. A new run can
+//!   thread never waits on the disk. A result is committed as soon as the thread is
+//!   free, so a master killed at any moment loses only results still in flight. A new run can
 //!   start from an old run's results (resume): the old database is copied, see
 //!   [`SqliteStore::open_run`].
 //! - [`MemoryStore`], the simulator's: a map that outlives a crashed master, whose crash
@@ -20,10 +20,13 @@
 //!   delay, or lost if the master dies before that step; never half-written.
 //!
 //! What the store guarantees: a key is written at most once (the first result stored
-//! stays; a second `put` of the same key is ignored and says so); a result returned by
-//! [`ResultStore::put`] as committed survives the death of the master's process. What it
-//! does not: [`SqliteStore`] commits with SQLite's `synchronous=NORMAL`, so a power loss
-//! (not a process crash) may lose the last commits.
+//! stays; a second `put` of the same key is ignored); writes are committed in the order
+//! they were made, each whole or not at all; once [`ResultStore::flush`] resolves, every
+//! earlier write survives the death of the master's process; a failed write makes the
+//! store fail every later request with an error naming its file. What it does not: a
+//! `put` that returned may still be in flight (a crash then loses it, and a resumed run
+//! computes it again); [`SqliteStore`] commits with SQLite's `synchronous=NORMAL`, so a
+//! power loss (not a process crash) may lose the last commits.
 
 mod key;
 mod lock;
@@ -161,16 +164,21 @@ pub trait ResultStore {
         key: Key,
     ) -> LocalBoxFuture<'a, Result<Option<StoredResult>, StoreError>>;
 
-    /// Stores `value` under `key`; resolves once the write is committed (it then
-    /// survives the master's death). `Ok(false)`: the key was stored already, and the
-    /// first value stays.
+    /// Stores `value` under `key` (if the key is stored already, the first value stays).
+    /// Resolves once the write is accepted: later reads see it, and it is committed
+    /// soon, in order ([`flush`](ResultStore::flush) waits for that). An error: this
+    /// write or an earlier one failed.
     fn put<'a>(
         &'a self,
         p: &'a Process,
         key: Key,
         value: Vec<u8>,
         meta: ResultMeta,
-    ) -> LocalBoxFuture<'a, Result<bool, StoreError>>;
+    ) -> LocalBoxFuture<'a, Result<(), StoreError>>;
+
+    /// Resolves once every write accepted before it is committed, or with the error of
+    /// one that failed.
+    fn flush<'a>(&'a self, p: &'a Process) -> LocalBoxFuture<'a, Result<(), StoreError>>;
 
     /// How many results are stored.
     fn count<'a>(&'a self, p: &'a Process) -> LocalBoxFuture<'a, Result<u64, StoreError>>;

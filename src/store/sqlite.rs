@@ -1,8 +1,9 @@
 //! The real world's result store: one SQLite file per run, written on a thread of its
 //! own.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,15 +37,13 @@ enum Request {
         Key,
         oneshot::Sender<Result<Option<StoredResult>, StoreErrorKind>>,
     ),
-    Put(
-        Key,
-        Vec<u8>,
-        ResultMeta,
-        oneshot::Sender<Result<bool, StoreErrorKind>>,
-    ),
+    /// Answered by no one: a failed commit is recorded for the next request to report.
+    Put(Key, Vec<u8>, ResultMeta),
     Count(oneshot::Sender<Result<u64, StoreErrorKind>>),
+    /// Answered once everything sent before it is committed.
+    Flush(oneshot::Sender<Result<(), StoreErrorKind>>),
     /// Caps the file at its current size, so that the next write fails as on a full disk.
-    FillDisk(oneshot::Sender<Result<bool, StoreErrorKind>>),
+    FillDisk(oneshot::Sender<Result<(), StoreErrorKind>>),
 }
 
 /// A [`ResultStore`] in a SQLite file (real world only).
@@ -52,10 +51,18 @@ enum Request {
 /// The file is in WAL mode with `synchronous=NORMAL`: a committed result survives the
 /// death of the master's process (`kill -9` included); a power loss may lose the last
 /// commits. Every read and write runs on the store's own thread, in order, so that the
-/// node's thread never waits on the disk; a `put` resolves once its transaction is
-/// committed, and reads see every write that resolved before them. The store holds a
+/// node's thread never waits on the disk. A `put` resolves as soon as the write is
+/// queued, so that a caller never waits for a commit: the thread commits what is queued
+/// as soon as it is free (the results that arrived during one commit go in the next),
+/// so a result is on disk after at most two commits' time, and
+/// [`flush`](ResultStore::flush) waits for it. Reads see every write queued before them.
+/// A failed commit fails every later request with its error. The store holds a
 /// [`RunLock`] on its file for its whole life (and, when it resumed, on the file it
 /// resumed from), so no second master can write to or resume from it meanwhile.
+///
+/// The store keeps the set of its keys in memory (about 50 bytes a result), so that
+/// looking up a result that is not there, as every new call does, is answered at once,
+/// without a trip to the store's thread.
 ///
 /// The file is plain SQLite: `sqlite3 results.db 'select label, worker, attempts from
 /// results'` reads it. Open it before the node runs (or from
@@ -74,6 +81,10 @@ pub struct SqliteStore {
     version: String,
     requests: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    /// Every key stored or queued (read at open, added as puts are queued).
+    keys: Arc<Mutex<BTreeSet<Key>>>,
+    /// The first failed commit's error, set by the store's thread.
+    failed: Arc<Mutex<Option<String>>>,
     _locks: Vec<RunLock>,
 }
 
@@ -88,11 +99,17 @@ impl SqliteStore {
         let lock = RunLock::acquire(path)?;
         let connection = Connection::open(path).map_err(|err| open_error(path, err))?;
         prepare(&connection, path, version, true)?;
+        let keys = read_keys(&connection).map_err(|err| StoreError {
+            path: path.to_path_buf(),
+            kind: StoreErrorKind::Read(err.to_string()),
+        })?;
         let (requests, queue) = mpsc::channel();
         let thread_path = path.to_path_buf();
+        let failed: Arc<Mutex<Option<String>>> = Arc::default();
+        let thread_failed = failed.clone();
         let thread = std::thread::Builder::new() // real-world only
             .name("hyperion-store".into())
-            .spawn(move || serve(connection, &thread_path, queue))
+            .spawn(move || serve(connection, &thread_path, queue, &thread_failed))
             .map_err(|err| StoreError {
                 path: path.to_path_buf(),
                 kind: StoreErrorKind::Open(format!("cannot start the store's thread: {err}")),
@@ -103,6 +120,8 @@ impl SqliteStore {
             version: version.to_string(),
             requests: Some(requests),
             thread: Some(thread),
+            keys: Arc::new(Mutex::new(keys)),
+            failed,
             _locks: vec![lock],
         })
     }
@@ -153,8 +172,15 @@ impl SqliteStore {
         self.send(Request::FillDisk(reply))?;
         futures::executor::block_on(answer)
             .map_err(|_| self.error(StoreErrorKind::Closed))?
-            .map(|_| ())
             .map_err(|kind| self.error(kind))
+    }
+
+    /// The error of an earlier failed commit, if any.
+    fn failure(&self) -> Result<(), StoreError> {
+        match &*self.failed.lock().expect("no panics holding it") {
+            None => Ok(()),
+            Some(why) => Err(self.error(StoreErrorKind::Write(why.clone()))),
+        }
     }
 
     fn error(&self, kind: StoreErrorKind) -> StoreError {
@@ -177,7 +203,7 @@ impl SqliteStore {
         request: impl FnOnce(oneshot::Sender<Result<T, StoreErrorKind>>) -> Request,
     ) -> LocalBoxFuture<'a, Result<T, StoreError>> {
         let (reply, answer) = oneshot::channel();
-        let sent = self.send(request(reply));
+        let sent = self.failure().and_then(|()| self.send(request(reply)));
         async move {
             sent?;
             answer
@@ -214,6 +240,14 @@ impl ResultStore for SqliteStore {
         _p: &'a Process,
         key: Key,
     ) -> LocalBoxFuture<'a, Result<Option<StoredResult>, StoreError>> {
+        if !self
+            .keys
+            .lock()
+            .expect("no panics holding it")
+            .contains(&key)
+        {
+            return async { Ok(None) }.boxed_local();
+        }
         self.ask(move |reply| Request::Get(key, reply))
     }
 
@@ -223,8 +257,17 @@ impl ResultStore for SqliteStore {
         key: Key,
         value: Vec<u8>,
         meta: ResultMeta,
-    ) -> LocalBoxFuture<'a, Result<bool, StoreError>> {
-        self.ask(move |reply| Request::Put(key, value, meta, reply))
+    ) -> LocalBoxFuture<'a, Result<(), StoreError>> {
+        let queued = self.failure().and_then(|()| {
+            // Known before it is committed: reads on the thread come after the write.
+            self.keys.lock().expect("no panics holding it").insert(key);
+            self.send(Request::Put(key, value, meta))
+        });
+        async move { queued }.boxed_local()
+    }
+
+    fn flush<'a>(&'a self, _p: &'a Process) -> LocalBoxFuture<'a, Result<(), StoreError>> {
+        self.ask(Request::Flush)
     }
 
     fn count<'a>(&'a self, _p: &'a Process) -> LocalBoxFuture<'a, Result<u64, StoreError>> {
@@ -364,7 +407,12 @@ fn copy_store(from: &Path, to: &Path, version: &str) -> Result<(), StoreError> {
 }
 
 /// The store's thread: answers requests in order, a batch per transaction.
-fn serve(connection: Connection, path: &Path, queue: mpsc::Receiver<Request>) {
+fn serve(
+    connection: Connection,
+    path: &Path,
+    queue: mpsc::Receiver<Request>,
+    failed: &Mutex<Option<String>>,
+) {
     let mut batch = Vec::with_capacity(STORE_BATCH_MAX);
     while let Ok(first) = queue.recv() {
         batch.push(first);
@@ -374,7 +422,7 @@ fn serve(connection: Connection, path: &Path, queue: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        run_batch(&connection, path, &mut batch);
+        run_batch(&connection, path, &mut batch, failed);
     }
     if let Err((_, err)) = connection.close() {
         tracing::warn!(path = %path.display(), %err, "closing the result store failed");
@@ -384,16 +432,28 @@ fn serve(connection: Connection, path: &Path, queue: mpsc::Receiver<Request>) {
 /// What one request found, before the transaction's fate is known.
 enum Found {
     Result(Option<StoredResult>),
-    Inserted(bool),
+    Done,
     Count(u64),
 }
 
 /// Runs `batch` in one transaction and answers every request once it is committed (a
-/// failed commit fails every request of the batch: none of its writes happened).
-fn run_batch(connection: &Connection, path: &Path, batch: &mut Vec<Request>) {
+/// failed commit fails every request of the batch: none of its writes happened; and,
+/// if it held writes, every later request).
+fn run_batch(
+    connection: &Connection,
+    path: &Path,
+    batch: &mut Vec<Request>,
+    failed: &Mutex<Option<String>>,
+) {
     let outcome = transaction(connection, batch);
     if let Err(err) = &outcome {
         tracing::error!(path = %path.display(), %err, "a result store transaction failed");
+        if batch.iter().any(|r| matches!(r, Request::Put(..))) {
+            failed
+                .lock()
+                .expect("no panics holding it")
+                .get_or_insert_with(|| err.to_string());
+        }
     }
     for (index, request) in batch.drain(..).enumerate() {
         let found = match &outcome {
@@ -408,10 +468,10 @@ fn run_batch(connection: &Connection, path: &Path, batch: &mut Vec<Request>) {
                     Err(why) => Err(StoreErrorKind::Read(why)),
                 });
             }
-            Request::Put(.., reply) | Request::FillDisk(reply) => {
+            Request::Put(..) => {}
+            Request::Flush(reply) | Request::FillDisk(reply) => {
                 let _ = reply.send(match found {
-                    Ok(Found::Inserted(inserted)) => Ok(*inserted),
-                    Ok(_) => unreachable!("a put inserts"),
+                    Ok(_) => Ok(()),
                     Err(why) => Err(StoreErrorKind::Write(why)),
                 });
             }
@@ -432,7 +492,7 @@ fn transaction(connection: &Connection, batch: &[Request]) -> rusqlite::Result<V
     for request in batch {
         found.push(match request {
             Request::Get(key, _) => Found::Result(read(&transaction, key)?),
-            Request::Put(key, value, meta, _) => {
+            Request::Put(key, value, meta) => {
                 let stored_at = SystemTime::now() // real-world only
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default();
@@ -451,8 +511,12 @@ fn transaction(connection: &Connection, batch: &[Request]) -> rusqlite::Result<V
                         meta.attempts,
                         stored_at.as_millis() as i64,
                     ])?;
-                Found::Inserted(inserted == 1)
+                if inserted == 0 {
+                    tracing::warn!(%key, label = meta.label, "a result was stored already; kept the first");
+                }
+                Found::Done
             }
+            Request::Flush(_) => Found::Done,
             Request::Count(_) => Found::Count(transaction.query_row(
                 "SELECT count(*) FROM results",
                 [],
@@ -462,12 +526,25 @@ fn transaction(connection: &Connection, batch: &[Request]) -> rusqlite::Result<V
                 let pages: i64 = transaction.query_row("PRAGMA page_count", [], |r| r.get(0))?;
                 transaction
                     .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
-                Found::Inserted(true)
+                Found::Done
             }
         });
     }
     transaction.commit()?;
     Ok(found)
+}
+
+fn read_keys(connection: &Connection) -> rusqlite::Result<BTreeSet<Key>> {
+    let mut statement = connection.prepare("SELECT key FROM results")?;
+    let keys = statement.query_map([], |row| row.get::<_, Vec<u8>>(0))?;
+    let mut set = BTreeSet::new();
+    for key in keys {
+        // A key of another length was not written by us: it can never be asked for.
+        if let Ok(bytes) = <[u8; 32]>::try_from(key?.as_slice()) {
+            set.insert(Key::from_bytes(bytes));
+        }
+    }
+    Ok(set)
 }
 
 fn read(connection: &Connection, key: &Key) -> rusqlite::Result<Option<StoredResult>> {
