@@ -46,7 +46,7 @@ pub use key::Key;
 pub use lock::RunLock;
 pub use memory::{MemoryDisk, MemoryStore, MEMORY_COMMIT_DELAY_DEFAULT};
 pub use resume::{take_resume_flag, Resume};
-pub use sqlite::{SqliteStore, STORE_BATCH_MAX, STORE_FILE_NAME};
+pub use sqlite::{SqliteStore, STORE_BATCH_MAX, STORE_COMMIT_DELAY_MAX, STORE_FILE_NAME};
 
 /// What the store keeps beside a result.
 #[derive(Clone, Debug, PartialEq, Eq)]
