@@ -223,6 +223,12 @@ fn resuming_from_a_directory_without_a_store_is_an_error() {
     ));
     assert!(matches!(err.kind, StoreErrorKind::Open(_)), "{err}");
     assert!(err.to_string().contains("run-0042"), "{err}");
+    // A run directory without a store: refused, and nothing is written into it.
+    let empty_run = dir.join("run-0001");
+    std::fs::create_dir_all(&empty_run).unwrap();
+    let err = open_error(SqliteStore::open_run(&new, "v1", Some(&empty_run)));
+    assert!(err.to_string().contains("no such file"), "{err}");
+    assert_eq!(std::fs::read_dir(&empty_run).unwrap().count(), 0);
 }
 
 #[test]

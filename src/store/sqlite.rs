@@ -28,8 +28,8 @@ pub const STORE_BATCH_MAX: usize = 512;
 /// through this window after a write rather than wake for each one (a wake between
 /// threads costs the master tens of microseconds per result on a loaded machine, more
 /// than the commit itself), and one commit then holds them all. A crash may lose the
-/// results of this window and of the commit in progress; a read or a flush that
-/// arrives during the window waits for its end.
+/// results of this window and of the commit in progress. A read or a flush ends the
+/// window at once: nobody waits for it.
 pub const STORE_COMMIT_DELAY_MAX: Duration = Duration::from_millis(2);
 
 /// Recorded in every store: a file without it is not ours.
@@ -161,6 +161,12 @@ impl SqliteStore {
         } else {
             from.to_path_buf()
         };
+        if !from.is_file() {
+            return Err(StoreError {
+                path: from,
+                kind: StoreErrorKind::Open("no such file: is it a run directory?".into()),
+            });
+        }
         let from_lock = RunLock::acquire(&from)?;
         copy_store(&from, &path, version)?;
         let mut store = SqliteStore::open(&path, version)?;
@@ -200,10 +206,18 @@ impl SqliteStore {
     }
 
     fn send(&self, request: Request) -> Result<(), StoreError> {
+        let write = matches!(request, Request::Put(..));
         let requests = self.requests.as_ref().expect("open until dropped");
         requests
             .send(request)
-            .map_err(|_| self.error(StoreErrorKind::Closed))
+            .map_err(|_| self.error(StoreErrorKind::Closed))?;
+        if !write {
+            // Someone waits for this answer: end the thread's write window now.
+            if let Some(thread) = &self.thread {
+                thread.thread().unpark();
+            }
+        }
+        Ok(())
     }
 
     /// Sends `request` (made with the reply sender) and waits for the store's answer.
@@ -389,13 +403,7 @@ fn set_journal(connection: &Connection) -> rusqlite::Result<()> {
 /// Copies the store at `from` (checked to be a store of `version`) to `to`, which must
 /// not exist.
 fn copy_store(from: &Path, to: &Path, version: &str) -> Result<(), StoreError> {
-    if !from.exists() {
-        return Err(StoreError {
-            path: from.to_path_buf(),
-            kind: StoreErrorKind::Open("no such file: is it a run directory?".into()),
-        });
-    }
-    // Not created if missing (checked above), and never made into a store: it must be one.
+    // Not created if missing, and never made into a store: it must be one.
     let source = Connection::open_with_flags(
         from,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -425,9 +433,10 @@ fn serve(
     let mut batch = Vec::with_capacity(STORE_BATCH_MAX);
     while let Ok(first) = queue.recv() {
         // A write waits for company: the thread sleeps through the window rather than
-        // wake for every write that arrives in it. Anything else is answered now.
+        // wake for every write that arrives in it. Anything else is answered now: its
+        // sender unparks the thread, ending the window early.
         if matches!(first, Request::Put(..)) {
-            std::thread::sleep(STORE_COMMIT_DELAY_MAX); // real-world only
+            std::thread::park_timeout(STORE_COMMIT_DELAY_MAX); // real-world only
         }
         batch.push(first);
         while batch.len() < STORE_BATCH_MAX {
