@@ -13,7 +13,6 @@
 //! cargo run --release --example bench_store
 //! ```
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -287,7 +286,7 @@ fn main() -> ExitCode {
     let code = cluster::main_with_config(config, table(), run_master);
     // Only the master removes the runs (a worker runs this same main).
     if std::env::args().nth(1).as_deref() != Some("worker") {
-        let _ = std::fs::remove_dir_all(PathBuf::from(runs));
+        let _ = std::fs::remove_dir_all(runs);
     }
     code
 }
