@@ -380,7 +380,7 @@ fn run_master(master: Master) -> ExitCode {
     let options = match parse(&master.args) {
         Ok(options) => options,
         Err(why) => {
-            eprintln!("{why}\nusage: scan [--workers N] [--tasks N] [--launcher local|sim|slurm] [--seed S] [--out FILE] [--pause-ms MS]");
+            eprintln!("{why}\nusage: scan [--workers N] [--tasks N] [--launcher local|sim|slurm] [--seed S] [--out FILE] [--pause-ms MS] [--resume [RUN]]");
             return ExitCode::from(2);
         }
     };
