@@ -4,12 +4,15 @@
 //! cargo run --release --example scan -- --workers 4                  # local worker processes over TCP
 //! cargo run --release --example scan -- --launcher sim --seed 7      # the simulator, with faults
 //! cargo run --release --example scan -- --launcher slurm --workers 2 # Slurm jobs
+//! cargo run --release --example scan -- --workers 4 --resume         # after a kill: the rest only
 //! ```
 //!
 //! For each `a` in the scan it computes I(a) = ∫₀¹⁰ exp(−a x²) cos(3x) dx by adaptive
 //! Simpson quadrature on a worker, and checks it against the closed form
-//! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Results go
-//! to a CSV file. `--help` lists the options. Ctrl-C (or SIGTERM) stops the workers and
+//! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Each result
+//! is committed to the run's store (`results.db`) as it arrives and appended to
+//! `results.csv`; `--resume` starts from the latest run's results and computes only what
+//! is missing. `--help` lists the options. Ctrl-C (or SIGTERM) stops the workers and
 //! writes the results finished so far.
 
 use std::cell::{Cell, RefCell};
@@ -23,11 +26,19 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use hyperion::cluster::{self, Master};
 use hyperion::launch::{LocalLauncher, SlurmLauncher, SlurmOptions};
-use hyperion::remote::{with_remote_runner, RemoteCall, RemoteError, RetryPolicy, WorkerLauncher};
+use hyperion::remote::{
+    with_remote_runner, Memoized, RemoteCall, RemoteError, RetryPolicy, StoredCallError,
+    WorkerLauncher,
+};
+use hyperion::store::{MemoryDisk, MemoryStore, ResultStore};
 use hyperion::transport::tcp::TcpConfig;
 use hyperion::{Node, NodeConfig, Process, RemoteTable};
 use hyperion_sim::{Sim, SimLauncher};
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// The store's version tag: change it when the integrand or the quadrature changes, so
+/// that old results are not reused.
+const STORE_VERSION: &str = "scan-v1";
 
 /// The integrand's parameter range.
 const A_MIN: f64 = 0.5;
@@ -104,7 +115,10 @@ enum LauncherKind {
 /// A parameter scan of ∫₀¹⁰ exp(−a x²) cos(3x) dx, each integral computed on a worker
 /// and checked against its closed form.
 #[derive(Parser, Debug)]
-#[command(name = "scan")]
+#[command(
+    name = "scan",
+    after_help = "--resume [RUN]  start from the results of the latest run (or of RUN, a run's name or path) and compute only the rest"
+)]
 struct Options {
     /// Workers at once (at least 1; capped at one per task and at what the launcher
     /// sustains).
@@ -201,12 +215,14 @@ struct Settings {
     interruptible: bool,
 }
 
-/// The master: `workers` services pull parameters from a shared queue until it is
-/// empty. A failed worker's task goes back on the queue; the launcher's policy starts a
-/// replacement.
+/// The master: results already in the store are taken from it; `workers` services pull
+/// the missing parameters from a shared queue until it is empty, each result committed
+/// to the store as it arrives. A failed worker's task goes back on the queue; the
+/// launcher's policy starts a replacement.
 async fn scan<L: WorkerLauncher + 'static>(
     p: &Process,
     launcher: Rc<L>,
+    store: Rc<dyn ResultStore>,
     params: Vec<f64>,
     settings: Settings,
     progress: Rc<Progress>,
@@ -219,7 +235,9 @@ async fn scan<L: WorkerLauncher + 'static>(
     } = settings;
     // Shared by the slots; taken back at the end (killed slots may hold a clone).
     let out = Rc::new(RefCell::new(Some(out)));
-    let queue: Rc<RefCell<VecDeque<usize>>> = Rc::new(RefCell::new((0..params.len()).collect()));
+    let memo = Rc::new(Memoized::new(store));
+    let queue: Rc<RefCell<VecDeque<usize>>> = Rc::default();
+    let error: Rc<RefCell<Option<String>>> = Rc::default();
     let params: Rc<Vec<f64>> = Rc::new(params);
     let results: Rc<RefCell<Vec<Option<f64>>>> = Rc::new(RefCell::new(vec![None; params.len()]));
     let calls: Rc<Vec<RemoteCall<f64>>> = Rc::new(
@@ -234,9 +252,25 @@ async fn scan<L: WorkerLauncher + 'static>(
             })
             .collect(),
     );
+    // Only what the store lacks is queued, and only as many workers as it needs.
+    for (task, call) in calls.iter().enumerate() {
+        match memo.lookup(p, call).await {
+            Ok(Some(value)) => {
+                results.borrow_mut()[task] = Some(value);
+                progress.bar.inc(1);
+            }
+            Ok(None) => queue.borrow_mut().push_back(task),
+            Err(err) => *error.borrow_mut() = Some(err.to_string()),
+        }
+    }
+    let workers = if error.borrow().is_some() {
+        0
+    } else {
+        workers.min(queue.borrow().len())
+    };
     let slots: Vec<_> = (0..workers)
         .map(|_| {
-            let (launcher, queue, results, calls, progress, out, params) = (
+            let (launcher, queue, results, calls, progress, out, params, memo, error) = (
                 launcher.clone(),
                 queue.clone(),
                 results.clone(),
@@ -244,17 +278,21 @@ async fn scan<L: WorkerLauncher + 'static>(
                 progress.clone(),
                 out.clone(),
                 params.clone(),
+                memo.clone(),
+                error.clone(),
             );
             p.async_task(move |slot| async move {
                 let slot = &slot;
                 let outcome = with_remote_runner(slot, &*launcher, |runner| {
-                    let (queue, results, calls, progress, out, params) = (
+                    let (queue, results, calls, progress, out, params, memo, error) = (
                         queue.clone(),
                         results.clone(),
                         calls.clone(),
                         progress.clone(),
                         out.clone(),
                         params.clone(),
+                        memo.clone(),
+                        error.clone(),
                     );
                     async move {
                         progress.alive.set(progress.alive.get() + 1);
@@ -265,6 +303,8 @@ async fn scan<L: WorkerLauncher + 'static>(
                             calls: &calls,
                             params: &params,
                             out: &out,
+                            memo: &memo,
+                            error: &error,
                         };
                         let outcome = serve_tasks(slot, &runner, &tasks, &progress).await;
                         progress.alive.set(progress.alive.get() - 1);
@@ -314,10 +354,14 @@ async fn scan<L: WorkerLauncher + 'static>(
         .borrow_mut()
         .take()
         .expect("the results file is taken once");
+    let error = error.borrow_mut().take();
     Scanned {
         results: done,
         interrupted,
         out,
+        from_store: memo.hits(),
+        computed: memo.runs(),
+        error,
     }
 }
 
@@ -380,6 +424,12 @@ struct Scanned {
     results: Vec<Option<f64>>,
     interrupted: Option<nix::sys::signal::Signal>,
     out: ResultsFile,
+    /// Results read from the store (a resumed run's).
+    from_store: u64,
+    /// Results computed by workers in this run.
+    computed: u64,
+    /// Why the scan stopped early (the store failed).
+    error: Option<String>,
 }
 
 /// The scan's shared state, as one worker's service sees it.
@@ -389,6 +439,9 @@ struct Tasks<'a> {
     calls: &'a [RemoteCall<f64>],
     params: &'a [f64],
     out: &'a RefCell<Option<ResultsFile>>,
+    memo: &'a Memoized<dyn ResultStore>,
+    /// The store's failure, which stops the scan.
+    error: &'a RefCell<Option<String>>,
 }
 
 async fn serve_tasks(
@@ -401,7 +454,7 @@ async fn serve_tasks(
         let Some(task) = tasks.queue.borrow_mut().pop_front() else {
             return Ok(());
         };
-        match runner.run(p, &tasks.calls[task]).await {
+        match tasks.memo.run(p, runner, &tasks.calls[task]).await {
             Ok(value) => {
                 tasks.results.borrow_mut()[task] = Some(value);
                 if let Some(out) = tasks.out.borrow_mut().as_mut() {
@@ -409,9 +462,16 @@ async fn serve_tasks(
                 }
                 progress.bar.inc(1);
             }
-            Err(err) => {
+            Err(StoredCallError::Remote(err)) => {
                 tasks.queue.borrow_mut().push_back(task);
                 return Err(err);
+            }
+            Err(StoredCallError::Store(err)) => {
+                // Results can no longer be kept: stop, keeping what is stored.
+                tracing::error!(%err, "the result store failed; stopping the scan");
+                tasks.error.borrow_mut().get_or_insert(err.to_string());
+                tasks.queue.borrow_mut().clear();
+                return Ok(());
             }
         }
     }
@@ -451,11 +511,17 @@ fn report(params: &[f64], mut scanned: Scanned, elapsed: Duration) -> ExitCode {
         return ExitCode::from(128 + signal as u8);
     }
     println!(
-        "scan: {done} of {} integrals in {:.2} s, worst error {worst:.1e}, results in {}",
+        "scan: {done} of {} integrals in {:.2} s ({} from the store, {} computed), worst error {worst:.1e}, results in {}",
         params.len(),
         elapsed.as_secs_f64(),
+        scanned.from_store,
+        scanned.computed,
         out.display()
     );
+    if let Some(error) = &scanned.error {
+        eprintln!("scan: {error}");
+        return ExitCode::FAILURE;
+    }
     if missing == 0 && worst < 1e-9 {
         ExitCode::SUCCESS
     } else {
@@ -492,6 +558,9 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                 },
             ));
             let (ps, pause_ms, file) = (params.clone(), options.pause_ms, out);
+            // The simulator keeps results in memory (a simulated disk).
+            let store: Rc<dyn ResultStore> =
+                Rc::new(MemoryStore::new(MemoryDisk::new(), STORE_VERSION));
             let scanned = sim.run_until(&node, move |p| async move {
                 let progress = Rc::new(Progress::new(0, false));
                 let settings = Settings {
@@ -499,7 +568,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     pause_ms,
                     interruptible: false,
                 };
-                scan(&p, launcher, ps, settings, progress, file).await
+                scan(&p, launcher, store, ps, settings, progress, file).await
             });
             println!(
                 "scan: simulated with seed {} ({} frames, {:.1} s of virtual time, faults drawn from the seed)",
@@ -522,6 +591,14 @@ fn run_master(master: Master, options: Options) -> ExitCode {
             if let Err(err) = cluster::catch_interrupts() {
                 tracing::warn!(%err, "cannot catch SIGINT and SIGTERM; they will end the scan at once");
             }
+            // Opened here, before the node runs: opening touches the disk.
+            let store = match master.open_store(STORE_VERSION) {
+                Ok(store) => store,
+                Err(err) => {
+                    eprintln!("scan: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let local = options.launcher == LauncherKind::Local;
             let transport = TcpConfig::bind(if local { "127.0.0.1:0" } else { "0.0.0.0:0" })
                 .cookie_file(&master.cookie_file);
@@ -536,6 +613,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
             let job_output = master.job_dir.join("%j.out");
             let outcome = node.run(move |p| async move {
+                let store: Rc<dyn ResultStore> = Rc::new(store);
                 let progress = Rc::new(Progress::new(tasks, true));
                 let bar = progress.bar.clone();
                 cluster::print_notices_with(move |line| {
@@ -557,6 +635,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                         Ok(launcher) => Ok(scan(
                             &p,
                             Rc::new(launcher),
+                            store,
                             ps,
                             Settings {
                                 workers,
@@ -584,6 +663,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                         Ok(launcher) => Ok(scan(
                             &p,
                             Rc::new(launcher),
+                            store,
                             ps,
                             Settings {
                                 workers,

@@ -12,6 +12,11 @@
 //! [`main_with_config`] or the `HYPERION_RUNS_DIR`, `HYPERION_LOG_DIR` and
 //! `HYPERION_JOB_DIR` environment variables read by [`main`].
 //!
+//! A master started with `--resume` (the latest run that has a result store) or
+//! `--resume run-0007` opens a new run whose store starts from that run's results
+//! ([`Master::open_store`], [`ClusterConfig::resume_from`]): finished work is not
+//! computed again.
+//!
 //! ```no_run
 //! use hyperion::{cluster, RemoteTable};
 //! fn main() -> std::process::ExitCode {
@@ -36,6 +41,7 @@ use std::process::ExitCode;
 use crate::node::{Node, NodeConfig};
 use crate::process::id::NodeId;
 use crate::remote::{worker, ServiceId, WorkerConfig, WorkerExit};
+use crate::store::{take_resume_flag, Resume, SqliteStore, StoreError};
 use crate::transport::tcp::TcpConfig;
 use crate::RemoteTable;
 
@@ -51,6 +57,9 @@ pub struct ClusterConfig {
     /// Where batch jobs' own output goes (Slurm's `--output`); `None`: `jobs` in the
     /// run's directory.
     pub job_dir: Option<PathBuf>,
+    /// The earlier run whose results the new run starts from; `None`: a fresh start.
+    /// [`main`] sets it from `--resume [RUN]`.
+    pub resume: Option<Resume>,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +68,7 @@ impl Default for ClusterConfig {
             runs_dir: PathBuf::from("hyperion-runs"),
             log_dir: None,
             job_dir: None,
+            resume: None,
         }
     }
 }
@@ -78,7 +88,20 @@ impl ClusterConfig {
             runs_dir: var("HYPERION_RUNS_DIR").unwrap_or(default.runs_dir),
             log_dir: var("HYPERION_LOG_DIR"),
             job_dir: var("HYPERION_JOB_DIR"),
+            resume: None,
         }
+    }
+
+    /// Starts the run from an earlier run's results.
+    ///
+    /// ```
+    /// use hyperion::cluster::ClusterConfig;
+    /// use hyperion::store::Resume;
+    /// let config = ClusterConfig::default().resume_from(Resume::Run("run-0007".into()));
+    /// ```
+    pub fn resume_from(mut self, run: Resume) -> ClusterConfig {
+        self.resume = Some(run);
+        self
     }
 
     /// Makes a new run's directories. All are absolute, so that workers started
@@ -179,6 +202,18 @@ pub struct Master {
     pub job_dir: PathBuf,
     /// The cookie file master and workers share.
     pub cookie_file: PathBuf,
+    /// The run this one resumes (its directory), if any.
+    pub resume_from: Option<PathBuf>,
+}
+
+impl Master {
+    /// Opens this run's result store (`results.db` in the run directory) for a program
+    /// of version `version`, starting from a copy of the resumed run's results if there
+    /// is one. Errors name the file: another master holds it, it is corrupt or another
+    /// program's, or it holds results of another version.
+    pub fn open_store(&self, version: &str) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_run(&self.run_dir, version, self.resume_from.as_deref())
+    }
 }
 
 /// The worker subcommand's options.
@@ -325,8 +360,18 @@ fn run<O>(
     let role = parse_role_clap(&args).unwrap_or_else(|err| err.exit());
     match role {
         Role::Worker(worker_args) => run_worker(table, worker_args),
-        Role::Master(args) => {
+        Role::Master(mut args) => {
+            let resume = take_resume_flag(&mut args).or(config.resume.clone());
             let options = parse(&args).unwrap_or_else(|err| err.exit());
+            // Resolved before the new run exists, so that "latest" is never itself.
+            let resume_from = match resume.map(|run| run.resolve(&config.runs_dir)) {
+                None => None,
+                Some(Ok(dir)) => Some(dir),
+                Some(Err(why)) => {
+                    eprintln!("{why}");
+                    return ExitCode::from(2);
+                }
+            };
             let dirs = match config.new_run() {
                 Ok(dirs) => dirs,
                 Err(err) => {
@@ -350,6 +395,7 @@ fn run<O>(
                     run_dir: dirs.run,
                     log_dir: dirs.log,
                     job_dir: dirs.job,
+                    resume_from,
                 },
                 options,
             )
@@ -518,6 +564,7 @@ mod tests {
             runs_dir: base.join("data"),
             log_dir: Some(base.join("logs")),
             job_dir: Some(base.join("jobs")),
+            ..ClusterConfig::default()
         };
         for n in 1..=2 {
             let dirs = config.new_run().unwrap();

@@ -158,8 +158,13 @@ impl<R: Serializable + Clone> RemoteCall<R> {
         self.argument.builds()
     }
 
+    /// The table entry this call runs.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     /// The encoded argument, building it on first use.
-    async fn argument(&self) -> Result<Vec<u8>, String> {
+    pub(super) async fn argument(&self) -> Result<Vec<u8>, String> {
         self.argument
             .get(|| Err("the process building the closure stopped before it finished".into()))
             .await
