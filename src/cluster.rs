@@ -466,6 +466,10 @@ pub fn run_worker(table: RemoteTable, args: WorkerArgs) -> ExitCode {
         .run(move |p| async move { worker(&p, master, service, WorkerConfig::default()).await });
     match exit {
         Ok(WorkerExit::ShutDown) => ExitCode::SUCCESS,
+        Ok(WorkerExit::Refused) => {
+            eprintln!("worker refused by its master: it runs another build of the program");
+            ExitCode::FAILURE
+        }
         Ok(other) => {
             eprintln!("worker stopped: {other:?}");
             ExitCode::FAILURE

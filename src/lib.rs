@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+pub mod build_id;
 pub mod clock;
 pub mod closure;
 pub mod cluster;
@@ -66,6 +67,7 @@ pub mod store;
 pub mod transport;
 pub mod wire;
 
+pub use build_id::BuildId;
 pub use closure::{Closure, ClosureError, RemoteTable};
 pub use concurrency::{Async, AsyncResult};
 pub use message::{Message, Serializable};

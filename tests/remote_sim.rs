@@ -427,6 +427,7 @@ impl WorkerLauncher for StrangerFirst {
                 pid: s.self_pid(),
                 service: ServiceId::from_text("some-other-service"),
                 reply,
+                build: s.build_id().clone(),
             };
             s.nsend(&name, hello);
             if s.receive_chan_timeout(Duration::from_secs(120), &port)
@@ -655,6 +656,7 @@ impl WorkerLauncher for RecordingLauncher {
             no_restart: true,
             remote_table: table(),
             boot: None,
+            build: None,
         }
         .boot(move |node| {
             let (service, exits) = (service.clone(), exits.clone());

@@ -9,7 +9,7 @@ use hyperion::remote::{
     worker, LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerConfig,
     WorkerExit, WorkerLauncher,
 };
-use hyperion::{NodeId, Process, RemoteTable};
+use hyperion::{BuildId, NodeId, Process, RemoteTable};
 
 use crate::faults::Fault;
 use crate::world::{NodeOptions, SimHandle};
@@ -27,6 +27,7 @@ pub struct SimLauncher {
     exits: Rc<RefCell<std::collections::BTreeMap<usize, WorkerExit>>>,
     crash_first: Cell<u32>,
     crash_after: Duration,
+    worker_build: Option<BuildId>,
 }
 
 impl SimLauncher {
@@ -42,6 +43,7 @@ impl SimLauncher {
             exits: Rc::default(),
             crash_first: Cell::new(0),
             crash_after: Duration::ZERO,
+            worker_build: None,
         }
     }
 
@@ -71,6 +73,13 @@ impl SimLauncher {
             crash_after: after,
             ..self
         }
+    }
+
+    /// Starts workers of another build of the program than the world's default (a
+    /// binary recompiled while the run went on).
+    pub fn worker_build(mut self, build: BuildId) -> SimLauncher {
+        self.worker_build = Some(build);
+        self
     }
 
     /// Node indexes of every worker launched so far.
@@ -104,6 +113,7 @@ impl WorkerLauncher for SimLauncher {
             no_restart: true,
             remote_table: self.remote_table.clone(),
             boot: None,
+            build: self.worker_build.clone(),
         }
         .boot(move |node| {
             let (service, exits) = (service.clone(), exits.clone());

@@ -14,6 +14,7 @@ use hyperion::mx::{mx_agent, mx_ready, mx_sink, MxAgent, MxEvent};
 use hyperion::runtime::blocking::Inline;
 use hyperion::transport::TransportEvent;
 use hyperion::wire::{decode_frame, Frame};
+use hyperion::BuildId;
 use hyperion::{
     DiedReason, HeartbeatConfig, LocalNode, NodeEnv, NodeEvent, NodeId, Process, RemoteTable,
 };
@@ -83,6 +84,8 @@ pub struct NodeOptions {
     pub remote_table: RemoteTable,
     /// Run on the node at its start and at every restart (register servers here).
     pub boot: Option<Boot>,
+    /// The program build it runs; `None`: [`BuildId::fixed`], the same for every node.
+    pub build: Option<BuildId>,
 }
 
 impl NodeOptions {
@@ -97,6 +100,12 @@ impl NodeOptions {
     /// Sets the remote table.
     pub fn remote_table(mut self, table: RemoteTable) -> NodeOptions {
         self.remote_table = table;
+        self
+    }
+
+    /// Runs another build of the program (a worker started from a recompiled binary).
+    pub fn build(mut self, build: BuildId) -> NodeOptions {
+        self.build = Some(build);
         self
     }
 
@@ -498,6 +507,7 @@ impl Sim {
         let env = NodeEnv::new(clock.clone(), self.rng.next_u64(), Rc::new(Inline))
             .transport(Box::new(self.network.transport(id)))
             .remote_table(options.remote_table.clone())
+            .build(options.build.clone().unwrap_or_else(BuildId::fixed))
             .heartbeat(self.heartbeat)
             .observer(Rc::new(move |event| {
                 let now = time.now();

@@ -51,6 +51,7 @@ pub struct NodeEnv {
     remote_table: RemoteTable,
     heartbeat: HeartbeatConfig,
     observer: Option<Observer>,
+    build: crate::build_id::BuildId,
 }
 
 /// A callback told of node events (see [`NodeEvent`]). It runs while the node is busy:
@@ -70,6 +71,7 @@ impl NodeEnv {
             remote_table: RemoteTable::new(),
             heartbeat: HeartbeatConfig::default(),
             observer: None,
+            build: crate::build_id::BuildId::fixed(),
         }
     }
 
@@ -88,6 +90,13 @@ impl NodeEnv {
     /// How often to send keep-alives, and how long a silent peer is tolerated.
     pub fn heartbeat(mut self, heartbeat: HeartbeatConfig) -> NodeEnv {
         self.heartbeat = heartbeat;
+        self
+    }
+
+    /// The build this node runs (compared in the worker handshake); default
+    /// [`BuildId::fixed`](crate::build_id::BuildId::fixed).
+    pub fn build(mut self, build: crate::build_id::BuildId) -> NodeEnv {
+        self.build = build;
         self
     }
 
@@ -114,6 +123,7 @@ pub struct NodeResources {
 pub(crate) struct NodeInner {
     pub(crate) id: NodeId,
     pub(crate) remote_table: RemoteTable,
+    pub(crate) build: crate::build_id::BuildId,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) blocking: Rc<dyn BlockingExecutor>,
     pub(crate) inbox: Arc<Inbox>,
@@ -177,6 +187,7 @@ impl LocalNode {
             inner: Rc::new(NodeInner {
                 id,
                 remote_table: env.remote_table,
+                build: env.build,
                 clock: env.clock,
                 blocking: env.blocking,
                 inbox: Inbox::new(),

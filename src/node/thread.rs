@@ -1,6 +1,7 @@
 //! A node on its own OS thread, driven by the real-world [`Driver`]: how `main` and
 //! tests enter the runtime (Cloud Haskell's `runProcess`).
 
+use crate::build_id::BuildId;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -45,6 +46,9 @@ pub struct NodeConfig {
     pub transport: Option<TcpConfig>,
     /// Keep-alive interval and silence tolerated before a peer is declared lost.
     pub heartbeat: HeartbeatConfig,
+    /// The program's build identity, compared in the worker handshake; `None`: the
+    /// hash of the running executable ([`BuildId::of_current_exe`]).
+    pub build: Option<BuildId>,
 }
 
 impl Default for NodeConfig {
@@ -56,6 +60,7 @@ impl Default for NodeConfig {
             remote_table: RemoteTable::new(),
             transport: None,
             heartbeat: HeartbeatConfig::default(),
+            build: None,
         }
     }
 }
@@ -147,7 +152,9 @@ impl Node {
                 let mut env =
                     NodeEnv::new(Rc::new(SystemClock::new()), rng_seed, Rc::new(pool.clone()))
                         .remote_table(config.remote_table)
-                        .heartbeat(config.heartbeat);
+                        .heartbeat(config.heartbeat)
+                        // real-world only: hashes the executable (once per process).
+                        .build(config.build.unwrap_or_else(BuildId::of_current_exe));
                 if let Some(transport) = &transport {
                     env = env.transport(Box::new(transport.clone()));
                 }

@@ -110,6 +110,11 @@ impl Process {
         &self.node
     }
 
+    /// The build of the program this node runs (see [`crate::build_id`]).
+    pub fn build_id(&self) -> &crate::build_id::BuildId {
+        &self.node.inner.build
+    }
+
     /// The node's clock: time since the node's epoch.
     pub fn now(&self) -> Duration {
         self.node.inner.clock.now()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::launcher::{LaunchError, WorkerLauncher};
+use crate::build_id::{refusal_text, BuildId};
 use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::id::{NodeId, ProcessId};
@@ -55,6 +56,9 @@ pub enum WorkerMessage {
     Connected,
     /// The service is over: stop.
     ShutDown,
+    /// The worker runs another build of the program than the master: stop (the
+    /// master reports both builds).
+    Refused,
 }
 
 /// A worker's hello to its master: who it is, which service it is for, and where to
@@ -67,6 +71,8 @@ pub struct WorkerHello {
     pub service: ServiceId,
     /// Where the master answers `Connected`.
     pub reply: SendPort<WorkerMessage>,
+    /// The build of the program the worker runs; the master refuses another build.
+    pub build: BuildId,
 }
 
 /// Why a service could not run the user's block.
@@ -207,6 +213,19 @@ where
         tracing::warn!(%service, "worker did not connect in time");
         return Err(ServiceError::WorkerConnectionTimeout(service.clone()));
     };
+    if !p.build_id().compatible(&hello.build) {
+        // Refused, not retried: a relaunch would start the same other build. The
+        // pending guard cancels the job.
+        let why = refusal_text(p.build_id(), &hello.build);
+        crate::reached!("remote.worker_of_another_build");
+        tracing::info!(%service, worker = %hello.pid, "{why}");
+        crate::cluster::notice(&format!("worker {} for {service}: {why}", hello.pid));
+        p.send_chan(hello.reply, WorkerMessage::Refused);
+        return Err(ServiceError::Launch(LaunchError {
+            what: format!("worker {} for {service}", hello.pid),
+            why,
+        }));
+    }
     let job = pending.connected();
     tracing::info!(%service, ?job, worker = %hello.pid, "acquired worker");
     p.send_chan(hello.reply, WorkerMessage::Connected);

@@ -38,6 +38,8 @@ pub enum WorkerExit {
     ShutDown,
     /// Nobody answered any hello.
     NoMaster,
+    /// The master refused this worker: it runs another build of the program.
+    Refused,
     /// The master's node died or its connection was lost while serving: the worker stops
     /// rather than live on orphaned until its wall-time.
     MasterLost,
@@ -69,14 +71,22 @@ pub async fn worker(
             pid: p.self_pid(),
             service: service.clone(),
             reply,
+            build: p.build_id().clone(),
         };
         p.nsend_remote(master, service.as_str(), hello);
-        if let Some(WorkerMessage::Connected) = p
+        match p
             .receive_chan_timeout(config.attempt_timeout, &replies)
             .await
         {
-            connected = true;
-            break;
+            Some(WorkerMessage::Connected) => {
+                connected = true;
+                break;
+            }
+            Some(WorkerMessage::Refused) => {
+                tracing::error!(%master, %service, build = %p.build_id(), "the master refused this worker: it runs another build of the program; stopping");
+                return WorkerExit::Refused;
+            }
+            _ => {}
         }
     }
     if !connected {
@@ -99,7 +109,7 @@ pub async fn worker(
             .await;
         match event {
             None => continue,
-            Some(WorkerMessage::ShutDown) => {
+            Some(WorkerMessage::ShutDown) | Some(WorkerMessage::Refused) => {
                 tracing::info!(%service, "shutting down");
                 return WorkerExit::ShutDown;
             }

@@ -74,6 +74,9 @@ pub(super) fn handshake(sim: &mut Sim) -> Result<(), String> {
         .get("remote.buggify.slow_handshake")
         .is_some_and(|count| count.reached > 0);
     match exit {
+        WorkerExit::Refused => {
+            return Err("the worker was refused though every node runs one build".into());
+        }
         WorkerExit::NoMaster => {
             sim.sometimes("handshake.worker_gave_up", true);
             if took < give_up {
@@ -353,7 +356,12 @@ pub(super) fn master_crash(sim: &mut Sim) -> Result<(), String> {
             continue;
         }
         match exits.get(&index) {
-            Some(WorkerExit::MasterLost | WorkerExit::NoMaster | WorkerExit::ShutDown) => {}
+            Some(
+                WorkerExit::MasterLost
+                | WorkerExit::NoMaster
+                | WorkerExit::ShutDown
+                | WorkerExit::Refused,
+            ) => {}
             None => {
                 return Err(format!(
                     "the worker on node {index} still waits for a master that crashed"

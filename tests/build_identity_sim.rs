@@ -1,0 +1,58 @@
+//! One program per run, in the simulator: a worker of another build is refused with an
+//! error naming both builds; builds declared compatible (one protocol version) connect.
+
+use hyperion::remote::{with_service, ServiceError, WorkerExit};
+use hyperion::{BuildId, RemoteTable};
+use hyperion_sim::{Faults, NodeOptions, Sim, SimLauncher};
+
+#[test]
+fn a_worker_of_another_build_is_refused_naming_both_builds() {
+    for seed in 0..16 {
+        let mut sim = Sim::with_faults(seed, Faults::calm());
+        let master = sim.add_node_with(NodeOptions::default().build(BuildId::named("aaaa1111")));
+        let launcher = SimLauncher::new(sim.handle(), RemoteTable::new())
+            .worker_build(BuildId::named("bbbb2222"));
+        let exits = launcher.exits();
+        assert!(exits.is_empty());
+        let (outcome, exits) = sim
+            .run_until(&master, move |p| async move {
+                let outcome = with_service(&p, &launcher, |_, _| async {}).await;
+                // Let the refused worker read its answer.
+                p.sleep(std::time::Duration::from_secs(1)).await;
+                (outcome, launcher.exits())
+            })
+            .unwrap();
+        let Err(ServiceError::Launch(err)) = outcome else {
+            panic!("seed {seed}: a worker of another build was accepted: {outcome:?}");
+        };
+        let text = err.to_string();
+        assert!(text.contains("aaaa1111"), "seed {seed}: {text}");
+        assert!(text.contains("bbbb2222"), "seed {seed}: {text}");
+        assert!(
+            text.contains("another build of the program: rebuild, or start a new run"),
+            "seed {seed}: {text}"
+        );
+        assert!(
+            exits.values().all(|exit| *exit == WorkerExit::Refused),
+            "seed {seed}: {exits:?}"
+        );
+    }
+}
+
+#[test]
+fn builds_of_one_declared_protocol_work_together() {
+    for seed in 0..8 {
+        let mut sim = Sim::with_faults(seed, Faults::calm());
+        let master = sim.add_node_with(
+            NodeOptions::default().build(BuildId::named("aaaa1111").with_protocol(7)),
+        );
+        let launcher = SimLauncher::new(sim.handle(), RemoteTable::new())
+            .worker_build(BuildId::named("bbbb2222").with_protocol(7));
+        let outcome = sim
+            .run_until(&master, move |p| async move {
+                with_service(&p, &launcher, |_, _| async { 42 }).await
+            })
+            .unwrap();
+        assert_eq!(outcome, Ok(42), "seed {seed}");
+    }
+}
