@@ -611,6 +611,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
             };
             let (ps, pause_ms, file) = (params.clone(), options.pause_ms, out);
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
+            let binary = master.worker_binary();
             let job_output = master.job_dir.join("%j.out");
             let outcome = node.run(move |p| async move {
                 let store: Rc<dyn ResultStore> = Rc::new(store);
@@ -629,7 +630,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     pause_max: Duration::from_secs(5),
                 };
                 if local {
-                    let launcher = LocalLauncher::current_exe()
+                    let launcher = Ok::<_, std::io::Error>(LocalLauncher::program(binary))
                         .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
                         Ok(launcher) => Ok(scan(
@@ -654,7 +655,8 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                         ..SlurmOptions::default().job_name("hyperion-scan")
                     };
                     let launcher = SlurmLauncher::new(options).map(|l| {
-                        l.cookie_file(cookie)
+                        l.program(binary)
+                            .cookie_file(cookie)
                             .log_dir(log_dir)
                             .retry_policy(policy)
                             .max_jobs(SLURM_JOBS_MAX)

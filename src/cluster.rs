@@ -29,9 +29,11 @@
 //! }
 //! ```
 
+mod binary;
 mod interrupt;
 mod terminal;
 
+pub use binary::{copy_program, run_binary_path};
 pub use interrupt::{catch_interrupts, interrupted, wait_for_interrupt, INTERRUPT_POLL_INTERVAL};
 pub use terminal::{notice, print_notices_with};
 
@@ -43,7 +45,7 @@ use crate::process::id::NodeId;
 use crate::remote::{worker, ServiceId, WorkerConfig, WorkerExit};
 use crate::store::{take_resume_flag, Resume, SqliteStore, StoreError};
 use crate::transport::tcp::TcpConfig;
-use crate::RemoteTable;
+use crate::{BuildId, RemoteTable};
 
 /// Where a cluster program keeps its files. Every run gets a fresh `run-NNNN` under
 /// [`ClusterConfig::runs_dir`], and the same name under the log and job bases when they
@@ -214,6 +216,27 @@ impl Master {
     pub fn open_store(&self, version: &str) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_run(&self.run_dir, version, self.resume_from.as_deref())
     }
+
+    /// The program workers of this run start from: the run's own copy, made when the
+    /// master started ([`copy_program`]), so that every worker runs the master's build
+    /// even if the program is rebuilt meanwhile; the running executable if there is no
+    /// copy (it could not be made).
+    ///
+    /// ```no_run
+    /// # fn f(master: &hyperion::cluster::Master) {
+    /// let launcher = hyperion::launch::LocalLauncher::program(master.worker_binary());
+    /// # }
+    /// ```
+    pub fn worker_binary(&self) -> PathBuf {
+        // real-world only: the file system.
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(program_name()));
+        let copy = run_binary_path(&self.run_dir, &exe);
+        if copy.exists() {
+            copy
+        } else {
+            exe
+        }
+    }
 }
 
 /// The worker subcommand's options.
@@ -379,6 +402,8 @@ fn run<O>(
                     return ExitCode::FAILURE;
                 }
             };
+            // real-world only: workers start from the run's copy of the program.
+            let copied = std::env::current_exe().and_then(|exe| copy_program(&exe, &dirs.run));
             let log = dirs.log.join("master.log");
             if let Err(err) = log_master(&log) {
                 eprintln!(
@@ -387,6 +412,15 @@ fn run<O>(
                     log.display(),
                     io_cause(&err)
                 );
+            }
+            match copied {
+                Ok(copy) => tracing::info!(program = %copy.display(), build = %crate::BuildId::of_current_exe(), "workers start from the run's copy of the program"),
+                Err(err) => crate::cluster::notice(&format!(
+                    "{}: cannot copy the program into {} ({}); workers start from its original path",
+                    program_name(),
+                    dirs.run.display(),
+                    io_cause(&err)
+                )),
             }
             master(
                 Master {
@@ -459,6 +493,8 @@ pub fn run_worker(table: RemoteTable, args: WorkerArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Which binary this worker runs, for whoever checks it ran the run's copy.
+    tracing::info!(exe = ?std::env::current_exe().ok(), build = %BuildId::of_current_exe(), "worker started"); // real-world only
     let WorkerArgs {
         master, service, ..
     } = args;
