@@ -15,7 +15,7 @@ use hyperion::concurrency::map_concurrently;
 use hyperion::launch::LocalLauncher;
 use hyperion::remote::{with_remote_runner, with_service, RemoteCall, RetryPolicy};
 use hyperion::transport::tcp::TcpConfig;
-use hyperion::{AsyncResult, Node, NodeConfig};
+use hyperion::{AsyncResult, BuildId, Node, NodeConfig};
 
 fn exact(a: f64) -> f64 {
     0.5 * (std::f64::consts::PI / a).sqrt() * (-9.0 / (4.0 * a)).exp()
@@ -24,7 +24,13 @@ fn exact(a: f64) -> f64 {
 fn master_node(dir: &Path) -> Node {
     Node::tcp(
         TcpConfig::bind("127.0.0.1:0").cookie_file(dir.join("cookie")),
-        NodeConfig::default(),
+        NodeConfig {
+            // This test plays the master of the scan program, whose workers it starts:
+            // it declares the scan's build, which the workers' handshake is checked
+            // against.
+            build: Some(BuildId::of_file(&scan_binary()).expect("hash the scan example")),
+            ..NodeConfig::default()
+        },
     )
     .unwrap()
 }
