@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 const TASKS: usize = 40;
-/// Every task pauses this long on its worker, so that the kill lands mid-scan.
-const PAUSE_MS: &str = "200";
+/// Every task pauses this long on its worker, so that the kill lands mid-scan (and the
+/// first master is still running while a second one starts: copying and hashing the
+/// program takes it a moment).
+const PAUSE_MS: &str = "600";
 
 fn scratch(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
