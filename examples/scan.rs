@@ -10,6 +10,11 @@
 //! Simpson quadrature on a worker, and checks it against the closed form
 //! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Results go
 //! to a CSV file.
+//!
+//! It prints its status page's address first (`status: http://127.0.0.1:PORT/?token=…`).
+//! With `--hold`, a failed task waits on the page for someone to press "retry" instead
+//! of being retried at once; `--fail-once K` makes task K fail its first attempt (to
+//! see that happen).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -19,8 +24,13 @@ use std::time::{Duration, Instant};
 
 use hyperion::cluster::{self, Master};
 use hyperion::launch::{LocalLauncher, SlurmLauncher, SlurmOptions};
-use hyperion::remote::{with_remote_runner, RemoteCall, RemoteError, RetryPolicy, WorkerLauncher};
+use hyperion::remote::{
+    with_remote_runner, LaunchError, OnRemoteError, RemoteCall, RemoteError, RetryPolicy,
+    ServiceId, WorkerLauncher,
+};
+use hyperion::status::StatusBoard;
 use hyperion::transport::tcp::TcpConfig;
+use hyperion::NodeId;
 use hyperion::{Node, NodeConfig, Process, RemoteTable};
 use hyperion_sim::{Sim, SimLauncher};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -73,7 +83,55 @@ fn table() -> RemoteTable {
             Ok::<_, String>(p.run_blocking(move || integrate(a)).await)
         },
     );
+    // The same work, failing its first attempt: the first call creates `marker`.
+    table.register_call(
+        "integrate_flaky",
+        |p: Process, (a, marker): (f64, String)| async move {
+            let first = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&marker)
+                .is_ok();
+            if first {
+                return Err(format!("injected failure: first attempt of a = {a}"));
+            }
+            Ok::<_, String>(p.run_blocking(move || integrate(a)).await)
+        },
+    );
     table
+}
+
+/// A launcher whose failures are held for an operator (the status page's "retry")
+/// rather than retried by the inner launcher's policy.
+struct Holding<L>(L);
+
+impl<L: WorkerLauncher> WorkerLauncher for Holding<L> {
+    type JobId = L::JobId;
+
+    async fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<L::JobId, LaunchError> {
+        self.0.launch(p, master, service).await
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.0.connection_timeout()
+    }
+
+    fn on_remote_error(&self, _error: &RemoteError, _retries_so_far: u32) -> OnRemoteError {
+        OnRemoteError::Hold
+    }
+
+    fn cancel(&self, job: &L::JobId) {
+        self.0.cancel(job)
+    }
+
+    fn on_exit(&self, job: &L::JobId) {
+        self.0.on_exit(job)
+    }
 }
 
 struct Options {
@@ -83,6 +141,8 @@ struct Options {
     seed: u64,
     out: Option<String>,
     pause_ms: u64,
+    hold: bool,
+    fail_once: Option<usize>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -93,9 +153,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seed: 1,
         out: None,
         pause_ms: 0,
+        hold: false,
+        fail_once: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
+        if flag == "--hold" {
+            options.hold = true;
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = || {
             value
@@ -109,6 +175,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--seed" => options.seed = number()?,
             "--out" => options.out = Some(value.clone()),
             "--pause-ms" => options.pause_ms = number()?,
+            "--fail-once" => options.fail_once = Some(number()? as usize),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -152,51 +219,86 @@ impl Progress {
 /// The master: `workers` services pull parameters from a shared queue until it is
 /// empty. A failed worker's task goes back on the queue; the launcher's policy starts a
 /// replacement.
+/// What the scan runs: the parameters, and how each call behaves.
+struct Work {
+    params: Vec<f64>,
+    pause_ms: u64,
+    /// A task that fails its first attempt, and the marker file that records it.
+    fail_once: Option<(usize, String)>,
+    /// Whether failed tasks wait for the status page (the launcher holds) rather than
+    /// going back on the queue.
+    hold: bool,
+}
+
+/// The key of task `i` on the status page.
+fn key(i: usize, a: f64) -> String {
+    format!("{i:03} a={a:.4}")
+}
+
+/// What every worker slot shares.
+struct Shared {
+    queue: RefCell<VecDeque<usize>>,
+    results: RefCell<Vec<Option<f64>>>,
+    calls: Vec<RemoteCall<f64>>,
+    keys: Vec<String>,
+    progress: Rc<Progress>,
+    board: StatusBoard,
+    hold: bool,
+}
+
 async fn scan<L: WorkerLauncher + 'static>(
     p: &Process,
     launcher: Rc<L>,
-    params: Vec<f64>,
+    work: Work,
     workers: usize,
-    pause_ms: u64,
     progress: Rc<Progress>,
+    board: StatusBoard,
 ) -> Vec<Option<f64>> {
-    let queue: Rc<RefCell<VecDeque<usize>>> = Rc::new(RefCell::new((0..params.len()).collect()));
-    let results: Rc<RefCell<Vec<Option<f64>>>> = Rc::new(RefCell::new(vec![None; params.len()]));
-    let calls: Rc<Vec<RemoteCall<f64>>> = Rc::new(
-        params
-            .iter()
-            .map(|&a| {
-                if pause_ms == 0 {
-                    RemoteCall::new("integrate", move || async move { a })
-                } else {
-                    RemoteCall::new("integrate_slowly", move || async move { (a, pause_ms) })
-                }
-            })
-            .collect(),
-    );
+    let Work {
+        params,
+        pause_ms,
+        fail_once,
+        hold,
+    } = work;
+    let keys: Vec<String> = params.iter().enumerate().map(|(i, &a)| key(i, a)).collect();
+    let calls: Vec<RemoteCall<f64>> = params
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| match &fail_once {
+            Some((k, marker)) if *k == i => {
+                let marker = marker.clone();
+                RemoteCall::new("integrate_flaky", move || async move { (a, marker) })
+            }
+            _ if pause_ms == 0 => RemoteCall::new("integrate", move || async move { a }),
+            _ => RemoteCall::new("integrate_slowly", move || async move { (a, pause_ms) }),
+        })
+        .collect();
+    for (key, call) in keys.iter().zip(&calls) {
+        board.task_queued(p, key, call.label());
+    }
+    let shared = Rc::new(Shared {
+        queue: RefCell::new((0..params.len()).collect()),
+        results: RefCell::new(vec![None; params.len()]),
+        calls,
+        keys,
+        progress,
+        board,
+        hold,
+    });
     let slots: Vec<_> = (0..workers)
         .map(|_| {
-            let (launcher, queue, results, calls, progress) = (
-                launcher.clone(),
-                queue.clone(),
-                results.clone(),
-                calls.clone(),
-                progress.clone(),
-            );
+            let (launcher, shared) = (launcher.clone(), shared.clone());
             p.async_task(move |slot| async move {
                 let slot = &slot;
+                // The task this slot's last worker failed, retried first when held.
+                let retry_first: Rc<Cell<Option<usize>>> = Rc::new(Cell::new(None));
                 let outcome = with_remote_runner(slot, &*launcher, |runner| {
-                    let (queue, results, calls, progress) = (
-                        queue.clone(),
-                        results.clone(),
-                        calls.clone(),
-                        progress.clone(),
-                    );
+                    let (shared, retry_first) = (shared.clone(), retry_first.clone());
                     async move {
+                        let progress = &shared.progress;
                         progress.alive.set(progress.alive.get() + 1);
                         progress.show();
-                        let outcome =
-                            serve_tasks(slot, &runner, &queue, &results, &calls, &progress).await;
+                        let outcome = serve_tasks(slot, &runner, &shared, &retry_first).await;
                         progress.alive.set(progress.alive.get() - 1);
                         if outcome.is_err() {
                             progress.retries.set(progress.retries.get() + 1);
@@ -215,30 +317,41 @@ async fn scan<L: WorkerLauncher + 'static>(
             tracing::error!(%err, "a worker slot gave up");
         }
     }
-    progress.bar.finish();
-    let done = results.borrow().clone();
+    shared.progress.bar.finish();
+    let done = shared.results.borrow().clone();
     done
 }
 
 async fn serve_tasks(
     p: &Process,
     runner: &hyperion::remote::Runner,
-    queue: &RefCell<VecDeque<usize>>,
-    results: &RefCell<Vec<Option<f64>>>,
-    calls: &[RemoteCall<f64>],
-    progress: &Progress,
+    shared: &Shared,
+    retry_first: &Cell<Option<usize>>,
 ) -> Result<(), RemoteError> {
     loop {
-        let Some(task) = queue.borrow_mut().pop_front() else {
+        let next = retry_first.take();
+        let Some(task) = next.or_else(|| shared.queue.borrow_mut().pop_front()) else {
             return Ok(());
         };
-        match runner.run(p, &calls[task]).await {
+        let key = &shared.keys[task];
+        if shared.board.is_cancelled(key) {
+            continue;
+        }
+        shared.board.task_started(p, key, runner.service_id());
+        match runner.run(p, &shared.calls[task]).await {
             Ok(value) => {
-                results.borrow_mut()[task] = Some(value);
-                progress.bar.inc(1);
+                shared.results.borrow_mut()[task] = Some(value);
+                shared.board.task_done(p, key);
+                shared.progress.bar.inc(1);
             }
             Err(err) => {
-                queue.borrow_mut().push_back(task);
+                shared.board.task_failed(p, key, &err.to_string());
+                if shared.hold {
+                    retry_first.set(Some(task));
+                } else {
+                    shared.board.task_queued(p, key, shared.calls[task].label());
+                    shared.queue.borrow_mut().push_back(task);
+                }
                 return Err(err);
             }
         }
@@ -293,7 +406,7 @@ fn run_master(master: Master) -> ExitCode {
     let options = match parse(&master.args) {
         Ok(options) => options,
         Err(why) => {
-            eprintln!("{why}\nusage: scan [--workers N] [--tasks N] [--launcher local|sim|slurm] [--seed S] [--out FILE] [--pause-ms MS]");
+            eprintln!("{why}\nusage: scan [--workers N] [--tasks N] [--launcher local|sim|slurm] [--seed S] [--out FILE] [--pause-ms MS] [--hold] [--fail-once K] [--status-addr IP:PORT | --no-status]");
             return ExitCode::from(2);
         }
     };
@@ -304,6 +417,28 @@ fn run_master(master: Master) -> ExitCode {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| master.run_dir.join("results.csv"));
     let started = Instant::now();
+    let work = {
+        let (params, pause_ms, hold) = (params.clone(), options.pause_ms, options.hold);
+        let marker = |k: usize| {
+            (
+                k,
+                master
+                    .run_dir
+                    .join(format!("failed-once-{k}"))
+                    .display()
+                    .to_string(),
+            )
+        };
+        let fail_once = options.fail_once.filter(|&k| k < params.len()).map(marker);
+        move || Work {
+            params,
+            pause_ms,
+            fail_once,
+            hold,
+        }
+    };
+    let board = master.status.clone();
+    board.set_launcher(&options.launcher);
     let results = match options.launcher.as_str() {
         "sim" => {
             let mut sim = Sim::new(options.seed);
@@ -315,17 +450,10 @@ fn run_master(master: Master) -> ExitCode {
                     pause_max: Duration::from_secs(5),
                 },
             ));
-            let (ps, workers, pause_ms) = (params.clone(), options.workers, options.pause_ms);
+            let (work, workers) = (work(), options.workers);
             let results = sim.run_until(&node, move |p| async move {
-                scan(
-                    &p,
-                    launcher,
-                    ps,
-                    workers,
-                    pause_ms,
-                    Rc::new(Progress::new(0, false)),
-                )
-                .await
+                let progress = Rc::new(Progress::new(0, false));
+                scan(&p, launcher, work, workers, progress, board).await
             });
             println!(
                 "simulated with seed {} ({} frames, {:?} virtual time, faults {:?})",
@@ -359,16 +487,17 @@ fn run_master(master: Master) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let (ps, workers, launcher_kind, pause_ms) = (
-                params.clone(),
+            let (work, workers, launcher_kind, hold) = (
+                work(),
                 options.workers,
                 options.launcher.clone(),
-                options.pause_ms,
+                options.hold,
             );
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
             let job_output = master.job_dir.join("%j.out");
             let tasks = params.len();
             let outcome = node.run(move |p| async move {
+                board.attach(&p);
                 let progress = Rc::new(Progress::new(tasks, true));
                 let policy = RetryPolicy {
                     max_retries: Some(20),
@@ -379,8 +508,12 @@ fn run_master(master: Master) -> ExitCode {
                     let launcher = LocalLauncher::current_exe()
                         .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
+                        Ok(launcher) if hold => {
+                            let launcher = Rc::new(Holding(launcher));
+                            Ok(scan(&p, launcher, work, workers, progress, board).await)
+                        }
                         Ok(launcher) => {
-                            Ok(scan(&p, Rc::new(launcher), ps, workers, pause_ms, progress).await)
+                            Ok(scan(&p, Rc::new(launcher), work, workers, progress, board).await)
                         }
                         Err(err) => Err(err.to_string()),
                     }
@@ -392,8 +525,12 @@ fn run_master(master: Master) -> ExitCode {
                     let launcher = SlurmLauncher::new(options)
                         .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
+                        Ok(launcher) if hold => {
+                            let launcher = Rc::new(Holding(launcher));
+                            Ok(scan(&p, launcher, work, workers, progress, board).await)
+                        }
                         Ok(launcher) => {
-                            Ok(scan(&p, Rc::new(launcher), ps, workers, pause_ms, progress).await)
+                            Ok(scan(&p, Rc::new(launcher), work, workers, progress, board).await)
                         }
                         Err(err) => Err(err.to_string()),
                     }

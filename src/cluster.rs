@@ -30,6 +30,7 @@ use std::process::ExitCode;
 use crate::node::{Node, NodeConfig};
 use crate::process::id::NodeId;
 use crate::remote::{worker, ServiceId, WorkerConfig, WorkerExit};
+use crate::status::{StatusBoard, StatusConfig};
 use crate::transport::tcp::TcpConfig;
 use crate::RemoteTable;
 
@@ -45,6 +46,10 @@ pub struct ClusterConfig {
     /// Where batch jobs' own output goes (Slurm's `--output`); `None`: `jobs` in the
     /// run's directory.
     pub job_dir: Option<PathBuf>,
+    /// Where the master's status server listens (`127.0.0.1:0`, a free loopback port,
+    /// by default); `None`: no server. The master's `--status-addr ADDR` and
+    /// `--no-status` override it.
+    pub status_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for ClusterConfig {
@@ -53,6 +58,7 @@ impl Default for ClusterConfig {
             runs_dir: PathBuf::from("hyperion-runs"),
             log_dir: None,
             job_dir: None,
+            status_addr: StatusConfig::default().addr.into(),
         }
     }
 }
@@ -67,6 +73,7 @@ impl ClusterConfig {
             runs_dir: var("HYPERION_RUNS_DIR").unwrap_or(default.runs_dir),
             log_dir: var("HYPERION_LOG_DIR"),
             job_dir: var("HYPERION_JOB_DIR"),
+            status_addr: default.status_addr,
         }
     }
 
@@ -116,6 +123,9 @@ pub struct Master {
     pub job_dir: PathBuf,
     /// The cookie file master and workers share.
     pub cookie_file: PathBuf,
+    /// The status page's board: attach it to the master's node
+    /// ([`StatusBoard::attach`]) and report tasks to it.
+    pub status: StatusBoard,
 }
 
 /// The worker subcommand's options.
@@ -200,7 +210,15 @@ pub fn main_with_config(
             ExitCode::from(2)
         }
         Ok(Role::Worker(worker_args)) => run_worker(table, worker_args),
-        Ok(Role::Master(args)) => {
+        Ok(Role::Master(mut args)) => {
+            let status_addr =
+                match crate::status::take_status_options(&mut args, config.status_addr) {
+                    Ok(addr) => addr,
+                    Err(why) => {
+                        eprintln!("{why}");
+                        return ExitCode::from(2);
+                    }
+                };
             let dirs = match config.new_run() {
                 Ok(dirs) => dirs,
                 Err(err) => {
@@ -211,7 +229,11 @@ pub fn main_with_config(
             if let Err(err) = log_to_file(&dirs.log.join("master.log")) {
                 eprintln!("cannot open the master's log: {err}");
             }
+            let program = std::env::args().next().unwrap_or_default();
+            let (status, _server) =
+                crate::status::start_for_run(status_addr, &program, &args, &dirs.run, &dirs.log);
             master(Master {
+                status,
                 args,
                 cookie_file: dirs.run.join("cookie"),
                 run_dir: dirs.run,
@@ -342,6 +364,7 @@ mod tests {
             runs_dir: base.join("data"),
             log_dir: Some(base.join("logs")),
             job_dir: Some(base.join("jobs")),
+            ..ClusterConfig::default()
         };
         for n in 1..=2 {
             let dirs = config.new_run().unwrap();

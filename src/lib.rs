@@ -59,6 +59,7 @@ pub mod node;
 pub mod process;
 pub mod remote;
 pub mod runtime;
+pub mod status;
 pub mod transport;
 pub mod wire;
 

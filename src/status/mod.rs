@@ -1,0 +1,142 @@
+//! The master's status server: a JSON API and a live page showing a run's tasks,
+//! workers and held calls, with buttons to retry or cancel them (hyperion's "hold
+//! server", with authentication and a page).
+//!
+//! ```text
+//! status: http://127.0.0.1:41234/?token=3f9c…
+//! ```
+//!
+//! Pieces, each in its file:
+//! - [`StatusBoard`] (`snapshot`): the master's state as plain data. The program
+//!   reports its tasks to it; the remote layer reports workers and held calls through
+//!   the status agent. It holds nothing from the operating system, so it also works in
+//!   the simulator (with no server).
+//! - the agent (`agent`): a process on the master's node, registered as
+//!   [`STATUS_AGENT_NAME`], that applies the remote layer's [`StatusNotice`]s to the
+//!   board and carries out the page's commands (release a hold, kill a task's process).
+//! - [`StatusServer`] (`server`, real-world only): axum on hyper, a single-threaded
+//!   tokio runtime on a thread of its own, bound to `127.0.0.1` on a free port by
+//!   default. It reads a copy of the board and posts commands into the node's inbox;
+//!   it never waits for the node, nor the node for it.
+//! - authentication (`auth`): a 128-bit token from the operating system per run,
+//!   written to the run's directory (mode 0600) and printed with the URL. Every request
+//!   shows it (the `X-Hyperion-Token` header, the `?token=` of the first page load, then
+//!   an `HttpOnly; SameSite=Strict` cookie); without it the answer is `401` and nothing
+//!   else. Changes are `POST`s with the token in the header (a cookie alone does not do:
+//!   no cross-site request forgery), and the `Host` header must name this server (no
+//!   DNS rebinding).
+//! - the JSON API (`api`) and the page (`page`).
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /` | the page |
+//! | `GET /api/status` | run, workers, held calls, progress series |
+//! | `GET /api/run`, `/api/workers`, `/api/held` | each part alone |
+//! | `GET /api/tasks?state=running&limit=100` | tasks (`active`: all but done) |
+//! | `GET /api/workers/log?service=ID&lines=100` | the end of a worker's log |
+//! | `POST /api/held/retry {"id": ID}` | retry one held call |
+//! | `POST /api/held/retry-all`, `/api/holds/release` | retry every held call |
+//! | `POST /api/held/cancel {"id": ID}` | give up a held call; its tasks are cancelled |
+//! | `POST /api/tasks/cancel {"key": KEY}` | cancel a task and stop its worker |
+
+mod agent;
+mod api;
+mod auth;
+mod page;
+mod server;
+mod snapshot;
+
+use std::net::SocketAddr;
+
+pub use agent::{notify, StatusCommand, StatusNotice, STATUS_AGENT_NAME};
+pub use api::{BODY_BYTES_MAX, BODY_TIMEOUT, LOG_LINES_MAX, TASKS_PAGE_MAX};
+pub use auth::{Token, TOKEN_BYTES, TOKEN_COOKIE, TOKEN_HEADER};
+pub use server::{StatusConfig, StatusServer};
+pub use snapshot::{
+    HeldCall, RunInfo, Snapshot, StatusBoard, TaskInfo, TaskState, WorkerInfo, WorkerState,
+    PROGRESS_POINTS_MAX, TASKS_MAX,
+};
+
+/// Takes the status server's options out of a master's arguments: `--status-addr
+/// ADDR` moves the server, `--no-status` turns it off. Returns the address to serve on
+/// (`default` if neither is given), `None` to serve nothing, or why the options are
+/// wrong.
+///
+/// ```
+/// use hyperion::status::take_status_options;
+/// let default = "127.0.0.1:0".parse().unwrap();
+/// let mut args = vec!["--workers".to_string(), "4".into(), "--status-addr".into(), "127.0.0.1:8080".into()];
+/// assert_eq!(take_status_options(&mut args, Some(default)), Ok(Some("127.0.0.1:8080".parse().unwrap())));
+/// assert_eq!(args, ["--workers", "4"]);
+/// let mut args = vec!["--no-status".to_string()];
+/// assert_eq!(take_status_options(&mut args, Some(default)), Ok(None));
+/// ```
+pub fn take_status_options(
+    args: &mut Vec<String>,
+    default: Option<SocketAddr>,
+) -> Result<Option<SocketAddr>, String> {
+    let mut addr = default;
+    let mut kept = Vec::with_capacity(args.len());
+    let mut rest = std::mem::take(args).into_iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--no-status" {
+            addr = None;
+        } else if arg == "--status-addr" {
+            let value = rest
+                .next()
+                .ok_or("--status-addr needs an address (IP:PORT)")?;
+            addr = Some(
+                value
+                    .parse()
+                    .map_err(|_| format!("--status-addr: {value:?} is not IP:PORT"))?,
+            );
+        } else if let Some(value) = arg.strip_prefix("--status-addr=") {
+            addr = Some(
+                value
+                    .parse()
+                    .map_err(|_| format!("--status-addr: {value:?} is not IP:PORT"))?,
+            );
+        } else {
+            kept.push(arg);
+        }
+    }
+    *args = kept;
+    Ok(addr)
+}
+
+/// A cluster run's board and, at `addr` unless `None`, its server: the token goes to
+/// `status-token` in `run_dir`, the URL to standard output (`status: http://…`), and
+/// workers' logs are looked for in `log_dir`. A server that cannot start is reported
+/// and the run goes on without it.
+pub fn start_for_run(
+    addr: Option<SocketAddr>,
+    program: &str,
+    args: &[String],
+    run_dir: &std::path::Path,
+    log_dir: &std::path::Path,
+) -> (StatusBoard, Option<StatusServer>) {
+    let name = std::path::Path::new(program).file_name().map_or_else(
+        || program.to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let board = StatusBoard::new(&name, args.to_vec());
+    board.set_log_dir(log_dir);
+    let Some(addr) = addr else {
+        return (board, None);
+    };
+    let config = StatusConfig {
+        addr,
+        token_file: Some(run_dir.join("status-token")),
+    };
+    match StatusServer::start(config, board.clone()) {
+        Ok(server) => {
+            println!("status: {}", server.url());
+            (board, Some(server))
+        }
+        Err(err) => {
+            eprintln!("the status server cannot start on {addr}: {err}");
+            tracing::error!(%addr, %err, "no status server");
+            (board, None)
+        }
+    }
+}
