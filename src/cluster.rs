@@ -211,7 +211,7 @@ pub fn main_with_config(
         }
         Ok(Role::Worker(worker_args)) => run_worker(table, worker_args),
         Ok(Role::Master(mut args)) => {
-            let status_addr =
+            let status_options =
                 match crate::status::take_status_options(&mut args, config.status_addr) {
                     Ok(addr) => addr,
                     Err(why) => {
@@ -231,7 +231,7 @@ pub fn main_with_config(
             }
             let program = std::env::args().next().unwrap_or_default();
             let (status, _server) =
-                crate::status::start_for_run(status_addr, &program, &args, &dirs.run, &dirs.log);
+                crate::status::start_for_run(status_options, &program, &args, &dirs.run, &dirs.log);
             master(Master {
                 status,
                 args,

@@ -57,59 +57,78 @@ pub use snapshot::{
     PROGRESS_POINTS_MAX, TASKS_MAX,
 };
 
+/// The status options of a master's command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusOptions {
+    /// Where to serve; `None`: no server.
+    pub addr: Option<SocketAddr>,
+    /// How long the page stays up after the run ends.
+    pub linger: std::time::Duration,
+}
+
 /// Takes the status server's options out of a master's arguments: `--status-addr
-/// ADDR` moves the server, `--no-status` turns it off. Returns the address to serve on
-/// (`default` if neither is given), `None` to serve nothing, or why the options are
-/// wrong.
+/// IP:PORT` moves the server, `--no-status` turns it off, `--status-linger SECONDS`
+/// keeps it up after the run. Without them the server runs at `default` (if any).
 ///
 /// ```
 /// use hyperion::status::take_status_options;
 /// let default = "127.0.0.1:0".parse().unwrap();
 /// let mut args = vec!["--workers".to_string(), "4".into(), "--status-addr".into(), "127.0.0.1:8080".into()];
-/// assert_eq!(take_status_options(&mut args, Some(default)), Ok(Some("127.0.0.1:8080".parse().unwrap())));
+/// let options = take_status_options(&mut args, Some(default)).unwrap();
+/// assert_eq!(options.addr, Some("127.0.0.1:8080".parse().unwrap()));
 /// assert_eq!(args, ["--workers", "4"]);
 /// let mut args = vec!["--no-status".to_string()];
-/// assert_eq!(take_status_options(&mut args, Some(default)), Ok(None));
+/// assert_eq!(take_status_options(&mut args, Some(default)).unwrap().addr, None);
+/// assert!(take_status_options(&mut vec!["--status-addr".into(), "nowhere".into()], None).is_err());
 /// ```
 pub fn take_status_options(
     args: &mut Vec<String>,
     default: Option<SocketAddr>,
-) -> Result<Option<SocketAddr>, String> {
-    let mut addr = default;
+) -> Result<StatusOptions, String> {
+    let mut options = StatusOptions {
+        addr: default,
+        linger: std::time::Duration::ZERO,
+    };
     let mut kept = Vec::with_capacity(args.len());
     let mut rest = std::mem::take(args).into_iter();
     while let Some(arg) = rest.next() {
-        if arg == "--no-status" {
-            addr = None;
-        } else if arg == "--status-addr" {
-            let value = rest
-                .next()
-                .ok_or("--status-addr needs an address (IP:PORT)")?;
-            addr = Some(
-                value
-                    .parse()
-                    .map_err(|_| format!("--status-addr: {value:?} is not IP:PORT"))?,
-            );
-        } else if let Some(value) = arg.strip_prefix("--status-addr=") {
-            addr = Some(
-                value
-                    .parse()
-                    .map_err(|_| format!("--status-addr: {value:?} is not IP:PORT"))?,
-            );
-        } else {
-            kept.push(arg);
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--status-") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "--no-status" => options.addr = None,
+            "--status-addr" | "--status-linger" => {
+                let value = inline
+                    .or_else(|| rest.next())
+                    .ok_or_else(|| format!("{flag} needs a value"))?;
+                if flag == "--status-addr" {
+                    let addr = value
+                        .parse()
+                        .map_err(|_| format!("--status-addr: {value:?} is not IP:PORT"))?;
+                    options.addr = Some(addr);
+                } else {
+                    let seconds: u64 = value.parse().map_err(|_| {
+                        format!("--status-linger: {value:?} is not a number of seconds")
+                    })?;
+                    options.linger = std::time::Duration::from_secs(seconds);
+                }
+            }
+            _ => kept.push(arg),
         }
     }
     *args = kept;
-    Ok(addr)
+    Ok(options)
 }
 
-/// A cluster run's board and, at `addr` unless `None`, its server: the token goes to
+/// A cluster run's board and, at `options.addr` unless `None`, its server: the token goes to
 /// `status-token` in `run_dir`, the URL to standard output (`status: http://…`), and
 /// workers' logs are looked for in `log_dir`. A server that cannot start is reported
 /// and the run goes on without it.
 pub fn start_for_run(
-    addr: Option<SocketAddr>,
+    options: StatusOptions,
     program: &str,
     args: &[String],
     run_dir: &std::path::Path,
@@ -121,12 +140,13 @@ pub fn start_for_run(
     );
     let board = StatusBoard::new(&name, args.to_vec());
     board.set_log_dir(log_dir);
-    let Some(addr) = addr else {
+    let Some(addr) = options.addr else {
         return (board, None);
     };
     let config = StatusConfig {
         addr,
         token_file: Some(run_dir.join("status-token")),
+        linger: options.linger,
     };
     match StatusServer::start(config, board.clone()) {
         Ok(server) => {

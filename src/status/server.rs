@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -29,6 +30,9 @@ pub struct StatusConfig {
     /// Where to write the token (mode 0600), e.g. `status-token` in the run's
     /// directory; `None`: nowhere.
     pub token_file: Option<PathBuf>,
+    /// How long the server stays up after it is dropped (the run ended), so that the
+    /// page can show the final state. Zero by default.
+    pub linger: Duration,
 }
 
 impl Default for StatusConfig {
@@ -36,6 +40,7 @@ impl Default for StatusConfig {
         StatusConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             token_file: None,
+            linger: Duration::ZERO,
         }
     }
 }
@@ -65,6 +70,7 @@ pub struct StatusServer {
     board: StatusBoard,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    linger: Duration,
 }
 
 impl std::fmt::Debug for StatusServer {
@@ -105,6 +111,7 @@ impl StatusServer {
             board,
             stop: Some(stop),
             thread: Some(thread),
+            linger: config.linger,
         })
     }
 
@@ -131,6 +138,10 @@ impl StatusServer {
 
 impl Drop for StatusServer {
     fn drop(&mut self) {
+        if !self.linger.is_zero() {
+            println!("status: the page stays up for {:?}", self.linger);
+            std::thread::sleep(self.linger); // real-world only
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -232,6 +243,15 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
                 "a change needs the token in the X-Hyperion-Token header",
             );
         }
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|length| length > api::BODY_BYTES_MAX as u64) {
+        // Refused before a byte of it is read.
+        let message = format!("the body is larger than {} bytes", api::BODY_BYTES_MAX);
+        return error(StatusCode::PAYLOAD_TOO_LARGE, &message);
     }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();

@@ -60,11 +60,12 @@ function render(status, active) {
   const total = STATES.reduce((sum, s) => sum + (counts[s] || 0), 0) + run.tasks_unlisted;
   $("program").textContent = run.program;
   const started = run.started_unix ? new Date(run.started_unix * 1000).toLocaleString() : "";
-  $("run-line").textContent = `${run.args.join(" ")} · launcher ${run.launcher || "?"} · started ${started} · running ${secs(run.now)}`;
+  const elapsed = run.started_unix ? Date.now() / 1000 - run.started_unix : run.now;
+  $("run-line").textContent = `${run.args.join(" ")} · launcher ${run.launcher || "?"} · started ${started} · ${secs(elapsed)} ago`;
   $("count-done").textContent = counts.done || 0;
   $("count-total").textContent = total;
   $("counts").replaceChildren(...STATES.map((s) => el("span", { class: "count state-" + s, id: "count-" + s + "-chip" }, `${s} ${counts[s] || 0}`)));
-  drawChart(status.progress, total, run.now);
+  drawChart(status.progress, total, Math.max(run.now, elapsed));
 
   $("held-count").textContent = status.held.length;
   $("held-empty").hidden = status.held.length > 0;
@@ -72,7 +73,7 @@ function render(status, active) {
   $("retry-all").hidden = status.held.length < 2;
   $("held").tBodies[0].replaceChildren(...status.held.map((h) => el("tr", { "data-id": h.id },
     el("td", { class: "mono" }, short(h.id)), el("td", { class: "error" }, h.error),
-    el("td", {}, secs(run.now - h.since) + " ago"), el("td", { class: "mono" }, h.tasks.join(", ")),
+    el("td", {}, "at " + secs(h.since)), el("td", { class: "mono" }, h.tasks.join(", ")),
     el("td", {}, el("button", { class: "retry", "data-id": h.id, onclick: (e) => act("/api/held/retry", { id: h.id }, e.target) }, "retry"), " ",
       el("button", { class: "cancel", "data-id": h.id, onclick: (e) => act("/api/held/cancel", { id: h.id }, e.target) }, "cancel")))));
 
@@ -80,7 +81,7 @@ function render(status, active) {
   $("workers-alive").textContent = status.workers.filter((w) => w.state === "connected").length;
   $("workers").tBodies[0].replaceChildren(...status.workers.map((w) => el("tr", { "data-service": w.service },
     el("td", { class: "mono" }, short(w.service)), el("td", {}, w.host || ""), el("td", { class: "mono" }, w.job || ""),
-    el("td", {}, el("span", { class: "pill state-" + w.state }, w.state)), el("td", {}, secs(run.now - w.since) + " ago"),
+    el("td", {}, el("span", { class: "pill state-" + w.state }, w.state)), el("td", {}, "at " + secs(w.since)),
     el("td", { class: "mono" }, w.task || ""),
     el("td", {}, w.log_file ? el("button", { class: "small", onclick: () => showLog(w.service) }, "log") : ""))));
 
