@@ -516,3 +516,200 @@ fn a_workers_log_is_served_by_the_api() {
     let lines = log["lines"].as_array().unwrap();
     assert!(!lines.is_empty() && lines.len() <= 5, "{log:#}");
 }
+
+// ----- the page in a real browser -----
+
+/// Chromium and its WebDriver, if installed (Debian's `chromium` and
+/// `chromium-driver`). Without them the browser test says so and passes, unless
+/// `HYPERION_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs them).
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let find = |names: &[&str]| {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        names.iter().find_map(|name| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    let found = find(&["chromium", "chromium-browser"]).zip(find(&["chromedriver"]));
+    if found.is_none() {
+        if std::env::var("HYPERION_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!("HYPERION_REQUIRE_BROWSER=1 but chromium or chromedriver is missing (apt-get install chromium chromium-driver)");
+        }
+        eprintln!("notice: no chromium/chromedriver here; the status page's browser test is SKIPPED (apt-get install chromium chromium-driver)");
+    }
+    found
+}
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the page shows, read from its DOM.
+#[derive(Debug, Default, PartialEq)]
+struct Shown {
+    done: u64,
+    total: u64,
+    workers: u64,
+    held: u64,
+    live: bool,
+}
+
+const READ_PAGE: &str = r##"
+    const text = (id) => document.getElementById(id).textContent;
+    return [text("count-done"), text("count-total"), text("workers-count"),
+            String(document.querySelectorAll("#held tbody tr").length),
+            text("link-state")];
+"##;
+
+async fn shown(client: &fantoccini::Client) -> Shown {
+    let value = client
+        .execute(READ_PAGE, vec![])
+        .await
+        .expect("read the page");
+    let fields: Vec<String> = serde_json::from_value(value).expect("five strings");
+    let number = |i: usize| fields[i].trim().parse::<u64>().unwrap_or(u64::MAX);
+    Shown {
+        done: number(0),
+        total: number(1),
+        workers: number(2),
+        held: number(3),
+        live: fields[4] == "live",
+    }
+}
+
+/// Waits until the page shows `want`.
+async fn wait_shown(
+    client: &fantoccini::Client,
+    what: &str,
+    want: impl Fn(&Shown) -> bool,
+) -> Shown {
+    let start = Instant::now();
+    loop {
+        let now = shown(client).await;
+        if want(&now) {
+            return now;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the page never showed {what}; it shows {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn save_screenshot(client: &fantoccini::Client, name: &str) -> PathBuf {
+    let png = client.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, &png).expect("write the screenshot");
+    eprintln!("screenshot: {}", path.display());
+    path
+}
+
+#[test]
+fn the_page_in_chromium_follows_the_run_and_its_retry_button_completes_a_held_call() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let _driver = Killed(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < DEADLINE, "chromedriver does not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 12 tasks of 300 ms on 2 workers; task 3 fails once and is held.
+    let run = Run::start(
+        "browser",
+        &[
+            "--workers",
+            "2",
+            "--tasks",
+            "12",
+            "--pause-ms",
+            "300",
+            "--hold",
+            "--fail-once",
+            "3",
+        ],
+    );
+    let profile = temp_dir("status-chromium-profile");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_string(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", "--window-size=1280,1300",
+                         format!("--user-data-dir={}", profile.display())],
+            }),
+        );
+        let client = fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session with chromium");
+        client.goto(&run.url()).await.expect("load the page");
+        // Every task but the held one done, one held call, the page live.
+        let held = wait_shown(&client, "11 of 12 done and a held call", |s| {
+            s.live && s.done == 11 && s.total == 12 && s.held == 1
+        })
+        .await;
+        // The worker count is the master's.
+        let workers = run.json("/api/workers").as_array().unwrap().len() as u64;
+        assert_eq!(held.workers, workers);
+        let path = save_screenshot(&client, "status-page-held.png").await;
+        if std::env::var("HYPERION_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+            let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/status-page.png");
+            std::fs::copy(&path, docs).expect("update docs/status-page.png");
+        }
+        // The token left the address bar once the cookie was set.
+        let address = client.current_url().await.unwrap();
+        assert!(!address.as_str().contains("token"), "{address}");
+
+        let retry = client
+            .find(fantoccini::Locator::Css("#held button.retry"))
+            .await
+            .expect("a retry button");
+        retry.click().await.expect("click retry");
+        // The retry launches a third worker, which runs the held task.
+        let done = wait_shown(&client, "every task done", |s| {
+            s.done == 12 && s.total == 12 && s.held == 0 && s.workers == 3
+        })
+        .await;
+        assert_eq!(
+            done.workers,
+            run.json("/api/workers").as_array().unwrap().len() as u64
+        );
+        save_screenshot(&client, "status-page-done.png").await;
+        client.close().await.expect("end the session");
+    });
+    assert_eq!(run.wait_results(), 12);
+    let _ = std::fs::remove_dir_all(profile);
+}
