@@ -412,7 +412,7 @@ fn retrying_a_held_call_runs_it_again_and_the_scan_completes() {
 fn cancelling_a_running_task_stops_its_worker() {
     let run = Run::start(
         "cancel",
-        &["--workers", "1", "--tasks", "2", "--pause-ms", "60000"],
+        &["--workers", "1", "--tasks", "2", "--pause-ms", "600000"],
     );
     let (key, job) = run.wait_status("a running task", |s| {
         let worker = s["workers"].get(0)?;
@@ -712,4 +712,76 @@ fn the_page_in_chromium_follows_the_run_and_its_retry_button_completes_a_held_ca
     });
     assert_eq!(run.wait_results(), 12);
     let _ = std::fs::remove_dir_all(profile);
+}
+
+// ----- cancelling a Slurm job from the page -----
+
+/// Whether a Slurm answers; without one the Slurm test says so and passes, unless
+/// `HYPERION_REQUIRE_SLURM=1` (set by `.ci/run`, which starts one).
+fn slurm_available() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false);
+    if !up {
+        if std::env::var("HYPERION_REQUIRE_SLURM").as_deref() == Ok("1") {
+            panic!("HYPERION_REQUIRE_SLURM=1 but no Slurm answers (run scripts/local-slurm.sh)");
+        }
+        eprintln!("notice: no Slurm here; the status page's Slurm cancel test is skipped");
+    }
+    up
+}
+
+/// Whether Slurm still has job `id` (pending, running or ending).
+fn slurm_has_job(id: &str) -> bool {
+    Command::new("squeue")
+        .args(["-h", "-j", id, "-o", "%i"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == id)
+        .unwrap_or(false)
+}
+
+#[test]
+fn cancelling_a_task_from_the_page_ends_its_slurm_job() {
+    if !slurm_available() {
+        return;
+    }
+    let run = Run::start(
+        "slurm-cancel",
+        &[
+            "--launcher",
+            "slurm",
+            "--workers",
+            "1",
+            "--tasks",
+            "2",
+            "--pause-ms",
+            "600000",
+        ],
+    );
+    let (key, job) = run.wait_status("a task running in a Slurm job", |s| {
+        let worker = s["workers"].get(0)?;
+        let task = worker["task"].as_str()?;
+        (worker["state"] == "connected").then(|| {
+            (
+                task.to_string(),
+                worker["job"].as_str().unwrap().to_string(),
+            )
+        })
+    });
+    assert!(slurm_has_job(&job), "job {job} runs the worker");
+    let response = run.post("/api/tasks/cancel", &format!(r#"{{"key":"{key}"}}"#));
+    assert_eq!(response.status, 202, "{}", response.body);
+    let start = Instant::now();
+    while slurm_has_job(&job) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "Slurm job {job} still there after the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = run.json("/api/status");
+    assert_eq!(status["workers"][0]["state"], "cancelled");
+    assert_eq!(count(&status, "cancelled"), 1);
 }

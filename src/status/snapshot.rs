@@ -522,3 +522,65 @@ impl StatusBoard {
         kill
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Node;
+
+    #[test]
+    fn the_progress_series_stays_bounded_and_keeps_its_ends() {
+        let board = StatusBoard::new("test", vec![]);
+        let node = Node::new().unwrap();
+        let b = board.clone();
+        node.run(move |p| async move {
+            let service = ServiceId::from_text("s");
+            for i in 0..3 * PROGRESS_POINTS_MAX {
+                let key = i.to_string();
+                b.task_queued(&p, &key, "work");
+                b.task_started(&p, &key, &service);
+                b.task_done(&p, &key);
+            }
+        })
+        .unwrap();
+        let snapshot = board.snapshot();
+        assert!(snapshot.progress.len() <= PROGRESS_POINTS_MAX);
+        assert_eq!(snapshot.progress.first().unwrap().1, 1);
+        assert_eq!(snapshot.progress.last().unwrap().1, 3 * PROGRESS_POINTS_MAX);
+        assert_eq!(snapshot.run.counts["done"], 3 * PROGRESS_POINTS_MAX);
+        assert!(snapshot.progress.windows(2).all(|w| w[0].1 < w[1].1));
+    }
+
+    #[test]
+    fn a_held_task_is_queued_on_release_and_cancelled_with_its_hold() {
+        let board = StatusBoard::new("test", vec![]);
+        let node = Node::new().unwrap();
+        let b = board.clone();
+        node.run(move |p| async move {
+            let service = ServiceId::from_text("s");
+            for key in ["a", "b"] {
+                b.task_queued(&p, key, "work");
+                b.task_started(&p, key, &service);
+                b.task_failed(&p, key, "boom");
+            }
+            b.held(&p, "s", "boom".into(), p.self_pid());
+            assert_eq!(b.snapshot().task("a").unwrap().state, TaskState::Held);
+            assert_eq!(b.snapshot().held["s"].tasks, ["a", "b"]);
+            b.released(&p, "s");
+            assert_eq!(b.snapshot().task("a").unwrap().state, TaskState::Queued);
+            assert!(b.snapshot().held.is_empty());
+            // Held again, then cancelled: its tasks are cancelled and stay so.
+            for key in ["a", "b"] {
+                b.task_started(&p, key, &service);
+                b.task_failed(&p, key, "boom again");
+            }
+            b.held(&p, "s", "boom again".into(), p.self_pid());
+            assert_eq!(b.hold_cancelled(&p, "s"), Some(p.self_pid()));
+            b.task_queued(&p, "a", "work");
+            b.task_done(&p, "a");
+            assert!(b.is_cancelled("a") && b.is_cancelled("b"));
+            assert_eq!(b.snapshot().run.counts["cancelled"], 2);
+        })
+        .unwrap();
+    }
+}
