@@ -2,7 +2,7 @@
 //! subcommands, so that the master launches copies of itself as workers.
 //!
 //! ```text
-//! my-program master [user options...]
+//! my-program master [--status-addr IP:PORT | --no-status] [--status-linger S] [user options...]
 //! my-program worker --master ADDR#INCARNATION --service ID [--cookie-file PATH] [--log-file PATH]
 //! ```
 //!
@@ -11,6 +11,10 @@
 //! `hyperion-runs/` for everything by default, or other places, with
 //! [`main_with_config`] or the `HYPERION_RUNS_DIR`, `HYPERION_LOG_DIR` and
 //! `HYPERION_JOB_DIR` environment variables read by [`main`].
+//!
+//! The master serves its status page (see [`crate::status`]) on `127.0.0.1`, a free
+//! port, and prints `status: http://127.0.0.1:PORT/?token=...` first; the program
+//! attaches [`Master::status`] to its node and reports its tasks there.
 //!
 //! ```no_run
 //! use hyperion::{cluster, RemoteTable};

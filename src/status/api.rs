@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::StatusCommand;
 use super::server::AppState;
-use super::snapshot::{Snapshot, TaskInfo, TaskState};
+use super::snapshot::{TaskInfo, TaskState};
 
 /// Largest request body accepted (a command is a few dozen bytes).
 pub const BODY_BYTES_MAX: usize = 16 * 1024;
@@ -41,43 +41,28 @@ fn json<T: Serialize>(value: &T) -> Response {
     }
 }
 
-/// The snapshot without its task list (the page asks for tasks separately).
-#[derive(Serialize)]
-struct Overview<'a> {
-    run: &'a super::snapshot::RunInfo,
-    workers: Vec<&'a super::snapshot::WorkerInfo>,
-    held: Vec<&'a super::snapshot::HeldCall>,
-    progress: &'a [(f64, usize)],
-}
-
-fn overview(snapshot: &Snapshot) -> Overview<'_> {
-    Overview {
-        run: &snapshot.run,
-        workers: snapshot.workers.values().collect(),
-        held: snapshot.held.values().collect(),
-        progress: &snapshot.progress,
-    }
-}
-
 /// `GET /api/status`: the run, workers, held calls and the progress series.
 pub async fn status(State(state): State<AppState>) -> Response {
-    let snapshot = state.board.snapshot();
-    json(&overview(&snapshot))
+    let overview = state.board.lock().overview();
+    json(&overview)
 }
 
 /// `GET /api/run`.
 pub async fn run(State(state): State<AppState>) -> Response {
-    json(&state.board.snapshot().run)
+    let overview = state.board.lock().overview();
+    json(&overview.run)
 }
 
 /// `GET /api/workers`.
 pub async fn workers(State(state): State<AppState>) -> Response {
-    json(&overview(&state.board.snapshot()).workers)
+    let overview = state.board.lock().overview();
+    json(&overview.workers)
 }
 
 /// `GET /api/held`.
 pub async fn held(State(state): State<AppState>) -> Response {
-    json(&overview(&state.board.snapshot()).held)
+    let overview = state.board.lock().overview();
+    json(&overview.held)
 }
 
 /// The query of `/api/tasks`.

@@ -53,8 +53,8 @@ pub use api::{BODY_BYTES_MAX, BODY_TIMEOUT, LOG_LINES_MAX, TASKS_PAGE_MAX};
 pub use auth::{Token, TOKEN_BYTES, TOKEN_COOKIE, TOKEN_HEADER};
 pub use server::{StatusConfig, StatusServer};
 pub use snapshot::{
-    HeldCall, RunInfo, Snapshot, StatusBoard, TaskInfo, TaskState, WorkerInfo, WorkerState,
-    PROGRESS_POINTS_MAX, TASKS_MAX,
+    HeldCall, Overview, RunInfo, Snapshot, StatusBoard, TaskInfo, TaskState, WorkerInfo,
+    WorkerState, PROGRESS_POINTS_MAX, TASKS_MAX,
 };
 
 /// The status options of a master's command line.

@@ -278,7 +278,8 @@ fn serve(
     state: AppState,
     stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // The runtime, its sockets and its timers are real-world only, like this thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread() // real-world only
         .enable_all()
         .build()
     {

@@ -225,11 +225,44 @@ impl Snapshot {
     /// A copy for a reader, with the counts filled in.
     pub(crate) fn published(&self) -> Snapshot {
         let mut copy = self.clone();
-        for state in TaskState::ALL {
-            copy.run.counts.insert(state.name(), self.count(state));
-        }
+        copy.run = self.run_with_counts();
         copy
     }
+
+    fn run_with_counts(&self) -> RunInfo {
+        let mut run = self.run.clone();
+        for state in TaskState::ALL {
+            run.counts.insert(state.name(), 0);
+        }
+        for task in &self.tasks {
+            *run.counts.entry(task.state.name()).or_default() += 1;
+        }
+        run
+    }
+
+    /// Everything but the tasks: what the page polls, copied without the task list
+    /// (which may be long) so that the lock is held briefly.
+    pub(crate) fn overview(&self) -> Overview {
+        Overview {
+            run: self.run_with_counts(),
+            workers: self.workers.values().cloned().collect(),
+            held: self.held.values().cloned().collect(),
+            progress: self.progress.clone(),
+        }
+    }
+}
+
+/// The snapshot without its task list (`GET /api/status`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Overview {
+    /// The run, with counts by state.
+    pub run: RunInfo,
+    /// Workers, by service id.
+    pub workers: Vec<WorkerInfo>,
+    /// Held calls, by id.
+    pub held: Vec<HeldCall>,
+    /// `(seconds, tasks done)`.
+    pub progress: Vec<(f64, usize)>,
 }
 
 fn seconds(time: Duration) -> f64 {
