@@ -785,3 +785,28 @@ fn cancelling_a_task_from_the_page_ends_its_slurm_job() {
     assert_eq!(status["workers"][0]["state"], "cancelled");
     assert_eq!(count(&status, "cancelled"), 1);
 }
+
+#[test]
+fn a_client_too_slow_with_its_headers_is_cut_off_while_others_are_served() {
+    let run = held_run("slow-client");
+    let mut slow = TcpStream::connect(&run.addr).unwrap();
+    slow.set_read_timeout(Some(DEADLINE)).unwrap();
+    slow.write_all(b"GET /api/status HTTP/1.1\r\nHost: ")
+        .unwrap();
+    // Served meanwhile.
+    assert_eq!(run.get("/api/status").status, 200);
+    // The server closes the slow connection after its header timeout (10 s); a read
+    // that times out instead (DEADLINE) fails the test.
+    let mut rest = Vec::new();
+    let closed = slow.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok(),
+        "the slow connection was left open: {closed:?}"
+    );
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text:?}"
+    );
+    assert_eq!(run.get("/api/status").status, 200);
+}

@@ -15,6 +15,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 
 use super::api::{self, error};
 use super::auth::{shown_token, Token, TOKEN_COOKIE, TOKEN_HEADER};
@@ -297,16 +299,53 @@ fn serve(
                 return;
             }
         };
-        let server = std::pin::pin!(std::future::IntoFuture::into_future(axum::serve(
-            listener,
-            router(state)
-        )));
         // Stop at once when asked: open keep-alive connections are not waited for.
-        match futures::future::select(server, stopped).await {
-            futures::future::Either::Left((Err(err), _)) => {
-                tracing::error!(%err, "the status server failed")
-            }
-            _ => tracing::debug!("status server stopped"),
-        }
+        let accepting = std::pin::pin!(accept(listener, router(state)));
+        futures::future::select(accepting, stopped).await;
+        tracing::debug!("status server stopped");
     });
+}
+
+/// Most connections served at once; more are closed on arrival (a page needs one or
+/// two, and a client holding many open must not run the process out of descriptors).
+pub const CONNECTIONS_MAX: usize = 64;
+
+/// How long a client may take to send a request's headers before its connection is
+/// closed (a slow client holds nothing else up meanwhile: connections are served
+/// concurrently).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections and serves each on its own task, with a header timeout and a
+/// bound on connections at once.
+async fn accept(listener: tokio::net::TcpListener, router: Router) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let open = Arc::new(AtomicUsize::new(0));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of descriptors, or a connection reset before it was accepted:
+                // wait a little rather than spin.
+                tracing::warn!(%err, "status server cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if open.load(Ordering::Relaxed) >= CONNECTIONS_MAX {
+            tracing::warn!("status server: too many connections; closing a new one");
+            continue;
+        }
+        open.fetch_add(1, Ordering::Relaxed);
+        let (open, service) = (open.clone(), TowerToHyperService::new(router.clone()));
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "status connection ended");
+            }
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
 }
