@@ -26,3 +26,22 @@ pub(crate) fn js() -> impl IntoResponse {
         JS,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_loads_nothing_from_elsewhere() {
+        // Login nodes are often offline: no CDN, no web font, no remote script.
+        for (name, text) in [("index.html", HTML), ("status.css", CSS), ("status.js", JS)] {
+            for remote in ["http://", "https://", "//cdn", "@import", "url("] {
+                assert!(!text.contains(remote), "{name} refers to {remote}");
+            }
+        }
+        let token = Token::generate().unwrap();
+        let page = html(&token);
+        assert!(page.contains(&format!(r#"content="{}""#, token.as_str())));
+        assert!(!page.contains("{{TOKEN}}"));
+    }
+}
