@@ -5,17 +5,24 @@
 //!    threads;
 //! 2. spawn + exit cost per process vs. `std::thread::spawn` + `join`;
 //! 3. heap memory per idle process (100,000 of them waiting in a receive, counted by a
-//!    counting allocator) vs. the 1 KiB target.
+//!    counting allocator) vs. the 1 KiB target;
+//! 4. `spawn_monitor` of N processes that return at once, the clock stopping when the
+//!    last `ProcessMonitorNotification` arrives (the twin of Erlang's
+//!    `[spawn_monitor(fun() -> ok end) || ...]` then N `'DOWN'` receives), at 10,000,
+//!    100,000 and 1,000,000, beside spawn+exit without monitors at the same N (target:
+//!    at most 1 µs per process at 100,000, flat across N). With `erl` on the `PATH`
+//!    the same loop runs in Erlang too and the ratio is printed.
 //!
 //! ```text
-//! cargo run --release --example bench_local
+//! cargo run --release --example bench_local            # everything
+//! cargo run --release --example bench_local monitors   # 4. alone
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hyperion::Node;
+use hyperion::{Node, ProcessMonitorNotification};
 
 const MESSAGES: u64 = 5_000_000;
 /// Sends between two yields of the sender: a producer that never yields would only
@@ -26,6 +33,8 @@ const MESSAGE_ROUNDS: usize = 7;
 const SPAWNS: u64 = 1_000_000;
 const THREAD_SPAWNS: u64 = 2_000;
 const IDLE_PROCESSES: usize = 100_000;
+/// Process counts of the `spawn_monitor` benchmark.
+const MONITORED_SPAWNS: [u64; 3] = [10_000, 100_000, 1_000_000];
 
 /// Counts live heap bytes, so memory per process is measured exactly rather than read
 /// off page-granular resident-set figures.
@@ -61,6 +70,11 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn main() {
     let node = Node::new().expect("start a node");
+    // `bench_local monitors` runs the spawn_monitor benchmark alone.
+    if std::env::args().nth(1).as_deref() == Some("monitors") {
+        spawn_monitor_figures(&node);
+        return;
+    }
 
     // The two-thread reference is bimodal on a small machine (it depends on where the
     // threads land), so rounds alternate and the median ratio is the figure, with its
@@ -98,6 +112,94 @@ fn main() {
         bytes,
         bytes / 1024.0
     );
+
+    spawn_monitor_figures(&node);
+}
+
+fn spawn_monitor_figures(node: &Node) {
+    for count in MONITORED_SPAWNS {
+        let monitored = best_of(3, || hyperion_spawn_monitors(node, count));
+        let plain = best_of(3, || hyperion_spawns_of(node, count));
+        let monitored_each = monitored.as_secs_f64() / count as f64 * 1e6;
+        let plain_each = plain.as_secs_f64() / count as f64 * 1e6;
+        let erlang = erlang_spawn_monitors(count)
+            .map(|erlang_each| {
+                format!(
+                    " | Erlang spawn_monitor {erlang_each:>6.3} us/process | ratio {:.2}",
+                    monitored_each / erlang_each
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "spawn_monitor x{count:<9} hyperion {monitored_each:>6.3} us/process (until the last notification) | spawn+exit without monitor {plain_each:>6.3} us/process{erlang} (target <= 1 us at 100000)"
+        );
+    }
+}
+
+/// `count` children spawned and monitored, each returning at once; the clock stops at
+/// the last notification.
+fn hyperion_spawn_monitors(node: &Node, count: u64) -> Duration {
+    node.run(move |p| async move {
+        let started = Instant::now();
+        for _ in 0..count {
+            p.spawn_monitor(|_| async {});
+        }
+        for _ in 0..count {
+            let _: ProcessMonitorNotification = p.expect().await;
+        }
+        started.elapsed()
+    })
+    .expect("benchmark process")
+}
+
+/// [`hyperion_spawns`] for `count` processes.
+fn hyperion_spawns_of(node: &Node, count: u64) -> Duration {
+    node.run(move |p| async move {
+        let started = Instant::now();
+        for _ in 0..count {
+            p.spawn_local(|_| async {});
+        }
+        p.yield_now().await;
+        while p.local_node().process_count() > 1 {
+            p.yield_now().await;
+        }
+        started.elapsed()
+    })
+    .expect("benchmark process")
+}
+
+/// The Erlang twin, compiled (the shell's `-eval` would interpret the funs).
+const ERLANG_TWIN: &str = r#"
+-module(hyperion_twin).
+-export([run/1]).
+run(N) ->
+    Best = lists:min([once(N) || _ <- [1, 2, 3]]),
+    io:format("~p~n", [Best / N / 1000]).
+once(N) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    [spawn_monitor(fun() -> ok end) || _ <- lists:seq(1, N)],
+    wait(N),
+    erlang:monotonic_time(nanosecond) - T0.
+wait(0) -> ok;
+wait(K) -> receive {'DOWN', _, process, _, _} -> wait(K - 1) end.
+"#;
+
+/// The same loop in Erlang, in µs per process (best of 3), if `erl` runs here.
+fn erlang_spawn_monitors(count: u64) -> Option<f64> {
+    let dir = std::env::temp_dir().join(format!("hyperion-erlang-twin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::write(dir.join("hyperion_twin.erl"), ERLANG_TWIN).ok()?;
+    let dir_text = dir.to_str()?;
+    let program = format!(
+        "{{ok, _}} = compile:file(\"{dir_text}/hyperion_twin\", [{{outdir, \"{dir_text}\"}}]), \
+         code:add_path(\"{dir_text}\"), hyperion_twin:run({count}), halt()."
+    );
+    let output = std::process::Command::new("erl")
+        .args(["-noshell", "+P", "4000000", "-eval", &program])
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
 fn best_of(runs: usize, mut measure: impl FnMut() -> Duration) -> Duration {

@@ -4,12 +4,16 @@
 //! cargo run --release --example scan -- --workers 4                  # local worker processes over TCP
 //! cargo run --release --example scan -- --launcher sim --seed 7      # the simulator, with faults
 //! cargo run --release --example scan -- --launcher slurm --workers 2 # Slurm jobs
+//! cargo run --release --example scan -- --workers 4 --resume         # after a kill: the rest only
 //! ```
 //!
 //! For each `a` in the scan it computes I(a) = ∫₀¹⁰ exp(−a x²) cos(3x) dx by adaptive
 //! Simpson quadrature on a worker, and checks it against the closed form
-//! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Results go
-//! to a CSV file.
+//! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Each result
+//! is committed to the run's store (`results.db`) as it arrives and appended to
+//! `results.csv`; `--resume` starts from the latest run's results and computes only what
+//! is missing. `--help` lists the options. Ctrl-C (or SIGTERM) stops the workers and
+//! writes the results finished so far.
 //!
 //! It prints its status page's address first (`status: http://127.0.0.1:PORT/?token=…`).
 //! With `--hold`, a failed task waits on the page for someone to press "retry" instead
@@ -18,22 +22,29 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use hyperion::cluster::{self, Master};
 use hyperion::launch::{LocalLauncher, SlurmLauncher, SlurmOptions};
 use hyperion::remote::{
-    with_remote_runner, LaunchError, OnRemoteError, RemoteCall, RemoteError, RetryPolicy,
-    ServiceId, WorkerLauncher,
+    with_remote_runner, LaunchError, Memoized, OnRemoteError, RemoteCall, RemoteError, RetryPolicy,
+    ServiceId, StoredCallError, WorkerLauncher,
 };
 use hyperion::status::StatusBoard;
+use hyperion::store::{MemoryDisk, MemoryStore, ResultStore};
 use hyperion::transport::tcp::TcpConfig;
-use hyperion::NodeId;
-use hyperion::{Node, NodeConfig, Process, RemoteTable};
+use hyperion::{Node, NodeConfig, NodeId, Process, RemoteTable};
 use hyperion_sim::{Sim, SimLauncher};
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// The store's version tag: change it when the integrand or the quadrature changes, so
+/// that old results are not reused.
+const STORE_VERSION: &str = "scan-v1";
 
 /// The integrand's parameter range.
 const A_MIN: f64 = 0.5;
@@ -134,63 +145,103 @@ impl<L: WorkerLauncher> WorkerLauncher for Holding<L> {
     }
 }
 
+/// Most worker processes on this machine per CPU (`--launcher local`): more only
+/// compete for the CPUs.
+const LOCAL_WORKERS_PER_CPU: usize = 4;
+/// Most simulated workers (`--launcher sim`).
+const SIM_WORKERS_MAX: usize = 256;
+/// Most Slurm jobs alive at once (`--launcher slurm`), the launcher's `max_jobs`.
+const SLURM_JOBS_MAX: usize = 64;
+/// Most tasks in one scan.
+const TASKS_MAX: u64 = 1_000_000;
+
+/// Where the workers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LauncherKind {
+    /// Local worker processes over TCP.
+    Local,
+    /// The deterministic simulator, with faults drawn from --seed.
+    Sim,
+    /// Slurm batch jobs (run on a login node).
+    Slurm,
+}
+
+/// A parameter scan of ∫₀¹⁰ exp(−a x²) cos(3x) dx, each integral computed on a worker
+/// and checked against its closed form.
+#[derive(Parser, Debug)]
+#[command(
+    name = "scan",
+    after_help = "--resume [RUN]  start from the results of the latest run (or of RUN, a run's name or path) and compute only the rest\n\nThe status page's address is printed first (status: http://127.0.0.1:PORT/?token=...)."
+)]
 struct Options {
-    workers: usize,
-    tasks: usize,
-    launcher: String,
+    /// Workers at once (at least 1; capped at one per task and at what the launcher
+    /// sustains).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    workers: u64,
+    /// Integrals to compute.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=TASKS_MAX))]
+    tasks: u64,
+    /// Where the workers run.
+    #[arg(long, value_enum, default_value_t = LauncherKind::Local)]
+    launcher: LauncherKind,
+    /// The simulator's seed (--launcher sim).
+    #[arg(long, default_value_t = 1)]
     seed: u64,
-    out: Option<String>,
+    /// The results file (default: results.csv in the run's directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A pause before each integral, in milliseconds (to watch retries and kills).
+    #[arg(long, default_value_t = 0)]
     pause_ms: u64,
+    /// A failed task waits on the status page for "retry" instead of being retried at
+    /// once (--launcher local or slurm).
+    #[arg(long)]
     hold: bool,
-    fail_once: Option<usize>,
+    /// Task K fails its first attempt (to watch a retry or a hold).
+    #[arg(long, value_name = "K")]
+    fail_once: Option<u64>,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        workers: 4,
-        tasks: 64,
-        launcher: "local".into(),
-        seed: 1,
-        out: None,
-        pause_ms: 0,
-        hold: false,
-        fail_once: None,
-    };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        if flag == "--hold" {
-            options.hold = true;
-            continue;
-        }
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag}: not a number"))
+impl Options {
+    /// The workers to run: as asked, but no more than tasks nor than the launcher
+    /// sustains; says so on the terminal when it caps.
+    fn workers(&self) -> usize {
+        let asked = usize::try_from(self.workers).unwrap_or(usize::MAX);
+        let (launcher_max, why) = match self.launcher {
+            LauncherKind::Local => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (
+                    cpus * LOCAL_WORKERS_PER_CPU,
+                    format!("{LOCAL_WORKERS_PER_CPU} per CPU here"),
+                )
+            }
+            LauncherKind::Sim => (SIM_WORKERS_MAX, "the simulator's most".to_string()),
+            LauncherKind::Slurm => (SLURM_JOBS_MAX, "the most Slurm jobs at once".to_string()),
         };
-        match flag.as_str() {
-            "--workers" => options.workers = number()?.max(1) as usize,
-            "--tasks" => options.tasks = number()?.max(1) as usize,
-            "--launcher" => options.launcher = value.clone(),
-            "--seed" => options.seed = number()?,
-            "--out" => options.out = Some(value.clone()),
-            "--pause-ms" => options.pause_ms = number()?,
-            "--fail-once" => options.fail_once = Some(number()? as usize),
-            other => return Err(format!("unknown option {other}")),
+        let tasks = usize::try_from(self.tasks).unwrap_or(usize::MAX);
+        let (workers, why) = if tasks <= launcher_max {
+            (asked.min(tasks), "one per task".to_string())
+        } else {
+            (asked.min(launcher_max), why)
+        };
+        if workers < asked {
+            println!("scan: --workers {asked} capped to {workers} ({why})");
         }
+        workers
     }
-    Ok(options)
 }
 
-/// Progress shown while the scan runs.
+/// Progress shown while the scan runs: on the terminal, and on the status page.
 struct Progress {
     bar: ProgressBar,
     alive: Cell<usize>,
     retries: Cell<usize>,
+    /// The status page's board, to which each task's state is reported.
+    board: StatusBoard,
 }
 
 impl Progress {
-    fn new(tasks: usize, visible: bool) -> Progress {
+    fn new(tasks: usize, visible: bool, board: StatusBoard) -> Progress {
         let bar = if visible {
             ProgressBar::new(tasks as u64)
         } else {
@@ -204,6 +255,7 @@ impl Progress {
             bar,
             alive: Cell::new(0),
             retries: Cell::new(0),
+            board,
         }
     }
 
@@ -216,18 +268,25 @@ impl Progress {
     }
 }
 
-/// The master: `workers` services pull parameters from a shared queue until it is
-/// empty. A failed worker's task goes back on the queue; the launcher's policy starts a
-/// replacement.
-/// What the scan runs: the parameters, and how each call behaves.
+/// How a scan runs.
+#[derive(Clone, Copy)]
+struct Settings {
+    /// Worker services at once.
+    workers: usize,
+    /// The pause before each integral.
+    pause_ms: u64,
+    /// Whether SIGINT/SIGTERM stop the scan (real-world masters only).
+    interruptible: bool,
+    /// Whether a failed task waits for the status page (the launcher holds) and is then
+    /// retried first by its slot, rather than going back on the queue.
+    hold: bool,
+}
+
+/// What the scan computes: the parameters, and a task that fails its first attempt
+/// (`--fail-once`) with the marker file that records it.
 struct Work {
     params: Vec<f64>,
-    pause_ms: u64,
-    /// A task that fails its first attempt, and the marker file that records it.
     fail_once: Option<(usize, String)>,
-    /// Whether failed tasks wait for the status page (the launcher holds) rather than
-    /// going back on the queue.
-    hold: bool,
 }
 
 /// The key of task `i` on the status page.
@@ -235,70 +294,114 @@ fn key(i: usize, a: f64) -> String {
     format!("{i:03} a={a:.4}")
 }
 
-/// What every worker slot shares.
-struct Shared {
-    queue: RefCell<VecDeque<usize>>,
-    results: RefCell<Vec<Option<f64>>>,
-    calls: Vec<RemoteCall<f64>>,
-    keys: Vec<String>,
-    progress: Rc<Progress>,
-    board: StatusBoard,
-    hold: bool,
-}
-
+/// The master: results already in the store are taken from it; `workers` services pull
+/// the missing parameters from a shared queue until it is empty, each result committed
+/// to the store as it arrives. A failed worker's task goes back on the queue; the
+/// launcher's policy starts a replacement.
 async fn scan<L: WorkerLauncher + 'static>(
     p: &Process,
     launcher: Rc<L>,
+    store: Rc<dyn ResultStore>,
     work: Work,
-    workers: usize,
+    settings: Settings,
     progress: Rc<Progress>,
-    board: StatusBoard,
-) -> Vec<Option<f64>> {
-    let Work {
-        params,
+    out: ResultsFile,
+) -> Scanned {
+    let Settings {
+        workers,
         pause_ms,
-        fail_once,
+        interruptible,
         hold,
-    } = work;
-    let keys: Vec<String> = params.iter().enumerate().map(|(i, &a)| key(i, a)).collect();
-    let calls: Vec<RemoteCall<f64>> = params
-        .iter()
-        .enumerate()
-        .map(|(i, &a)| match &fail_once {
-            Some((k, marker)) if *k == i => {
-                let marker = marker.clone();
-                RemoteCall::new("integrate_flaky", move || async move { (a, marker) })
+    } = settings;
+    let Work { params, fail_once } = work;
+    // Shared by the slots; taken back at the end (killed slots may hold a clone).
+    let out = Rc::new(RefCell::new(Some(out)));
+    let memo = Rc::new(Memoized::new(store));
+    let queue: Rc<RefCell<VecDeque<usize>>> = Rc::default();
+    let error: Rc<RefCell<Option<String>>> = Rc::default();
+    let params: Rc<Vec<f64>> = Rc::new(params);
+    let results: Rc<RefCell<Vec<Option<f64>>>> = Rc::new(RefCell::new(vec![None; params.len()]));
+    let keys: Rc<Vec<String>> =
+        Rc::new(params.iter().enumerate().map(|(i, &a)| key(i, a)).collect());
+    let calls: Rc<Vec<RemoteCall<f64>>> = Rc::new(
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| match &fail_once {
+                Some((k, marker)) if *k == i => {
+                    let marker = marker.clone();
+                    RemoteCall::new("integrate_flaky", move || async move { (a, marker) })
+                }
+                _ if pause_ms == 0 => RemoteCall::new("integrate", move || async move { a }),
+                _ => RemoteCall::new("integrate_slowly", move || async move { (a, pause_ms) }),
+            })
+            .collect(),
+    );
+    // Only what the store lacks is queued, and only as many workers as it needs.
+    for (task, call) in calls.iter().enumerate() {
+        progress.board.task_queued(p, &keys[task], call.label());
+        match memo.lookup(p, call).await {
+            Ok(Some(value)) => {
+                results.borrow_mut()[task] = Some(value);
+                progress.board.task_done(p, &keys[task]);
+                progress.bar.inc(1);
             }
-            _ if pause_ms == 0 => RemoteCall::new("integrate", move || async move { a }),
-            _ => RemoteCall::new("integrate_slowly", move || async move { (a, pause_ms) }),
-        })
-        .collect();
-    for (key, call) in keys.iter().zip(&calls) {
-        board.task_queued(p, key, call.label());
+            Ok(None) => queue.borrow_mut().push_back(task),
+            Err(err) => *error.borrow_mut() = Some(err.to_string()),
+        }
     }
-    let shared = Rc::new(Shared {
-        queue: RefCell::new((0..params.len()).collect()),
-        results: RefCell::new(vec![None; params.len()]),
-        calls,
-        keys,
-        progress,
-        board,
-        hold,
-    });
+    let workers = if error.borrow().is_some() {
+        0
+    } else {
+        workers.min(queue.borrow().len())
+    };
     let slots: Vec<_> = (0..workers)
         .map(|_| {
-            let (launcher, shared) = (launcher.clone(), shared.clone());
+            let (launcher, queue, results, calls, keys, progress, out, params, memo, error) = (
+                launcher.clone(),
+                queue.clone(),
+                results.clone(),
+                calls.clone(),
+                keys.clone(),
+                progress.clone(),
+                out.clone(),
+                params.clone(),
+                memo.clone(),
+                error.clone(),
+            );
             p.async_task(move |slot| async move {
                 let slot = &slot;
                 // The task this slot's last worker failed, retried first when held.
-                let retry_first: Rc<Cell<Option<usize>>> = Rc::new(Cell::new(None));
+                let retry_first: Rc<Cell<Option<usize>>> = Rc::default();
                 let outcome = with_remote_runner(slot, &*launcher, |runner| {
-                    let (shared, retry_first) = (shared.clone(), retry_first.clone());
+                    let (queue, results, calls, keys, progress, out, params, memo, error) = (
+                        queue.clone(),
+                        results.clone(),
+                        calls.clone(),
+                        keys.clone(),
+                        progress.clone(),
+                        out.clone(),
+                        params.clone(),
+                        memo.clone(),
+                        error.clone(),
+                    );
+                    let retry_first = retry_first.clone();
                     async move {
-                        let progress = &shared.progress;
                         progress.alive.set(progress.alive.get() + 1);
                         progress.show();
-                        let outcome = serve_tasks(slot, &runner, &shared, &retry_first).await;
+                        let tasks = Tasks {
+                            queue: &queue,
+                            results: &results,
+                            calls: &calls,
+                            keys: &keys,
+                            params: &params,
+                            out: &out,
+                            memo: &memo,
+                            error: &error,
+                            hold,
+                            retry_first: &retry_first,
+                        };
+                        let outcome = serve_tasks(slot, &runner, &tasks, &progress).await;
                         progress.alive.set(progress.alive.get() - 1);
                         if outcome.is_err() {
                             progress.retries.set(progress.retries.get() + 1);
@@ -312,47 +415,179 @@ async fn scan<L: WorkerLauncher + 'static>(
             })
         })
         .collect();
-    for slot in &slots {
-        if let hyperion::AsyncResult::Done(Err(err)) = slot.wait(p).await {
+    let mut interrupted = None;
+    'slots: for slot in &slots {
+        let outcome = loop {
+            if !interruptible {
+                break slot.wait(p).await;
+            }
+            if let Some(signal) = cluster::interrupted() {
+                interrupted = Some(signal);
+                break 'slots;
+            }
+            match slot.wait_timeout(p, cluster::INTERRUPT_POLL_INTERVAL).await {
+                hyperion::AsyncResult::Pending => continue,
+                outcome => break outcome,
+            }
+        };
+        if let hyperion::AsyncResult::Done(Err(err)) = outcome {
             tracing::error!(%err, "a worker slot gave up");
         }
     }
-    shared.progress.bar.finish();
-    let done = shared.results.borrow().clone();
-    done
+    if let Some(signal) = interrupted {
+        tracing::warn!(%signal, "interrupted; stopping the workers");
+        // Killing a slot ends its service: its worker gets ShutDown and its launcher
+        // stops it.
+        queue.borrow_mut().clear();
+        for slot in &slots {
+            slot.cancel(p);
+        }
+    }
+    progress.bar.finish_and_clear();
+    let done = results.borrow().clone();
+    let out = out
+        .borrow_mut()
+        .take()
+        .expect("the results file is taken once");
+    let error = error.borrow_mut().take();
+    Scanned {
+        results: done,
+        interrupted,
+        out,
+        from_store: memo.hits(),
+        computed: memo.runs(),
+        error,
+    }
+}
+
+/// The results file: each result is appended as it completes (so a killed scan keeps
+/// them); the report rewrites it in parameter order at the end.
+struct ResultsFile {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl ResultsFile {
+    const HEADER: &'static str = "a,integral,exact,error\n";
+
+    /// Creates the file now, so that an unwritable path fails before the scan.
+    fn create(path: PathBuf) -> Result<ResultsFile, String> {
+        let mut file = std::fs::File::create(&path).map_err(|err| {
+            format!(
+                "scan: cannot write {}: {}",
+                path.display(),
+                cluster::io_cause(&err)
+            )
+        })?;
+        file.write_all(Self::HEADER.as_bytes()).map_err(|err| {
+            format!(
+                "scan: cannot write {}: {}",
+                path.display(),
+                cluster::io_cause(&err)
+            )
+        })?;
+        Ok(ResultsFile { file, path })
+    }
+
+    fn line(a: f64, value: f64) -> String {
+        format!("{a},{value},{},{:e}\n", exact(a), (value - exact(a)).abs())
+    }
+
+    /// Appends one finished result.
+    fn append(&mut self, a: f64, value: f64) {
+        if let Err(err) = self.file.write_all(Self::line(a, value).as_bytes()) {
+            tracing::error!(path = %self.path.display(), err = %cluster::io_cause(&err), "cannot write a result");
+        }
+    }
+
+    /// Replaces the contents with every finished result in parameter order.
+    fn rewrite(&mut self, params: &[f64], results: &[Option<f64>]) -> std::io::Result<()> {
+        let mut csv = String::from(Self::HEADER);
+        for (a, value) in params.iter().zip(results) {
+            if let Some(value) = value {
+                csv.push_str(&Self::line(*a, *value));
+            }
+        }
+        self.file.set_len(0)?;
+        std::io::Seek::rewind(&mut self.file)?;
+        self.file.write_all(csv.as_bytes())
+    }
+}
+
+/// What a scan computed, and whether a signal stopped it.
+struct Scanned {
+    results: Vec<Option<f64>>,
+    interrupted: Option<nix::sys::signal::Signal>,
+    out: ResultsFile,
+    /// Results read from the store (a resumed run's).
+    from_store: u64,
+    /// Results computed by workers in this run.
+    computed: u64,
+    /// Why the scan stopped early (the store failed).
+    error: Option<String>,
+}
+
+/// The scan's shared state, as one worker's service sees it.
+struct Tasks<'a> {
+    queue: &'a RefCell<VecDeque<usize>>,
+    results: &'a RefCell<Vec<Option<f64>>>,
+    calls: &'a [RemoteCall<f64>],
+    /// Each task's key on the status page.
+    keys: &'a [String],
+    params: &'a [f64],
+    out: &'a RefCell<Option<ResultsFile>>,
+    memo: &'a Memoized<dyn ResultStore>,
+    /// The store's failure, which stops the scan.
+    error: &'a RefCell<Option<String>>,
+    /// Whether a failed task is held (see [`Settings::hold`]).
+    hold: bool,
+    /// The task this slot's last worker failed, retried first when held.
+    retry_first: &'a Cell<Option<usize>>,
 }
 
 async fn serve_tasks(
     p: &Process,
     runner: &hyperion::remote::Runner,
-    shared: &Shared,
-    retry_first: &Cell<Option<usize>>,
+    tasks: &Tasks<'_>,
+    progress: &Progress,
 ) -> Result<(), RemoteError> {
+    let board = &progress.board;
     loop {
-        let next = retry_first.take();
-        let Some(task) = next.or_else(|| shared.queue.borrow_mut().pop_front()) else {
+        let next = tasks.retry_first.take();
+        let Some(task) = next.or_else(|| tasks.queue.borrow_mut().pop_front()) else {
             return Ok(());
         };
-        let key = &shared.keys[task];
-        if shared.board.is_cancelled(key) {
+        let key = &tasks.keys[task];
+        if board.is_cancelled(key) {
             continue;
         }
-        shared.board.task_started(p, key, runner.service_id());
-        match runner.run(p, &shared.calls[task]).await {
+        board.task_started(p, key, runner.service_id());
+        match tasks.memo.run(p, runner, &tasks.calls[task]).await {
             Ok(value) => {
-                shared.results.borrow_mut()[task] = Some(value);
-                shared.board.task_done(p, key);
-                shared.progress.bar.inc(1);
+                tasks.results.borrow_mut()[task] = Some(value);
+                if let Some(out) = tasks.out.borrow_mut().as_mut() {
+                    out.append(tasks.params[task], value);
+                }
+                board.task_done(p, key);
+                progress.bar.inc(1);
             }
-            Err(err) => {
-                shared.board.task_failed(p, key, &err.to_string());
-                if shared.hold {
-                    retry_first.set(Some(task));
+            Err(StoredCallError::Remote(err)) => {
+                board.task_failed(p, key, &err.to_string());
+                if tasks.hold {
+                    tasks.retry_first.set(Some(task));
                 } else {
-                    shared.board.task_queued(p, key, shared.calls[task].label());
-                    shared.queue.borrow_mut().push_back(task);
+                    board.task_queued(p, key, tasks.calls[task].label());
+                    tasks.queue.borrow_mut().push_back(task);
                 }
                 return Err(err);
+            }
+            Err(StoredCallError::Store(err)) => {
+                board.task_failed(p, key, &err.to_string());
+                // Results can no longer be kept: stop, keeping what is stored.
+                tracing::error!(%err, "the result store failed; stopping the scan");
+                tasks.error.borrow_mut().get_or_insert(err.to_string());
+                tasks.queue.borrow_mut().clear();
+                return Ok(());
             }
         }
     }
@@ -364,83 +599,88 @@ fn params(tasks: usize) -> Vec<f64> {
         .collect()
 }
 
-fn report(
-    params: &[f64],
-    results: &[Option<f64>],
-    out: &std::path::Path,
-    elapsed: Duration,
-) -> ExitCode {
-    let mut csv = String::from("a,integral,exact,error\n");
+fn report(params: &[f64], mut scanned: Scanned, elapsed: Duration) -> ExitCode {
     let mut worst: f64 = 0.0;
     let mut missing = 0;
-    for (a, value) in params.iter().zip(results) {
+    for (a, value) in params.iter().zip(&scanned.results) {
         match value {
-            Some(value) => {
-                let error = (value - exact(*a)).abs();
-                worst = worst.max(error);
-                csv.push_str(&format!("{a},{value},{},{error:e}\n", exact(*a)));
-            }
+            Some(value) => worst = worst.max((value - exact(*a)).abs()),
             None => missing += 1,
         }
     }
-    if let Err(err) = std::fs::write(out, csv) {
-        eprintln!("cannot write {}: {err}", out.display());
+    if let Err(err) = scanned.out.rewrite(params, &scanned.results) {
+        eprintln!(
+            "scan: cannot write {}: {}",
+            scanned.out.path.display(),
+            cluster::io_cause(&err)
+        );
         return ExitCode::FAILURE;
     }
+    let out = &scanned.out.path;
+    let done = params.len() - missing;
+    if let Some(signal) = scanned.interrupted {
+        println!(
+            "scan: interrupted by {signal}: {done} of {} integrals done, {missing} not computed; finished results in {}",
+            params.len(),
+            out.display()
+        );
+        return ExitCode::from(128 + signal as u8);
+    }
     println!(
-        "scan: {} of {} integrals in {:.2} s, worst error {worst:.1e}, results in {}",
-        params.len() - missing,
+        "scan: {done} of {} integrals in {:.2} s ({} from the store, {} computed), worst error {worst:.1e}, results in {}",
         params.len(),
         elapsed.as_secs_f64(),
+        scanned.from_store,
+        scanned.computed,
         out.display()
     );
+    if let Some(error) = &scanned.error {
+        eprintln!("scan: {error}");
+        return ExitCode::FAILURE;
+    }
     if missing == 0 && worst < 1e-9 {
         ExitCode::SUCCESS
     } else {
-        eprintln!("scan incomplete or inaccurate: {missing} missing");
+        eprintln!("scan: incomplete or inaccurate: {missing} missing, worst error {worst:.1e}");
         ExitCode::FAILURE
     }
 }
 
-fn run_master(master: Master) -> ExitCode {
-    let options = match parse(&master.args) {
-        Ok(options) => options,
-        Err(why) => {
-            eprintln!("{why}\nusage: scan [--workers N] [--tasks N] [--launcher local|sim|slurm] [--seed S] [--out FILE] [--pause-ms MS] [--hold] [--fail-once K] [--status-addr IP:PORT | --no-status]");
-            return ExitCode::from(2);
-        }
-    };
-    let params = params(options.tasks);
+fn run_master(master: Master, options: Options) -> ExitCode {
+    let tasks = usize::try_from(options.tasks).expect("--tasks is at most TASKS_MAX");
+    let params = params(tasks);
     let out = options
         .out
         .clone()
-        .map(std::path::PathBuf::from)
         .unwrap_or_else(|| master.run_dir.join("results.csv"));
-    let started = Instant::now();
-    let work = {
-        let (params, pause_ms, hold) = (params.clone(), options.pause_ms, options.hold);
-        let marker = |k: usize| {
-            (
-                k,
-                master
-                    .run_dir
-                    .join(format!("failed-once-{k}"))
-                    .display()
-                    .to_string(),
-            )
-        };
-        let fail_once = options.fail_once.filter(|&k| k < params.len()).map(marker);
-        move || Work {
-            params,
-            pause_ms,
-            fail_once,
-            hold,
+    let out = match ResultsFile::create(out) {
+        Ok(file) => file,
+        Err(why) => {
+            eprintln!("{why}");
+            return ExitCode::FAILURE;
         }
     };
+    let workers = options.workers();
+    // Task K's marker file: its first attempt creates it and fails.
+    let fail_once = options
+        .fail_once
+        .and_then(|k| usize::try_from(k).ok())
+        .filter(|&k| k < tasks)
+        .map(|k| {
+            let marker = master.run_dir.join(format!("failed-once-{k}"));
+            (k, marker.display().to_string())
+        });
+    let work = Work {
+        params: params.clone(),
+        fail_once,
+    };
     let board = master.status.clone();
-    board.set_launcher(&options.launcher);
-    let results = match options.launcher.as_str() {
-        "sim" => {
+    if let Some(name) = options.launcher.to_possible_value() {
+        board.set_launcher(name.get_name());
+    }
+    let started = Instant::now();
+    let scanned = match options.launcher {
+        LauncherKind::Sim => {
             let mut sim = Sim::new(options.seed);
             let node = sim.add_node();
             let launcher = Rc::new(SimLauncher::new(sim.handle(), table()).retry_policy(
@@ -450,112 +690,139 @@ fn run_master(master: Master) -> ExitCode {
                     pause_max: Duration::from_secs(5),
                 },
             ));
-            let (work, workers) = (work(), options.workers);
-            let results = sim.run_until(&node, move |p| async move {
-                let progress = Rc::new(Progress::new(0, false));
-                scan(&p, launcher, work, workers, progress, board).await
+            let (pause_ms, file) = (options.pause_ms, out);
+            // The simulator keeps results in memory (a simulated disk).
+            let store: Rc<dyn ResultStore> =
+                Rc::new(MemoryStore::new(MemoryDisk::new(), STORE_VERSION));
+            let scanned = sim.run_until(&node, move |p| async move {
+                let progress = Rc::new(Progress::new(0, false, board));
+                let settings = Settings {
+                    workers,
+                    pause_ms,
+                    interruptible: false,
+                    hold: false,
+                };
+                scan(&p, launcher, store, work, settings, progress, file).await
             });
             println!(
-                "simulated with seed {} ({} frames, {:?} virtual time, faults {:?})",
+                "scan: simulated with seed {} ({} frames, {:.1} s of virtual time, faults drawn from the seed)",
                 options.seed,
                 sim.frames_delivered(),
-                sim.now(),
-                sim.fault_plan()
+                sim.now().as_secs_f64(),
             );
-            match results {
-                Ok(results) => results,
+            match scanned {
+                Ok(scanned) => scanned,
                 Err(err) => {
                     eprintln!(
-                        "simulation failed: {err}; replay with --seed {}",
+                        "scan: simulation failed: {err}; replay with --seed {}",
                         options.seed
                     );
                     return ExitCode::FAILURE;
                 }
             }
         }
-        "local" | "slurm" => {
-            let transport = TcpConfig::bind(if options.launcher == "local" {
-                "127.0.0.1:0"
-            } else {
-                "0.0.0.0:0"
-            })
-            .cookie_file(&master.cookie_file);
-            let node = match Node::tcp(transport, NodeConfig::default()) {
-                Ok(node) => node,
+        LauncherKind::Local | LauncherKind::Slurm => {
+            if let Err(err) = cluster::catch_interrupts() {
+                tracing::warn!(%err, "cannot catch SIGINT and SIGTERM; they will end the scan at once");
+            }
+            // Opened here, before the node runs: opening touches the disk.
+            let store = match master.open_store(STORE_VERSION) {
+                Ok(store) => store,
                 Err(err) => {
-                    eprintln!("cannot start the master's node: {err}");
+                    eprintln!("scan: {err}");
                     return ExitCode::FAILURE;
                 }
             };
-            let (work, workers, launcher_kind, hold) = (
-                work(),
-                options.workers,
-                options.launcher.clone(),
-                options.hold,
-            );
+            let local = options.launcher == LauncherKind::Local;
+            let transport = TcpConfig::bind(if local { "127.0.0.1:0" } else { "0.0.0.0:0" })
+                .cookie_file(&master.cookie_file);
+            let node = match Node::tcp(transport, NodeConfig::default()) {
+                Ok(node) => node,
+                Err(err) => {
+                    eprintln!("scan: cannot start the master's node: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let (pause_ms, hold, file) = (options.pause_ms, options.hold, out);
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
             let job_output = master.job_dir.join("%j.out");
-            let tasks = params.len();
             let outcome = node.run(move |p| async move {
                 board.attach(&p);
-                let progress = Rc::new(Progress::new(tasks, true));
+                let store: Rc<dyn ResultStore> = Rc::new(store);
+                let progress = Rc::new(Progress::new(tasks, true, board));
+                let settings = Settings {
+                    workers,
+                    pause_ms,
+                    interruptible: true,
+                    hold,
+                };
+                let bar = progress.bar.clone();
+                cluster::print_notices_with(move |line| {
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                });
                 let policy = RetryPolicy {
                     max_retries: Some(20),
                     pause: Duration::from_millis(200),
                     pause_max: Duration::from_secs(5),
                 };
-                if launcher_kind == "local" {
+                if local {
                     let launcher = LocalLauncher::current_exe()
                         .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
                         Ok(launcher) if hold => {
                             let launcher = Rc::new(Holding(launcher));
-                            Ok(scan(&p, launcher, work, workers, progress, board).await)
+                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
                         }
                         Ok(launcher) => {
-                            Ok(scan(&p, Rc::new(launcher), work, workers, progress, board).await)
+                            let launcher = Rc::new(launcher);
+                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
                         }
-                        Err(err) => Err(err.to_string()),
+                        Err(err) => Err(format!("scan: cannot find this program: {err}")),
                     }
                 } else {
                     let options = SlurmOptions {
                         output: Some(job_output),
                         ..SlurmOptions::default().job_name("hyperion-scan")
                     };
-                    let launcher = SlurmLauncher::new(options)
-                        .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
+                    let launcher = SlurmLauncher::new(options).map(|l| {
+                        l.cookie_file(cookie)
+                            .log_dir(log_dir)
+                            .retry_policy(policy)
+                            .max_jobs(SLURM_JOBS_MAX)
+                    });
                     match launcher {
                         Ok(launcher) if hold => {
                             let launcher = Rc::new(Holding(launcher));
-                            Ok(scan(&p, launcher, work, workers, progress, board).await)
+                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
                         }
                         Ok(launcher) => {
-                            Ok(scan(&p, Rc::new(launcher), work, workers, progress, board).await)
+                            let launcher = Rc::new(launcher);
+                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
                         }
-                        Err(err) => Err(err.to_string()),
+                        Err(err) => Err(format!("scan: cannot find this program: {err}")),
                     }
                 }
             });
             match outcome {
-                Ok(Ok(results)) => results,
+                Ok(Ok(scanned)) => scanned,
                 Ok(Err(why)) => {
                     eprintln!("{why}");
                     return ExitCode::FAILURE;
                 }
                 Err(reason) => {
-                    eprintln!("the master died: {reason}");
+                    eprintln!("scan: the master died: {reason}");
                     return ExitCode::FAILURE;
                 }
             }
         }
-        other => {
-            eprintln!("unknown launcher {other:?} (local, sim or slurm)");
-            return ExitCode::from(2);
-        }
     };
-    report(&params, &results, &out, started.elapsed())
+    report(&params, scanned, started.elapsed())
 }
 
 fn main() -> ExitCode {
-    cluster::main(table(), run_master)
+    cluster::main_with_options(table(), run_master)
 }

@@ -5,8 +5,9 @@
 //! cargo run --release --example two_nodes
 //! ```
 //!
-//! The first process starts a node and runs a copy of itself (`two_nodes peer ADDR`) as
-//! the second; they share a cookie file, so each proves to the other that it belongs.
+//! The first process starts a node and runs a copy of itself (`two_nodes peer ADDR
+//! COOKIE`) as the second; they share a cookie file, made in a fresh temporary
+//! directory that is removed at the end, so each proves to the other that it belongs.
 
 use std::process::{Command, ExitCode};
 
@@ -51,7 +52,27 @@ fn greet_from(node: &Node, other: NodeId) -> Result<String, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let cookie = std::env::temp_dir().join("hyperion-two-nodes-cookie");
+    if args.get(1).map(String::as_str) == Some("peer") {
+        return match (args.get(2), args.get(3)) {
+            (Some(first), Some(cookie)) => peer(first, std::path::Path::new(cookie)),
+            _ => {
+                eprintln!("usage: two_nodes peer ADDR#INCARNATION COOKIE_FILE");
+                ExitCode::from(2)
+            }
+        };
+    }
+    // The cookie lives in a directory of this run only, removed when the run ends.
+    let scratch = match tempfile::Builder::new()
+        .prefix("hyperion-two-nodes-")
+        .tempdir()
+    {
+        Ok(dir) => dir,
+        Err(err) => {
+            eprintln!("cannot make a temporary directory: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cookie = scratch.path().join("cookie");
     let node = match start_node(&cookie) {
         Ok(node) => node,
         Err(err) => {
@@ -59,29 +80,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let (Some("peer"), Some(first)) = (args.get(1).map(String::as_str), args.get(2)) {
-        // The second process: greet the first, and tell it where we are.
-        let first: NodeId = match first.parse() {
-            Ok(id) => id,
-            Err(why) => {
-                eprintln!("{why}");
-                return ExitCode::from(2);
-            }
-        };
-        println!("{}", node.id());
-        match greet_from(&node, first) {
-            Ok(greeting) => eprintln!("second process got: {greeting}"),
-            Err(why) => {
-                eprintln!("second process: {why}");
-                return ExitCode::FAILURE;
-            }
-        }
-        // Stay up until the first process has greeted us back (it closes our stdin).
-        let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
-        return ExitCode::SUCCESS;
-    }
     let mut peer = match Command::new(&args[0])
-        .args(["peer", &node.id().to_string()])
+        .arg("peer")
+        .arg(node.id().to_string())
+        .arg(&cookie)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -113,9 +115,46 @@ fn main() -> ExitCode {
             println!("first process got: {greeting}");
             ExitCode::SUCCESS
         }
-        (outcome, status) => {
-            eprintln!("failed: {outcome:?}, second process {status:?}");
+        (Err(why), _) => {
+            eprintln!("first process: {why}");
+            ExitCode::FAILURE
+        }
+        (Ok(_), Ok(status)) => {
+            eprintln!("the second process failed: {status}");
+            ExitCode::FAILURE
+        }
+        (Ok(_), Err(err)) => {
+            eprintln!("cannot wait for the second process: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The second process: greet the first, and tell it where we are.
+fn peer(first: &str, cookie: &std::path::Path) -> ExitCode {
+    let first: NodeId = match first.parse() {
+        Ok(id) => id,
+        Err(why) => {
+            eprintln!("{why}");
+            return ExitCode::from(2);
+        }
+    };
+    let node = match start_node(cookie) {
+        Ok(node) => node,
+        Err(err) => {
+            eprintln!("cannot start a node: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", node.id());
+    match greet_from(&node, first) {
+        Ok(greeting) => eprintln!("second process got: {greeting}"),
+        Err(why) => {
+            eprintln!("second process: {why}");
+            return ExitCode::FAILURE;
+        }
+    }
+    // Stay up until the first process has greeted us back (it closes our stdin).
+    let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
+    ExitCode::SUCCESS
 }

@@ -51,6 +51,14 @@ pub enum ClosureError {
         /// The decoder's complaint.
         error: String,
     },
+    /// The entry panicked while starting its process (decoding the environment or
+    /// building the process); the process, if it existed, died at once.
+    Panicked {
+        /// The entry.
+        label: String,
+        /// The panic's text.
+        error: String,
+    },
 }
 
 impl fmt::Display for ClosureError {
@@ -61,6 +69,9 @@ impl fmt::Display for ClosureError {
             }
             ClosureError::BadEnvironment { label, error } => {
                 write!(f, "closure {label:?}: bad environment: {error}")
+            }
+            ClosureError::Panicked { label, error } => {
+                write!(f, "closure {label:?}: {error}")
             }
         }
     }

@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::Serializable;
+use crate::message::{Message, Serializable};
+use crate::node::LocalNode;
 use crate::process::id::{DiedReason, MonitorRef, ProcessId};
 use crate::process::signals::ProcessMonitorNotification;
+use crate::process::table::Abandoned;
 use crate::process::Process;
 use crate::{match_if, Match};
 
@@ -59,7 +61,11 @@ pub struct AsyncReply<T> {
 }
 
 /// A computation running in its own process, owned by the process that started it.
-#[derive(Debug)]
+///
+/// Dropping an `Async` that has not settled (a `race` loser, a handle nobody waits
+/// for) leaves nothing behind in its owner's mailbox: its reply and its monitor
+/// notification, queued or still to come, are dropped. The computation itself runs on
+/// unless [`cancel`](Async::cancel)led.
 pub struct Async<T> {
     pid: ProcessId,
     id: u64,
@@ -68,13 +74,34 @@ pub struct Async<T> {
     outcome: RefCell<Option<AsyncResult<T>>>,
     /// Where a local task leaves its value for waiters other than its owner.
     value: Option<other_waiter::ValueCell<T>>,
+    /// The owner's node and id, to clean up after a drop; `None` once nothing is
+    /// pending (settled at creation).
+    owner: Option<(LocalNode, ProcessId)>,
+    /// Whether a message is this async's reply (`T` is not known to `Drop`).
+    is_reply: fn(&mut Message, u64) -> bool,
+}
+
+impl<T> std::fmt::Debug for Async<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Async")
+            .field("pid", &self.pid)
+            .field("id", &self.id)
+            .field("monitor", &self.monitor)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_reply_of<T: Serializable>(message: &mut Message, id: u64) -> bool {
+    message
+        .peek::<AsyncReply<T>>()
+        .is_some_and(|reply| reply.id == id)
 }
 
 impl<T: Serializable + Clone> Async<T> {
-    /// Wraps a process (already started, monitored by `monitor`) that will send an
-    /// [`AsyncReply`] with `id` to its owner. Used by remote calls; most users call
-    /// [`Process::async_task`].
-    pub fn from_parts(pid: ProcessId, id: u64, monitor: MonitorRef) -> Async<T> {
+    /// Wraps a process (already started, monitored by `monitor` from `owner`) that will
+    /// send an [`AsyncReply`] with `id` to `owner`. Used by remote calls; most users
+    /// call [`Process::async_task`].
+    pub fn from_parts(owner: &Process, pid: ProcessId, id: u64, monitor: MonitorRef) -> Async<T> {
         Async {
             pid,
             id,
@@ -82,15 +109,23 @@ impl<T: Serializable + Clone> Async<T> {
             cancelled: std::cell::Cell::new(false),
             outcome: RefCell::new(None),
             value: None,
+            owner: Some((owner.local_node().clone(), owner.self_pid())),
+            is_reply: is_reply_of::<T>,
         }
     }
 
     /// An async whose outcome is already known (it never started).
     pub fn settled(pid: ProcessId, outcome: AsyncResult<T>) -> Async<T> {
-        let monitor = MonitorRef { target: pid, id: 0 };
-        let settled = Async::from_parts(pid, 0, monitor);
-        *settled.outcome.borrow_mut() = Some(outcome);
-        settled
+        Async {
+            pid,
+            id: 0,
+            monitor: MonitorRef { target: pid, id: 0 },
+            cancelled: std::cell::Cell::new(false),
+            outcome: RefCell::new(Some(outcome)),
+            value: None,
+            owner: None,
+            is_reply: is_reply_of::<T>,
+        }
     }
 
     /// The process computing the value.
@@ -216,9 +251,31 @@ impl Process {
         self.local_node()
             .on_exit(pid, Box::new(move |reason| cell_on_exit.ended(reason)));
         let monitor = self.monitor(pid);
-        let mut task = Async::from_parts(pid, id, monitor);
+        let mut task = Async::from_parts(self, pid, id, monitor);
         task.value = Some(cell);
         task
+    }
+}
+
+impl<T> Drop for Async<T> {
+    fn drop(&mut self) {
+        if self.outcome.get_mut().is_some() {
+            return;
+        }
+        let Some((node, owner)) = self.owner.take() else {
+            return;
+        };
+        let (id, is_reply) = (self.id, self.is_reply);
+        let abandoned = Abandoned {
+            monitor_ref: self.monitor,
+            is_reply: Box::new(move |message| is_reply(message, id)),
+        };
+        // A drop while the node is busy is the owner itself being torn down: its
+        // mailbox goes with it.
+        let state = node.inner.state.try_borrow_mut();
+        if let Ok(mut state) = state {
+            state.abandon(owner, abandoned);
+        }
     }
 }
 

@@ -56,10 +56,14 @@ pub mod launch;
 pub mod message;
 pub mod mx;
 pub mod node;
+#[doc(hidden)]
+pub mod planted;
+pub mod probe;
 pub mod process;
 pub mod remote;
 pub mod runtime;
 pub mod status;
+pub mod store;
 pub mod transport;
 pub mod wire;
 

@@ -13,11 +13,16 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Largest encoded message this node will decode, in bytes.
+/// The least a decode may claim (bincode's allocation accounting), in bytes: what a
+/// short input may make the decoder allocate before it finds the input too short.
 ///
-/// Decoding refuses anything that would need more; a peer cannot make a node allocate
-/// more than this for one message.
-pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// The size of what a node decodes is bounded by the frame it came in, and frames by the
+/// transport's configured `frame_bytes_max`. The decoder's allocation guard follows the
+/// input: it may claim the larger of this and the input's length, rounded up to the
+/// next of a few steps (a factor of four apart), so that a value that fits in a frame
+/// also decodes, and a short input claiming a huge container is refused before
+/// anything that large is allocated.
+pub const DECODE_CLAIM_BYTES_MIN: usize = 16 * 1024 * 1024;
 
 /// What a value needs to travel in a message: it can be encoded, decoded, and moved
 /// between threads. Implemented for every such type.
@@ -66,8 +71,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub enum CodecError {
     /// The serializer refused the value.
     Encode(String),
-    /// The bytes are not a valid encoding of the expected type, or exceed
-    /// [`MESSAGE_BYTES_MAX`].
+    /// The bytes are not a valid encoding of the expected type, or would make the
+    /// decoder claim more than its guard allows (see [`DECODE_CLAIM_BYTES_MIN`]).
     Decode(String),
 }
 
@@ -82,8 +87,41 @@ impl fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
+#[cfg(test)]
 fn codec_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MESSAGE_BYTES_MAX>()
+    bincode::config::standard().with_limit::<DECODE_CLAIM_BYTES_MIN>()
+}
+
+/// Decodes a `T` from the front of `bytes` with bincode's standard configuration, its
+/// allocation guard sized by the input (see [`DECODE_CLAIM_BYTES_MIN`]); returns the
+/// value and the bytes read. Every decoder of network bytes goes through here.
+pub(crate) fn decode_from_slice_bounded<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice;
+    const MIB: usize = 1024 * 1024;
+    // What a value claims beyond its input's length: integers are claimed at their
+    // native size however short their varint, and headers are a few of them.
+    const HEADER_CLAIM_BYTES: usize = 4096;
+    // Constants, because bincode takes its limit as a type parameter; a few steps keep
+    // the code generated per decoded type small.
+    match bytes.len().saturating_add(HEADER_CLAIM_BYTES) {
+        length if length <= DECODE_CLAIM_BYTES_MIN => {
+            decode_from_slice(bytes, standard().with_limit::<DECODE_CLAIM_BYTES_MIN>())
+        }
+        length if length <= 64 * MIB => {
+            decode_from_slice(bytes, standard().with_limit::<{ 64 * MIB }>())
+        }
+        length if length <= 256 * MIB => {
+            decode_from_slice(bytes, standard().with_limit::<{ 256 * MIB }>())
+        }
+        length if length <= 1024 * MIB => {
+            decode_from_slice(bytes, standard().with_limit::<{ 1024 * MIB }>())
+        }
+        // A frame's length prefix is 32 bits: nothing from the network is longer.
+        _ => decode_from_slice(bytes, standard().with_limit::<{ u32::MAX as usize }>()),
+    }
 }
 
 /// Encodes `value` with the runtime's codec (bincode 2, standard configuration).
@@ -97,10 +135,12 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// `out` is left as it was. Lets a caller reuse one buffer for many values.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let before = out.len();
-    bincode::serde::encode_into_writer(value, VecSink(out), codec_config()).map_err(|err| {
-        out.truncate(before);
-        CodecError::Encode(err.to_string())
-    })
+    bincode::serde::encode_into_writer(value, VecSink(out), bincode::config::standard()).map_err(
+        |err| {
+            out.truncate(before);
+            CodecError::Encode(err.to_string())
+        },
+    )
 }
 
 /// bincode's writer over a caller's `Vec` (its own `encode_to_vec` starts from an empty
@@ -115,11 +155,11 @@ impl bincode::enc::write::Writer for VecSink<'_> {
     }
 }
 
-/// Decodes a `T` that must fill `bytes` exactly, refusing more than
-/// [`MESSAGE_BYTES_MAX`] of allocation.
+/// Decodes a `T` that must fill `bytes` exactly, with an allocation guard sized by the
+/// input (see [`DECODE_CLAIM_BYTES_MIN`]).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, read) = bincode::serde::decode_from_slice(bytes, codec_config())
-        .map_err(|err| CodecError::Decode(err.to_string()))?;
+    let (value, read) =
+        decode_from_slice_bounded(bytes).map_err(|err| CodecError::Decode(err.to_string()))?;
     if read != bytes.len() {
         return Err(CodecError::Decode(format!(
             "{} trailing bytes after the value",
@@ -170,8 +210,6 @@ impl<T: Serializable> LocalValue for T {
 /// (a varint length, then the bytes); the decoder takes only what bincode would read
 /// as the same vector and leaves everything else (errors included) to bincode.
 mod bytes {
-    use super::MESSAGE_BYTES_MAX;
-
     // bincode's varint markers: a byte up to 250 is the value itself.
     const U16_BYTE: u8 = 251;
     const U32_BYTE: u8 = 252;
@@ -196,10 +234,8 @@ mod bytes {
     }
 
     /// Where the vector's bytes start in `encoded`, if it holds exactly one vector.
+    /// (bincode's guard, sized by the input, always allows a vector the input holds.)
     pub(super) fn body_offset(encoded: &[u8]) -> Option<usize> {
-        if encoded.len() > MESSAGE_BYTES_MAX {
-            return None; // bincode's limit decides
-        }
         let (&marker, rest) = encoded.split_first()?;
         let (length, body) = match marker {
             U16_BYTE => {
@@ -231,6 +267,9 @@ enum Payload {
     Encoded {
         fingerprint: Fingerprint,
         bytes: Vec<u8>,
+        /// The type the bytes failed to decode as, once they did: never decoded again,
+        /// and a receive that scans past drops the message.
+        undecodable: Option<&'static str>,
     },
 }
 
@@ -259,7 +298,11 @@ impl Message {
     /// with this fingerprint. They are decoded only when a receive asks for that type.
     pub fn from_encoded(fingerprint: Fingerprint, bytes: Vec<u8>) -> Message {
         Message {
-            payload: Payload::Encoded { fingerprint, bytes },
+            payload: Payload::Encoded {
+                fingerprint,
+                bytes,
+                undecodable: None,
+            },
         }
     }
 
@@ -284,7 +327,11 @@ impl Message {
     pub fn is<T: Serializable>(&self) -> bool {
         match &self.payload {
             Payload::Local(value) => value.value_type() == TypeId::of::<T>(),
-            Payload::Encoded { fingerprint, .. } => *fingerprint == Fingerprint::of::<T>(),
+            Payload::Encoded {
+                fingerprint,
+                undecodable,
+                ..
+            } => undecodable.is_none() && *fingerprint == Fingerprint::of::<T>(),
         }
     }
 
@@ -306,7 +353,10 @@ impl Message {
         if !self.is::<T>() {
             return None;
         }
-        if let Payload::Encoded { bytes, .. } = &mut self.payload {
+        if let Payload::Encoded {
+            bytes, undecodable, ..
+        } = &mut self.payload
+        {
             if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
                 if let Some(offset) = bytes::body_offset(bytes) {
                     // The encoded bytes become the vector: no allocation, no copy.
@@ -319,16 +369,28 @@ impl Message {
             match decode::<T>(bytes) {
                 Ok(value) => self.payload = Payload::Local(Box::new(value)),
                 Err(err) => {
+                    // Once: marked, it is neither decoded nor logged again, and the
+                    // next receive scanning past it drops it.
                     tracing::warn!(
                         expected = std::any::type_name::<T>(),
                         %err,
-                        "message with a matching fingerprint failed to decode"
+                        "message with a matching fingerprint failed to decode; dropping it"
                     );
+                    *undecodable = Some(std::any::type_name::<T>());
                     return None;
                 }
             }
         }
         self.peek_local()
+    }
+
+    /// The type encoded bytes failed to decode as, if they did (such a message is
+    /// dropped by the next receive that scans past it).
+    pub(crate) fn undecodable(&self) -> Option<&'static str> {
+        match &self.payload {
+            Payload::Encoded { undecodable, .. } => *undecodable,
+            Payload::Local(_) => None,
+        }
     }
 
     fn peek_local<T: Serializable>(&self) -> Option<&T> {
@@ -360,7 +422,9 @@ impl Message {
     pub fn encode(&self) -> Result<(Fingerprint, Vec<u8>), CodecError> {
         match &self.payload {
             Payload::Local(value) => Ok((value.fingerprint(), value.encode()?)),
-            Payload::Encoded { fingerprint, bytes } => Ok((*fingerprint, bytes.clone())),
+            Payload::Encoded {
+                fingerprint, bytes, ..
+            } => Ok((*fingerprint, bytes.clone())),
         }
     }
 
@@ -373,7 +437,9 @@ impl Message {
                 value.encode_into(out)?;
                 Ok(value.fingerprint())
             }
-            Payload::Encoded { fingerprint, bytes } => {
+            Payload::Encoded {
+                fingerprint, bytes, ..
+            } => {
                 out.extend_from_slice(bytes);
                 Ok(*fingerprint)
             }
@@ -385,7 +451,9 @@ impl Message {
     pub fn into_encoded(self) -> Result<(Fingerprint, Vec<u8>), CodecError> {
         match self.payload {
             Payload::Local(value) => Ok((value.fingerprint(), value.encode()?)),
-            Payload::Encoded { fingerprint, bytes } => Ok((fingerprint, bytes)),
+            Payload::Encoded {
+                fingerprint, bytes, ..
+            } => Ok((fingerprint, bytes)),
         }
     }
 }
@@ -394,7 +462,9 @@ impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.payload {
             Payload::Local(value) => write!(f, "Message({})", value.type_name()),
-            Payload::Encoded { fingerprint, bytes } => {
+            Payload::Encoded {
+                fingerprint, bytes, ..
+            } => {
                 write!(f, "Message({fingerprint:?}, {} bytes)", bytes.len())
             }
         }

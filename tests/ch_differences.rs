@@ -143,7 +143,7 @@ fn only_the_owner_waits_on_a_task_of_another_node() {
             .run_until(&a, move |p| async move {
                 let monitor = p.monitor(remote);
                 let task: std::rc::Rc<Async<u32>> =
-                    std::rc::Rc::new(Async::from_parts(remote, 1, monitor));
+                    std::rc::Rc::new(Async::from_parts(&p, remote, 1, monitor));
                 let me = p.self_pid();
                 let shared = task.clone();
                 p.spawn_local(move |other| async move {

@@ -592,3 +592,220 @@ fn a_held_service_waits_for_release_then_retries() {
         "one relaunch after the release"
     );
 }
+
+proptest! {
+    #![proptest_config(cases(16))]
+
+    /// Eight `with_service` calls running concurrently in one master process each get
+    /// their own worker on the worker's first hello: a hello is taken only by the
+    /// service it names, never thrown away by another. (Workers make a single attempt,
+    /// so a stolen hello would leave its service without a worker.)
+    #[test]
+    fn concurrent_services_in_one_process_each_get_their_worker_first_time(seed in any::<u64>()) {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let master = sim.add_node();
+        let launcher = SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(30)))
+            .worker_config(WorkerConfig { attempts: 1, attempt_timeout: Duration::from_secs(10) });
+        let launcher = Rc::new(launcher);
+        let in_sim = launcher.clone();
+        let outcomes = sim.run_until(&master, move |p| async move {
+            let p = &p;
+            let services = (0..8).map(|_| {
+                let launcher = in_sim.clone();
+                async move { with_service(p, &*launcher, |node, _| async move { node }).await }
+            });
+            futures::future::join_all(services).await
+        }).map_err(|e| TestCaseError::fail(format!("seed {seed}: {e}")))?;
+        let mut nodes = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok(node) => nodes.push(node),
+                Err(err) => prop_assert!(false, "seed {seed}: {err}"),
+            }
+        }
+        nodes.sort();
+        nodes.dedup();
+        prop_assert_eq!(nodes.len(), 8, "seed {}: each service has its own worker", seed);
+        prop_assert_eq!(launcher.launched().len(), 8, "seed {}", seed);
+    }
+}
+
+/// Launches workers on simulated nodes and records how each worker's service ended.
+/// Its exit hook does nothing, unlike [`SimLauncher`]'s (which stops the node a second
+/// later): what ends the worker here is the protocol alone.
+struct RecordingLauncher {
+    handle: hyperion_sim::SimHandle,
+    exits: Rc<std::cell::RefCell<Vec<WorkerExit>>>,
+    launched: Rc<std::cell::RefCell<Vec<usize>>>,
+}
+
+impl WorkerLauncher for RecordingLauncher {
+    type JobId = usize;
+
+    async fn launch(
+        &self,
+        _p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<usize, LaunchError> {
+        let (service, exits) = (service.clone(), self.exits.clone());
+        let options = NodeOptions {
+            crashable: true,
+            no_restart: true,
+            remote_table: table(),
+            boot: None,
+        }
+        .boot(move |node| {
+            let (service, exits) = (service.clone(), exits.clone());
+            node.spawn(move |p| async move {
+                let exit = worker(&p, master, service, WorkerConfig::default()).await;
+                exits.borrow_mut().push(exit);
+            });
+        });
+        let index = self.handle.add_node(options);
+        self.launched.borrow_mut().push(index);
+        Ok(index)
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(60))
+    }
+
+    fn on_remote_error(&self, _error: &RemoteError, _retries: u32) -> OnRemoteError {
+        OnRemoteError::GiveUp
+    }
+
+    fn cancel(&self, job: &usize) {
+        self.handle.shutdown_node(*job);
+    }
+
+    fn on_exit(&self, _job: &usize) {}
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// A connection break just before the block ends does not lose `ShutDown`: the
+    /// worker either receives it or declares its master lost, and in both cases its
+    /// process is gone (with a launcher whose exit hook does nothing).
+    #[test]
+    fn shutdown_survives_a_connection_break_just_before_the_block_ends(
+        seed in any::<u64>(),
+        fault in 0..4u8,
+        before_end_ms in 0..20_000u64,
+        heal_after_ms in 0..30_000u64,
+        call_first in any::<bool>(),
+    ) {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let master = sim.add_node();
+        let launcher = RecordingLauncher {
+            handle: sim.handle(),
+            exits: Rc::default(),
+            launched: Rc::default(),
+        };
+        let (exits, launched) = (launcher.exits.clone(), launcher.launched.clone());
+        let handle = sim.handle();
+        let fault = match fault {
+            0 => Fault::Break(0, 1),
+            1 => Fault::Partition { from: 0, to: 1, both_ways: false },
+            2 => Fault::Partition { from: 1, to: 0, both_ways: false },
+            _ => Fault::Partition { from: 0, to: 1, both_ways: true },
+        };
+        let outcome = sim.run_until(&master, move |p| async move {
+            let p = &p;
+            with_remote_runner(p, &launcher, |runner| {
+                let (handle, fault) = (handle.clone(), fault.clone());
+                async move {
+                    if call_first {
+                        runner.run(p, &square_call(3)).await?;
+                    }
+                    // The fault lands `before_end_ms` before the block returns.
+                    handle.schedule_in(Duration::from_millis(100), fault);
+                    handle.schedule_in(Duration::from_millis(100 + heal_after_ms), Fault::HealAll);
+                    p.sleep(Duration::from_millis(100 + before_end_ms)).await;
+                    Ok(())
+                }
+            })
+            .await
+        }).map_err(|e| TestCaseError::fail(format!("seed {seed}: {e}")))?;
+        prop_assert!(outcome.is_ok(), "seed {seed}: {outcome:?}");
+        sim.run_for(Duration::from_secs(120));
+        prop_assert_eq!(launched.borrow().len(), 1, "seed {}", seed);
+        let exits = exits.borrow().clone();
+        prop_assert_eq!(exits.len(), 1, "seed {}: the worker is still serving", seed);
+        prop_assert!(
+            matches!(exits[0], WorkerExit::ShutDown | WorkerExit::MasterLost),
+            "seed {seed}: {:?}", exits[0]
+        );
+        prop_assert_eq!(sim.node(1).resources().processes, 0, "seed {}: worker process left", seed);
+    }
+}
+
+/// Counts the jobs a launcher was asked to cancel.
+struct CountingCancels {
+    inner: SimLauncher,
+    cancelled: Rc<std::cell::RefCell<Vec<usize>>>,
+}
+
+impl WorkerLauncher for CountingCancels {
+    type JobId = usize;
+
+    async fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<usize, LaunchError> {
+        self.inner.launch(p, master, service).await
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.inner.connection_timeout()
+    }
+
+    fn on_remote_error(&self, error: &RemoteError, retries: u32) -> OnRemoteError {
+        self.inner.on_remote_error(error, retries)
+    }
+
+    fn cancel(&self, job: &usize) {
+        self.cancelled.borrow_mut().push(*job);
+        self.inner.cancel(job)
+    }
+
+    fn on_exit(&self, job: &usize) {
+        self.inner.on_exit(job)
+    }
+}
+
+/// A service whose process is killed after the launch and before the worker's hello
+/// cancels the launched job (it would otherwise run, and hold a batch slot, forever).
+#[test]
+fn a_service_killed_before_its_worker_connects_cancels_the_job() {
+    let mut sim = Sim::with_faults(15, Faults::calm());
+    let master = sim.add_node();
+    // The worker's node crashes at once: no hello ever comes, and the master waits
+    // without a timeout.
+    let launcher = Rc::new(CountingCancels {
+        inner: SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(None)
+            .crash_first(1, Duration::ZERO),
+        cancelled: Rc::default(),
+    });
+    let (in_sim, cancelled) = (launcher.clone(), launcher.cancelled.clone());
+    sim.run_until(&master, move |p| async move {
+        let service = p.spawn_local(move |s| async move {
+            let _ = with_service(&s, &*in_sim, |_, _| async {}).await;
+        });
+        p.sleep(Duration::from_secs(5)).await;
+        p.kill(service, "the test kills the waiting service");
+        p.sleep(Duration::from_secs(1)).await;
+    })
+    .unwrap();
+    assert_eq!(launcher.inner.launched().len(), 1);
+    assert_eq!(
+        *cancelled.borrow(),
+        launcher.inner.launched(),
+        "the job was cancelled"
+    );
+}

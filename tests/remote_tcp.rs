@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hyperion::concurrency::map_concurrently;
 use hyperion::launch::LocalLauncher;
-use hyperion::remote::{with_remote_runner, RemoteCall, RetryPolicy};
+use hyperion::remote::{with_remote_runner, with_service, RemoteCall, RetryPolicy};
 use hyperion::transport::tcp::TcpConfig;
 use hyperion::{AsyncResult, Node, NodeConfig};
 
@@ -31,7 +31,8 @@ fn master_node(dir: &Path) -> Node {
 
 #[test]
 fn a_master_runs_8_closures_on_4_local_worker_processes() {
-    let dir = temp_dir("eight-on-four");
+    let scratch = temp_dir("eight-on-four");
+    let dir = scratch.path().to_path_buf();
     let node = master_node(&dir);
     let program = scan_binary();
     let (cookie, logs) = (dir.join("cookie"), dir.clone());
@@ -80,7 +81,8 @@ fn a_master_runs_8_closures_on_4_local_worker_processes() {
 
 #[test]
 fn a_worker_killed_with_sigkill_mid_call_is_retried_and_the_answer_is_right() {
-    let dir = temp_dir("sigkill");
+    let scratch = temp_dir("sigkill");
+    let dir = scratch.path().to_path_buf();
     let node = master_node(&dir);
     let program = scan_binary();
     let cookie = dir.join("cookie");
@@ -176,7 +178,8 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn no_worker_process_is_left_when_the_master_is_killed() {
-    let dir = temp_dir("killed-master");
+    let scratch = temp_dir("killed-master");
+    let dir = scratch.path().to_path_buf();
     let mut master = Command::new(scan_binary())
         .args(["--workers", "2", "--tasks", "200", "--pause-ms", "1000"])
         .current_dir(&dir)
@@ -202,5 +205,52 @@ fn no_worker_process_is_left_when_the_master_is_killed() {
             "workers {workers:?} outlived their master"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Eight `with_service` calls running concurrently in one master process, over TCP with
+/// real worker processes: each worker is accepted on its first hello (its log never
+/// shows a second attempt), so no service stole another's hello.
+#[test]
+fn concurrent_services_in_one_process_each_get_their_worker_on_the_first_hello() {
+    let scratch = temp_dir("concurrent-services");
+    let dir = scratch.path().to_path_buf();
+    let node = master_node(&dir);
+    let program = scan_binary();
+    let (cookie, logs) = (dir.join("cookie"), dir.clone());
+    let outcomes = node
+        .run(move |p| async move {
+            let launcher = LocalLauncher::program(program)
+                .cookie_file(cookie)
+                .log_dir(logs);
+            let p = &p;
+            let launcher = &launcher;
+            let services = (0..8).map(|_| async move {
+                with_service(p, launcher, |node, _| async move { node })
+                    .await
+                    .map_err(|err| err.to_string())
+            });
+            futures::future::join_all(services).await
+        })
+        .unwrap();
+    let mut nodes: Vec<_> = outcomes
+        .into_iter()
+        .map(|outcome| outcome.expect("every service got a worker"))
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 8, "each service has its own worker");
+    let logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("worker-"))
+        .collect();
+    assert_eq!(logs.len(), 8, "one log per worker");
+    for log in logs {
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(
+            !text.contains("attempt=2"),
+            "a worker needed a second hello:\n{text}"
+        );
     }
 }

@@ -176,6 +176,12 @@ proptest! {
 #[test]
 fn every_registered_scenario_passes_its_seeds() {
     for scenario in scenarios::all() {
+        // A scenario marked with a known defect fails until its fix lands; the explorer
+        // still runs it and reports its failures as KNOWN.
+        if let Some(defect) = scenario.known_defect {
+            eprintln!("{}: skipped, known defect: {defect}", scenario.name);
+            continue;
+        }
         check_seeds(scenario.name, 100, scenario.run);
     }
 }

@@ -1,7 +1,10 @@
 //! End-to-end on a real (local) Slurm: worker jobs submitted with sbatch run the `scan`
-//! example binary, which connects back over TCP. Without Slurm these tests print a
-//! notice and pass, unless `HYPERION_REQUIRE_SLURM=1` (set by `.ci/run`, which starts a
-//! local Slurm with `scripts/local-slurm.sh`), which makes a missing Slurm a failure.
+//! example binary, which connects back over TCP.
+//!
+//! These tests are `#[ignore]`d, so a plain `cargo test` lists them as ignored rather
+//! than passing them without Slurm. Run them with a Slurm up
+//! (`scripts/local-slurm.sh` starts a one-node one; `.ci/run` does it):
+//! `cargo test --test slurm -- --include-ignored`. Run so without Slurm, they fail.
 
 mod common;
 
@@ -19,33 +22,31 @@ use hyperion::{Node, NodeConfig};
 /// The cluster has two CPUs: one test at a time.
 static SLURM: Mutex<()> = Mutex::new(());
 
-fn slurm_available() -> bool {
+/// Fails the test unless a Slurm answers.
+fn require_slurm() {
     let up = Command::new("sinfo")
         .args(["-h", "-o", "%T"])
         .output()
         .map(|o| o.status.success() && !o.stdout.is_empty())
         .unwrap_or(false);
-    if !up {
-        if std::env::var("HYPERION_REQUIRE_SLURM").as_deref() == Ok("1") {
-            panic!("HYPERION_REQUIRE_SLURM=1 but no Slurm answers (run scripts/local-slurm.sh)");
-        }
-        eprintln!(
-            "notice: no Slurm here; Slurm end-to-end test skipped (run scripts/local-slurm.sh)"
-        );
-    }
-    up
+    assert!(
+        up,
+        "no Slurm answers: start one with scripts/local-slurm.sh (these tests are ignored by default)"
+    );
 }
 
 /// Job ids of our jobs still in the queue.
+/// (Each job is named `hyperion-scan-<service id>`.)
 fn our_jobs() -> Vec<String> {
     let output = Command::new("squeue")
-        .args(["-h", "-n", "hyperion-scan", "-o", "%i"])
+        .args(["-h", "-o", "%j %i"])
         .output()
         .expect("squeue");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
+        .filter_map(|line| line.trim().split_once(' '))
+        .filter(|(name, _)| name.starts_with("hyperion-scan"))
+        .map(|(_, id)| id.to_string())
         .collect()
 }
 
@@ -62,12 +63,12 @@ fn assert_queue_drains() {
 }
 
 #[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
 fn the_main_job_completes_on_slurm_and_leaves_no_job() {
     let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
-    if !slurm_available() {
-        return;
-    }
-    let dir = temp_dir("main-job");
+    require_slurm();
+    let scratch = temp_dir("main-job");
+    let dir = scratch.path().to_path_buf();
     let output = Command::new(scan_binary())
         .args(["--launcher", "slurm", "--workers", "2", "--tasks", "30"])
         .current_dir(&dir)
@@ -98,12 +99,12 @@ fn the_main_job_completes_on_slurm_and_leaves_no_job() {
 }
 
 #[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
 fn a_worker_job_cancelled_mid_call_is_retried() {
     let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
-    if !slurm_available() {
-        return;
-    }
-    let dir = temp_dir("scancel");
+    require_slurm();
+    let scratch = temp_dir("scancel");
+    let dir = scratch.path().to_path_buf();
     let master = Command::new(scan_binary())
         .args([
             "--launcher",
@@ -159,12 +160,12 @@ fn connected_workers(run_dir: &std::path::Path) -> usize {
 }
 
 #[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
 fn a_job_that_can_never_start_fails_with_a_clear_error() {
     let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
-    if !slurm_available() {
-        return;
-    }
-    let dir = temp_dir("impossible");
+    require_slurm();
+    let scratch = temp_dir("impossible");
+    let dir = scratch.path().to_path_buf();
     let node = Node::tcp(
         TcpConfig::bind("0.0.0.0:0").cookie_file(dir.join("cookie")),
         NodeConfig::default(),
@@ -191,5 +192,45 @@ fn a_job_that_can_never_start_fails_with_a_clear_error() {
         }
         other => panic!("expected a launch error, got {other:?}"),
     }
+    assert_queue_drains();
+}
+
+#[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
+fn an_interrupted_scan_leaves_no_job_and_keeps_its_results() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    require_slurm();
+    let scratch = temp_dir("interrupted");
+    let dir = scratch.path().to_path_buf();
+    let master = Command::new(scan_binary())
+        .args([
+            "--launcher",
+            "slurm",
+            "--workers",
+            "2",
+            "--tasks",
+            "40",
+            "--pause-ms",
+            "500",
+        ])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let results = dir.join("hyperion-runs/run-0001/results.csv");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while std::fs::read_to_string(&results).map_or(0, |r| r.lines().count()) < 3 {
+        assert!(Instant::now() < deadline, "no result came in");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(master.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let output = master.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{text}");
+    assert!(text.contains("scan: interrupted by SIGTERM"), "{text}");
+    assert!(std::fs::read_to_string(&results).unwrap().lines().count() >= 3);
     assert_queue_drains();
 }

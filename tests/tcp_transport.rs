@@ -531,9 +531,12 @@ fn half_a_frame_then_a_stall_is_dropped_at_the_handshake_timeout() {
 }
 
 #[test]
-fn inbound_handshakes_over_the_limit_are_closed_at_once() {
+fn over_the_limit_the_oldest_connection_without_a_hello_gives_way() {
     let mut server = Endpoint::new(
-        config().inbound_handshakes_max(2).handshake_timeout(NEVER),
+        config()
+            .inbound_handshakes_max(2)
+            .handshake_timeout(NEVER)
+            .hello_timeout(NEVER),
         1,
     );
     let address = server.id().address;
@@ -545,12 +548,69 @@ fn inbound_handshakes_over_the_limit_are_closed_at_once() {
     let mut third = RawClient::connect(address);
     let mut closed = false;
     drive(&mut [&mut server], |_| {
-        closed = closed || third.is_closed();
+        closed = closed || first.is_closed();
         closed
     });
-    // The first two wait for their (long) handshake timeout.
-    assert!(!first.is_closed() && !second.is_closed());
+    assert!(!second.is_closed() && !third.is_closed());
     assert_eq!(server.transport.open_connections(), 2);
+}
+
+#[test]
+fn over_the_per_source_limit_that_sources_oldest_connection_gives_way() {
+    let mut server = Endpoint::new(
+        config()
+            .inbound_handshakes_per_source_max(2)
+            .handshake_timeout(NEVER)
+            .hello_timeout(NEVER),
+        1,
+    );
+    let address = server.id().address;
+    let mut first = RawClient::connect(address);
+    // A hello does not protect a connection from its own source's newcomers.
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        role: Role::Initiator,
+        node: raw_id(1),
+        nonce: Nonce([1; 32]),
+    };
+    first.write(&framed(&hello.encode()));
+    let mut second = RawClient::connect(address);
+    drive(&mut [&mut server], |e| {
+        e[0].transport.open_connections() == 2
+    });
+    let mut third = RawClient::connect(address);
+    let mut closed = false;
+    drive(&mut [&mut server], |_| {
+        closed = closed || first.is_closed();
+        closed
+    });
+    assert!(!second.is_closed() && !third.is_closed());
+    assert_eq!(server.transport.open_connections(), 2);
+}
+
+#[test]
+fn a_connection_that_sends_no_hello_is_dropped_at_the_hello_timeout() {
+    // The handshake timeout is never reached: only the hello timeout can close it.
+    let mut server = Endpoint::new(
+        config()
+            .handshake_timeout(NEVER)
+            .hello_timeout(Duration::from_millis(200)),
+        1,
+    );
+    let mut good = Endpoint::new(config(), 2);
+    let (server_id, good_id) = (server.id(), good.id());
+    let mut idle = RawClient::connect(server_id.address);
+    let mut slow = RawClient::connect(server_id.address);
+    slow.write(&[0, 0]); // half a length prefix, then nothing
+    good.send(server_id, b"one");
+    let (mut idle_closed, mut slow_closed) = (false, false);
+    drive(&mut [&mut server, &mut good], |e| {
+        idle_closed = idle_closed || idle.is_closed();
+        slow_closed = slow_closed || slow.is_closed();
+        idle_closed && slow_closed && e[0].received_from(good_id).len() == 1
+    });
+    assert_eq!(server.events_about_others(&[good_id]), []);
+    assert_eq!(server.transport.open_connections(), 1);
 }
 
 // ---- peers that run the handshake by hand (blocking, on their own thread) ------------

@@ -14,8 +14,8 @@ use hyperion::wire::handshake::{
     HANDSHAKE_BYTES_MAX, PROTOCOL_VERSION,
 };
 use hyperion::wire::{
-    decode_frame, encode_frame, write_frame, Control, Frame, FrameReader, WireError,
-    FRAME_BYTES_MAX,
+    decode_frame, decode_frame_limited, encode_frame, encode_frame_limited, write_frame, Control,
+    Frame, FrameReader, WireError, FRAME_BYTES_MAX,
 };
 use hyperion::{DiedReason, NodeId, ProcessId};
 use proptest::prelude::*;
@@ -254,6 +254,29 @@ proptest! {
         prop_assert_eq!(decode_frame(&bytes), Ok(frame));
         if let Err(err) = decode_frame(&mutate(bytes, &mutations)) {
             prop_assert!(is_decode_error(&err), "{err:?}");
+        }
+    }
+
+    /// Under any limit, a frame is encoded and decoded alike: a frame no longer than
+    /// the limit round-trips, a longer one is refused by both sides with
+    /// `FrameTooLong` naming its length and the limit.
+    #[test]
+    fn encoder_and_decoder_apply_one_limit(
+        seed in any::<u64>(),
+        payload in proptest::collection::vec(any::<u8>(), 0..64),
+        which in 0..7usize,
+        slack in -3i64..3,
+    ) {
+        let frame = valid_frames(seed, &payload).swap_remove(which);
+        let bytes = encode_frame(&frame).unwrap();
+        let limit = (bytes.len() as i64 + slack).max(0) as usize;
+        let too_long = WireError::FrameTooLong { length: bytes.len() as u64, limit };
+        if bytes.len() <= limit {
+            prop_assert_eq!(encode_frame_limited(&frame, limit), Ok(bytes.clone()));
+            prop_assert_eq!(decode_frame_limited(&bytes, limit), Ok(frame));
+        } else {
+            prop_assert_eq!(encode_frame_limited(&frame, limit), Err(too_long.clone()));
+            prop_assert_eq!(decode_frame_limited(&bytes, limit), Err(too_long));
         }
     }
 

@@ -187,4 +187,7 @@ pub enum Fault {
     Restart(usize),
     /// Make a node spend this much virtual time per task.
     Slow(usize, Duration),
+    /// Stop a node for a while, as SIGSTOP does: it runs nothing and reads nothing, its
+    /// connections stay open, and its peers must notice by heartbeat alone.
+    Pause(usize, Duration),
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hyperion::remote::{
     worker, LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerConfig,
-    WorkerLauncher,
+    WorkerExit, WorkerLauncher,
 };
 use hyperion::{NodeId, Process, RemoteTable};
 
@@ -24,6 +24,7 @@ pub struct SimLauncher {
     policy: RetryPolicy,
     worker_config: WorkerConfig,
     launched: Rc<RefCell<Vec<usize>>>,
+    exits: Rc<RefCell<std::collections::BTreeMap<usize, WorkerExit>>>,
     crash_first: Cell<u32>,
     crash_after: Duration,
 }
@@ -38,6 +39,7 @@ impl SimLauncher {
             policy: RetryPolicy::default(),
             worker_config: WorkerConfig::default(),
             launched: Rc::default(),
+            exits: Rc::default(),
             crash_first: Cell::new(0),
             crash_after: Duration::ZERO,
         }
@@ -75,6 +77,13 @@ impl SimLauncher {
     pub fn launched(&self) -> Vec<usize> {
         self.launched.borrow().clone()
     }
+
+    /// How each launched worker ended, by node index: absent if it did not end by
+    /// itself (its node crashed, or the launcher's backstop stopped the node first).
+    /// A worker whose service ended normally must end by `ShutDown`, not the backstop.
+    pub fn exits(&self) -> std::collections::BTreeMap<usize, WorkerExit> {
+        self.exits.borrow().clone()
+    }
 }
 
 impl WorkerLauncher for SimLauncher {
@@ -88,6 +97,8 @@ impl WorkerLauncher for SimLauncher {
     ) -> Result<usize, LaunchError> {
         let service = service.clone();
         let config = self.worker_config;
+        let exits = self.exits.clone();
+        let index = self.handle.reserved_index();
         let options = NodeOptions {
             crashable: true,
             no_restart: true,
@@ -95,13 +106,15 @@ impl WorkerLauncher for SimLauncher {
             boot: None,
         }
         .boot(move |node| {
-            let service = service.clone();
+            let (service, exits) = (service.clone(), exits.clone());
             let pid = node.spawn(move |p| async move {
-                worker(&p, master, service, config).await;
+                let exit = worker(&p, master, service, config).await;
+                exits.borrow_mut().insert(index, exit);
             });
             tracing::debug!(%pid, "simulated worker started");
         });
-        let index = self.handle.add_node(options);
+        let added = self.handle.add_node(options);
+        debug_assert_eq!(added, index, "the node gets the index reserved for it");
         self.launched.borrow_mut().push(index);
         if self.crash_first.get() > 0 {
             self.crash_first.set(self.crash_first.get() - 1);

@@ -11,9 +11,11 @@
 
 mod checkers;
 pub mod clock;
+pub mod coverage;
 mod faults;
 mod launcher;
 mod network;
+mod probes;
 mod runner;
 pub mod scenarios;
 mod trace;
@@ -23,8 +25,9 @@ pub use checkers::Violation;
 pub use faults::{Fault, Faults};
 pub use launcher::SimLauncher;
 pub use network::{SimTransport, CONNECT_TIMEOUT};
+pub use probes::{ProbeCount, BUGGIFY_FIRE_PROBABILITY, BUGGIFY_SITE_PROBABILITY};
 pub use runner::{
-    check_determinism, check_seeds, run_in, run_seed, seeds, Divergence, SeedFailure,
+    check_determinism, check_seeds, run_checked, run_in, run_seed, seeds, Divergence, SeedFailure,
     SEEDS_VARIABLE, SEED_VARIABLE,
 };
 pub use trace::{Trace, TraceEntry};

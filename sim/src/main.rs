@@ -6,75 +6,88 @@
 //! cargo run -p hyperion-sim --release -- replay --scenario NAME --seed S
 //! ```
 
+use hyperion_sim::scenarios;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use hyperion_sim::{run_seed, scenarios, Sim};
+use clap::{CommandFactory, Parser, Subcommand};
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: hyperion-sim list\n       \
-         hyperion-sim explore [--scenario NAME] [--seeds N] [--start S]\n       \
-         hyperion-sim replay --scenario NAME --seed S"
-    );
-    ExitCode::from(2)
+/// hyperion's seed explorer: runs the simulator's scenarios over many seeds, and
+/// replays one seed with its trace.
+#[derive(Parser, Debug)]
+#[command(name = "hyperion-sim")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the scenarios.
+    List,
+    /// Run scenarios over a range of seeds; print each failing seed with the command
+    /// that replays it.
+    Explore {
+        /// Only this scenario (default: every one).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Seeds per scenario (at least 1).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+    },
+    /// Run one seed of one scenario and print its trace.
+    Replay {
+        /// The scenario (see `list`).
+        #[arg(long)]
+        scenario: String,
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+    },
+}
+
+/// What `explore` runs.
 struct Options {
     scenario: Option<String>,
     seeds: u64,
     start: u64,
-    seed: Option<u64>,
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        scenario: None,
-        seeds: 1000,
-        start: 0,
-        seed: None,
-    };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag}: not a number: {value}"))
-        };
-        match flag.as_str() {
-            "--scenario" => options.scenario = Some(value.clone()),
-            "--seeds" => options.seeds = number()?,
-            "--start" => options.start = number()?,
-            "--seed" => options.seed = Some(number()?),
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    Ok(options)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else {
-        return usage();
-    };
-    let options = match parse(&args[1..]) {
-        Ok(options) => options,
-        Err(why) => {
-            eprintln!("{why}");
-            return usage();
-        }
-    };
-    match command.as_str() {
-        "list" => {
+    match Cli::parse().command {
+        Command::List => {
             for scenario in scenarios::all() {
                 println!("{:<12} {}", scenario.name, scenario.about);
             }
             ExitCode::SUCCESS
         }
-        "explore" => explore(&options),
-        "replay" => replay(&options),
-        _ => usage(),
+        Command::Explore {
+            scenario,
+            seeds,
+            start,
+        } => {
+            // The range must end at the last seed at most: never wrap around.
+            if start.checked_add(seeds - 1).is_none() {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::ValueValidation,
+                        format!(
+                            "--start {start} --seeds {seeds} goes past the last seed ({}); at most {} seeds start there",
+                            u64::MAX,
+                            u64::MAX - start + 1
+                        ),
+                    )
+                    .exit();
+            }
+            explore(&Options {
+                scenario,
+                seeds,
+                start,
+            })
+        }
+        Command::Replay { scenario, seed } => replay(&scenario, seed),
     }
 }
 
@@ -89,46 +102,20 @@ fn explore(options: &Options) -> ExitCode {
         },
         None => scenarios::all().iter().collect(),
     };
-    let mut failed = 0;
-    for scenario in chosen {
-        let started = Instant::now(); // real-world only: the explorer times itself
-        let mut scenario_failed = 0;
-        for seed in options.start..options.start + options.seeds {
-            if let Err(failure) = run_seed(seed, &scenario.run) {
-                scenario_failed += 1;
-                println!(
-                    "FAIL {} seed {seed}: {}\n  replay: cargo run -p hyperion-sim --release -- replay --scenario {} --seed {seed}",
-                    scenario.name, failure.why, scenario.name
-                );
-            }
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        println!(
-            "{}: {} seeds in {elapsed:.2} s ({:.0} seeds/s), {scenario_failed} failed",
-            scenario.name,
-            options.seeds,
-            options.seeds as f64 / elapsed
-        );
-        failed += scenario_failed;
-    }
-    if failed == 0 {
+    if hyperion_sim::coverage::explore(&chosen, options.start, options.seeds) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
 
-fn replay(options: &Options) -> ExitCode {
-    let (Some(name), Some(seed)) = (&options.scenario, options.seed) else {
-        eprintln!("replay needs --scenario and --seed");
-        return usage();
-    };
+fn replay(name: &str, seed: u64) -> ExitCode {
     let Some(scenario) = scenarios::find(name) else {
         eprintln!("no scenario {name:?}; try `list`");
         return ExitCode::from(2);
     };
-    let mut sim = Sim::new(seed).record_trace();
-    let result = (scenario.run)(&mut sim);
+    let mut sim = scenario.world(seed).record_trace();
+    let result = hyperion_sim::run_checked(&mut sim, &scenario.run);
     if let Some(entries) = sim.trace().entries() {
         for entry in entries {
             println!("{entry}");

@@ -137,6 +137,8 @@ pub(crate) struct NetworkState {
     pub(crate) fifo_violations: Vec<String>,
     /// Deliberately lets jitter reorder a connection, to prove the checker notices.
     pub(crate) reorder_for_testing: bool,
+    /// Deliberately delivers every frame twice, to prove the checker notices.
+    pub(crate) duplicate_for_testing: bool,
 }
 
 /// The shared network of one world.
@@ -163,6 +165,7 @@ impl Network {
                 frames_delivered: 0,
                 fifo_violations: Vec::new(),
                 reorder_for_testing: false,
+                duplicate_for_testing: false,
             })),
         }
     }
@@ -312,6 +315,10 @@ impl NetworkState {
         };
         connection.last_due[way] = due;
         let generation = connection.generation;
+        if self.duplicate_for_testing {
+            let copy = Delivery::frame(from, to, frame.clone(), generation, sequence);
+            self.schedule(due, copy);
+        }
         self.schedule(due, Delivery::frame(from, to, frame, generation, sequence));
     }
 

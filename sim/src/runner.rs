@@ -21,7 +21,9 @@ pub struct SeedFailure {
 }
 
 /// Runs `scenario` in a fresh world made from `seed` ([`Sim::new`], swarm faults),
-/// and fails if it returns an error, panics, or breaks a built-in guarantee.
+/// and fails if it returns an error, panics, or breaks a built-in guarantee. After the
+/// scenario returns, the world goes through [`Sim::finish`] (liveness phase, checker of
+/// silence, shutdown with nothing left), so the world handed back is shut down.
 pub fn run_seed(
     seed: u64,
     scenario: &dyn Fn(&mut Sim) -> Result<(), String>,
@@ -35,24 +37,44 @@ pub fn run_in(
     scenario: &dyn Fn(&mut Sim) -> Result<(), String>,
 ) -> Result<Sim, SeedFailure> {
     let seed = sim.seed();
-    let outcome = catch_unwind(AssertUnwindSafe(|| scenario(&mut sim)));
+    match run_checked(&mut sim, scenario) {
+        Ok(()) => Ok(sim),
+        Err(why) => Err(SeedFailure { seed, why }),
+    }
+}
+
+/// Runs `scenario` in `sim`, then [`Sim::finish`] if it returned `Ok`; the reason if it
+/// returned an error, panicked, or broke a built-in guarantee. The world stays with
+/// the caller (to read its probes, time and trace).
+pub fn run_checked(
+    sim: &mut Sim,
+    scenario: &dyn Fn(&mut Sim) -> Result<(), String>,
+) -> Result<(), String> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| scenario(sim)));
     let why = match outcome {
         Ok(Ok(())) => {
-            let violations = sim.violations();
+            let violations = match catch_unwind(AssertUnwindSafe(|| sim.finish())) {
+                Ok(violations) => violations,
+                Err(panic) => return Err(panic_text(panic)),
+            };
             if violations.is_empty() {
-                return Ok(sim);
+                return Ok(());
             }
             let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
             format!("guarantees broken:\n  {}", list.join("\n  "))
         }
         Ok(Err(why)) => why,
-        Err(panic) => panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panicked".to_string()),
+        Err(panic) => panic_text(panic),
     };
-    Err(SeedFailure { seed, why })
+    Err(why)
+}
+
+fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panicked".to_string())
 }
 
 /// The seeds a test should run: the one in `HYPERION_SEED` if set, otherwise

@@ -13,6 +13,11 @@ use hyperion::{
 
 use crate::world::{NodeOptions, Sim};
 
+mod agents;
+mod registry;
+mod remote;
+mod silent;
+
 /// A named scenario.
 pub struct Scenario {
     /// Its name on the command line.
@@ -21,23 +26,132 @@ pub struct Scenario {
     pub about: &'static str,
     /// Runs it in a world.
     pub run: fn(&mut Sim) -> Result<(), String>,
+    /// The coverage probes it claims to reach ([`hyperion::sometimes!`] and
+    /// [`hyperion::reached!`], in the library or in the scenario).
+    pub probes: &'static [Probe],
+    /// A known defect, not fixed yet, that makes some seeds fail: the explorer still
+    /// runs the scenario and reports its failures, but they do not fail the run. Remove
+    /// the mark when the fix lands.
+    pub known_defect: Option<&'static str>,
+}
+
+/// A coverage probe a scenario claims to reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The probe's name.
+    pub name: &'static str,
+    /// Whether a run of enough seeds that never reaches it fails.
+    pub required: bool,
+}
+
+const fn required(name: &'static str) -> Probe {
+    Probe {
+        name,
+        required: true,
+    }
+}
+
+const fn optional(name: &'static str) -> Probe {
+    Probe {
+        name,
+        required: false,
+    }
+}
+
+impl Scenario {
+    /// The world the explorer runs this scenario in for `seed`: swarm faults and
+    /// buggify on.
+    pub fn world(&self, seed: u64) -> Sim {
+        Sim::new(seed).buggify()
+    }
 }
 
 /// Every registered scenario.
 pub fn all() -> &'static [Scenario] {
-    &[
+    SCENARIOS
+}
+
+const SCENARIOS: &[Scenario] = &[
         Scenario {
             name: "ping_pong",
             about: "2 nodes: 100 pings, 100 ms apart, to a registered server that may crash and restart; replies arrive in order, at most once",
             run: ping_pong,
+            probes: &[],
+            known_defect: None,
         },
         Scenario {
             name: "monitors",
             about: "5 nodes, 10 rounds: a coordinator spawns workers remotely and monitors them; every worker answers or its monitor fires, exactly once",
             run: monitors,
+            probes: &[],
+            known_defect: None,
         },
-    ]
-}
+        Scenario {
+            name: "handshake",
+            about: "a worker started before its master registers the service: it connects, or gives up after 5 x 10 s on its clock, never early",
+            run: remote::handshake,
+            probes: &[
+                required("remote.handshake_retried"),
+                required("handshake.worker_gave_up"),
+                optional("remote.buggify.slow_handshake"),
+            ],
+            known_defect: None,
+        },
+        Scenario {
+            name: "services",
+            about: "with_remote_runner under faults (worker crashes, breaks, partitions, slow nodes, drift): every call ends with its answer or a RemoteError, arguments built once",
+            run: remote::services,
+            probes: &[
+                required("remote.retry"),
+                required("services.call_pending"),
+                required("remote_error.exception"),
+                required("remote_error.pending"),
+                required("remote_error.async_failed"),
+                optional("remote_error.async_link_failed"),
+                optional("remote_error.cancelled"),
+                optional("services.gave_up"),
+                optional("remote.worker_monitor_disconnect_in_service"),
+                optional("remote.buggify.closure_panics"),
+                optional("remote.buggify.reply_delayed"),
+            ],
+            known_defect: None,
+        },
+        Scenario {
+            name: "master_crash",
+            about: "the master's node crashes while its service runs calls: the worker stops by itself within the liveness bound",
+            run: remote::master_crash,
+            probes: &[],
+            known_defect: None,
+        },
+        Scenario {
+            name: "several_services",
+            about: "two with_service at once in one master process: each worker's hello reaches its own service",
+            run: remote::several_services,
+            probes: &[optional("remote.hello_from_unknown_service")],
+            known_defect: None,
+        },
+        Scenario {
+            name: "agents",
+            about: "mx agents stopped by deactivate, panic, kill, node shutdown, node crash: finalizers run exactly once; concurrent starts under one id: one wins, DuplicateAgentId for the rest",
+            run: agents::agents,
+            probes: &[],
+            known_defect: None,
+        },
+        Scenario {
+            name: "registry",
+            about: "names held by local and remote processes that end, are killed, or whose node crashes or stops: released once the world had time to notice",
+            run: registry::registry,
+            probes: &[],
+            known_defect: None,
+        },
+        Scenario {
+            name: "silent_failures",
+            about: "3 nodes: a server paused as by SIGSTOP, a partition that holds frames without closing; peers report the silent node lost within the heartbeat bound, replies stay in order, and after healing every server answers within the liveness bound",
+            run: silent::silent_failures,
+            probes: &[],
+            known_defect: None,
+        },
+];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -45,7 +159,7 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 }
 
 /// Virtual time a scenario may take before it counts as hung.
-const SCENARIO_TIME_LIMIT: Duration = Duration::from_secs(600);
+pub(crate) const SCENARIO_TIME_LIMIT: Duration = Duration::from_secs(600);
 
 fn ping_pong(sim: &mut Sim) -> Result<(), String> {
     let server_node: Rc<Cell<Option<NodeId>>> = Rc::default();

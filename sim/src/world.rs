@@ -14,14 +14,17 @@ use hyperion::mx::{mx_agent, mx_ready, mx_sink, MxAgent, MxEvent};
 use hyperion::runtime::blocking::Inline;
 use hyperion::transport::TransportEvent;
 use hyperion::wire::{decode_frame, Frame};
-use hyperion::{DiedReason, HeartbeatConfig, LocalNode, NodeEnv, NodeId, Process, RemoteTable};
+use hyperion::{
+    DiedReason, HeartbeatConfig, LocalNode, NodeEnv, NodeEvent, NodeId, Process, RemoteTable,
+};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::checkers::{Checkers, Violation};
+use crate::checkers::{Checkers, Pending, Violation};
 use crate::clock::{NodeClock, WorldTime};
 use crate::faults::{Fault, Faults};
 use crate::network::{Delivery, Network};
+use crate::probes::{ProbeCount, WorldHooks};
 use crate::trace::Trace;
 
 /// The agent id under which [`Sim::trace_mx_events`] runs its agent on every node.
@@ -111,6 +114,10 @@ struct SimNode {
     crashed: bool,
     poll_cost: Duration,
     busy_until: Duration,
+    /// Until when the node is stopped, as by SIGSTOP (see [`Fault::Pause`]).
+    paused_until: Duration,
+    /// What the network delivered to the node while it was paused, in order.
+    held: std::collections::VecDeque<Delivery>,
 }
 
 /// What code running inside the world asks of it, applied at the next step.
@@ -137,6 +144,11 @@ impl SimHandle {
             .borrow_mut()
             .push_back(Request::AddNode(options));
         index
+    }
+
+    /// The index the next node added through this handle will have.
+    pub fn reserved_index(&self) -> usize {
+        self.reserved.get()
     }
 
     /// Applies `fault` after `delay` of virtual time.
@@ -186,6 +198,10 @@ pub struct Sim {
     trace_mx: bool,
     /// Per-step scratch: each node's ready count.
     ready_scratch: Vec<usize>,
+    /// Coverage probes and buggify decisions, installed while the world runs code.
+    hooks: Rc<WorldHooks>,
+    /// Whether [`Sim::shutdown`] ran (a dropped world shuts itself down otherwise).
+    shut_down: bool,
 }
 
 impl Sim {
@@ -209,6 +225,8 @@ impl Sim {
             reserved: Rc::default(),
             time: time.clone(),
         };
+        let trace = Rc::new(RefCell::new(Trace::new(false)));
+        let hooks = Rc::new(WorldHooks::new(seed, time.clone(), trace.clone()));
         let mut sim = Sim {
             handle,
             seed,
@@ -221,12 +239,14 @@ impl Sim {
             next_scheduled: 0,
             next_random_fault: None,
             heartbeat: HeartbeatConfig::default(),
-            trace: Rc::new(RefCell::new(Trace::new(false))),
+            trace,
             checkers: Rc::default(),
             virtual_time_limit: VIRTUAL_TIME_LIMIT_DEFAULT,
             steps: 0,
             trace_mx: false,
             ready_scratch: Vec::new(),
+            hooks,
+            shut_down: false,
         };
         sim.plan_random_fault();
         sim
@@ -242,6 +262,53 @@ impl Sim {
         self.faults = faults;
         self.plan_random_fault();
         self
+    }
+
+    /// Turns buggify on: every [`hyperion::buggify!`] point met by the world's code is
+    /// enabled for the run with some probability, decided from the seed and the call
+    /// site, and an enabled point then fires on some of its calls (see
+    /// [`BUGGIFY_SITE_PROBABILITY`](crate::BUGGIFY_SITE_PROBABILITY)). Off by default, so
+    /// that a world's trace does not depend on the buggify points in the code.
+    ///
+    /// ```
+    /// let mut sim = hyperion_sim::Sim::new(3).buggify();
+    /// let node = sim.add_node();
+    /// let fired = sim.run_until(&node, |_p| async move {
+    ///     (0..100).filter(|_| hyperion::buggify!()).count()
+    /// });
+    /// assert!(fired.is_ok());
+    /// ```
+    pub fn buggify(mut self) -> Sim {
+        self.set_buggify(true);
+        self
+    }
+
+    /// [`buggify`](Sim::buggify) on a world in use: on or off from now on.
+    pub fn set_buggify(&mut self, on: bool) {
+        self.hooks.buggify_on.set(on);
+    }
+
+    /// The coverage probes ([`hyperion::sometimes!`], [`hyperion::reached!`]) the run
+    /// evaluated so far, by name.
+    pub fn probes(&self) -> BTreeMap<&'static str, ProbeCount> {
+        self.hooks.probes()
+    }
+
+    /// Records a coverage probe from scenario code running outside the world (between
+    /// runs); code inside the world uses [`hyperion::sometimes!`].
+    pub fn sometimes(&self, name: &'static str, condition: bool) {
+        hyperion::probe::SimHooks::probe(&*self.hooks, name, condition);
+    }
+
+    /// How often each enabled buggify site fired so far, by `file:line:column`.
+    pub fn buggify_fired(&self) -> BTreeMap<&'static str, u64> {
+        self.hooks.buggify_fired()
+    }
+
+    /// Installs the world's probe and buggify hooks on this thread while the world runs
+    /// code (scenario code outside the world, between runs, sees none).
+    fn enter(&self) -> hyperion::probe::HooksGuard {
+        hyperion::probe::install(self.hooks.clone())
     }
 
     /// Records every event (for printing, snapshots, and divergence reports).
@@ -378,6 +445,7 @@ impl Sim {
 
     /// Adds a node made as `options` say.
     pub fn add_node_with(&mut self, options: NodeOptions) -> LocalNode {
+        let _hooks = self.enter();
         let index = self.nodes.len();
         let address = SocketAddr::from(([10, 0, (index >> 8) as u8, index as u8], 7000));
         let drift_max = i64::from(self.faults.clock_drift_ppm_max);
@@ -401,6 +469,8 @@ impl Sim {
                 Duration::ZERO
             },
             busy_until: Duration::ZERO,
+            paused_until: Duration::ZERO,
+            held: std::collections::VecDeque::new(),
         });
         self.handle.reserved.set(self.nodes.len());
         self.start_mx_trace_agent(index, &node);
@@ -432,9 +502,22 @@ impl Sim {
             .observer(Rc::new(move |event| {
                 let now = time.now();
                 checkers.borrow_mut().on_node_event(now, id, event);
-                trace
-                    .borrow_mut()
-                    .event(now, Some(index), 4, &[], || format!("event {event:?}"));
+                // The events that only feed the checkers (removals, queued notifications,
+                // data sends, reconnects) stay out of the trace: traces recorded before
+                // they existed stay valid, and the hash chain stays cheap.
+                let traced = matches!(
+                    event,
+                    NodeEvent::MonitorCreated { .. }
+                        | NodeEvent::MonitorFired { .. }
+                        | NodeEvent::RemoteDelivered { .. }
+                        | NodeEvent::PeerConnected(_)
+                        | NodeEvent::PeerLost(_)
+                );
+                if traced {
+                    trace
+                        .borrow_mut()
+                        .event(now, Some(index), 4, &[], || format!("event {event:?}"));
+                }
             }));
         self.trace.borrow_mut().event(
             self.time.now(),
@@ -514,6 +597,14 @@ impl Sim {
             let span = high.saturating_sub(low).mul_f64(self.unit());
             let heal_at = self.time.now() + low + span;
             self.schedule(heal_at, Fault::HealAll);
+            // A silent cut: only heartbeats can notice it, within their bound.
+            let bound = self.death_report_bound();
+            if both_ways && low + span > bound {
+                let (a, b) = (self.nodes[a].node.id(), self.nodes[b].node.id());
+                self.checkers
+                    .borrow_mut()
+                    .on_cut(self.time.now(), a, b, bound);
+            }
             return;
         }
         let crashable: Vec<usize> = alive
@@ -538,6 +629,7 @@ impl Sim {
 
     /// Applies a fault now.
     pub fn apply(&mut self, fault: Fault) {
+        let _hooks = self.enter();
         let now = self.time.now();
         self.trace
             .borrow_mut()
@@ -565,18 +657,23 @@ impl Sim {
                     network.partition(b.address, a.address);
                 }
             }
-            Fault::HealAll => self.network.state.borrow_mut().heal_all(),
+            Fault::HealAll => {
+                self.network.state.borrow_mut().heal_all();
+                self.checkers.borrow_mut().on_heal(now, false);
+            }
             Fault::Crash(index) => self.crash(index),
             Fault::Stop(index) => {
                 if let Some(slot) = self.nodes.get_mut(index) {
                     if !slot.crashed {
                         slot.crashed = true;
                         slot.node.shutdown();
+                        self.checkers.borrow_mut().on_stop(slot.node.id());
                     }
                 }
             }
             Fault::Restart(index) => self.restart(index),
             Fault::Slow(index, cost) => self.nodes[index].poll_cost = cost,
+            Fault::Pause(index, duration) => self.pause(index, duration),
         }
     }
 
@@ -631,6 +728,7 @@ impl Sim {
     /// none is ready, advances virtual time to the next timer, delivery or fault and
     /// applies everything due then. Returns `false` when nothing can ever happen again.
     pub fn step(&mut self) -> bool {
+        let _hooks = self.enter();
         if !self.handle.requests.borrow().is_empty() {
             self.apply_requests();
         }
@@ -685,6 +783,42 @@ impl Sim {
         true
     }
 
+    /// Hands paused nodes that resumed what the network delivered while they slept.
+    fn release_held(&mut self, now: Duration) {
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].paused_until > now || self.nodes[index].held.is_empty() {
+                continue;
+            }
+            let held = std::mem::take(&mut self.nodes[index].held);
+            for delivery in held {
+                self.deliver(now, delivery);
+            }
+        }
+    }
+
+    /// Stops node `index` for `duration`, as SIGSTOP does: it runs nothing, fires no
+    /// timer and reads nothing, while its connections stay open; then it resumes. Its
+    /// peers hear nothing from it, so only their heartbeats can notice: a pause longer
+    /// than the heartbeat bound must be reported by every node that knew it, in time.
+    fn pause(&mut self, index: usize, duration: Duration) {
+        let now = self.time.now();
+        let Some(slot) = self.nodes.get_mut(index) else {
+            return;
+        };
+        if slot.crashed {
+            return;
+        }
+        slot.paused_until = slot.paused_until.max(now + duration);
+        slot.busy_until = slot.busy_until.max(now + duration);
+        let (id, until) = (slot.node.id(), slot.paused_until);
+        let bound = self.death_report_bound();
+        let mut checkers = self.checkers.borrow_mut();
+        checkers.on_pause(id, until);
+        if duration > bound {
+            checkers.on_silence(now, id, bound);
+        }
+    }
+
     fn next_event_time(&self) -> Option<Duration> {
         fn earliest(next: &mut Option<Duration>, at: Duration) {
             *next = Some(next.map_or(at, |next| next.min(at)));
@@ -696,10 +830,13 @@ impl Sim {
                 continue;
             }
             if let Some(deadline) = sim_node.node.next_deadline() {
-                consider(sim_node.clock.to_world(deadline));
+                consider(sim_node.clock.to_world(deadline).max(sim_node.paused_until));
             }
             if sim_node.node.ready_len() > 0 {
                 consider(sim_node.busy_until);
+            }
+            if !sim_node.held.is_empty() {
+                consider(sim_node.paused_until);
             }
         }
         if let Some(due) = self.network.state.borrow().next_due() {
@@ -732,6 +869,7 @@ impl Sim {
         if self.next_random_fault.is_some_and(|at| at <= now) {
             self.random_fault();
         }
+        self.release_held(now);
         loop {
             let delivery = self.network.state.borrow_mut().pop_due(now);
             let Some(delivery) = delivery else { break };
@@ -743,7 +881,7 @@ impl Sim {
             self.checkers.borrow_mut().on_frame_fifo(now, detail);
         }
         for (index, sim_node) in self.nodes.iter().enumerate() {
-            if sim_node.crashed {
+            if sim_node.crashed || sim_node.paused_until > now {
                 continue;
             }
             let fired = sim_node.node.fire_due_timers();
@@ -768,6 +906,10 @@ impl Sim {
         else {
             return;
         };
+        if self.nodes[index].paused_until > now {
+            self.nodes[index].held.push_back(delivery);
+            return;
+        }
         let mut trace = self.trace.borrow_mut();
         match &delivery.event {
             TransportEvent::Received(from, bytes) => {
@@ -778,6 +920,12 @@ impl Sim {
             }),
         }
         drop(trace);
+        if let TransportEvent::Received(from, _) = &delivery.event {
+            let mut checkers = self.checkers.borrow_mut();
+            if checkers.awaiting() {
+                checkers.on_heard(now, delivery.to, *from);
+            }
+        }
         self.nodes[index]
             .node
             .handle_transport_event(delivery.event);
@@ -856,6 +1004,8 @@ impl Sim {
     /// (processes, timers, channels, names, connections, frames in flight). A scenario
     /// that leaks shows it here.
     pub fn shutdown(&mut self) -> Leftovers {
+        let _hooks = self.enter();
+        self.shut_down = true;
         for sim_node in &self.nodes {
             if !sim_node.crashed {
                 sim_node.node.shutdown();
@@ -871,9 +1021,103 @@ impl Sim {
             leftovers.timers += resources.timers;
             leftovers.channels += resources.channels;
             leftovers.names += resources.names;
+            leftovers.agents += hyperion::mx::mx_agents(&sim_node.node).len();
         }
         leftovers.connections = self.network.state.borrow().connection_count();
         leftovers
+    }
+
+    /// The liveness phase, run after a scenario's fault phase (as TigerBeetle's simulator
+    /// does): random faults stop, scheduled crashes, breaks, partitions and slowdowns
+    /// are dropped (scheduled stops, restarts and heals still happen), every partition
+    /// heals, paused nodes resume and slow nodes recover; then the world runs for
+    /// [`liveness_bound`](Sim::liveness_bound) of virtual time, within which every
+    /// loss must have been noticed and every notification delivered.
+    pub fn liveness_phase(&mut self) {
+        self.next_random_fault = None;
+        self.faults.break_rate = 0.0;
+        self.faults.partition_rate = 0.0;
+        self.faults.crash_rate = 0.0;
+        self.scheduled.retain(|_, fault| {
+            matches!(fault, Fault::Stop(_) | Fault::Restart(_) | Fault::HealAll)
+        });
+        self.apply(Fault::HealAll);
+        let now = self.now();
+        for sim_node in &mut self.nodes {
+            sim_node.poll_cost = Duration::ZERO;
+            // Paused nodes resume (their held deliveries arrive at the next step).
+            sim_node.paused_until = sim_node.paused_until.min(now);
+            sim_node.busy_until = sim_node.busy_until.min(now);
+        }
+        self.checkers.borrow_mut().on_heal(now, true);
+        let bound = self.liveness_bound();
+        self.run_for(bound);
+    }
+
+    /// How long the liveness phase runs: time for any node to notice any loss (the
+    /// heartbeat bound on the slowest clock, plus delays), for a failed connection
+    /// attempt to be reported, and for the notifications to arrive.
+    pub fn liveness_bound(&self) -> Duration {
+        self.death_report_bound() + crate::network::CONNECT_TIMEOUT + 2 * self.heartbeat.interval
+    }
+
+    /// The checker of silence: every monitor and link still owed a notification must
+    /// have a live target (and a live watcher; a dead watcher is owed nothing). Meant
+    /// for the end of a run, after [`liveness_phase`](Sim::liveness_phase); returns the
+    /// violations it added.
+    pub fn check_silence(&mut self) -> Vec<Violation> {
+        let now = self.now();
+        let pending = self.checkers.borrow().pending();
+        let mut found = Vec::new();
+        for owed in pending {
+            let (watcher, target, what) = match owed {
+                Pending::Monitor(monitor_ref, watcher) => (
+                    watcher,
+                    monitor_ref.target,
+                    format!("monitor {monitor_ref:?}"),
+                ),
+                Pending::Link(linker, target) => (linker, target, "link".to_string()),
+            };
+            if target.local == 0 || !self.is_alive(watcher) || self.is_alive(target) {
+                continue;
+            }
+            found.push(Violation {
+                at: now,
+                rule: "a monitor or link fires once its target is gone",
+                detail: format!("{watcher} was never told of the death of {target} ({what})"),
+            });
+        }
+        self.checkers
+            .borrow_mut()
+            .violations
+            .extend(found.iter().cloned());
+        found
+    }
+
+    /// Whether process `pid` is alive in the world now.
+    pub fn is_alive(&self, pid: hyperion::ProcessId) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| !n.crashed && n.node.id() == pid.node && n.node.is_alive(pid))
+    }
+
+    /// Ends a run as the runners do: the [`liveness_phase`](Sim::liveness_phase), the
+    /// [checker of silence](Sim::check_silence), then [`shutdown`](Sim::shutdown),
+    /// after which nothing may be left (a leftover is a violation). Returns the
+    /// violations of the whole run.
+    pub fn finish(&mut self) -> Vec<Violation> {
+        self.liveness_phase();
+        self.check_silence();
+        let leftovers = self.shutdown();
+        if leftovers != Leftovers::default() {
+            let now = self.now();
+            self.checkers.borrow_mut().violate(
+                now,
+                "nothing is left after shutdown",
+                format!("{leftovers:?}"),
+            );
+        }
+        self.violations()
     }
 
     /// Breaks the simulator on purpose: jitter may reorder frames on a connection. Only
@@ -881,6 +1125,13 @@ impl Sim {
     #[doc(hidden)]
     pub fn break_fifo_for_testing(&mut self) {
         self.network.state.borrow_mut().reorder_for_testing = true;
+    }
+
+    /// Breaks the simulator on purpose: every frame is delivered twice. Only for proving
+    /// that the FIFO checker catches such a bug.
+    #[doc(hidden)]
+    pub fn duplicate_frames_for_testing(&mut self) {
+        self.network.state.borrow_mut().duplicate_for_testing = true;
     }
 
     /// Frames and events in flight on the network.
@@ -902,6 +1153,20 @@ pub struct Leftovers {
     pub names: usize,
     /// Open connections.
     pub connections: usize,
+    /// Running management agents.
+    pub agents: usize,
+}
+
+impl Drop for Sim {
+    /// A world dropped without [`Sim::shutdown`] shuts its nodes down, so their
+    /// processes end and the finalizers of their management agents run.
+    fn drop(&mut self) {
+        // While unwinding from a panic, a second panic (a finalizer's) would abort the
+        // test run: the first panic tells the story, so leave the world as it is.
+        if !self.shut_down && !std::thread::panicking() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.shutdown()));
+        }
+    }
 }
 
 fn describe_frame(from: NodeId, bytes: &[u8]) -> String {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use super::LaunchPacer;
 use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
@@ -15,6 +16,11 @@ use crate::remote::{
 
 /// How long a worker process may take to exit after `ShutDown` before it is killed.
 pub const WORKER_EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// The least time between two worker processes started after a burst of
+/// [`LAUNCH_BURST_DEFAULT`](super::LAUNCH_BURST_DEFAULT) (at most 20 a second), by
+/// default: a master asked for thousands of workers does not fork them all at once.
+pub const LOCAL_LAUNCH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Launches each worker as a child OS process. Children are killed if they outlive
 /// their service (cancelled, or still running when the launcher is dropped), and on
@@ -27,6 +33,7 @@ pub struct LocalLauncher {
     log_dir: Option<PathBuf>,
     connection_timeout: Option<Duration>,
     policy: RetryPolicy,
+    pacer: LaunchPacer,
     children: RefCell<BTreeMap<u32, Child>>,
 }
 
@@ -46,6 +53,7 @@ impl LocalLauncher {
             log_dir: None,
             connection_timeout: Some(Duration::from_secs(30)),
             policy: RetryPolicy::default(),
+            pacer: LaunchPacer::new(LOCAL_LAUNCH_INTERVAL),
             children: RefCell::new(BTreeMap::new()),
         }
     }
@@ -77,6 +85,13 @@ impl LocalLauncher {
     /// What to do when remote work fails.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> LocalLauncher {
         self.policy = policy;
+        self
+    }
+
+    /// The least time between two launches after the burst (default
+    /// [`LOCAL_LAUNCH_INTERVAL`]).
+    pub fn launch_interval(mut self, interval: Duration) -> LocalLauncher {
+        self.pacer = LaunchPacer::new(interval);
         self
     }
 
@@ -119,8 +134,8 @@ impl LocalLauncher {
         let reaper = std::thread::Builder::new()
             .name(format!("hyperion-reap-{pid}"))
             .spawn(move || {
-                let deadline = std::time::Instant::now() + grace;
-                while std::time::Instant::now() < deadline {
+                let deadline = std::time::Instant::now().checked_add(grace);
+                while deadline.is_none_or(|deadline| std::time::Instant::now() < deadline) {
                     if let Ok(Some(_)) = child.try_wait() {
                         return;
                     }
@@ -157,10 +172,11 @@ impl WorkerLauncher for LocalLauncher {
 
     async fn launch(
         &self,
-        _p: &Process,
+        p: &Process,
         master: NodeId,
         service: &ServiceId,
     ) -> Result<u32, LaunchError> {
+        self.pacer.wait_turn(p).await;
         let mut command = self.command(master, service);
         let child = command.spawn().map_err(|err| LaunchError {
             what: format!("{command:?}"),

@@ -3,10 +3,12 @@
 //! `hyperion-sim`.)
 
 mod local;
+mod pace;
 mod slurm;
 
-pub use local::LocalLauncher;
+pub use local::{LocalLauncher, LOCAL_LAUNCH_INTERVAL};
+pub use pace::{LaunchPacer, LAUNCH_BURST_DEFAULT};
 pub use slurm::{
     parse_job_id, shell_quote, SlurmError, SlurmLauncher, SlurmOptions, JOB_POLL_INTERVAL,
-    RUNNING_JOB_CONNECT_TIMEOUT, SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
+    RUNNING_JOB_CONNECT_TIMEOUT, SLURM_LAUNCH_INTERVAL, SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
 };

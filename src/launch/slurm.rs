@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::LaunchPacer;
 use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
@@ -24,6 +25,11 @@ pub const SUBMIT_BACKOFF: Duration = Duration::from_millis(500);
 /// the job to start is separate and unbounded (a queue may hold a job for hours); a job
 /// that dies after it started but before its worker connected must not hang the master.
 pub const RUNNING_JOB_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The least time between two submissions after a burst of
+/// [`LAUNCH_BURST_DEFAULT`](super::LAUNCH_BURST_DEFAULT) (at most 5 a second), by
+/// default: a master asked for many workers does not flood the scheduler.
+pub const SLURM_LAUNCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How often a launch checks a submitted job's state until it runs.
 pub const JOB_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -119,10 +125,13 @@ impl SlurmOptions {
     /// assert!(args.contains(&"--no-requeue".to_string()));
     /// ```
     pub fn sbatch_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "--parsable".to_string(),
-            format!("--job-name={}", self.job_name),
-        ];
+        self.sbatch_args_named(&self.job_name)
+    }
+
+    /// [`sbatch_args`](SlurmOptions::sbatch_args) with another job name (the launcher
+    /// gives each job its own, see [`SlurmLauncher::job_name`]).
+    pub fn sbatch_args_named(&self, job_name: &str) -> Vec<String> {
+        let mut args = vec!["--parsable".to_string(), format!("--job-name={job_name}")];
         let mut option = |name: &str, value: Option<String>| {
             if let Some(value) = value {
                 args.push(format!("--{name}={value}"));
@@ -250,17 +259,38 @@ fn run(program: &PathBuf, args: &[String], stdin: Option<&str>) -> Result<String
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Pending reasons after which a job will never start on its own.
+/// Pending reasons after which a job will never start on its own. Other reasons
+/// (`Priority`, `Resources`, `ReqNodeNotAvail` while a node is drained or rebooting,
+/// ...) are transient: the launch keeps waiting.
 const NEVER_STARTS: &[&str] = &[
     "PartitionNodeLimit",
     "PartitionConfig",
     "BadConstraints",
-    "ReqNodeNotAvail",
     "PartitionTimeLimit",
     "InvalidAccount",
     "InvalidQOS",
     "QOSMaxCpuPerJobLimit",
 ];
+
+/// Job states in which a job may still run its worker: wait. Any other state (ended,
+/// `SUSPENDED`, `PREEMPTED`, `REQUEUED`, ...) fails the launch and cancels the job.
+const WAITING_STATES: &[&str] = &["PENDING", "CONFIGURING"];
+
+/// Ids of the jobs named `name` in the queue (`squeue --name`), oldest first.
+fn jobs_named(squeue: &PathBuf, name: &str) -> Result<Vec<u64>, SlurmError> {
+    let args = vec![
+        "--noheader".to_string(),
+        format!("--name={name}"),
+        "--format=%i".to_string(),
+    ];
+    let out = run(squeue, &args, None)?;
+    let mut ids: Vec<u64> = out
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
 
 /// A job's state from `squeue`: `None` once the job is gone.
 fn job_state(squeue: &PathBuf, job: u64) -> Result<Option<(String, String)>, SlurmError> {
@@ -293,10 +323,40 @@ pub struct SlurmLauncher {
     connection_timeout: Option<Duration>,
     policy: RetryPolicy,
     max_jobs: usize,
+    pacer: LaunchPacer,
     jobs: RefCell<BTreeSet<u64>>,
     /// Jobs whose service ended: their worker exits by itself; whatever is left of
     /// them is cancelled when the launcher is dropped.
     finished: RefCell<BTreeSet<u64>>,
+    /// Job names whose submission had an unknown outcome that `squeue` could not
+    /// settle: cancelled by name when the launcher is dropped.
+    unsettled_names: RefCell<BTreeSet<String>>,
+}
+
+/// Owns a submitted job until its launch succeeds: if the launch fails, or its future
+/// is dropped (the calling process was killed), the job is cancelled, so it never keeps
+/// a `max_jobs` slot or runs a worker nobody waits for.
+struct JobGuard<'a> {
+    launcher: &'a SlurmLauncher,
+    job: Option<u64>,
+}
+
+impl JobGuard<'_> {
+    /// The launch succeeded: the service owns the job now.
+    fn release(mut self) -> u64 {
+        self.job
+            .take()
+            .expect("a guard holds its job until released")
+    }
+}
+
+impl Drop for JobGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            tracing::info!(job, "cancelling a job whose launch did not complete");
+            self.launcher.scancel_later(job, Duration::ZERO);
+        }
+    }
 }
 
 impl SlurmLauncher {
@@ -310,8 +370,10 @@ impl SlurmLauncher {
             connection_timeout: Some(RUNNING_JOB_CONNECT_TIMEOUT),
             policy: RetryPolicy::default(),
             max_jobs: 64,
+            pacer: LaunchPacer::new(SLURM_LAUNCH_INTERVAL),
             jobs: RefCell::new(BTreeSet::new()),
             finished: RefCell::new(BTreeSet::new()),
+            unsettled_names: RefCell::new(BTreeSet::new()),
         })
     }
 
@@ -345,6 +407,13 @@ impl SlurmLauncher {
         self
     }
 
+    /// The least time between two submissions after the burst (default
+    /// [`SLURM_LAUNCH_INTERVAL`]).
+    pub fn launch_interval(mut self, interval: Duration) -> SlurmLauncher {
+        self.pacer = LaunchPacer::new(interval);
+        self
+    }
+
     /// How long to wait for a running job's worker to connect (default
     /// [`RUNNING_JOB_CONNECT_TIMEOUT`]; `None`: forever). The wait for the job to start
     /// is separate and ends when the job runs or ends.
@@ -356,6 +425,13 @@ impl SlurmLauncher {
     /// Jobs submitted and not yet finished.
     pub fn jobs(&self) -> Vec<u64> {
         self.jobs.borrow().iter().copied().collect()
+    }
+
+    /// The job name of `service`'s worker: the configured name and the service id
+    /// (unique to the run and the service), so that a job whose submission had an
+    /// unknown outcome can be found in the queue by name.
+    pub fn job_name(&self, service: &ServiceId) -> String {
+        format!("{}-{service}", self.options.job_name)
     }
 
     /// The batch script for one worker.
@@ -391,10 +467,14 @@ impl SlurmLauncher {
         script
     }
 
+    /// Stops tracking `job` and cancels it after `grace` (on a thread: `scancel` must
+    /// not block the node's event loop). Every path that stops tracking a job goes
+    /// through here.
     fn scancel_later(&self, job: u64, grace: Duration) {
         self.jobs.borrow_mut().remove(&job);
         self.finished.borrow_mut().insert(job);
         let scancel = self.options.scancel.clone();
+        // real-world only: Slurm is never simulated.
         let spawned = std::thread::Builder::new()
             .name(format!("hyperion-scancel-{job}"))
             .spawn(move || {
@@ -405,6 +485,77 @@ impl SlurmLauncher {
             });
         if let Err(err) = spawned {
             tracing::error!(job, %err, "cannot start a thread to cancel a job");
+        }
+    }
+
+    /// Submits the job named `name`, retrying transient failures. When `sbatch`'s
+    /// outcome is unknown (it failed, or its output has no readable id), the job may
+    /// exist anyway: it is looked up by name before anything is resubmitted, so no
+    /// job is ever left untracked.
+    async fn submit(&self, p: &Process, name: &str, script: String) -> Result<u64, LaunchError> {
+        let args = self.options.sbatch_args_named(name);
+        let what = || format!("{} {}", self.options.sbatch.display(), args.join(" "));
+        let mut pause = SUBMIT_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let (sbatch, sbatch_args, script) =
+                (self.options.sbatch.clone(), args.clone(), script.clone());
+            let submitted = p
+                .run_blocking(move || run(&sbatch, &sbatch_args, Some(&script)))
+                .await;
+            let why = match submitted {
+                Ok(out) => match parse_job_id(&out) {
+                    Ok(job) => return Ok(job),
+                    Err(why) => why,
+                },
+                // The program is missing: nothing was submitted, and retrying won't help.
+                Err(err) if err.status.starts_with("cannot run") => {
+                    return Err(LaunchError {
+                        what: what(),
+                        why: err.status,
+                    })
+                }
+                Err(err) => err.to_string(),
+            };
+            if let Some(job) = self.find_submitted(p, name).await {
+                tracing::warn!(job, %why, "sbatch's outcome was unclear; found the job by name");
+                return Ok(job);
+            }
+            if attempt >= SUBMIT_ATTEMPTS_MAX {
+                return Err(LaunchError { what: what(), why });
+            }
+            let jitter = Duration::from_millis(p.random_u64() % 250);
+            tracing::warn!(attempt, %why, "sbatch failed; retrying");
+            p.sleep(pause + jitter).await;
+            pause *= 2;
+            attempt += 1;
+        }
+    }
+
+    /// The job named `name` if it is in the queue (extra ones, from earlier unclear
+    /// submissions, are cancelled). If `squeue` cannot tell, every job of that name is
+    /// cancelled, now and again when the launcher is dropped, so a resubmission cannot
+    /// leave a twin running.
+    async fn find_submitted(&self, p: &Process, name: &str) -> Option<u64> {
+        let (squeue, owned) = (self.options.squeue.clone(), name.to_string());
+        match p.run_blocking(move || jobs_named(&squeue, &owned)).await {
+            Ok(ids) => {
+                let (first, extra) = ids.split_first()?;
+                for job in extra {
+                    self.scancel_later(*job, Duration::ZERO);
+                }
+                Some(*first)
+            }
+            Err(err) => {
+                tracing::warn!(%err, name, "squeue cannot tell whether the job exists; cancelling it by name");
+                self.unsettled_names.borrow_mut().insert(name.to_string());
+                let (scancel, args) =
+                    (self.options.scancel.clone(), vec![format!("--name={name}")]);
+                if let Err(err) = p.run_blocking(move || run(&scancel, &args, None)).await {
+                    tracing::warn!(%err, name, "scancel by name failed");
+                }
+                None
+            }
         }
     }
 }
@@ -421,62 +572,43 @@ impl WorkerLauncher for SlurmLauncher {
         while self.jobs.borrow().len() >= self.max_jobs {
             p.sleep(JOB_POLL_INTERVAL).await;
         }
-        let script = self.script(master, service);
-        let args = self.options.sbatch_args();
-        let mut pause = SUBMIT_BACKOFF;
-        let mut attempt = 1;
-        let job = loop {
-            let (sbatch, sbatch_args, script) =
-                (self.options.sbatch.clone(), args.clone(), script.clone());
-            let submitted = p
-                .run_blocking(move || run(&sbatch, &sbatch_args, Some(&script)))
-                .await
-                .map_err(|err| err.to_string())
-                .and_then(|out| parse_job_id(&out));
-            match submitted {
-                Ok(job) => break job,
-                Err(why) if attempt >= SUBMIT_ATTEMPTS_MAX || why.contains("cannot run") => {
-                    return Err(LaunchError {
-                        what: format!("{} {}", self.options.sbatch.display(), args.join(" ")),
-                        why,
-                    });
-                }
-                Err(why) => {
-                    let jitter = Duration::from_millis(p.random_u64() % 250);
-                    tracing::warn!(attempt, %why, "sbatch failed; retrying");
-                    p.sleep(pause + jitter).await;
-                    pause *= 2;
-                    attempt += 1;
-                }
-            }
-        };
+        self.pacer.wait_turn(p).await;
+        let name = self.job_name(service);
+        let job = self.submit(p, &name, self.script(master, service)).await?;
         self.jobs.borrow_mut().insert(job);
+        let guard = JobGuard {
+            launcher: self,
+            job: Some(job),
+        };
         tracing::info!(job, %service, "submitted a worker job");
-        // Wait until the job runs: a job that ends or can never start fails the launch.
+        // Wait until the job runs. A job that ends, can never start, or is in a state
+        // other than waiting fails the launch; the guard cancels it.
         loop {
             let squeue = self.options.squeue.clone();
             let state = p.run_blocking(move || job_state(&squeue, job)).await;
             match state {
-                Ok(Some((state, _))) if state == "RUNNING" => return Ok(job),
+                Ok(Some((state, _))) if state == "RUNNING" => return Ok(guard.release()),
                 Ok(Some((state, reason)))
-                    if state == "PENDING" && NEVER_STARTS.contains(&reason.as_str()) =>
+                    if WAITING_STATES.contains(&state.as_str())
+                        && NEVER_STARTS.contains(&reason.as_str()) =>
                 {
-                    self.scancel_later(job, Duration::ZERO);
                     return Err(LaunchError {
                         what: format!("job {job}"),
                         why: format!("it can never start: {reason}"),
                     });
                 }
-                Ok(Some((state, _))) if state == "PENDING" || state == "CONFIGURING" => {}
+                Ok(Some((state, reason))) if WAITING_STATES.contains(&state.as_str()) => {
+                    tracing::debug!(job, %state, %reason, "job waiting to start");
+                }
                 Ok(Some((state, reason))) => {
-                    self.jobs.borrow_mut().remove(&job);
                     return Err(LaunchError {
                         what: format!("job {job}"),
-                        why: format!("it ended before its worker connected: {state} {reason}"),
+                        why: format!("it is {state} {reason} before its worker connected")
+                            .trim_end()
+                            .to_string(),
                     });
                 }
                 Ok(None) => {
-                    self.jobs.borrow_mut().remove(&job);
                     return Err(LaunchError {
                         what: format!("job {job}"),
                         why: "it ended before its worker connected".into(),
@@ -517,6 +649,11 @@ impl Drop for SlurmLauncher {
         if !jobs.is_empty() {
             if let Err(err) = run(&self.options.scancel, &jobs, None) {
                 tracing::warn!(%err, "scancel of remaining jobs failed");
+            }
+        }
+        for name in self.unsettled_names.borrow().iter() {
+            if let Err(err) = run(&self.options.scancel, &[format!("--name={name}")], None) {
+                tracing::warn!(%err, name, "scancel by name failed");
             }
         }
     }
@@ -598,8 +735,8 @@ mod tests {
 
     #[test]
     fn a_failing_sbatch_is_an_error_naming_the_command_and_its_stderr() {
-        let dir = std::env::temp_dir().join(format!("hyperion-fake-sbatch-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let fake = dir.join("sbatch");
         std::fs::write(
             &fake,

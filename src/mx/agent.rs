@@ -555,6 +555,11 @@ impl<S> Shared<S> {
         let Some(stop) = self.stop.borrow().clone() else {
             return;
         };
+        if crate::planted::is_planted(crate::planted::Defect::FinalizerSkippedOnKill)
+            && matches!(&stop, MxAgentStop::Died(DiedReason::Exception(why)) if why.starts_with("killed"))
+        {
+            return;
+        }
         let Ok(mut slot) = self.state.try_borrow_mut() else {
             return;
         };
@@ -571,11 +576,7 @@ impl<S> Shared<S> {
             node,
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| finalizer(context))) {
-            let text = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let text = crate::process::id::panic_text(panic.as_ref());
             tracing::error!(agent = %self.id, %text, "management agent finalizer panicked");
         }
     }

@@ -147,6 +147,8 @@ pub(crate) struct Bus {
     /// The `Received` event of the message being delivered went out with its `Sent`
     /// (see `mx_sent_here_slow`): the delivery publishes nothing more.
     received_published: bool,
+    /// Management control messages from other nodes refused (see `TraceControl`).
+    pub(crate) remote_controls_refused: u64,
 }
 
 impl Bus {
@@ -399,6 +401,57 @@ impl NodeState {
                 message: info.into(),
             })));
         }
+    }
+
+    /// Hook: `from`'s message (or spawn request) for `to` was refused before it was
+    /// queued: logged, and published as [`MxEvent::MessageRefused`].
+    #[cold]
+    pub(crate) fn mx_message_refused(
+        &mut self,
+        from: ProcessId,
+        to: crate::mx::MxRecipient,
+        err: &crate::wire::WireError,
+    ) {
+        let crate::wire::WireError::FrameTooLong { length, limit } = *err else {
+            tracing::error!(%from, %to, %err, "message dropped: cannot encode");
+            return;
+        };
+        tracing::warn!(
+            %from,
+            %to,
+            bytes = length,
+            limit,
+            "message refused: longer than the frame limit; not sent, the connection stays up"
+        );
+        self.mx_event(MxEventKind::MessageRefused, || MxEvent::MessageRefused {
+            from,
+            to,
+            bytes: length,
+            limit: limit as u64,
+        });
+    }
+
+    /// Hook: a message that comes from another node is about to be delivered; `false`
+    /// if it is management control, which only local processes may send (refused:
+    /// logged and counted).
+    #[inline(always)]
+    pub(crate) fn mx_admits_remote(
+        &mut self,
+        peer: NodeId,
+        from: Option<ProcessId>,
+        fingerprint: Fingerprint,
+    ) -> bool {
+        if !super::tracer::is_local_only(fingerprint) {
+            return true;
+        }
+        self.mx.remote_controls_refused += 1;
+        tracing::warn!(
+            %peer,
+            from = ?from,
+            refused = self.mx.remote_controls_refused,
+            "management control from another node refused: only local processes may send it"
+        );
+        false
     }
 
     /// Hook: a process started.

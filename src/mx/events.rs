@@ -112,6 +112,19 @@ pub enum MxEvent {
         /// The peer.
         node: NodeId,
     },
+    /// A process of this node sent a message (or a spawn request) longer than the
+    /// transport's frame limit: it was refused before it was queued, and the connection
+    /// stays up (no Cloud Haskell equivalent).
+    MessageRefused {
+        /// The sender.
+        from: ProcessId,
+        /// Where it was going.
+        to: MxRecipient,
+        /// The encoded frame's length, in bytes.
+        bytes: u64,
+        /// The frame limit, in bytes.
+        limit: u64,
+    },
     /// A user-defined trace event, from [`mx_trace_message`](super::mx_trace_message)
     /// (`MxUser`).
     User(MxPayload),
@@ -135,6 +148,7 @@ impl MxEvent {
             MxEvent::ReceivedPort { .. } => MxEventKind::ReceivedPort,
             MxEvent::Connected { .. } => MxEventKind::Connected,
             MxEvent::Disconnected { .. } => MxEventKind::Disconnected,
+            MxEvent::MessageRefused { .. } => MxEventKind::MessageRefused,
             MxEvent::User(_) => MxEventKind::User,
             MxEvent::Log(_) => MxEventKind::Log,
         }
@@ -152,7 +166,8 @@ impl MxEvent {
             | MxEvent::Unregistered { pid, .. } => Some(*pid),
             MxEvent::Sent { from, .. }
             | MxEvent::SentToName { from, .. }
-            | MxEvent::SentToPort { from, .. } => Some(*from),
+            | MxEvent::SentToPort { from, .. }
+            | MxEvent::MessageRefused { from, .. } => Some(*from),
             MxEvent::ReceivedPort { port, .. } => Some(port.owner),
             MxEvent::NodeDied { .. }
             | MxEvent::Connected { .. }
@@ -190,6 +205,8 @@ pub enum MxEventKind {
     Connected,
     /// [`MxEvent::Disconnected`].
     Disconnected,
+    /// [`MxEvent::MessageRefused`].
+    MessageRefused,
     /// [`MxEvent::User`].
     User,
     /// [`MxEvent::Log`].
@@ -198,7 +215,7 @@ pub enum MxEventKind {
 
 impl MxEventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [MxEventKind; 14] = [
+    pub const ALL: [MxEventKind; 15] = [
         MxEventKind::Spawned,
         MxEventKind::Registered,
         MxEventKind::Unregistered,
@@ -211,6 +228,7 @@ impl MxEventKind {
         MxEventKind::ReceivedPort,
         MxEventKind::Connected,
         MxEventKind::Disconnected,
+        MxEventKind::MessageRefused,
         MxEventKind::User,
         MxEventKind::Log,
     ];
@@ -230,6 +248,7 @@ impl MxEventKind {
             MxEventKind::ReceivedPort => "received_port",
             MxEventKind::Connected => "connected",
             MxEventKind::Disconnected => "disconnected",
+            MxEventKind::MessageRefused => "message_refused",
             MxEventKind::User => "user",
             MxEventKind::Log => "log",
         }
@@ -238,6 +257,32 @@ impl MxEventKind {
     /// The kind's bit in a set of kinds.
     pub(crate) const fn bit(self) -> u32 {
         1 << (self as u32)
+    }
+}
+
+/// Where a refused message was going ([`MxEvent::MessageRefused`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MxRecipient {
+    /// A process (for a typed channel, its owner).
+    Process(ProcessId),
+    /// The process registered under `name` on `node`.
+    Name {
+        /// The node.
+        node: NodeId,
+        /// The name.
+        name: String,
+    },
+    /// A node itself (a spawn request).
+    Node(NodeId),
+}
+
+impl fmt::Display for MxRecipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MxRecipient::Process(pid) => write!(f, "{pid}"),
+            MxRecipient::Name { node, name } => write!(f, "{name:?}@{node}"),
+            MxRecipient::Node(node) => write!(f, "{node}"),
+        }
     }
 }
 

@@ -87,7 +87,7 @@ pub use agent::{
 pub use bridge::{start_tracing_bridge, TRACING_BRIDGE_AGENT_ID};
 pub(crate) use bus::Bus;
 pub use bus::MX_AGENT_BACKLOG_MAX;
-pub use events::{MxEvent, MxEventKind, MxMessageInfo, MxPayload};
+pub use events::{MxEvent, MxEventKind, MxMessageInfo, MxPayload, MxRecipient};
 pub use tracer::{
     start_tracer, TraceControl, TraceFlags, TraceRecord, TraceTarget, Tracer, TRACER_AGENT_ID,
     TRACE_MEMORY_RECORDS_MAX,

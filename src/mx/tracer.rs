@@ -91,10 +91,16 @@ impl Default for TraceFlags {
     }
 }
 
-/// A message to the tracer agent, from any process on any node (send it to
+/// A message to the tracer agent from a process of its own node (send it to
 /// [`Tracer::pid`], or `nsend` it to [`TRACER_AGENT_ID`]). Control messages are handled
 /// before pending events. Errors (a file that cannot be opened) are logged; use
 /// [`Tracer`]'s methods to get them as values.
+///
+/// Management is local: it can make the node write to any file it may open and hands out
+/// every recorded event, so a `TraceControl` that comes from another node (whatever
+/// process it is addressed to) is refused when it arrives: logged, counted (see
+/// [`LocalNode::remote_controls_refused`](crate::LocalNode::remote_controls_refused)),
+/// and dropped.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum TraceControl {
     /// Write to another target from now on.
@@ -108,6 +114,14 @@ pub enum TraceControl {
         /// Who gets them.
         reply_to: ProcessId,
     },
+}
+
+/// Whether a message of this type may only come from a process of the node it controls
+/// (see [`TraceControl`]): checked on every message from another node.
+pub(crate) fn is_local_only(fingerprint: crate::message::Fingerprint) -> bool {
+    static LOCAL_ONLY: std::sync::OnceLock<crate::message::Fingerprint> =
+        std::sync::OnceLock::new();
+    fingerprint == *LOCAL_ONLY.get_or_init(crate::message::Fingerprint::of::<TraceControl>)
 }
 
 /// One recorded event.
@@ -190,6 +204,16 @@ impl TraceRecord {
             | MxEvent::Disconnected { connection, node } => {
                 let _ = write!(line, ",\"connection\":{connection}");
                 field(&mut line, "peer", &node.to_string());
+            }
+            MxEvent::MessageRefused {
+                from,
+                to,
+                bytes,
+                limit,
+            } => {
+                field(&mut line, "from", &from.to_string());
+                field(&mut line, "to", &to.to_string());
+                let _ = write!(line, ",\"bytes\":{bytes},\"limit\":{limit}");
             }
             MxEvent::User(payload) => {
                 field(&mut line, "type", payload.type_name());

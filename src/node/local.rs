@@ -16,9 +16,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::clock::Clock;
 use crate::message::Message;
-use crate::process::id::{DiedReason, NodeId, ProcessId, ProcessOutcome};
+use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId, ProcessOutcome};
 use crate::process::registry::Registry;
-use crate::process::table::{ExitHook, ProcessSlot, ProcessTable};
+use crate::process::table::{ExitHook, ProcessFuture, ProcessSlot, ProcessTable};
 use crate::process::Process;
 use crate::runtime::blocking::BlockingExecutor;
 use crate::runtime::{Inbox, InboxItem, ReadyQueue, TaskId, TaskWaker, Timers};
@@ -220,7 +220,30 @@ impl LocalNode {
     }
 
     /// Starts a process running `body`. It runs when the driver next polls this node.
+    ///
+    /// A panic in `body` (building the process's future) does not reach the caller: the
+    /// process dies at once with [`DiedReason::Exception`] (`"panicked: ..."`), and its
+    /// id is still returned.
     pub fn spawn<F, Fut>(&self, body: F) -> ProcessId
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: ProcessOutcome,
+    {
+        match self.spawn_inner(body, |_, _| {}) {
+            Ok(pid) | Err((pid, _)) => pid,
+        }
+    }
+
+    /// [`spawn`](LocalNode::spawn) with `setup` run on the new process's id before
+    /// `body` (a link, a monitor, an exit hook: in place before a panic in `body` could
+    /// end the process), saying whether `body` panicked: then the process is dead
+    /// already and the error is the panic's text.
+    pub(crate) fn spawn_inner<F, Fut>(
+        &self,
+        body: F,
+        setup: impl FnOnce(&mut NodeState, ProcessId),
+    ) -> Result<ProcessId, (ProcessId, String)>
     where
         F: FnOnce(Process) -> Fut,
         Fut: Future + 'static,
@@ -252,12 +275,27 @@ impl LocalNode {
             debug_assert_eq!(inserted, task);
             state.ready.push(task);
             state.mx_spawned(pid); // mx hook
+            setup(&mut state, pid);
             (task, pid)
         };
         // The body runs without the node borrowed: building the future may use the node.
+        // It is user code: a panic in it ends this process, not the node's thread.
         let process = Process::new(self.clone(), pid, task);
-        let future = body(process);
-        let future = Box::pin(async move { future.await.into_reason() });
+        let built = catch_unwind(AssertUnwindSafe(move || {
+            let future = body(process);
+            let future: ProcessFuture = Box::pin(async move { future.await.into_reason() });
+            future
+        }));
+        let future = match built {
+            Ok(future) => future,
+            Err(panic) => {
+                let text = panic_text(panic.as_ref());
+                drop_quietly(panic);
+                tracing::warn!(%pid, %text, "process panicked while being built");
+                self.terminate(task, DiedReason::Exception(text.clone()));
+                return Err((pid, text));
+            }
+        };
         let stopped = {
             let mut state = self.state();
             if let Some(slot) = state.processes.get_mut(task) {
@@ -269,7 +307,7 @@ impl LocalNode {
         if stopped {
             self.terminate(task, DiedReason::NodeDown);
         }
-        pid
+        Ok(pid)
     }
 
     /// Spawns a process and calls `on_exit` with its result when it ends: `Ok` with the
@@ -287,21 +325,23 @@ impl LocalNode {
     {
         let result: Rc<RefCell<Option<T>>> = Rc::default();
         let result_in_process = result.clone();
-        let pid = self.spawn(move |process| {
-            let future = body(process);
-            async move {
-                let value = future.await;
-                *result_in_process.borrow_mut() = Some(value);
-            }
+        let hook: ExitHook = Box::new(move |reason| {
+            let value = result.borrow_mut().take();
+            on_exit(value.ok_or_else(|| reason.clone()));
         });
-        self.on_exit(
-            pid,
-            Box::new(move |reason| {
-                let value = result.borrow_mut().take();
-                on_exit(value.ok_or_else(|| reason.clone()));
-            }),
+        let spawned = self.spawn_inner(
+            move |process| {
+                let future = body(process);
+                async move {
+                    let value = future.await;
+                    *result_in_process.borrow_mut() = Some(value);
+                }
+            },
+            |state, pid| state.add_exit_hook(pid, hook),
         );
-        pid
+        match spawned {
+            Ok(pid) | Err((pid, _)) => pid,
+        }
     }
 
     /// Calls `hook` with the reason `pid` dies (at once, with
@@ -336,6 +376,24 @@ impl LocalNode {
     /// that holds the node rather than the process's handle.
     pub fn send_as<T: crate::Serializable>(&self, from: ProcessId, to: ProcessId, message: T) {
         self.state().send_from(from, to, Message::new(message));
+    }
+
+    /// [`send_as`](LocalNode::send_as), returning why a message for another node was not
+    /// sent (longer than the frame limit, or not encodable).
+    pub(crate) fn try_send_as<T: crate::Serializable>(
+        &self,
+        from: ProcessId,
+        to: ProcessId,
+        message: T,
+    ) -> Result<(), crate::wire::WireError> {
+        self.state().try_send_from(from, to, Message::new(message))
+    }
+
+    /// How many management control messages (such as
+    /// [`TraceControl`](crate::mx::TraceControl)) from other nodes this node refused:
+    /// management is for local processes only.
+    pub fn remote_controls_refused(&self) -> u64 {
+        self.state().mx.remote_controls_refused
     }
 
     /// Whether `pid` is a live process of this node.
@@ -437,32 +495,43 @@ impl LocalNode {
                 }
             }
             Ok(Poll::Ready(reason)) => reason,
-            Err(panic) => DiedReason::Exception(panic_text(panic.as_ref())),
+            Err(panic) => {
+                let reason = DiedReason::from_panic(panic.as_ref());
+                drop_quietly(panic);
+                reason
+            }
         };
         drop(state);
-        drop(future);
+        // The future's destructors are user code: a panic there is this process's death.
+        let outcome = match drop_catching(future) {
+            Some(panic) => panic,
+            None => outcome,
+        };
         self.terminate(task, outcome);
     }
 
     /// Removes a process and tells everyone who asked: monitors, links, the registry.
     pub(crate) fn terminate(&self, task: TaskId, reason: DiedReason) {
-        let mut slot = {
-            let mut state = self.state();
-            let Some(slot) = state.processes.remove(task) else {
-                return;
-            };
-            state.mx_process_died(&slot.pid, &reason); // mx hook
-            slot
+        let Some(mut slot) = self.state().processes.remove(task) else {
+            return;
         };
-        // Dropping the future runs destructors that may use the node: not while borrowed.
-        drop(slot.future.take());
+        // Dropping the future runs destructors that may use the node: not while
+        // borrowed. They are user code: a panic there is how this process died.
+        let reason = match slot.future.take().and_then(drop_catching) {
+            Some(panic) => panic,
+            None => reason,
+        };
         let pid = slot.pid;
+        self.state().mx_process_died(&pid, &reason); // mx hook
         tracing::trace!(%pid, %reason, "process died");
         let hooks = match slot.relations.take() {
             Some(relations) => self.state().release_relations(pid, *relations, &reason),
             None => Vec::new(),
         };
-        drop(slot);
+        // Queued messages are user values too; their destructors must not unwind here.
+        if let Some(panic) = drop_catching(slot) {
+            tracing::warn!(%pid, %panic, "a destructor panicked while a dead process was freed");
+        }
         for hook in hooks {
             hook(&reason);
         }
@@ -547,6 +616,34 @@ impl LocalNode {
 }
 
 impl NodeState {
+    /// Tells the observer of a monitor notification entering a live mailbox (the
+    /// simulator counts what processes receive, not only what the node decided).
+    #[cold]
+    fn observe_queued(&mut self, local: u64, message: &mut Message) {
+        let Some(notification) = message.peek::<crate::ProcessMonitorNotification>() else {
+            return;
+        };
+        let monitor_ref = notification.monitor_ref;
+        let watcher = ProcessId {
+            node: self.id,
+            local,
+        };
+        if self.is_alive(watcher) {
+            self.observe(NodeEvent::MonitorNotificationQueued {
+                monitor_ref,
+                watcher,
+            });
+        }
+    }
+
+    /// Adds a hook called with the reason the live local process `pid` dies.
+    pub(crate) fn add_exit_hook(&mut self, pid: ProcessId, hook: ExitHook) {
+        match self.relations_of(pid) {
+            Some(relations) => relations.exit_hooks.push(hook),
+            None => debug_assert!(false, "exit hook for a process not alive: {pid}"),
+        }
+    }
+
     /// Puts a live task in the ready queue unless it is there already.
     pub(crate) fn schedule(&mut self, task: TaskId) {
         if let Some(slot) = self.processes.get_mut(task) {
@@ -577,13 +674,29 @@ impl NodeState {
 
     /// Puts `message` in the mailbox of the process numbered `local` on this node.
     #[inline]
-    pub(crate) fn deliver_here(&mut self, local: u64, message: Message) {
+    pub(crate) fn deliver_here(&mut self, local: u64, mut message: Message) {
+        if self.observer.is_some() {
+            self.observe_queued(local, &mut message);
+        }
         self.mx_received(local, &message); // mx hook
         let task = TaskId::from_u64(local);
         let Some(slot) = self.processes.get_mut(task) else {
             tracing::trace!(to = local, ?message, "message to a dead process dropped");
             return;
         };
+        let mut message = message;
+        if let Some(relations) = slot.relations.as_mut() {
+            if !relations.abandoned.is_empty()
+                && NodeState::is_for_abandoned(relations, &mut message)
+            {
+                tracing::trace!(
+                    to = local,
+                    ?message,
+                    "message for an abandoned async dropped"
+                );
+                return;
+            }
+        }
         slot.mailbox.push_back(message);
         if slot.waiting_receive && !slot.scheduled {
             slot.waiting_receive = false;
@@ -614,13 +727,21 @@ impl NodeState {
     }
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = if let Some(text) = panic.downcast_ref::<&str>() {
-        text.to_string()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "panic with a non-text payload".to_string()
-    };
-    format!("panicked: {text}")
+/// Drops `value`, catching a panic in its destructor: the death it stands for.
+fn drop_catching<T>(value: T) -> Option<DiedReason> {
+    match catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        Ok(()) => None,
+        Err(panic) => {
+            let reason = DiedReason::from_panic(panic.as_ref());
+            drop_quietly(panic);
+            Some(reason)
+        }
+    }
+}
+
+/// Drops a panic's payload, whose own destructor may panic (then it is leaked).
+fn drop_quietly(panic: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+        std::mem::forget(again);
+    }
 }

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::message::Message;
 use crate::process::id::{MonitorRef, NodeId, ProcessId};
 use crate::transport::Transport;
-use crate::wire::{encode_frame, Control, Frame};
+use crate::wire::{encode_frame_limited, Control, Frame, WireError};
 
 /// How often a node sends keep-alives to connected peers, unless configured.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -43,7 +43,7 @@ impl Default for HeartbeatConfig {
 impl HeartbeatConfig {
     /// The longest a dead or unreachable connected peer can go unnoticed.
     pub fn detection_bound(&self) -> Duration {
-        self.timeout + self.interval
+        self.timeout.saturating_add(self.interval)
     }
 }
 
@@ -61,11 +61,19 @@ pub(crate) struct Peer {
     pub(crate) links: Vec<(ProcessId, ProcessId)>,
     /// Monitors of the peer node itself.
     pub(crate) node_monitors: Vec<(MonitorRef, ProcessId)>,
+    /// How many (local process, peer process) pairs have an epoch recorded for the
+    /// reconnect rule. While any does, the peer's epoch must be kept: forgetting it
+    /// would restart the epoch at zero and let a sender that never reconnected through
+    /// a break send again.
+    pub(crate) senders: usize,
 }
 
 impl Peer {
-    pub(crate) fn is_idle(&self) -> bool {
+    /// Nothing refers to the peer and it is not connected: forgetting it loses
+    /// nothing (a later contact starts afresh at epoch zero, as a first one does).
+    pub(crate) fn is_unused(&self) -> bool {
         !self.connected
+            && self.senders == 0
             && self.monitors.is_empty()
             && self.links.is_empty()
             && self.node_monitors.is_empty()
@@ -81,6 +89,9 @@ pub(crate) struct Network {
     pub(crate) heartbeat_due: Option<Duration>,
     /// Where outgoing messages are encoded, reused from one to the next.
     payload_buffer: Vec<u8>,
+    /// The transport's frame limit, read once: every frame is encoded and decoded
+    /// under it.
+    frame_bytes_max: usize,
 }
 
 /// The largest payload buffer kept for the next message (a rare huge message does not
@@ -94,6 +105,7 @@ impl Network {
         heartbeat: HeartbeatConfig,
     ) -> Network {
         Network {
+            frame_bytes_max: transport.frame_bytes_max(),
             transport,
             clock,
             peers: BTreeMap::new(),
@@ -107,31 +119,48 @@ impl Network {
         self.peers.entry(node).or_default()
     }
 
-    /// Encodes and sends a frame; an unencodable frame is logged and dropped.
+    /// The longest frame body the transport carries: every frame is checked against it
+    /// before it is queued.
+    pub(crate) fn frame_bytes_max(&self) -> usize {
+        self.frame_bytes_max
+    }
+
+    /// Forgets `node` if nothing refers to it any more: the table holds live peers
+    /// and peers something still needs, not every incarnation ever seen.
+    pub(crate) fn forget_if_unused(&mut self, node: NodeId) {
+        if self.peers.get(&node).is_some_and(Peer::is_unused) {
+            self.peers.remove(&node);
+        }
+    }
+
+    /// Encodes and sends a frame. A frame that cannot be encoded, or is longer than the
+    /// transport's limit, is not sent (the connection is untouched) and the error is
+    /// returned for the caller to report; nothing is logged here.
     ///
     /// A peer we send to is watched by the heartbeat from then on, even before it
     /// answers: a peer that died while the connection was being made is noticed too.
-    pub(crate) fn send_frame(&mut self, node: NodeId, frame: &Frame) {
-        let bytes = match encode_frame(frame) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                tracing::error!(%node, %err, "frame dropped: cannot encode");
-                return;
-            }
-        };
+    pub(crate) fn send_frame(&mut self, node: NodeId, frame: &Frame) -> Result<(), WireError> {
+        let bytes = encode_frame_limited(frame, self.frame_bytes_max)?;
         if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
             let now = self.clock.now();
             self.heard_from(node, now);
         }
         self.transport.send(node, bytes);
+        Ok(())
     }
 
     /// Encodes `message` and sends it from `from` to `to` in a data frame; a message
-    /// that cannot be encoded is logged and dropped.
-    pub(crate) fn send_message(&mut self, from: ProcessId, to: ProcessId, message: &Message) {
+    /// that cannot be encoded (or is over the frame limit) is not sent, and the error
+    /// returned.
+    pub(crate) fn send_message(
+        &mut self,
+        from: ProcessId,
+        to: ProcessId,
+        message: &Message,
+    ) -> Result<(), WireError> {
         let mut payload = std::mem::take(&mut self.payload_buffer);
         payload.clear();
-        match message.encode_into(&mut payload) {
+        let sent = match message.encode_into(&mut payload) {
             Ok(fingerprint) => {
                 let frame = Frame::Data {
                     to,
@@ -139,21 +168,28 @@ impl Network {
                     fingerprint,
                     payload,
                 };
-                self.send_frame(to.node, &frame);
+                let sent = self.send_frame(to.node, &frame);
                 let Frame::Data { payload: kept, .. } = frame else {
                     unreachable!("built above as a data frame")
                 };
                 payload = kept;
+                sent
             }
-            Err(err) => tracing::error!(%from, %to, %err, "message dropped: cannot encode"),
-        }
+            Err(err) => Err(WireError::Encode(err.to_string())),
+        };
         if payload.capacity() <= PAYLOAD_BUFFER_KEPT_MAX {
             self.payload_buffer = payload;
         }
+        sent
     }
 
+    /// Sends a control frame; one that cannot be sent is logged and dropped (control
+    /// frames are small: only a spawn's closure can be long, and a spawn request checks
+    /// its own).
     pub(crate) fn send_control(&mut self, node: NodeId, control: Control) {
-        self.send_frame(node, &Frame::Control(control));
+        if let Err(err) = self.send_frame(node, &Frame::Control(control)) {
+            tracing::error!(%node, %err, "control frame dropped");
+        }
     }
 
     /// Records that `peer` was heard from (or connected) at `now`, and makes sure
@@ -163,7 +199,8 @@ impl Network {
         peer.connected = true;
         peer.last_heard = now;
         if self.heartbeat_due.is_none() {
-            self.heartbeat_due = Some(now + self.heartbeat.interval);
+            // Saturating: a configured interval of `Duration::MAX` means "never".
+            self.heartbeat_due = Some(now.saturating_add(self.heartbeat.interval));
         }
     }
 
@@ -180,7 +217,13 @@ impl Network {
             if !peer.connected {
                 continue;
             }
-            if now.saturating_sub(peer.last_heard) > self.heartbeat.timeout {
+            let timeout =
+                if crate::planted::is_planted(crate::planted::Defect::HeartbeatTimeoutDoubled) {
+                    self.heartbeat.timeout * 2
+                } else {
+                    self.heartbeat.timeout
+                };
+            if now.saturating_sub(peer.last_heard) > timeout {
                 silent.push(*node);
             } else {
                 any_connected = true;
@@ -198,9 +241,9 @@ impl Network {
             .filter(|node| !silent.contains(node))
             .collect();
         for node in live {
-            self.send_frame(node, &Frame::KeepAlive);
+            let _ = self.send_frame(node, &Frame::KeepAlive); // always fits
         }
-        self.heartbeat_due = any_connected.then(|| now + self.heartbeat.interval);
+        self.heartbeat_due = any_connected.then(|| now.saturating_add(self.heartbeat.interval));
         silent
     }
 }

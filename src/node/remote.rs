@@ -2,11 +2,12 @@
 //! reconnect rule), and acting on what peers send.
 
 use crate::message::Message;
+use crate::mx::MxRecipient;
 use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::process::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
-use crate::wire::{decode_frame, Control, Frame};
+use crate::wire::{decode_frame_limited, Control, Frame, WireError};
 
 use super::local::{LocalNode, NodeState};
 use super::NodeEvent;
@@ -28,14 +29,25 @@ impl NodeState {
         let Some(network) = &mut self.network else {
             return false;
         };
-        let epoch = network.peer(to.node).epoch;
+        let peer = network.peer(to.node);
+        let epoch = peer.epoch;
         let Some(task) = (from.node == self.id).then(|| TaskId::from_u64(from.local)) else {
             return true;
         };
         let Some(slot) = self.processes.get_mut(task) else {
             return true;
         };
-        *slot.relations().peer_epochs.entry(to).or_insert(epoch) == epoch
+        match slot.relations().peer_epochs.entry(to) {
+            std::collections::btree_map::Entry::Occupied(seen) => {
+                *seen.get() == epoch
+                    || crate::planted::is_planted(crate::planted::Defect::DataWithoutReconnect)
+            }
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(epoch);
+                peer.senders += 1;
+                true
+            }
+        }
     }
 
     /// Acknowledges every break of the connection to `to`'s node so far, for data
@@ -45,10 +57,15 @@ impl NodeState {
             return;
         };
         let epoch = network.peer(node).epoch;
+        self.observe(NodeEvent::Reconnected { from, node, to });
         if let Some(relations) = self.relations_of(from) {
             match to {
                 Some(to) => {
-                    relations.peer_epochs.insert(to, epoch);
+                    if relations.peer_epochs.insert(to, epoch).is_none() {
+                        if let Some(network) = &mut self.network {
+                            network.peer(node).senders += 1;
+                        }
+                    }
                 }
                 None => relations
                     .peer_epochs
@@ -60,20 +77,40 @@ impl NodeState {
     }
 
     /// Sends a message from `from` to `to`, wherever `to` lives.
+    #[inline]
     pub(crate) fn send_from(&mut self, from: ProcessId, to: ProcessId, message: Message) {
+        let _ = self.try_send_from(from, to, message); // refusals are logged and published
+    }
+
+    /// [`send_from`](NodeState::send_from), returning why a message for another node
+    /// was not sent (it could not be encoded, or is longer than the frame limit: it is
+    /// refused before it is queued, and the connection is untouched). A send dropped
+    /// by the reconnect rule is not an error here: it is the rule's normal working.
+    pub(crate) fn try_send_from(
+        &mut self,
+        from: ProcessId,
+        to: ProcessId,
+        message: Message,
+    ) -> Result<(), WireError> {
         if to.node == self.id {
             self.mx_sent_here(&from, to.local, &message); // mx hook
             self.deliver_here(to.local, message);
-            return;
+            return Ok(());
         }
         self.mx_sent_away(from, to, &message); // mx hook
         if !self.may_send(from, to) {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
-            return;
+            return Ok(());
         }
-        if let Some(network) = &mut self.network {
-            network.send_message(from, to, &message);
+        if self.observer.is_some() {
+            self.observe(NodeEvent::DataSent { from, to });
         }
+        let Some(network) = &mut self.network else {
+            return Ok(());
+        };
+        network.send_message(from, to, &message).inspect_err(|err| {
+            self.mx_message_refused(from, MxRecipient::Process(to), err);
+        })
     }
 
     /// Sends a data frame from process `from` for process `to` (a channel's owner),
@@ -83,16 +120,25 @@ impl NodeState {
             tracing::trace!(%from, %to, "send dropped: connection broke since the sender last reconnected");
             return;
         }
-        if let Some(network) = &mut self.network {
-            network.send_frame(to.node, frame);
-        }
+        let _ = self.send_frame_from(from, MxRecipient::Process(to), to.node, frame);
+        // logged
     }
 
-    /// Sends a frame to `node` that reconnects implicitly (control, named sends).
-    pub(crate) fn send_frame_to(&mut self, node: NodeId, frame: &Frame) {
-        if let Some(network) = &mut self.network {
-            network.send_frame(node, frame);
-        }
+    /// Sends a frame from process `from` to `node` that reconnects implicitly (control,
+    /// named sends); `to` says where it goes, for the report if it is refused.
+    pub(crate) fn send_frame_from(
+        &mut self,
+        from: ProcessId,
+        to: MxRecipient,
+        node: NodeId,
+        frame: &Frame,
+    ) -> Result<(), WireError> {
+        let Some(network) = &mut self.network else {
+            return Ok(());
+        };
+        network.send_frame(node, frame).inspect_err(|err| {
+            self.mx_message_refused(from, to, err);
+        })
     }
 
     /// The connection to `peer` is gone: every monitor and link on its processes fires
@@ -122,7 +168,7 @@ impl NodeState {
         }
         for (monitor_ref, watcher) in node_monitors {
             if let Some(relations) = self.relations_of(watcher) {
-                relations.monitoring.retain(|r| *r != monitor_ref);
+                relations.monitoring.remove(&monitor_ref.id);
             }
             let notification = NodeMonitorNotification {
                 monitor_ref,
@@ -140,13 +186,7 @@ impl NodeState {
             }
         }
         if let Some(network) = &mut self.network {
-            if network
-                .peers
-                .get(&peer)
-                .is_some_and(|p| p.is_idle() && p.epoch == 0)
-            {
-                network.peers.remove(&peer);
-            }
+            network.forget_if_unused(peer);
         }
     }
 }
@@ -196,13 +236,15 @@ impl LocalNode {
                 self.state().peer_lost(peer);
             }
             TransportEvent::Received(peer, bytes) => {
-                if *heard != Some(peer) {
-                    if let Some(network) = &mut self.state().network {
+                let mut limit = crate::wire::FRAME_BYTES_MAX;
+                if let Some(network) = &mut self.state().network {
+                    if *heard != Some(peer) {
                         network.heard_from(peer, now);
                     }
+                    limit = network.frame_bytes_max();
                 }
                 *heard = Some(peer);
-                match decode_frame(&bytes) {
+                match decode_frame_limited(&bytes, limit) {
                     Ok(frame) => {
                         if matches!(frame, Frame::Control(_)) {
                             // Control may change anything about the peer.
@@ -211,7 +253,22 @@ impl LocalNode {
                         self.handle_frame(peer, frame)
                     }
                     Err(err) => {
-                        tracing::warn!(node = %self.id(), %peer, %err, "frame from peer refused");
+                        // Skipping the frame would be a silent gap in the peer's stream
+                        // (a lost message, a spawn never answered): break the connection
+                        // instead, so monitors and links fire and the reconnect rule
+                        // makes every sender acknowledge the gap.
+                        *heard = None;
+                        tracing::warn!(
+                            node = %self.id(),
+                            %peer,
+                            %err,
+                            "undecodable frame from peer; connection broken"
+                        );
+                        let mut state = self.state();
+                        if let Some(network) = &mut state.network {
+                            network.transport.disconnect(peer);
+                        }
+                        state.peer_lost(peer);
                     }
                 }
             }
@@ -227,6 +284,9 @@ impl LocalNode {
                 fingerprint,
                 payload,
             } => {
+                if !state.mx_admits_remote(peer, Some(from), fingerprint) {
+                    return;
+                }
                 if to.node == state.id && state.is_alive(to) {
                     state.observe(NodeEvent::RemoteDelivered { from, to });
                 }
@@ -234,14 +294,25 @@ impl LocalNode {
             }
             Frame::ChannelData {
                 port,
+                from,
                 fingerprint,
                 payload,
-                ..
             } => {
+                if !state.mx_admits_remote(peer, Some(from), fingerprint) {
+                    return;
+                }
                 if port.owner.node == state.id {
                     state.mx_received_port_encoded(port, fingerprint); // mx hook
                     state.deliver_chan(port.channel, Message::from_encoded(fingerprint, payload));
                 }
+            }
+            Frame::NamedData {
+                ref name,
+                from,
+                fingerprint,
+                ..
+            } if !state.mx_admits_remote(peer, Some(from), fingerprint) => {
+                tracing::debug!(%name, "refused management control was sent by name");
             }
             Frame::NamedData {
                 name,
@@ -359,7 +430,10 @@ impl LocalNode {
                 // Exactly once: only a monitor still pending here fires (a lost
                 // connection may already have fired it with Disconnect).
                 let pending = state.network.as_mut().is_some_and(|network| {
-                    take_pending(&mut network.peer(peer).monitors, &(monitor_ref, watcher))
+                    let pending =
+                        take_pending(&mut network.peer(peer).monitors, &(monitor_ref, watcher));
+                    network.forget_if_unused(peer);
+                    pending
                 });
                 if pending && watcher == state.registry_watcher() {
                     state.remote_holder_died(monitor_ref);
@@ -374,7 +448,9 @@ impl LocalNode {
             } => {
                 let mut state = self.state();
                 let pending = state.network.as_mut().is_some_and(|network| {
-                    take_pending(&mut network.peer(peer).links, &(linker, pid))
+                    let pending = take_pending(&mut network.peer(peer).links, &(linker, pid));
+                    network.forget_if_unused(peer);
+                    pending
                 });
                 if pending && linker.node == state.id {
                     state.link_signal(linker, pid, reason);
@@ -440,13 +516,38 @@ impl LocalNode {
         }
     }
 
-    /// Starts the process a closure names, from this node's remote table.
+    /// How many peer nodes this node keeps state for: connected ones, and lost ones
+    /// that monitors, links or senders waiting to `reconnect` still refer to. A lost
+    /// peer nothing refers to is forgotten, so this does not grow with every
+    /// incarnation ever seen.
+    pub fn known_peers(&self) -> usize {
+        self.state()
+            .network
+            .as_ref()
+            .map_or(0, |network| network.peers.len())
+    }
+
+    /// Starts the process a closure names, from this node's remote table. An entry
+    /// that panics while starting (decoding its environment, building its process) is
+    /// an error, [`ClosureError::Panicked`](crate::ClosureError::Panicked); the node
+    /// lives on.
     pub fn spawn_closure(
         &self,
         closure: &crate::Closure,
     ) -> Result<ProcessId, crate::ClosureError> {
-        let body = self.inner.remote_table.resolve(closure)?;
-        Ok(self.spawn(body))
+        let panicked = |error: String| crate::ClosureError::Panicked {
+            label: closure.label.clone(),
+            error,
+        };
+        let resolved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.remote_table.resolve(closure)
+        }));
+        let body = match resolved {
+            Ok(body) => body?,
+            Err(panic) => return Err(panicked(crate::process::id::panic_text(panic.as_ref()))),
+        };
+        self.spawn_inner(body, |_, _| {})
+            .map_err(|(_, error)| panicked(error))
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -13,7 +14,7 @@ use std::thread::JoinHandle;
 use super::local::{LocalNode, NodeEnv};
 use super::network::HeartbeatConfig;
 use crate::clock::SystemClock;
-use crate::process::id::{DiedReason, NodeId, ProcessId, ProcessOutcome};
+use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId, ProcessOutcome};
 use crate::process::Process;
 use crate::runtime::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
 use crate::runtime::driver::Driver;
@@ -158,10 +159,32 @@ impl Node {
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok((id, node.inbox().clone())));
-                if let Err(err) = driver.run(&node, &thread_stop) {
-                    tracing::error!(%err, node = %id, "event loop failed; node stopped");
-                    node.shutdown();
+                let inbox = node.inbox().clone();
+                let _ = ready_tx.send(Ok((id, inbox.clone())));
+                let ran = catch_unwind(AssertUnwindSafe(|| driver.run(&node, &thread_stop)));
+                let failed = match ran {
+                    Ok(Ok(())) => false,
+                    Ok(Err(err)) => {
+                        tracing::error!(%err, node = %id, "event loop failed; node stopped");
+                        true
+                    }
+                    Err(panic) => {
+                        let text = panic_text(panic.as_ref());
+                        tracing::error!(%text, node = %id, "node thread panicked; node stopped");
+                        true
+                    }
+                };
+                // Whatever was posted and not run never will be: callers waiting on it
+                // get `NodeStopped` instead of waiting forever, and so do later ones.
+                // Closed before the processes end, so that a caller told of its
+                // process's end finds the node refusing work.
+                inbox.close();
+                if failed {
+                    // Every process ends (NodeDown), so every `run` waiting on one hears.
+                    let shut = catch_unwind(AssertUnwindSafe(|| node.shutdown()));
+                    if shut.is_err() {
+                        tracing::error!(node = %id, "node shutdown panicked");
+                    }
                 }
                 pool.close();
             })?; // real-world only
@@ -182,7 +205,9 @@ impl Node {
         self.id
     }
 
-    /// Runs `job` on the node's thread and waits for its result.
+    /// Runs `job` on the node's thread and waits for its result; [`NodeStopped`] if the
+    /// node's thread ended before the job ran (or while it ran: a panic in `job` stops
+    /// the node).
     pub fn on_node<R, F>(&self, job: F) -> Result<R, NodeStopped>
     where
         R: Send + 'static,
@@ -205,16 +230,23 @@ impl Node {
         self.on_node(move |node| node.spawn(body))
     }
 
-    /// Sends a message to a process from outside the runtime.
-    pub fn send<T: Serializable>(&self, to: ProcessId, message: T) {
-        self.inbox.post(InboxItem::Run(Box::new(move |node| {
+    /// Sends a message to a process from outside the runtime; [`NodeStopped`] if the
+    /// node's thread has ended (the message then goes nowhere).
+    pub fn send<T: Serializable>(&self, to: ProcessId, message: T) -> Result<(), NodeStopped> {
+        let posted = self.inbox.post(InboxItem::Run(Box::new(move |node| {
             node.state().deliver(to, crate::Message::new(message));
         })));
+        if posted {
+            Ok(())
+        } else {
+            Err(NodeStopped)
+        }
     }
 
     /// Runs a process to completion and returns what it returned (Cloud Haskell's
     /// `runProcess`). If it dies first (a panic, a kill, the node stopping), the error is
-    /// why.
+    /// why; if the node's thread has ended (or ends while it runs), the error is
+    /// [`DiedReason::NodeDown`], never a wait forever.
     pub fn run<F, Fut, T>(&self, body: F) -> Result<T, DiedReason>
     where
         F: FnOnce(Process) -> Fut + Send + 'static,

@@ -51,8 +51,11 @@ impl Process {
             return;
         }
         state.mx_sent_away(self.self_pid(), to, &message); // mx hook
+        let from = self.self_pid();
         if let Some(network) = &mut state.network {
-            network.send_message(self.self_pid(), to, &message);
+            if let Err(err) = network.send_message(from, to, &message) {
+                state.mx_message_refused(from, crate::mx::MxRecipient::Process(to), &err);
+            }
         }
     }
 
@@ -90,12 +93,15 @@ impl Process {
         let pid = match self.spawn(node, closure).await {
             Ok(pid) => pid,
             Err(SpawnError::Refused(why)) => return Err(CallError::Refused(why)),
+            Err(err @ SpawnError::TooLarge { .. }) => {
+                return Err(CallError::Refused(err.to_string()))
+            }
             Err(SpawnError::Disconnected(_)) => {
                 return Err(CallError::Died(DiedReason::Disconnect))
             }
         };
         let monitor = self.monitor(pid);
-        let task: Async<Result<R, String>> = Async::from_parts(pid, id, monitor);
+        let task: Async<Result<R, String>> = Async::from_parts(self, pid, id, monitor);
         match task.wait(self).await {
             AsyncResult::Done(Ok(value)) => Ok(value),
             AsyncResult::Done(Err(why)) => Err(CallError::Failed(why)),

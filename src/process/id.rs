@@ -8,12 +8,79 @@ use serde::{Deserialize, Serialize};
 /// A node: the address it is reached at plus an incarnation number, so that a node
 /// restarted at the same address is a different node (nothing meant for the old one
 /// reaches the new one).
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Two ids are equal when every field is, an IPv6 address's flow info and scope id
+/// included; so every encoding of an id carries them (the handshake's hello, and
+/// frames), and an id survives any trip over the wire unchanged.
+///
+/// ```
+/// use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+/// use hyperion::{message, NodeId};
+/// let scoped = SocketAddrV6::new(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1), 7000, 0, 2);
+/// let id = NodeId { address: SocketAddr::V6(scoped), incarnation: 9 };
+/// let bytes = message::encode(&id).unwrap();
+/// assert_eq!(message::decode::<NodeId>(&bytes), Ok(id));
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId {
     /// Where the node's transport listens (for a node without transport, a placeholder).
     pub address: SocketAddr,
     /// Chosen at random when the node starts.
     pub incarnation: u64,
+}
+
+/// How a [`NodeId`] is encoded in frames: serde's own `SocketAddr` leaves out an IPv6
+/// address's flow info and scope id, which would make an id read from a frame differ
+/// from the same id read from a hello (and from the node's own id), so the id is
+/// written through this mirror, which keeps them. An IPv4 id's bytes are what serde's
+/// `SocketAddr` writes.
+#[derive(Serialize, Deserialize)]
+enum WireAddress {
+    V4([u8; 4], u16),
+    V6([u8; 16], u16, u32, u32),
+}
+
+/// The encoded form of a [`NodeId`] (see [`WireAddress`]).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "NodeId")]
+pub(crate) struct WireNodeId {
+    address: WireAddress,
+    incarnation: u64,
+}
+
+impl Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let address = match self.address {
+            SocketAddr::V4(address) => WireAddress::V4(address.ip().octets(), address.port()),
+            SocketAddr::V6(address) => WireAddress::V6(
+                address.ip().octets(),
+                address.port(),
+                address.flowinfo(),
+                address.scope_id(),
+            ),
+        };
+        WireNodeId {
+            address,
+            incarnation: self.incarnation,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<NodeId, D::Error> {
+        let wire = WireNodeId::deserialize(deserializer)?;
+        let address = match wire.address {
+            WireAddress::V4(ip, port) => SocketAddr::from((ip, port)),
+            WireAddress::V6(ip, port, flowinfo, scope_id) => SocketAddr::V6(
+                std::net::SocketAddrV6::new(ip.into(), port, flowinfo, scope_id),
+            ),
+        };
+        Ok(NodeId {
+            address,
+            incarnation: wire.incarnation,
+        })
+    }
 }
 
 impl fmt::Display for NodeId {
@@ -125,6 +192,28 @@ impl DiedReason {
             _ => None,
         }
     }
+    /// How a process that panicked died: `Exception("panicked: <message>")`.
+    pub fn from_panic(panic: &(dyn std::any::Any + Send)) -> DiedReason {
+        DiedReason::Exception(panic_text(panic))
+    }
+}
+
+/// A panic's payload as text, `panicked: <message>`, for reports (a process's death, a
+/// remote call's error). The one place that reads panic payloads.
+///
+/// ```
+/// let panic = std::panic::catch_unwind(|| panic!("boom")).unwrap_err();
+/// assert_eq!(hyperion::process::id::panic_text(panic.as_ref()), "panicked: boom");
+/// ```
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = if let Some(text) = panic.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.as_str()
+    } else {
+        "a panic with a non-text payload"
+    };
+    format!("panicked: {text}")
 }
 
 impl fmt::Display for DiedReason {

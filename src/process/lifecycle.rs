@@ -12,7 +12,7 @@ use super::id::{DiedReason, MonitorRef, NodeId, ProcessId};
 use super::signals::{
     NodeMonitorNotification, ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification,
 };
-use super::table::{ExitHook, Relations};
+use super::table::{Abandoned, ExitHook, Relations};
 use crate::message::Message;
 use crate::node::local::NodeState;
 use crate::node::NodeEvent;
@@ -58,7 +58,7 @@ impl NodeState {
                         },
                     );
                     if let Some(relations) = self.relations_of(watcher) {
-                        relations.monitoring.push(monitor_ref);
+                        relations.monitoring.insert(monitor_ref.id, monitor_ref);
                     }
                 }
                 None => self.notify_monitor(watcher, monitor_ref, DiedReason::Disconnect),
@@ -67,7 +67,7 @@ impl NodeState {
         }
         self.add_watcher(target, monitor_ref, watcher);
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.push(monitor_ref);
+            relations.monitoring.insert(monitor_ref.id, monitor_ref);
         }
         monitor_ref
     }
@@ -80,15 +80,24 @@ impl NodeState {
         watcher: ProcessId,
     ) {
         match self.relations_of(target) {
-            Some(relations) => relations.monitored_by.push((monitor_ref, watcher)),
+            Some(relations) => {
+                // Most processes have one watcher at most: no room for four (`Vec`'s
+                // first growth) in a `spawn_monitor` loop.
+                relations.monitored_by.reserve_exact(1);
+                relations.monitored_by.push((monitor_ref, watcher));
+            }
             None => self.notify_monitor(watcher, monitor_ref, DiedReason::UnknownProcess),
         }
     }
 
     pub(crate) fn unmonitor(&mut self, watcher: ProcessId, monitor_ref: MonitorRef) {
+        self.observe(NodeEvent::MonitorRemoved {
+            monitor_ref,
+            watcher,
+        });
         self.forget_monitor(monitor_ref);
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.retain(|r| *r != monitor_ref);
+            relations.monitoring.remove(&monitor_ref.id);
         }
         // A notification already delivered is withdrawn: after unmonitor, none arrives.
         self.flush_mailbox(watcher, |message| {
@@ -130,9 +139,9 @@ impl NodeState {
                     .node_monitors
                     .push((monitor_ref, watcher));
                 // Make sure a connection exists, so that its loss can be noticed.
-                network.send_frame(node, &crate::wire::Frame::KeepAlive);
+                let _ = network.send_frame(node, &crate::wire::Frame::KeepAlive); // always fits
                 if let Some(relations) = self.relations_of(watcher) {
-                    relations.monitoring.push(monitor_ref);
+                    relations.monitoring.insert(monitor_ref.id, monitor_ref);
                 }
             }
             None => self.deliver(
@@ -151,6 +160,7 @@ impl NodeState {
         if linker == target {
             return;
         }
+        self.observe(NodeEvent::LinkCreated { linker, target });
         if target.node != self.id {
             match &mut self.network {
                 Some(network) => {
@@ -188,6 +198,7 @@ impl NodeState {
     }
 
     pub(crate) fn unlink(&mut self, linker: ProcessId, target: ProcessId) {
+        self.observe(NodeEvent::LinkRemoved { linker, target });
         self.forget_link(linker, target);
         if let Some(relations) = self.relations_of(linker) {
             relations.linked_to.retain(|pid| *pid != target);
@@ -294,7 +305,9 @@ impl NodeState {
             }
             return;
         }
-        if !self.is_alive(watcher) {
+        if !self.is_alive(watcher)
+            || crate::planted::is_planted(crate::planted::Defect::MonitorNeverFires)
+        {
             return;
         }
         self.observe(NodeEvent::MonitorFired {
@@ -303,13 +316,16 @@ impl NodeState {
             reason: reason.clone(),
         });
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.retain(|r| *r != monitor_ref);
+            relations.monitoring.remove(&monitor_ref.id);
         }
         let notification = ProcessMonitorNotification {
             monitor_ref,
             pid: monitor_ref.target,
             reason,
         };
+        if crate::planted::is_planted(crate::planted::Defect::MonitorFiresTwice) {
+            self.deliver(watcher, Message::new(notification.clone()));
+        }
         self.deliver(watcher, Message::new(notification));
     }
 
@@ -327,6 +343,13 @@ impl NodeState {
                 );
             }
             return;
+        }
+        if self.is_alive(linker) {
+            self.observe(NodeEvent::LinkFired {
+                linker,
+                target: dead,
+                reason: reason.clone(),
+            });
         }
         let Some(task) = self.local_task(linker) else {
             return;
@@ -348,6 +371,44 @@ impl NodeState {
                 DiedReason::Exception(format!("linked process {dead} died: {reason}")),
             );
         }
+    }
+
+    /// `watcher` gives up on the async whose process `monitor_ref` watches: its reply
+    /// and notification, queued or yet to come, are dropped. Once the notification is
+    /// in (the process ended; nothing from it can follow), nothing is left to watch for.
+    pub(crate) fn abandon(&mut self, watcher: ProcessId, abandoned: Abandoned) {
+        let monitor_ref = abandoned.monitor_ref;
+        let mut ended = false;
+        self.flush_mailbox(watcher, |message| {
+            let notified = message
+                .peek::<ProcessMonitorNotification>()
+                .is_some_and(|n| n.monitor_ref == monitor_ref);
+            ended |= notified;
+            notified || (abandoned.is_reply)(message)
+        });
+        if !ended {
+            if let Some(relations) = self.relations_of(watcher) {
+                relations.abandoned.push(abandoned);
+            }
+        }
+    }
+
+    /// Whether `message`, arriving for a process with abandoned asyncs, belongs to one
+    /// of them (and is to be dropped). Its notification retires the entry.
+    pub(crate) fn is_for_abandoned(relations: &mut Relations, message: &mut Message) -> bool {
+        if let Some(notification) = message.peek::<ProcessMonitorNotification>() {
+            let monitor_ref = notification.monitor_ref;
+            if let Some(index) = relations
+                .abandoned
+                .iter()
+                .position(|a| a.monitor_ref == monitor_ref)
+            {
+                relations.abandoned.swap_remove(index);
+                return true;
+            }
+            return false;
+        }
+        relations.abandoned.iter().any(|a| (a.is_reply)(message))
     }
 
     /// Withdraws a queued node notification for `monitor_ref`.
@@ -389,16 +450,27 @@ impl NodeState {
             names,
             channels,
             exit_hooks,
-            peer_epochs: _,
+            peer_epochs,
             exit_catchers: _,
+            abandoned: _,
         } = relations;
+        if let Some(network) = &mut self.network {
+            // Each destination this process sent to no longer needs its peer's epoch.
+            for node in peer_epochs.into_keys().map(|pid| pid.node) {
+                if let Some(peer) = network.peers.get_mut(&node) {
+                    debug_assert!(peer.senders > 0, "sender count of {node} out of step");
+                    peer.senders = peer.senders.saturating_sub(1);
+                }
+                network.forget_if_unused(node);
+            }
+        }
         for (monitor_ref, watcher) in monitored_by {
             self.notify_monitor(watcher, monitor_ref, reason.clone());
         }
         for linker in linked_by {
             self.link_signal(linker, pid, reason.clone());
         }
-        for monitor_ref in monitoring {
+        for monitor_ref in monitoring.into_values() {
             self.forget_monitor(monitor_ref);
         }
         for target in linked_to {

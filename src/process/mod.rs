@@ -36,10 +36,11 @@ use self::table::ProcessSlot;
 use self::timer::Sleep;
 use crate::closure::Closure;
 use crate::message::{Message, Serializable};
+use crate::mx::MxRecipient;
 use crate::node::local::NodeState;
 use crate::node::LocalNode;
 use crate::runtime::TaskId;
-use crate::wire::{Control, Frame};
+use crate::wire::{Control, Frame, WireError};
 
 /// The handle a process runs with: its identity and its way to act on the world.
 ///
@@ -60,6 +61,11 @@ impl Process {
 
     pub(crate) fn node(&self) -> &LocalNode {
         &self.node
+    }
+
+    /// A second handle on this process, for values that must act for it when dropped.
+    pub(crate) fn clone_handle(&self) -> Process {
+        Process::new(self.node.clone(), self.pid, self.task)
     }
 
     /// This process's slot, checking that it is the one being polled: a handle moved
@@ -139,9 +145,14 @@ impl Process {
         Fut: Future + 'static,
         Fut::Output: ProcessOutcome,
     {
-        let child = self.node.spawn(body);
-        self.link(child);
-        child
+        let linker = self.pid;
+        // Linked before the body is built: a panic there reaches the link.
+        match self
+            .node
+            .spawn_inner(body, |state, child| state.link(linker, child))
+        {
+            Ok(child) | Err((child, _)) => child,
+        }
     }
 
     /// Spawns a process and monitors it, before it can run.
@@ -151,8 +162,17 @@ impl Process {
         Fut: Future + 'static,
         Fut::Output: ProcessOutcome,
     {
-        let child = self.node.spawn(body);
-        (child, self.monitor(child))
+        let watcher = self.pid;
+        let mut monitor_ref = None;
+        // Monitored before the body is built: a panic there reaches the monitor.
+        let spawned = self.node.spawn_inner(body, |state, child| {
+            monitor_ref = Some(state.monitor(watcher, child));
+        });
+        let (Ok(child) | Err((child, _))) = spawned;
+        (
+            child,
+            monitor_ref.expect("set when the process was inserted"),
+        )
     }
 
     // ----- messages -----
@@ -343,7 +363,15 @@ impl Process {
             fingerprint,
             payload,
         };
-        self.node.state().send_frame_to(node, &frame);
+        let to = MxRecipient::Name {
+            node,
+            name: name.to_string(),
+        };
+        // A refusal is logged and published by the node.
+        let _ = self
+            .node
+            .state()
+            .send_frame_from(self.pid, to, node, &frame);
     }
 
     /// Looks `name` up in `node`'s registry. `None` if nobody holds it, or if the
@@ -362,6 +390,8 @@ impl Process {
             reply.request == request
         })
         .await
+        .ok()
+        .flatten()
         .and_then(|reply| reply.pid)
     }
 
@@ -416,6 +446,7 @@ impl Process {
             reply.request == request
         })
         .await
+        .map_err(|err| RegistryError::Unsendable(err.to_string()))?
         .ok_or(RegistryError::Disconnected(node))?
         .result
     }
@@ -459,22 +490,37 @@ impl Process {
                 reply.request == request
             })
             .await
+            .map_err(|err| match err {
+                WireError::FrameTooLong { length, limit } => SpawnError::TooLarge {
+                    bytes: length,
+                    limit: limit as u64,
+                },
+                other => SpawnError::Refused(other.to_string()),
+            })?
             .ok_or(SpawnError::Disconnected(node))?;
         reply.result.map_err(SpawnError::Refused)
     }
 
     /// Sends a control request to `node` and waits for the reply `is_reply` picks, or
-    /// for the loss of the connection (`None`).
+    /// for the loss of the connection (`Ok(None)`). A request that cannot be sent (over
+    /// the frame limit) is an error at once, with nothing sent.
     async fn remote_request<R: Serializable>(
         &self,
         node: NodeId,
         control: Control,
         is_reply: impl Fn(&R) -> bool,
-    ) -> Option<R> {
+    ) -> Result<Option<R>, WireError> {
         let watch = self.monitor_node(node);
-        self.node
-            .state()
-            .send_frame_to(node, &Frame::Control(control));
+        let sent = self.node.state().send_frame_from(
+            self.pid,
+            MxRecipient::Node(node),
+            node,
+            &Frame::Control(control),
+        );
+        if let Err(err) = sent {
+            self.unmonitor_node(watch);
+            return Err(err);
+        }
         let reply = self
             .receive_wait(vec![
                 match_if(is_reply, Some),
@@ -485,7 +531,7 @@ impl Process {
             ])
             .await;
         self.unmonitor_node(watch);
-        reply
+        Ok(reply)
     }
 
     /// Monitors the connection to `node`: a [`NodeMonitorNotification`] arrives when it
@@ -636,6 +682,14 @@ pub enum SpawnError {
     Refused(String),
     /// The connection to the node was lost before it answered.
     Disconnected(NodeId),
+    /// The request (its closure) is longer than the transport's frame limit: it was
+    /// refused before it was sent, and a retry would fail the same way.
+    TooLarge {
+        /// The encoded request's length, in bytes.
+        bytes: u64,
+        /// The frame limit, in bytes.
+        limit: u64,
+    },
 }
 
 impl std::fmt::Display for SpawnError {
@@ -645,6 +699,11 @@ impl std::fmt::Display for SpawnError {
             SpawnError::Disconnected(node) => {
                 write!(f, "remote spawn failed: connection to {node} lost")
             }
+            SpawnError::TooLarge { bytes, limit } => write!(
+                f,
+                "remote spawn refused: the request of {bytes} bytes exceeds the frame limit of \
+                 {limit} bytes"
+            ),
         }
     }
 }

@@ -6,6 +6,9 @@
 //! looked at again: waiting costs time linear in the new arrivals, not in the mailbox.
 //! Channel matches are tried after the mailbox, in list order.
 
+use crate::mx::{MxEvent, MxEventKind};
+use crate::node::local::NodeState;
+use crate::process::id::ProcessId;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -150,22 +153,39 @@ pub(crate) struct Scan {
 
 impl Scan {
     /// Takes the first message from the scan position on that `accept` takes, returning
-    /// which alternative took it; otherwise remembers how far it looked.
+    /// which alternative took it; otherwise remembers how far it looked. A message
+    /// passed over that turned out not to decode as its type is dropped (a waiting
+    /// receive would otherwise decode and log it at every scan); `dropped` gets the
+    /// type each one claimed to be.
     fn scan(
         &mut self,
         mailbox: &mut VecDeque<Message>,
         removals: &mut u64,
+        dropped: &mut Vec<&'static str>,
         mut accept: impl FnMut(&mut Message) -> Option<usize>,
     ) -> Option<(Message, usize)> {
         if *removals != self.removals_seen {
             self.cursor = 0;
             self.removals_seen = *removals;
         }
-        let found = mailbox
-            .iter_mut()
-            .enumerate()
-            .skip(self.cursor)
-            .find_map(|(index, message)| accept(message).map(|which| (index, which)));
+        let mut index = self.cursor;
+        let found = loop {
+            let Some(message) = mailbox.get_mut(index) else {
+                break None;
+            };
+            if let Some(which) = accept(message) {
+                break Some((index, which));
+            }
+            match message.undecodable() {
+                None => index += 1,
+                Some(type_name) => {
+                    mailbox.remove(index);
+                    *removals += 1;
+                    self.removals_seen = *removals;
+                    dropped.push(type_name);
+                }
+            }
+        };
         match found {
             Some((index, which)) => {
                 let message = mailbox.remove(index).expect("index from the scan");
@@ -197,13 +217,15 @@ impl Scan {
             }
             (std::mem::take(&mut slot.mailbox), slot.mailbox_removals)
         };
-        let found = self.scan(&mut mailbox, &mut removals, accept);
+        let mut dropped = Vec::new();
+        let found = self.scan(&mut mailbox, &mut removals, &mut dropped, accept);
         let mut state = node.state();
         let slot = process.running_slot(&mut state);
         // Messages that arrived during the scan go after the ones already there.
         mailbox.append(&mut slot.mailbox);
         slot.mailbox = mailbox;
         slot.mailbox_removals = removals;
+        report_dropped(&mut state, process.self_pid(), dropped);
         found
     }
 
@@ -212,11 +234,28 @@ impl Scan {
     pub(crate) fn take_first_of_type<T: Serializable>(&mut self, process: &Process) -> Option<T> {
         let mut state = process.node().state();
         let slot = process.running_slot(&mut state);
-        let (message, _) = self.scan(&mut slot.mailbox, &mut slot.mailbox_removals, |message| {
-            message.accepts::<T>().then_some(0)
-        })?;
+        let mut dropped = Vec::new();
+        let found = self.scan(
+            &mut slot.mailbox,
+            &mut slot.mailbox_removals,
+            &mut dropped,
+            |message| message.accepts::<T>().then_some(0),
+        );
+        report_dropped(&mut state, process.self_pid(), dropped);
         drop(state);
-        Some(downcast_accepted(message))
+        found.map(|(message, _)| downcast_accepted(message))
+    }
+}
+
+/// Tells the management bus of messages a scan dropped for not decoding as the type
+/// they claimed (logged when they failed to decode).
+fn report_dropped(state: &mut NodeState, pid: ProcessId, dropped: Vec<&'static str>) {
+    for type_name in dropped {
+        state.mx_event(MxEventKind::Log, || {
+            MxEvent::Log(format!(
+                "{pid}: dropped a message that did not decode as its type {type_name}"
+            ))
+        });
     }
 }
 

@@ -34,6 +34,8 @@ pub enum RegistryError {
     ///
     /// [`Process::register_remote`]: crate::Process::register_remote
     Disconnected(NodeId),
+    /// The request could not be sent (a name longer than the frame limit allows).
+    Unsendable(String),
 }
 
 /// A change to a node's registry asked by another node ([`Control::Registry`]).
@@ -57,6 +59,7 @@ impl fmt::Display for RegistryError {
                 write!(f, "cannot register {pid}: it is not alive")
             }
             RegistryError::NotRegistered(name) => write!(f, "name {name:?} is not registered"),
+            RegistryError::Unsendable(why) => write!(f, "registry request not sent: {why}"),
             RegistryError::Disconnected(node) => {
                 write!(f, "connection to {node} lost before it answered")
             }
@@ -310,7 +313,9 @@ impl crate::node::local::NodeState {
         if holder.node == self.id {
             self.deliver_here(holder.local, message);
         } else if let Some(network) = &mut self.network {
-            network.send_message(from, holder, &message);
+            if let Err(err) = network.send_message(from, holder, &message) {
+                self.mx_message_refused(from, crate::mx::MxRecipient::Process(holder), &err);
+            }
         }
     }
 }

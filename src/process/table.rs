@@ -6,8 +6,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Waker;
 
-use slab::Slab;
-
 use super::id::{DiedReason, MonitorRef, ProcessId};
 use crate::message::Message;
 use crate::runtime::TaskId;
@@ -43,8 +41,12 @@ pub(crate) struct Relations {
     pub(crate) monitored_by: Vec<(MonitorRef, ProcessId)>,
     /// Processes linked to this one: they get a link signal when it dies.
     pub(crate) linked_by: Vec<ProcessId>,
-    /// This process's own monitors on local processes, removed from them at its death.
-    pub(crate) monitoring: Vec<MonitorRef>,
+    /// This process's own monitors (on processes here or remote, and on nodes), removed
+    /// from their targets at its death. Keyed by the monitor's id (unique on this node,
+    /// increasing: iteration is creation order), so that a notification removes its
+    /// entry in O(log n) however many monitors the watcher holds (a `spawn_monitor`
+    /// loop would otherwise be quadratic).
+    pub(crate) monitoring: std::collections::BTreeMap<u64, MonitorRef>,
     /// Local processes this one is linked to.
     pub(crate) linked_to: Vec<ProcessId>,
     pub(crate) names: Vec<String>,
@@ -58,6 +60,18 @@ pub(crate) struct Relations {
     pub(crate) peer_epochs: std::collections::BTreeMap<ProcessId, u64>,
     /// Its `catch_exit` handlers, and an exit signal one of them caught.
     pub(crate) exit_catchers: super::exit::ExitCatchers,
+    /// Asyncs this process dropped before they settled: their reply and monitor
+    /// notification are dropped on arrival instead of staying queued forever.
+    pub(crate) abandoned: Vec<Abandoned>,
+}
+
+/// An async nobody waits for any more (see [`Relations::abandoned`]): messages for it
+/// are dropped until its monitor notification, the last of them, arrives.
+pub(crate) struct Abandoned {
+    /// The monitor on the async's process; its notification ends the entry.
+    pub(crate) monitor_ref: MonitorRef,
+    /// Whether a message is the async's reply.
+    pub(crate) is_reply: Box<dyn Fn(&mut Message) -> bool>,
 }
 
 impl ProcessSlot {
@@ -66,33 +80,51 @@ impl ProcessSlot {
     }
 }
 
-/// A slab of slots plus a generation per index, so that ids are never reused.
+/// The slots of live processes plus a generation per index, so that ids are never
+/// reused: a freed index is reused (the last freed first, so the table stays dense)
+/// with its generation bumped, and an index whose generation reached the largest a
+/// [`TaskId`] holds is retired for good rather than wrapped. Retiring costs one empty
+/// slot per 2^32 processes started in it; the 2^32 indices × 2^32 generations give ids
+/// for the node's lifetime.
 #[derive(Default)]
 pub(crate) struct ProcessTable {
-    slots: Slab<ProcessSlot>,
+    slots: Vec<Option<ProcessSlot>>,
+    /// The generation of the last process in each slot (0: none yet).
     generations: Vec<u32>,
+    /// Free indices, the last freed on top.
+    free: Vec<u32>,
+    len: usize,
 }
+
+/// The last generation an index gets before it is retired.
+const GENERATION_MAX: u32 = u32::MAX;
 
 impl ProcessTable {
     /// The id the next inserted process will get.
     pub(crate) fn next_id(&self) -> TaskId {
-        let index = self.slots.vacant_key();
+        let index = match self.free.last() {
+            Some(&index) => index as usize,
+            None => self.slots.len(),
+        };
+        // A free index's generation is below the maximum: saturated ones are not freed.
         let generation = self.generations.get(index).copied().unwrap_or(0) + 1;
         TaskId {
-            index: u32::try_from(index).expect("fewer than 2^32 live processes"),
+            index: u32::try_from(index).expect("fewer than 2^32 process slots"),
             generation,
         }
     }
 
     pub(crate) fn insert(&mut self, slot: ProcessSlot) -> TaskId {
         let task = self.next_id();
-        let index = self.slots.insert(slot);
-        debug_assert_eq!(index, task.index as usize);
-        if index == self.generations.len() {
-            self.generations.push(task.generation);
-        } else {
-            self.generations[index] = task.generation;
+        let index = task.index as usize;
+        if self.free.pop().is_none() {
+            self.slots.push(None);
+            self.generations.push(0);
         }
+        debug_assert!(self.slots[index].is_none());
+        self.slots[index] = Some(slot);
+        self.generations[index] = task.generation;
+        self.len += 1;
         task
     }
 
@@ -101,7 +133,7 @@ impl ProcessTable {
         if self.generations.get(index) != Some(&task.generation) {
             return None;
         }
-        self.slots.get(index)
+        self.slots[index].as_ref()
     }
 
     pub(crate) fn get_mut(&mut self, task: TaskId) -> Option<&mut ProcessSlot> {
@@ -109,31 +141,97 @@ impl ProcessTable {
         if self.generations.get(index) != Some(&task.generation) {
             return None;
         }
-        self.slots.get_mut(index)
+        self.slots[index].as_mut()
     }
 
     pub(crate) fn remove(&mut self, task: TaskId) -> Option<ProcessSlot> {
         self.get(task)?;
-        Some(self.slots.remove(task.index as usize))
+        let slot = self.slots[task.index as usize].take();
+        self.len -= 1;
+        if task.generation < GENERATION_MAX {
+            self.free.push(task.index);
+        } else {
+            tracing::debug!(
+                index = task.index,
+                "process slot retired: its generations are used up"
+            );
+        }
+        slot
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.len
     }
 
     /// Every live slot, in index order.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut ProcessSlot> {
-        self.slots.iter_mut().map(|(_, slot)| slot)
+        self.slots.iter_mut().filter_map(Option::as_mut)
     }
 
     /// Every live task, in index order.
     pub(crate) fn tasks(&self) -> Vec<TaskId> {
         self.slots
             .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.is_some())
             .map(|(index, _)| TaskId {
                 index: index as u32,
                 generation: self.generations[index],
             })
             .collect()
+    }
+
+    /// Makes the next process started in a fresh slot begin at `generation` (tests reach
+    /// the end of a slot's generations this way, without 2^32 spawns).
+    #[cfg(test)]
+    pub(crate) fn start_next_slot_at_generation(&mut self, generation: u32) {
+        assert!(self.free.is_empty(), "only a table without free slots");
+        self.slots.push(None);
+        self.generations.push(generation - 1);
+        self.free.push((self.slots.len() - 1) as u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::rc::Rc;
+
+    use crate::clock::SystemClock;
+    use crate::runtime::blocking::Inline;
+    use crate::{LocalNode, NodeEnv, NodeId};
+
+    /// A spawn/exit loop in a slot near the end of its generations never hands out an
+    /// id twice, and an old id never names a new process.
+    #[test]
+    fn process_ids_are_not_reused_when_a_slot_generation_runs_out() {
+        let id = NodeId {
+            address: "127.0.0.1:1".parse().unwrap(),
+            incarnation: 1,
+        };
+        let node = LocalNode::new(
+            id,
+            NodeEnv::new(Rc::new(SystemClock::new()), 7, Rc::new(Inline)),
+        );
+        node.state()
+            .processes
+            .start_next_slot_at_generation(u32::MAX - 2);
+        let mut seen = BTreeSet::new();
+        let mut previous = Vec::new();
+        for _ in 0..6 {
+            let pid = node.spawn(|p| async move {
+                p.expect::<u8>().await;
+            });
+            assert!(seen.insert(pid), "{pid} handed out twice");
+            for old in &previous {
+                assert!(!node.is_alive(*old), "old id {old} names a live process");
+            }
+            assert!(node.is_alive(pid));
+            while node.run_next() {}
+            node.send_as(pid, pid, 1u8);
+            while node.run_next() {}
+            assert!(!node.is_alive(pid));
+            previous.push(pid);
+        }
     }
 }

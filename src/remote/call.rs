@@ -15,9 +15,10 @@ use super::service::{serve, ServiceError, ServiceId};
 use crate::closure::{Closure, RemoteTable};
 use crate::concurrency::{Async, AsyncReply, AsyncResult};
 use crate::message::{decode, encode, Serializable};
-use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId};
 use crate::process::Process;
 use crate::status::StatusNotice;
+use crate::wire::WireError;
 use crate::{match_if, match_type, ProcessMonitorNotification, SpawnError};
 
 /// What the master puts in a call's closure: the encoded argument and where to answer.
@@ -58,7 +59,20 @@ impl RemoteTable {
                 let value: Result<R, String> = match decode::<A>(&envelope.argument) {
                     Err(err) => Err(format!("bad argument: {err}")),
                     Ok(argument) => {
-                        let run = std::panic::AssertUnwindSafe(function(p, argument));
+                        // A simulator may hold the answer back past the caller's timeouts.
+                        if crate::buggify!() {
+                            crate::reached!("remote.buggify.reply_delayed");
+                            p.sleep(Duration::from_secs(30)).await;
+                        }
+                        // A simulator may make the closure panic, as user code can.
+                        let panics = crate::buggify!();
+                        let run = std::panic::AssertUnwindSafe(async move {
+                            if panics {
+                                crate::reached!("remote.buggify.closure_panics");
+                                panic!("buggify: a remote closure panics");
+                            }
+                            function(p, argument).await
+                        });
                         match run.catch_unwind().await {
                             Ok(Ok(value)) => Ok(value),
                             Ok(Err(err)) => Err(err.to_string()),
@@ -69,7 +83,7 @@ impl RemoteTable {
                 if let Err(why) = &value {
                     tracing::error!(%why, "remote call failed on the worker");
                 }
-                node.send_as(
+                let sent = node.try_send_as(
                     me,
                     envelope.reply_to,
                     AsyncReply {
@@ -77,19 +91,30 @@ impl RemoteTable {
                         value,
                     },
                 );
+                if let Err(WireError::FrameTooLong { length, limit }) = sent {
+                    // The caller would wait for an answer that never comes: tell it why.
+                    let why = format!(
+                        "{TOO_LARGE_PREFIX}the reply of {length} bytes exceeds the limit of \
+                         {limit} bytes"
+                    );
+                    node.send_as(
+                        me,
+                        envelope.reply_to,
+                        AsyncReply {
+                            id: envelope.call,
+                            value: Err::<R, String>(why),
+                        },
+                    );
+                }
             }
         })
     }
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-text payload".to_string());
-    format!("panicked: {text}")
-}
+/// How the text of a [`RemoteErrorKind::Exception`] starts when the call's argument
+/// or its reply is longer than the transport's frame limit: a retry would fail the same
+/// way (see [`RemoteError::is_retryable`]).
+pub const TOO_LARGE_PREFIX: &str = "too large for the frame limit: ";
 
 /// A closure to run on a worker, built lazily and once (hyperion's
 /// `SerializableClosureProcess`): the action that produces its argument runs the first
@@ -129,18 +154,18 @@ impl<R: Serializable + Clone> RemoteCall<R> {
         }
     }
 
-    /// The table entry it calls.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     /// How many times the building action ran (0 or 1).
     pub fn builds(&self) -> u32 {
         self.argument.builds()
     }
 
+    /// The table entry this call runs.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     /// The encoded argument, building it on first use.
-    async fn argument(&self) -> Result<Vec<u8>, String> {
+    pub(super) async fn argument(&self) -> Result<Vec<u8>, String> {
         self.argument
             .get(|| Err("the process building the closure stopped before it finished".into()))
             .await
@@ -185,11 +210,41 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
-/// A call in progress on a worker.
+impl RemoteError {
+    /// Whether another attempt could succeed. A call whose argument or reply is longer
+    /// than the frame limit (its text starts with [`TOO_LARGE_PREFIX`]) would fail the
+    /// same way on every worker: [`with_remote_runner`] gives it up at once, whatever
+    /// the launcher's policy.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(&self.kind, RemoteErrorKind::Exception(text) if text.starts_with(TOO_LARGE_PREFIX))
+    }
+}
+
+/// A call in progress on a worker. Dropped before its result is taken, it leaves
+/// nothing queued for its caller (see [`Async`]): the call's reply and notifications
+/// are dropped on arrival.
 pub struct RemoteTask<R> {
     service_id: ServiceId,
     task: Async<Result<R, String>>,
     worker_watch: crate::MonitorRef,
+    /// Whether `worker_watch` was removed (when the outcome was taken).
+    worker_watch_removed: std::cell::Cell<bool>,
+    /// The caller, to remove `worker_watch` if the task is dropped first.
+    caller: Process,
+}
+
+impl<R> Drop for RemoteTask<R> {
+    fn drop(&mut self) {
+        if self.worker_watch_removed.get() {
+            return;
+        }
+        let node = self.caller.local_node();
+        // Busy: the caller itself is being torn down, and its monitors with it.
+        let state = node.inner.state.try_borrow_mut();
+        if let Ok(mut state) = state {
+            state.unmonitor(self.caller.self_pid(), self.worker_watch);
+        }
+    }
 }
 
 impl<R: Serializable + Clone> RemoteTask<R> {
@@ -201,6 +256,7 @@ impl<R: Serializable + Clone> RemoteTask<R> {
         let kind = match outcome {
             AsyncResult::Done(Ok(value)) => {
                 p.unmonitor(self.worker_watch);
+                self.worker_watch_removed.set(true);
                 return Ok(value);
             }
             AsyncResult::Done(Err(text)) => RemoteErrorKind::Exception(text),
@@ -226,6 +282,7 @@ impl<R: Serializable + Clone> RemoteTask<R> {
         };
         if !matches!(kind, RemoteErrorKind::Pending) {
             p.unmonitor(self.worker_watch);
+            self.worker_watch_removed.set(true);
         }
         Err(RemoteError {
             service_id: self.service_id.clone(),
@@ -263,6 +320,10 @@ impl<R: Serializable + Clone> RemoteTask<R> {
             |n: ProcessMonitorNotification| AsyncResult::LinkFailed(n.reason),
         );
         let outcome = self.task.wait_with(p, timeout, vec![worker_lost]).await;
+        crate::sometimes!(
+            "remote.worker_monitor_disconnect_in_service",
+            matches!(outcome, AsyncResult::LinkFailed(DiedReason::Disconnect))
+        );
         if matches!(outcome, AsyncResult::LinkFailed(_)) {
             p.kill(self.task.pid(), "the worker serving this call was lost");
         }
@@ -306,6 +367,8 @@ impl Runner {
             service_id: self.service_id.clone(),
             task: Async::settled(self.worker, kind),
             worker_watch,
+            worker_watch_removed: std::cell::Cell::new(false),
+            caller: p.clone_handle(),
         };
         let argument = match call.argument().await {
             Ok(argument) => argument,
@@ -332,11 +395,17 @@ impl Runner {
                 let monitor = p.monitor(pid);
                 RemoteTask {
                     service_id: self.service_id.clone(),
-                    task: Async::from_parts(pid, id, monitor),
+                    task: Async::from_parts(p, pid, id, monitor),
                     worker_watch,
+                    worker_watch_removed: std::cell::Cell::new(false),
+                    caller: p.clone_handle(),
                 }
             }
             Err(SpawnError::Refused(why)) => settled(AsyncResult::Done(Err(why))),
+            Err(SpawnError::TooLarge { bytes, limit }) => settled(AsyncResult::Done(Err(format!(
+                "{TOO_LARGE_PREFIX}the call's closure of {bytes} bytes exceeds the limit \
+                     of {limit} bytes"
+            )))),
             Err(SpawnError::Disconnected(_)) => {
                 settled(AsyncResult::Failed(DiedReason::Disconnect))
             }
@@ -424,9 +493,14 @@ where
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => error,
         };
+        if !error.is_retryable() {
+            tracing::error!(%error, "remote work failed in a way no retry can fix; giving up");
+            return Err(RunnerError::Remote(error));
+        }
         match launcher.on_remote_error(&error, retries) {
             OnRemoteError::GiveUp => return Err(RunnerError::Remote(error)),
             OnRemoteError::Retry { after } => {
+                crate::reached!("remote.retry");
                 tracing::warn!(%error, retry = retries + 1, ?after, "remote work failed; retrying with a new worker");
                 p.sleep(after).await;
             }

@@ -9,20 +9,24 @@
 //! [`with_remote_runner`] adds a [`Runner`] that ships memoized closures
 //! ([`RemoteCall`]) to the worker, maps every way a call can fail to a [`RemoteError`],
 //! and lets the launcher's [`WorkerLauncher::on_remote_error`] decide: retry with a new
-//! worker after a pause, hold, or give up.
+//! worker after a pause, hold, or give up. [`Memoized`] runs calls through a
+//! [`ResultStore`](crate::store::ResultStore): a result already stored (in this run or
+//! the run it resumed) is not computed again.
 
 mod call;
 mod launcher;
 mod memo;
 mod service;
+mod stored;
 mod worker;
 
 pub use call::{
     release_holds, with_remote_runner, CallEnvelope, ReleaseHold, RemoteCall, RemoteError,
-    RemoteErrorKind, RemoteTask, Runner, RunnerError,
+    RemoteErrorKind, RemoteTask, Runner, RunnerError, TOO_LARGE_PREFIX,
 };
 pub use launcher::{LaunchError, OnRemoteError, RetryPolicy, WorkerLauncher};
 pub use service::{with_service, ServiceError, ServiceId, WorkerHello, WorkerMessage};
+pub use stored::{Memoized, StoredCallError};
 pub use worker::{
     worker, WorkerConfig, WorkerExit, HANDSHAKE_ATTEMPTS_DEFAULT, HANDSHAKE_TIMEOUT_DEFAULT,
 };

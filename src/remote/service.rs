@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::launcher::{LaunchError, WorkerLauncher};
-use crate::match_type;
+use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::id::{NodeId, ProcessId};
 use crate::process::Process;
@@ -108,6 +108,11 @@ struct ShutdownGuard<'a, L: WorkerLauncher> {
 impl<L: WorkerLauncher> Drop for ShutdownGuard<'_, L> {
     fn drop(&mut self) {
         tracing::info!(service = %self.service, job = ?self.job, "worker finished; shutting it down");
+        // A connection break since the last data sent to the worker would make the
+        // reconnect rule drop `ShutDown` silently: acknowledge any break first, so it
+        // goes out on a fresh connection if there is none. (A worker that saw the break
+        // has stopped already, having lost its master.)
+        self.p.reconnect(self.worker);
         self.p.send(self.worker, WorkerMessage::ShutDown);
         self.launcher.on_exit(&self.job);
         crate::status::notify(
@@ -116,6 +121,32 @@ impl<L: WorkerLauncher> Drop for ShutdownGuard<'_, L> {
                 service: self.service.to_string(),
             },
         );
+    }
+}
+
+/// Cancels a launched job when dropped, unless its worker connected first: between the
+/// launch and the worker's hello the service owns the job, so a timeout, or the calling
+/// process being killed while it waits, never leaves the job running.
+struct CancelUnlessConnected<'a, L: WorkerLauncher> {
+    launcher: &'a L,
+    job: Option<L::JobId>,
+}
+
+impl<L: WorkerLauncher> CancelUnlessConnected<'_, L> {
+    /// The worker connected: the shutdown guard owns the job from here.
+    fn connected(mut self) -> L::JobId {
+        self.job
+            .take()
+            .expect("the job is held until the worker connects")
+    }
+}
+
+impl<L: WorkerLauncher> Drop for CancelUnlessConnected<'_, L> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            tracing::warn!(?job, "no worker connected for this job; cancelling it");
+            self.launcher.cancel(&job);
+        }
     }
 }
 
@@ -134,9 +165,11 @@ impl Drop for Registration<'_> {
 /// Starts a worker with `launcher`, waits for it to connect, and runs `block` with the
 /// worker's node and the service id (hyperion's `withService`). `ShutDown` is always
 /// sent to the worker and the launcher's exit hook always runs when the block ends,
-/// however it ends. A handshake for another service is ignored; no handshake within the
-/// launcher's connection timeout is [`ServiceError::WorkerConnectionTimeout`] (and the
-/// job is cancelled).
+/// however it ends. Only a handshake naming this service is taken (others stay for
+/// their own services, so concurrent services of one process never steal each other's
+/// workers). No handshake within the launcher's connection timeout is
+/// [`ServiceError::WorkerConnectionTimeout`]; the job is cancelled then, and also if
+/// the calling process is killed before the worker connects.
 pub async fn with_service<L, F, Fut, T>(
     p: &Process,
     launcher: &L,
@@ -180,11 +213,15 @@ where
             job: format!("{job:?}"),
         },
     );
+    let pending = CancelUnlessConnected {
+        launcher,
+        job: Some(job),
+    };
     let Some(hello) = await_worker(p, &service, launcher.connection_timeout()).await else {
-        tracing::warn!(%service, ?job, "worker did not connect in time; cancelling it");
-        launcher.cancel(&job);
+        tracing::warn!(%service, "worker did not connect in time");
         return Err(ServiceError::WorkerConnectionTimeout(service.clone()));
     };
+    let job = pending.connected();
     tracing::info!(%service, ?job, worker = %hello.pid, "acquired worker");
     p.send_chan(hello.reply, WorkerMessage::Connected);
     crate::status::notify(
@@ -205,28 +242,42 @@ where
     Ok(block(hello.pid, service.clone()).await)
 }
 
-/// Waits for the hello of this service's worker, ignoring others'.
+/// Waits for the hello of this service's worker. Only that hello is taken: a hello for
+/// another live service of this process (a concurrent `with_service` in the same
+/// process) stays in the mailbox for it. A hello for a service that has ended (its name
+/// no longer registered to this process) is dropped, so stale hellos do not pile up.
 async fn await_worker(
     p: &Process,
     service: &ServiceId,
     timeout: Option<Duration>,
 ) -> Option<WorkerHello> {
-    let deadline = timeout.map(|timeout| p.now() + timeout);
+    // A timeout beyond the clock's range (`Duration::MAX`) is no timeout.
+    let deadline = timeout.and_then(|timeout| p.now().checked_add(timeout));
+    let me = p.self_pid();
     loop {
-        let hello = match deadline {
-            None => {
-                p.receive_wait(vec![match_type(|hello: WorkerHello| hello)])
-                    .await
-            }
+        let matches = vec![
+            match_if(
+                |hello: &WorkerHello| hello.service == *service,
+                |hello: WorkerHello| Some(hello),
+            ),
+            match_if(
+                move |hello: &WorkerHello| p.whereis(hello.service.as_str()) != Some(me),
+                |hello: WorkerHello| {
+                    crate::reached!("remote.hello_from_unknown_service");
+                    tracing::info!(got = %hello.service, worker = %hello.pid, "dropping a handshake for a service that has ended");
+                    None
+                },
+            ),
+        ];
+        let taken = match deadline {
+            None => p.receive_wait(matches).await,
             Some(deadline) => {
                 let left = deadline.saturating_sub(p.now());
-                p.receive_timeout(left, vec![match_type(|hello: WorkerHello| hello)])
-                    .await?
+                p.receive_timeout(left, matches).await?
             }
         };
-        if hello.service == *service {
+        if let Some(hello) = taken {
             return Some(hello);
         }
-        tracing::info!(expected = %service, got = %hello.service, worker = %hello.pid, "ignoring a handshake for another service");
     }
 }

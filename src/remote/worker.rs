@@ -58,6 +58,13 @@ pub async fn worker(
     let mut connected = false;
     for attempt in 1..=config.attempts {
         tracing::info!(%master, %service, attempt, "connecting to master");
+        crate::sometimes!("remote.handshake_retried", attempt > 1);
+        // A simulator may slow a handshake step down, as a loaded login node does.
+        if crate::buggify!() {
+            crate::reached!("remote.buggify.slow_handshake");
+            p.sleep(Duration::from_millis(p.random_u64() % 15_000))
+                .await;
+        }
         let hello = WorkerHello {
             pid: p.self_pid(),
             service: service.clone(),

@@ -103,7 +103,10 @@ impl BlockingExecutor for ThreadPool {
     fn execute(&self, job: Job) {
         let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         state.queue.push_back(job);
-        if state.idle == 0 && state.threads < self.shared.threads_max {
+        // A waiting thread counts as idle until it wakes and takes a job, so a burst of
+        // jobs would all be promised to one notified thread: start a thread whenever
+        // the queued jobs outnumber the threads still waiting for one.
+        if state.queue.len() > state.idle && state.threads < self.shared.threads_max {
             state.threads += 1;
             let shared = self.shared.clone();
             let spawned = std::thread::Builder::new()
@@ -113,7 +116,8 @@ impl BlockingExecutor for ThreadPool {
                 state.threads -= 1;
                 tracing::error!(%err, "cannot start a blocking-pool thread; the job waits for a running one");
             }
-        } else {
+        }
+        if state.idle > 0 {
             self.shared.work_available.notify_one();
         }
     }
@@ -125,5 +129,44 @@ impl ThreadPool {
         let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         state.closed = true;
         self.shared.work_available.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{mpsc, Barrier};
+    use std::time::Duration;
+
+    /// Jobs that can only finish together (a barrier) all finish: a burst of jobs
+    /// gets a thread each, up to the pool's size, even when a thread was idle.
+    #[test]
+    fn a_burst_of_jobs_that_wait_on_each_other_all_complete() {
+        const JOBS: usize = 6;
+        let pool = ThreadPool::new(JOBS);
+        // One thread started and idle (waiting for work) when the burst comes.
+        let (done_tx, done_rx) = mpsc::channel();
+        let first = done_tx.clone();
+        pool.execute(Box::new(move || first.send(()).unwrap()));
+        done_rx.recv().unwrap();
+        while pool.shared.state.lock().unwrap().idle == 0 {
+            std::thread::yield_now();
+        }
+        let barrier = Arc::new(Barrier::new(JOBS));
+        for _ in 0..JOBS {
+            let (barrier, done) = (barrier.clone(), done_tx.clone());
+            pool.execute(Box::new(move || {
+                barrier.wait();
+                done.send(()).unwrap();
+            }));
+        }
+        for n in 0..JOBS {
+            done_rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    panic!("only {n} of {JOBS} jobs finished: they queued behind one thread")
+                });
+        }
+        pool.close();
     }
 }

@@ -19,6 +19,9 @@ pub(crate) enum InboxItem {
 /// (the real driver's `mio::Waker`), so a sleeping driver wakes exactly when needed.
 pub struct Inbox {
     items: Mutex<Vec<InboxItem>>,
+    /// Set when the node's thread is gone: nothing posted would ever run, so posts are
+    /// refused (dropping the item tells a caller waiting on it that the node stopped).
+    closed: AtomicBool,
     /// Mirrors "items is not empty", so drivers can look without taking the lock.
     pending: AtomicBool,
     notifier: OnceLock<Box<dyn Fn() + Send + Sync>>,
@@ -28,6 +31,7 @@ impl Inbox {
     pub(crate) fn new() -> Arc<Inbox> {
         Arc::new(Inbox {
             items: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
             pending: AtomicBool::new(false),
             notifier: OnceLock::new(),
         })
@@ -38,12 +42,20 @@ impl Inbox {
         let _ = self.notifier.set(notifier);
     }
 
-    pub(crate) fn post(&self, item: InboxItem) {
+    /// Posts `item`; `false` if the inbox is closed (the item is dropped at once).
+    pub(crate) fn post(&self, item: InboxItem) -> bool {
         let was_empty = {
             let mut items = self
                 .items
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
+            // Checked under the lock: `close` empties the queue under it too, so no item
+            // is left behind in a closed inbox.
+            if self.closed.load(Ordering::Acquire) {
+                drop(items);
+                drop(item);
+                return false;
+            }
             items.push(item);
             self.pending.store(true, Ordering::Release);
             items.len() == 1
@@ -53,6 +65,23 @@ impl Inbox {
                 notify();
             }
         }
+        true
+    }
+
+    /// Refuses every later post and drops what waits: the node's thread has ended.
+    /// Callers waiting on a dropped item's reply learn that the node stopped.
+    pub(crate) fn close(&self) {
+        let left = {
+            let mut items = self
+                .items
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            self.closed.store(true, Ordering::Release);
+            self.pending.store(false, Ordering::Release);
+            std::mem::take(&mut *items)
+        };
+        // Outside the lock: dropping a job runs its captured values' destructors.
+        drop(left);
     }
 
     pub(crate) fn take_all(&self) -> Vec<InboxItem> {

@@ -66,6 +66,24 @@ pub struct StatusOptions {
     pub linger: std::time::Duration,
 }
 
+// The status options as `clap` sees them: `cluster::main_with_options` adds them to the
+// program's own options so that its `--help` lists them. Their values are read by
+// `take_status_options`, which takes them out of the arguments first. (A plain comment:
+// clap would make a doc comment the program's description.)
+#[derive(clap::Args, Debug)]
+#[allow(dead_code)] // built for the help only; never read
+pub(crate) struct StatusHelp {
+    /// Where the status page listens (default: 127.0.0.1 on a free port).
+    #[arg(long, value_name = "IP:PORT")]
+    status_addr: Option<SocketAddr>,
+    /// No status page.
+    #[arg(long)]
+    no_status: bool,
+    /// Keep the status page up this long after the run ends.
+    #[arg(long, value_name = "SECONDS")]
+    status_linger: Option<u64>,
+}
+
 /// Takes the status server's options out of a master's arguments: `--status-addr
 /// IP:PORT` moves the server, `--no-status` turns it off, `--status-linger SECONDS`
 /// keeps it up after the run. Without them the server runs at `default` (if any).

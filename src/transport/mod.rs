@@ -15,6 +15,7 @@ pub mod tcp;
 use std::net::SocketAddr;
 
 use crate::process::id::NodeId;
+use crate::wire::FRAME_BYTES_MAX;
 
 /// What a transport reports to its node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,14 @@ pub trait Transport {
     /// Queues a frame body for `peer`, connecting first if there is no connection.
     /// Never blocks; a failure shows up later as [`TransportEvent::PeerLost`].
     fn send(&mut self, peer: NodeId, frame: Vec<u8>);
+
+    /// The longest frame body this transport sends and accepts. The node encodes and
+    /// decodes every frame under this one limit and refuses a longer one before
+    /// [`send`](Transport::send): a transport given a longer body may break the
+    /// connection. The default is [`FRAME_BYTES_MAX`].
+    fn frame_bytes_max(&self) -> usize {
+        FRAME_BYTES_MAX
+    }
 
     /// Breaks the connection to `peer`, if any (the peer will see it lost).
     fn disconnect(&mut self, peer: NodeId);

@@ -9,8 +9,10 @@ use crate::message::Fingerprint;
 use crate::process::channel::SendPortId;
 use crate::process::id::{DiedReason, MonitorRef, ProcessId};
 
-/// Largest frame body a node accepts by default, in bytes (16 MiB). A longer frame is
-/// refused before anything is allocated for it.
+/// Largest frame body a node sends or accepts by default, in bytes (16 MiB). A longer
+/// frame is refused before anything is allocated for it. The TCP transport's
+/// `frame_bytes_max` setting replaces it; every encoder and decoder of a node then uses
+/// that one limit ([`encode_frame_limited`], [`decode_frame_limited`]).
 pub const FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// One unit of the node-to-node protocol.
@@ -221,36 +223,67 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<FRAME_BYTES_MAX>()
-}
-
-/// Encodes a frame body.
+/// Encodes a frame body under the default limit, [`FRAME_BYTES_MAX`].
 pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, WireError> {
-    if let Frame::Data {
-        to,
-        from,
-        fingerprint,
-        payload,
-    } = frame
-    {
-        return Ok(data::encode(to, from, *fingerprint, payload));
-    }
-    bincode::serde::encode_to_vec(frame, config()).map_err(|err| WireError::Encode(err.to_string()))
+    encode_frame_limited(frame, FRAME_BYTES_MAX)
 }
 
-/// Decodes a frame body that must be consumed exactly.
-pub fn decode_frame(bytes: &[u8]) -> Result<Frame, WireError> {
-    if bytes.len() > FRAME_BYTES_MAX {
+/// Encodes a frame body; one longer than `frame_bytes_max` is refused with
+/// [`WireError::FrameTooLong`] (no peer would accept it).
+///
+/// ```
+/// use hyperion::wire::{encode_frame_limited, Frame, WireError};
+/// assert!(encode_frame_limited(&Frame::KeepAlive, 16).is_ok());
+/// let node = "127.0.0.1:1#1".parse().unwrap();
+/// let long = Frame::NamedData {
+///     name: "x".repeat(100),
+///     from: hyperion::ProcessId { node, local: 1 },
+///     fingerprint: hyperion::message::Fingerprint(0),
+///     payload: Vec::new(),
+/// };
+/// assert!(matches!(encode_frame_limited(&long, 16), Err(WireError::FrameTooLong { limit: 16, .. })));
+/// ```
+pub fn encode_frame_limited(frame: &Frame, frame_bytes_max: usize) -> Result<Vec<u8>, WireError> {
+    let bytes = match frame {
+        Frame::Data {
+            to,
+            from,
+            fingerprint,
+            payload,
+        } => data::encode(to, from, *fingerprint, payload),
+        _ => bincode::serde::encode_to_vec(frame, bincode::config::standard())
+            .map_err(|err| WireError::Encode(err.to_string()))?,
+    };
+    if bytes.len() > frame_bytes_max {
         return Err(WireError::FrameTooLong {
             length: bytes.len() as u64,
-            limit: FRAME_BYTES_MAX,
+            limit: frame_bytes_max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes a frame body that must be consumed exactly, under the default limit,
+/// [`FRAME_BYTES_MAX`].
+pub fn decode_frame(bytes: &[u8]) -> Result<Frame, WireError> {
+    decode_frame_limited(bytes, FRAME_BYTES_MAX)
+}
+
+/// Decodes a frame body that must be consumed exactly; a body longer than
+/// `frame_bytes_max` is refused with [`WireError::FrameTooLong`]. What decoding may
+/// allocate is bounded by the body's length (see
+/// [`DECODE_CLAIM_BYTES_MIN`](crate::message::DECODE_CLAIM_BYTES_MIN)).
+pub fn decode_frame_limited(bytes: &[u8], frame_bytes_max: usize) -> Result<Frame, WireError> {
+    if bytes.len() > frame_bytes_max {
+        return Err(WireError::FrameTooLong {
+            length: bytes.len() as u64,
+            limit: frame_bytes_max,
         });
     }
     if let Some(frame) = data::decode(bytes) {
         return Ok(frame);
     }
-    let (frame, read) = bincode::serde::decode_from_slice(bytes, config())
+    let (frame, read) = crate::message::decode_from_slice_bounded(bytes)
         .map_err(|err| WireError::Malformed(err.to_string()))?;
     if read != bytes.len() {
         return Err(WireError::Malformed(format!(
@@ -266,12 +299,13 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, WireError> {
 /// then each field; integers as varints, IP octets raw, the payload length-prefixed),
 /// several times faster than going through serde. The decoder takes only what it is
 /// sure bincode would read as the same frame and hands everything else (other frames,
-/// malformed bytes, frames near the size limit) to bincode, so what is accepted, and
-/// every error, stays bincode's.
+/// malformed bytes) to bincode, so what is accepted, and every error, stays bincode's.
+/// (bincode's allocation guard is sized by the input, with room for the headers: it
+/// never refuses a data frame the input holds.)
 mod data {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-    use super::{Frame, FRAME_BYTES_MAX};
+    use super::Frame;
     use crate::message::Fingerprint;
     use crate::process::id::{NodeId, ProcessId};
 
@@ -281,8 +315,9 @@ mod data {
     const U32_BYTE: u8 = 252;
     const U64_BYTE: u8 = 253;
 
-    /// The most a process id takes: an IPv6 address, a port and two `u64`s.
-    const PID_BYTES_MAX: usize = 1 + 16 + 3 + 9 + 9;
+    /// The most a process id takes: an IPv6 address, a port, flow info and scope id, and
+    /// two `u64`s.
+    const PID_BYTES_MAX: usize = 1 + 16 + 3 + 5 + 5 + 9 + 9;
 
     fn put_varint(out: &mut Vec<u8>, value: u64) {
         if value <= u64::from(SINGLE_BYTE_MAX) {
@@ -300,8 +335,8 @@ mod data {
     }
 
     fn put_pid(out: &mut Vec<u8>, pid: &ProcessId) {
-        // serde's compact `SocketAddr`: variant index, then (octets, port); an IPv6
-        // address's flow info and scope id are not written.
+        // The node id's encoding (`WireNodeId`): variant index, then octets and port,
+        // and for IPv6 the flow info and scope id.
         match pid.node.address {
             SocketAddr::V4(address) => {
                 out.push(0);
@@ -312,6 +347,8 @@ mod data {
                 out.push(1);
                 out.extend_from_slice(&address.ip().octets());
                 put_varint(out, u64::from(address.port()));
+                put_varint(out, u64::from(address.flowinfo()));
+                put_varint(out, u64::from(address.scope_id()));
             }
         }
         put_varint(out, pid.node.incarnation);
@@ -366,6 +403,15 @@ mod data {
             }
         }
 
+        fn u32(&mut self) -> Option<u32> {
+            match self.byte()? {
+                byte @ 0..=SINGLE_BYTE_MAX => Some(u32::from(byte)),
+                U16_BYTE => Some(u32::from(u16::from_le_bytes(self.array()?))),
+                U32_BYTE => Some(u32::from_le_bytes(self.array()?)),
+                _ => None,
+            }
+        }
+
         fn u16(&mut self) -> Option<u16> {
             match self.byte()? {
                 byte @ 0..=SINGLE_BYTE_MAX => Some(u16::from(byte)),
@@ -382,7 +428,10 @@ mod data {
                 }
                 1 => {
                     let ip = Ipv6Addr::from(self.array::<16>()?);
-                    SocketAddr::V6(SocketAddrV6::new(ip, self.u16()?, 0, 0))
+                    let port = self.u16()?;
+                    let flowinfo = self.u32()?;
+                    let scope_id = self.u32()?;
+                    SocketAddr::V6(SocketAddrV6::new(ip, port, flowinfo, scope_id))
                 }
                 _ => return None,
             };
@@ -398,10 +447,9 @@ mod data {
         }
     }
 
-    /// The data frame `bytes` hold exactly, or `None` (not a data frame, malformed, or
-    /// close enough to the size limit that bincode's accounting must decide).
+    /// The data frame `bytes` hold exactly, or `None` (not a data frame, or malformed).
     pub(super) fn decode(bytes: &[u8]) -> Option<Frame> {
-        if bytes.first() != Some(&0) || bytes.len() > FRAME_BYTES_MAX - 4096 {
+        if bytes.first() != Some(&0) {
             return None;
         }
         let mut reader = Reader { bytes: &bytes[1..] };
@@ -450,11 +498,11 @@ mod tests {
     }
 
     fn bincode_bytes(frame: &Frame) -> Vec<u8> {
-        bincode::serde::encode_to_vec(frame, config()).unwrap()
+        bincode::serde::encode_to_vec(frame, bincode::config::standard()).unwrap()
     }
 
     fn bincode_decode(bytes: &[u8]) -> Option<Frame> {
-        let (frame, read) = bincode::serde::decode_from_slice(bytes, config()).ok()?;
+        let (frame, read) = crate::message::decode_from_slice_bounded(bytes).ok()?;
         (read == bytes.len()).then_some(frame)
     }
 
@@ -472,11 +520,18 @@ mod tests {
             u64::from(u32::MAX) + 1,
             u64::MAX,
         ];
-        let addresses: [std::net::SocketAddr; 4] = [
+        let addresses: [std::net::SocketAddr; 6] = [
             "10.0.0.1:7000".parse().unwrap(),
             "127.0.0.1:250".parse().unwrap(),
             "[::1]:65535".parse().unwrap(),
             "[fe80::1]:251".parse().unwrap(),
+            "[fe80::1%2]:251".parse().unwrap(),
+            std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+                "fe80::2".parse().unwrap(),
+                7000,
+                0x000f_ffff,
+                u32::MAX,
+            )),
         ];
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
@@ -532,6 +587,56 @@ mod tests {
                 assert!(decode_frame(&bytes[..cut]).is_err());
             }
         }
+    }
+
+    /// One encoding of a node id: the hello's (flow info and scope id kept) and the
+    /// frames' agree, on the hand-written data path and through bincode alike.
+    #[test]
+    fn a_scoped_ipv6_node_id_survives_every_frame_and_the_hello() {
+        let address = std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            7000,
+            5,
+            3,
+        ));
+        let node = crate::NodeId {
+            address,
+            incarnation: 0x2a,
+        };
+        let pid = ProcessId { node, local: 4 };
+        let frames = [
+            Frame::Data {
+                to: pid,
+                from: pid,
+                fingerprint: Fingerprint(1),
+                payload: vec![1, 2, 3],
+            },
+            Frame::NamedData {
+                name: "master".into(),
+                from: pid,
+                fingerprint: Fingerprint(1),
+                payload: Vec::new(),
+            },
+            Frame::Control(Control::Link {
+                linker: pid,
+                target: pid,
+            }),
+        ];
+        for frame in frames {
+            let bytes = encode_frame(&frame).unwrap();
+            assert_eq!(decode_frame(&bytes), Ok(frame.clone()));
+            assert_eq!(bincode_decode(&bytes), Some(frame));
+        }
+        let hello = crate::wire::handshake::Hello {
+            version: crate::wire::handshake::PROTOCOL_VERSION,
+            role: crate::wire::handshake::Role::Initiator,
+            node,
+            nonce: crate::wire::handshake::Nonce([0; 32]),
+        };
+        let from_hello = crate::wire::handshake::Hello::decode(&hello.encode())
+            .unwrap()
+            .node;
+        assert_eq!(from_hello, node);
     }
 
     #[test]

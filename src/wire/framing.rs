@@ -151,7 +151,19 @@ impl FrameReader {
     /// and returns what `read` returned: `Ok(0)` is the end of the stream. `WouldBlock`
     /// and the other errors are the source's.
     pub fn read_from<R: Read + ?Sized>(&mut self, source: &mut R) -> io::Result<usize> {
-        let read = source.read(self.spare(READ_CHUNK_BYTES))?;
+        self.read_at_most(source, READ_CHUNK_BYTES)
+    }
+
+    /// Reads once from `source`, at most `bytes_max` bytes (at least one): for a
+    /// connection that should send little, such as one in its handshake, whose buffer
+    /// then stays small.
+    pub fn read_at_most<R: Read + ?Sized>(
+        &mut self,
+        source: &mut R,
+        bytes_max: usize,
+    ) -> io::Result<usize> {
+        let bytes_max = bytes_max.max(1);
+        let read = source.read(&mut self.spare(bytes_max)[..bytes_max])?;
         self.end += read;
         Ok(read)
     }

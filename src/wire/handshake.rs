@@ -100,8 +100,9 @@ use crate::process::id::NodeId;
 pub const MAGIC: [u8; 8] = *b"HYPERION";
 
 /// The version of the node-to-node protocol (handshake and frames) this build speaks.
-/// Nodes of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Nodes of different versions refuse each other. (2: a node id in a frame keeps an IPv6
+/// address's flow info and scope id, as the hello does.)
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest handshake message body, in bytes. A connection accepts nothing larger until
 /// its handshake is done.
@@ -199,6 +200,14 @@ pub enum CookieError {
     /// Neither a cookie nor a cookie file was configured, and `$HOME` is not set, so there
     /// is no default place for one.
     NoHome,
+    /// The cookie file is accessible to others than its owner: anyone who can read it
+    /// can join the cluster. Refused; the text says which `chmod` fixes it.
+    NotPrivate {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Reading, creating or writing the cookie file failed.
     Io {
         /// The file.
@@ -220,6 +229,12 @@ impl fmt::Display for CookieError {
                 f,
                 "no cookie configured and $HOME is not set: configure a cookie or a cookie file"
             ),
+            CookieError::NotPrivate { path, mode } => write!(
+                f,
+                "cookie file {path} is accessible to group or others (mode {mode:03o}), so \
+                 anyone who can read it can join the cluster; run `chmod 600 {path}`",
+                path = path.display()
+            ),
             CookieError::Io { path, source } => {
                 write!(f, "cookie file {}: {source}", path.display())
             }
@@ -240,6 +255,7 @@ impl From<CookieError> for io::Error {
     fn from(err: CookieError) -> Self {
         let kind = match &err {
             CookieError::Io { source, .. } => source.kind(),
+            CookieError::NotPrivate { .. } => io::ErrorKind::PermissionDenied,
             _ => io::ErrorKind::InvalidInput,
         };
         io::Error::new(kind, err)
@@ -289,12 +305,18 @@ impl Cookie {
 
     /// The cookie stored in `path`: the file's bytes without trailing white space.
     ///
-    /// A file that others than its owner may read is used, with a warning.
+    /// A file that others than its owner may access (any group or other permission bit)
+    /// is refused with [`CookieError::NotPrivate`], which names the `chmod` to run.
     ///
     /// ```
+    /// use std::os::unix::fs::PermissionsExt;
     /// use hyperion::wire::handshake::Cookie;
     /// let path = std::env::temp_dir().join(format!("hyperion-doc-cookie-{}", std::process::id()));
     /// std::fs::write(&path, "sesame\n").unwrap();
+    /// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    /// let refused = Cookie::from_file(&path).unwrap_err().to_string();
+    /// assert!(refused.contains(&format!("chmod 600 {}", path.display())), "{refused}");
+    /// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     /// assert_eq!(Cookie::from_file(&path).unwrap(), Cookie::new("sesame").unwrap());
     /// # std::fs::remove_file(&path).unwrap();
     /// ```
@@ -305,7 +327,7 @@ impl Cookie {
             source,
         };
         let file = std::fs::File::open(path).map_err(io_error)?;
-        warn_if_readable_by_others(path, &file);
+        refuse_if_not_private(path, &file)?;
         // Room for the longest cookie plus a line ending; a file that fills it all is too
         // long, and is not read to its end.
         let read_max = COOKIE_BYTES_MAX + 2;
@@ -323,8 +345,10 @@ impl Cookie {
     /// (owner-only permissions, `0600`, in a directory created `0700` if missing), and
     /// the path logged, so that a node is never open by default.
     ///
-    /// Two nodes starting at once agree: the file is created exclusively, and the one
-    /// that loses the race reads the winner's cookie.
+    /// Nodes starting at once agree, and none reads a half-written file: each writes its
+    /// cookie to a temporary file in the same directory and links it into place, which
+    /// succeeds for one of them only (a link never replaces a file); the others read the
+    /// winner's cookie, complete.
     pub fn load_or_generate(path: impl AsRef<Path>) -> Result<Cookie, CookieError> {
         let path = path.as_ref();
         match Cookie::from_file(path) {
@@ -342,12 +366,11 @@ impl Cookie {
         {
             create_private_dir(parent).map_err(io_error)?;
         }
-        match create_private_file(path) {
-            Ok(mut file) => {
-                file.write_all(&cookie.0)
-                    .and_then(|()| file.write_all(b"\n"))
-                    .and_then(|()| file.sync_all())
-                    .map_err(io_error)?;
+        let temporary = write_temporary(path, &cookie).map_err(io_error)?;
+        let linked = std::fs::hard_link(&temporary, path);
+        let _ = std::fs::remove_file(&temporary);
+        match linked {
+            Ok(()) => {
                 tracing::info!(path = %path.display(), "generated a new cluster cookie");
                 Ok(cookie)
             }
@@ -367,23 +390,50 @@ impl Cookie {
     }
 }
 
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path, file: &std::fs::File) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(metadata) = file.metadata() {
-        let mode = metadata.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "the cookie file is accessible to others than its owner; chmod 600 it"
-            );
-        }
+/// Writes `cookie` (and a line ending) to a new owner-only file beside `path`, synced,
+/// and returns the file's path. Its name is unique to this process and call.
+fn write_temporary(path: &Path, cookie: &Cookie) -> io::Result<PathBuf> {
+    let mut random = [0u8; 8];
+    fill_random(&mut random)?;
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cookie".into());
+    let suffix: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    let temporary = path.with_file_name(format!(".{name}.{}.{suffix}.tmp", std::process::id()));
+    let mut file = create_private_file(&temporary)?;
+    let written = file
+        .write_all(&cookie.0)
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all());
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(err);
     }
+    Ok(temporary)
+}
+
+#[cfg(unix)]
+fn refuse_if_not_private(path: &Path, file: &std::fs::File) -> Result<(), CookieError> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = file.metadata().map_err(|source| CookieError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CookieError::NotPrivate {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path, _file: &std::fs::File) {}
+fn refuse_if_not_private(_path: &Path, _file: &std::fs::File) -> Result<(), CookieError> {
+    Ok(())
+}
 
 #[cfg(unix)]
 fn create_private_dir(path: &Path) -> io::Result<()> {
@@ -1101,7 +1151,7 @@ mod tests {
         );
         let text = err.to_string();
         assert!(
-            text.contains("version 1") && text.contains("version 7"),
+            text.contains(&format!("version {PROTOCOL_VERSION}")) && text.contains("version 7"),
             "{text}"
         );
     }
@@ -1109,13 +1159,14 @@ mod tests {
     #[test]
     fn a_future_version_with_another_layout_is_still_named() {
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&2u32.to_be_bytes());
-        bytes.extend_from_slice(b"whatever version 2 says next");
+        let future = PROTOCOL_VERSION + 1;
+        bytes.extend_from_slice(&future.to_be_bytes());
+        bytes.extend_from_slice(b"whatever the next version says next");
         assert_eq!(
             Hello::decode(&bytes),
             Err(HandshakeError::VersionMismatch {
                 ours: PROTOCOL_VERSION,
-                theirs: 2
+                theirs: future
             })
         );
     }
@@ -1299,22 +1350,99 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Writes a cookie file with owner-only permissions.
+    fn write_private(path: &Path, bytes: impl AsRef<[u8]>) {
+        std::fs::write(path, bytes).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+
     #[test]
     fn empty_and_oversized_cookie_files_are_refused() {
         let dir = temp_dir("refuse");
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty");
-        std::fs::write(&empty, " \n").unwrap();
+        write_private(&empty, " \n");
         assert!(matches!(Cookie::from_file(&empty), Err(CookieError::Empty)));
         let huge = dir.join("huge");
-        std::fs::write(&huge, vec![b'x'; COOKIE_BYTES_MAX + 1]).unwrap();
+        write_private(&huge, vec![b'x'; COOKIE_BYTES_MAX + 1]);
         assert!(matches!(
             Cookie::from_file(&huge),
             Err(CookieError::TooLong { .. })
         ));
         let at_limit = dir.join("at-limit");
-        std::fs::write(&at_limit, vec![b'x'; COOKIE_BYTES_MAX]).unwrap();
+        write_private(&at_limit, vec![b'x'; COOKIE_BYTES_MAX]);
         assert!(Cookie::from_file(&at_limit).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cookie_file_readable_by_group_or_others_is_refused_with_the_chmod_to_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("not-private");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cookie");
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::write(&path, "sesame\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            for outcome in [Cookie::from_file(&path), Cookie::load_or_generate(&path)] {
+                let err = outcome.unwrap_err();
+                assert!(
+                    matches!(&err, CookieError::NotPrivate { mode: m, .. } if *m == mode),
+                    "{err:?}"
+                );
+                let text = err.to_string();
+                assert!(
+                    text.contains(&format!("chmod 600 {}", path.display())),
+                    "{text}"
+                );
+            }
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            Cookie::from_file(&path).unwrap(),
+            Cookie::new("sesame").unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn eight_threads_creating_one_cookie_at_once_all_read_the_same_secret() {
+        let dir = temp_dir("race");
+        for round in 0..50 {
+            let path = dir.join(format!("round-{round}")).join("cookie");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Cookie::load_or_generate(&path).map_err(|err| err.to_string())
+                    })
+                })
+                .collect();
+            let cookies: Vec<_> = threads
+                .into_iter()
+                .map(|thread| thread.join().unwrap())
+                .collect();
+            let first = cookies[0]
+                .clone()
+                .unwrap_or_else(|err| panic!("round {round}: {err}"));
+            for cookie in &cookies {
+                assert_eq!(cookie.as_ref(), Ok(&first), "round {round}");
+            }
+            assert_eq!(Cookie::from_file(&path).unwrap(), first, "round {round}");
+            // No temporary file is left beside it.
+            let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            assert_eq!(left, [std::ffi::OsString::from("cookie")], "round {round}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,6 +14,9 @@ mod frame;
 pub mod framing;
 pub mod handshake;
 
-pub use frame::{decode_frame, encode_frame, Control, Frame, WireError, FRAME_BYTES_MAX};
+pub use frame::{
+    decode_frame, decode_frame_limited, encode_frame, encode_frame_limited, Control, Frame,
+    WireError, FRAME_BYTES_MAX,
+};
 pub use framing::{write_frame, FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
 pub use handshake::{Cookie, Handshake, HandshakeError};

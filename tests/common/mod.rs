@@ -32,26 +32,38 @@ pub fn tcp_node(table: RemoteTable) -> Node {
 /// The `scan` example next to this test binary (`target/<profile>/examples/scan`),
 /// built first if `cargo test` was asked for this test alone.
 pub fn scan_binary() -> PathBuf {
+    example_binary("scan")
+}
+
+/// An example next to this test binary (`target/<profile>/examples/NAME`), always
+/// built first: `cargo build --example NAME` is cheap when it is up to date, and
+/// without it `cargo test --test X` would run a stale binary left by an earlier build
+/// (cargo builds examples for integration tests only in a full `cargo test`).
+pub fn example_binary(name: &str) -> PathBuf {
     let test_binary = std::env::current_exe().expect("test binary path");
     let profile_dir = test_binary
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let binary = profile_dir.join("examples").join("scan");
-    if !binary.exists() {
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--example", "scan"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(built.success(), "cannot build the scan example");
+    let binary = profile_dir.join("examples").join(name);
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--quiet", "--example", name]);
+    if profile_dir.file_name().is_some_and(|dir| dir == "release") {
+        build.arg("--release");
     }
+    let built = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo");
+    assert!(built.success(), "cannot build the {name} example");
     binary
 }
 
-/// A fresh directory for one test, unique to this test process.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hyperion-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
+/// A fresh directory for one test, removed when the returned guard drops (also when
+/// the test fails: the guard drops while the panic unwinds).
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hyperion-{name}-"))
+        .tempdir()
+        .expect("create a temporary directory")
 }

@@ -22,9 +22,29 @@ pub const HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 /// connection is not up yet) unless configured: 64 MiB, four maximal frames.
 pub const QUEUED_BYTES_MAX_DEFAULT: usize = 4 * FRAME_BYTES_MAX;
 
-/// Inbound connections that may be in their handshake at once unless configured; more
-/// are closed as soon as they are accepted.
-pub const INBOUND_HANDSHAKES_MAX_DEFAULT: usize = 64;
+/// How long an inbound connection may take to deliver its hello (the first handshake
+/// message, sent at once by any real peer) unless configured: a connection that sends
+/// nothing, or dribbles bytes, gives its slot back long before the handshake timeout.
+pub const HELLO_TIMEOUT_DEFAULT: Duration = Duration::from_secs(1);
+
+/// What one inbound connection in its handshake costs this node at most, in bytes: its
+/// state, the handshake, and read and write buffers capped at a handshake message's
+/// size (the kernel's socket buffers come on top).
+pub const INBOUND_HANDSHAKE_BYTES: usize = 4 * 1024;
+
+/// Inbound connections that may be in their handshake at once unless configured: the
+/// slots are cheap, so their number is set by memory, 16 MiB worth of
+/// [`INBOUND_HANDSHAKE_BYTES`] (4,096): a master takes thousands of workers connecting
+/// at once. When every slot is taken, the oldest connection that has not sent its hello
+/// yet gives its slot to the newcomer; if all have, the newcomer is closed.
+pub const INBOUND_HANDSHAKES_MAX_DEFAULT: usize = 16 * 1024 * 1024 / INBOUND_HANDSHAKE_BYTES;
+
+/// Inbound connections from one source (an IPv4 address, or an IPv6 /64 network) that
+/// may be in their handshake at once unless configured: a quarter of the slots, so one
+/// host cannot take them all, yet enough for a thousand workers started on the
+/// master's own host. Over it, that source's oldest connection still in its handshake
+/// is closed for the newcomer.
+pub const INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT: usize = INBOUND_HANDSHAKES_MAX_DEFAULT / 4;
 
 /// The address a transport listens on by default: loopback, a port chosen by the system.
 pub const BIND_ADDRESS_DEFAULT: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
@@ -70,6 +90,8 @@ pub struct TcpConfig {
     pub(crate) frame_bytes_max: usize,
     pub(crate) queued_bytes_max: usize,
     pub(crate) inbound_handshakes_max: usize,
+    pub(crate) inbound_handshakes_per_source_max: usize,
+    pub(crate) hello_timeout: Duration,
 }
 
 impl fmt::Debug for TcpConfig {
@@ -83,6 +105,11 @@ impl fmt::Debug for TcpConfig {
             .field("frame_bytes_max", &self.frame_bytes_max)
             .field("queued_bytes_max", &self.queued_bytes_max)
             .field("inbound_handshakes_max", &self.inbound_handshakes_max)
+            .field(
+                "inbound_handshakes_per_source_max",
+                &self.inbound_handshakes_per_source_max,
+            )
+            .field("hello_timeout", &self.hello_timeout)
             .finish()
     }
 }
@@ -101,6 +128,8 @@ impl Default for TcpConfig {
             frame_bytes_max: FRAME_BYTES_MAX,
             queued_bytes_max: QUEUED_BYTES_MAX_DEFAULT,
             inbound_handshakes_max: INBOUND_HANDSHAKES_MAX_DEFAULT,
+            inbound_handshakes_per_source_max: INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT,
+            hello_timeout: HELLO_TIMEOUT_DEFAULT,
         }
     }
 }
@@ -197,8 +226,13 @@ impl TcpConfig {
         self
     }
 
-    /// The longest frame body sent or accepted (default [`FRAME_BYTES_MAX`], 16 MiB). A
-    /// longer frame from a peer breaks the connection before anything is allocated for it.
+    /// The longest frame body sent or accepted (default [`FRAME_BYTES_MAX`], 16 MiB), the
+    /// one limit every encoder and decoder of the node uses. A node refuses to send a
+    /// longer message (the sender's spawn or call gets an error; a plain send is logged
+    /// and published as [`MxEvent::MessageRefused`](crate::mx::MxEvent::MessageRefused)),
+    /// and the connection stays up. A longer frame from a peer breaks the connection
+    /// before anything is allocated for it. Nodes that talk to each other should agree on
+    /// it.
     ///
     /// ```
     /// use hyperion::transport::tcp::TcpConfig;
@@ -227,8 +261,41 @@ impl TcpConfig {
         self
     }
 
+    /// How long an inbound connection may take to deliver its hello, its first handshake
+    /// message (default [`HELLO_TIMEOUT_DEFAULT`], 1 s; the handshake timeout still bounds
+    /// the whole handshake). A connection that sends nothing, or too slowly, is closed
+    /// when it runs out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hyperion::transport::tcp::TcpConfig;
+    /// let config = TcpConfig::default().hello_timeout(Duration::from_millis(250));
+    /// # let _ = config;
+    /// ```
+    pub fn hello_timeout(mut self, timeout: Duration) -> TcpConfig {
+        self.hello_timeout = timeout;
+        self
+    }
+
+    /// How many inbound connections from one source (an IPv4 address, or an IPv6 /64
+    /// network) may be in their handshake at once (default
+    /// [`INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT`]); over it, that source's oldest one
+    /// is closed for the newcomer.
+    ///
+    /// ```
+    /// use hyperion::transport::tcp::TcpConfig;
+    /// let config = TcpConfig::default().inbound_handshakes_per_source_max(64);
+    /// # let _ = config;
+    /// ```
+    pub fn inbound_handshakes_per_source_max(mut self, count: usize) -> TcpConfig {
+        self.inbound_handshakes_per_source_max = count;
+        self
+    }
+
     /// How many inbound connections may be in their handshake at once (default
-    /// [`INBOUND_HANDSHAKES_MAX_DEFAULT`]); more are closed when accepted.
+    /// [`INBOUND_HANDSHAKES_MAX_DEFAULT`]); when all are taken, the oldest one that has
+    /// not sent its hello is closed for the newcomer, and if all have, the newcomer is
+    /// closed.
     ///
     /// ```
     /// use hyperion::transport::tcp::TcpConfig;

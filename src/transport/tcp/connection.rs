@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use super::admission::Source;
 use crate::process::id::NodeId;
 use crate::wire::framing::{FrameReader, FrameWriter};
 use crate::wire::handshake::Handshake;
@@ -48,4 +49,12 @@ pub(super) struct Connection {
     pub(super) writer: FrameWriter,
     /// When the current phase times out (connecting, handshaking, closing).
     pub(super) deadline: Option<Instant>,
+    /// For an inbound connection: when it was accepted.
+    pub(super) accepted_at: Option<Instant>,
+    /// For an inbound connection still in its handshake: the source whose slot it holds
+    /// (released when it is established, declined or closed).
+    pub(super) slot: Option<Source>,
+    /// Whether the peer's hello arrived (an inbound connection without one by the hello
+    /// timeout is closed, and is the first to give its slot up).
+    pub(super) hello_received: bool,
 }

@@ -33,7 +33,15 @@
 //! # Limits
 //!
 //! Connect and handshake timeouts, the largest frame, the bytes queued per peer, and the
-//! inbound handshakes in progress are [`TcpConfig`] settings with documented defaults;
+//! inbound handshakes in progress are [`TcpConfig`] settings with documented defaults.
+//! A peer that has not proven the cookie holds little and not for long: an inbound
+//! connection must deliver its hello within the hello timeout (1 s), holds one of a
+//! number of handshake slots sized by memory (4,096 of at most
+//! [`INBOUND_HANDSHAKE_BYTES`] each), of which one source (an IPv4 address or an IPv6
+//! /64) holds at most a quarter; when they are taken, the oldest connection that sent
+//! no hello (or, over a source's share, that source's oldest) gives way to the
+//! newcomer. Warnings about such peers are summarised (see
+//! [`PRE_AUTH_WARNING_INTERVAL`]). Also,
 //! one readable event reads at most [`READ_BYTES_PER_EVENT_MAX`] from a connection
 //! before the rest is left for the next turn (see [`TcpTransport::next_deadline`]), so
 //! that one busy peer cannot starve the node's tasks.
@@ -86,6 +94,7 @@
 //! This module reads the wall clock (`Instant::now`) and the operating system's random
 //! source (handshake nonces): it runs only in the real world, never in the simulator.
 
+mod admission;
 mod advertise;
 mod config;
 mod connection;
@@ -101,11 +110,15 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
+pub use admission::PRE_AUTH_WARNING_INTERVAL;
 pub use advertise::{AdvertiseAddress, Subnet};
 pub use config::{
     CookieSource, TcpConfig, BIND_ADDRESS_DEFAULT, CONNECT_TIMEOUT_DEFAULT,
-    HANDSHAKE_TIMEOUT_DEFAULT, INBOUND_HANDSHAKES_MAX_DEFAULT, QUEUED_BYTES_MAX_DEFAULT,
+    HANDSHAKE_TIMEOUT_DEFAULT, HELLO_TIMEOUT_DEFAULT, INBOUND_HANDSHAKES_MAX_DEFAULT,
+    INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT, INBOUND_HANDSHAKE_BYTES, QUEUED_BYTES_MAX_DEFAULT,
 };
+
+use self::admission::{Admission, PreAuthWarnings, Source};
 
 use self::connection::{Connection, Phase};
 use crate::process::id::NodeId;
@@ -140,7 +153,13 @@ struct Limits {
     frame_bytes_max: usize,
     queued_bytes_max: usize,
     inbound_handshakes_max: usize,
+    inbound_handshakes_per_source_max: usize,
+    hello_timeout: std::time::Duration,
 }
+
+/// Bytes read at once from a connection in its handshake: enough for a handshake
+/// message and its prefix, so an unauthenticated connection's buffer stays small.
+const HANDSHAKE_READ_BYTES: usize = 2 * (HANDSHAKE_BYTES_MAX + LENGTH_PREFIX_BYTES);
 
 /// How frames reach a peer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -178,6 +197,9 @@ struct State {
     /// Connections whose last read stopped at the per-event budget, and since when.
     read_backlog: BTreeSet<Token>,
     read_backlog_since: Option<Instant>,
+    /// The inbound handshakes in progress (the slots of unauthenticated peers).
+    admission: Admission,
+    warnings: PreAuthWarnings,
     shut_down: bool,
 }
 
@@ -233,6 +255,8 @@ impl TcpTransport {
                     frame_bytes_max: config.frame_bytes_max,
                     queued_bytes_max: config.queued_bytes_max,
                     inbound_handshakes_max: config.inbound_handshakes_max,
+                    inbound_handshakes_per_source_max: config.inbound_handshakes_per_source_max,
+                    hello_timeout: config.hello_timeout,
                 },
                 local,
                 cookie,
@@ -245,6 +269,8 @@ impl TcpTransport {
                 dirty: BTreeSet::new(),
                 read_backlog: BTreeSet::new(),
                 read_backlog_since: None,
+                admission: Admission::default(),
+                warnings: PreAuthWarnings::default(),
                 shut_down: false,
             })),
         })
@@ -329,6 +355,10 @@ impl Transport for TcpTransport {
         let mut events = std::mem::take(&mut state.pending_events);
         state.send(peer, &frame, &mut events);
         state.pending_events = events;
+    }
+
+    fn frame_bytes_max(&self) -> usize {
+        self.state.borrow().limits.frame_bytes_max
     }
 
     fn disconnect(&mut self, peer: NodeId) {
@@ -446,7 +476,11 @@ impl State {
                 phase: Phase::Connecting { target: peer },
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer: FrameWriter::with_limit(self.limits.frame_bytes_max),
-                deadline: Some(Instant::now() + self.limits.connect_timeout),
+                // No deadline if it is beyond what an `Instant` holds (`Duration::MAX`).
+                deadline: Instant::now().checked_add(self.limits.connect_timeout),
+                accepted_at: None,
+                slot: None,
+                hello_received: false,
             },
         );
         Ok(token)
@@ -505,6 +539,7 @@ impl State {
         self.read_backlog.clear();
         self.read_backlog_since = None;
         self.pending_events.clear();
+        self.admission = Admission::default();
         tracing::info!(node = %self.local, "TCP transport shut down");
     }
 
@@ -546,6 +581,7 @@ impl State {
     }
 
     fn on_timer(&mut self, now: Instant, out: &mut Vec<TransportEvent>) {
+        self.warnings.summarise_if_due(now);
         self.read_backlog_since = None;
         for token in std::mem::take(&mut self.read_backlog) {
             self.read_ready(token, out);
@@ -562,6 +598,17 @@ impl State {
             };
             let why = match &connection.phase {
                 Phase::Connecting { .. } => "connect timed out",
+                Phase::Handshaking { target: None, .. } if !connection.hello_received => {
+                    let remote = connection.remote;
+                    self.warnings
+                        .warn(now, "no hello within the hello timeout", remote, "");
+                    "no hello in time"
+                }
+                Phase::Handshaking { target: None, .. } => {
+                    let remote = connection.remote;
+                    self.warnings.warn(now, "handshake timed out", remote, "");
+                    "handshake timed out"
+                }
                 Phase::Handshaking { .. } => {
                     tracing::warn!(
                         remote = %connection.remote,
@@ -627,18 +674,64 @@ impl State {
         }
     }
 
-    fn on_accepted(&mut self, mut stream: TcpStream, remote: SocketAddr) {
-        let handshaking = self
-            .connections
-            .values()
-            .filter(|connection| connection.phase.is_inbound_handshake())
-            .count();
-        if handshaking >= self.limits.inbound_handshakes_max {
-            tracing::warn!(
-                %remote,
-                limit = self.limits.inbound_handshakes_max,
-                "too many inbound handshakes in progress; connection closed"
+    /// Makes room for an inbound connection from `source`, if it may have any: over
+    /// the source's cap, its own oldest handshake gives way; over the total, the oldest
+    /// connection that has not sent its hello does (a real peer sends it at once, so it
+    /// is idle or dribbling). Returns whether the newcomer may stay.
+    fn admit(&mut self, source: Source, remote: SocketAddr, now: Instant) -> bool {
+        if self.admission.of_source(source) >= self.limits.inbound_handshakes_per_source_max {
+            let oldest = self
+                .connections
+                .iter()
+                .find(|(_, connection)| connection.slot == Some(source))
+                .map(|(token, connection)| (*token, connection.remote));
+            let Some((token, evicted)) = oldest else {
+                self.warnings.warn(
+                    now,
+                    "inbound handshakes from one source over the limit",
+                    remote,
+                    format_args!("limit {}", self.limits.inbound_handshakes_per_source_max),
+                );
+                return false;
+            };
+            self.close(token);
+            self.warnings.warn(
+                now,
+                "inbound handshakes from one source over the limit: its oldest gave way",
+                evicted,
+                format_args!("limit {}", self.limits.inbound_handshakes_per_source_max),
             );
+        }
+        if self.admission.total() >= self.limits.inbound_handshakes_max {
+            let idle = self
+                .connections
+                .iter()
+                .find(|(_, connection)| connection.slot.is_some() && !connection.hello_received)
+                .map(|(token, connection)| (*token, connection.remote));
+            let Some((token, evicted)) = idle else {
+                self.warnings.warn(
+                    now,
+                    "too many inbound handshakes in progress",
+                    remote,
+                    format_args!("limit {}", self.limits.inbound_handshakes_max),
+                );
+                return false;
+            };
+            self.close(token);
+            self.warnings.warn(
+                now,
+                "too many inbound handshakes in progress: the oldest without a hello gave way",
+                evicted,
+                format_args!("limit {}", self.limits.inbound_handshakes_max),
+            );
+        }
+        true
+    }
+
+    fn on_accepted(&mut self, mut stream: TcpStream, remote: SocketAddr) {
+        let now = Instant::now();
+        let source = Source::of(remote.ip());
+        if !self.admit(source, remote, now) {
             return;
         }
         if let Err(err) = stream.set_nodelay(true) {
@@ -663,6 +756,7 @@ impl State {
             return;
         }
         tracing::debug!(%remote, "accepted a connection");
+        self.admission.take(source);
         self.connections.insert(
             token,
             Connection {
@@ -674,7 +768,11 @@ impl State {
                 },
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer,
-                deadline: Some(Instant::now() + self.limits.handshake_timeout),
+                deadline: now
+                    .checked_add(self.limits.hello_timeout.min(self.limits.handshake_timeout)),
+                accepted_at: Some(now),
+                slot: Some(source),
+                hello_received: false,
             },
         );
         self.dirty.insert(token);
@@ -724,7 +822,7 @@ impl State {
             handshake: Box::new(handshake),
             target: Some(target),
         };
-        connection.deadline = Some(Instant::now() + self.limits.handshake_timeout);
+        connection.deadline = Instant::now().checked_add(self.limits.handshake_timeout);
         self.dirty.insert(token);
         true
     }
@@ -751,18 +849,24 @@ impl State {
             let Some(connection) = self.connections.get_mut(&token) else {
                 return;
             };
-            if matches!(connection.phase, Phase::Connecting { .. }) {
-                return;
-            }
-            match connection.reader.read_from(&mut connection.stream) {
+            let chunk = match connection.phase {
+                Phase::Connecting { .. } => return,
+                Phase::Established { .. } => READ_CHUNK_BYTES,
+                // Little to say before the cookie is proven (or after a decline).
+                Phase::Handshaking { .. } | Phase::Closing => HANDSHAKE_READ_BYTES,
+            };
+            match connection
+                .reader
+                .read_at_most(&mut connection.stream, chunk)
+            {
                 Ok(0) => {
                     self.break_connection(token, "closed by the peer", out);
                     return;
                 }
                 Ok(read) => {
                     self.process_frames(token, out);
-                    // `read_from` offers at least READ_CHUNK_BYTES of room.
-                    if !until_would_block && read < READ_CHUNK_BYTES {
+                    // A read short of the room offered emptied the socket.
+                    if !until_would_block && read < chunk {
                         return;
                     }
                     budget = budget.saturating_sub(read);
@@ -806,12 +910,16 @@ impl State {
                 Ok(Some(body)) => body,
                 Ok(None) => return,
                 Err(err) => {
-                    if !matches!(connection.phase, Phase::Established { .. }) {
-                        tracing::warn!(
-                            remote = %connection.remote,
-                            %err,
-                            "handshake message refused; connection dropped"
+                    let remote = connection.remote;
+                    if connection.phase.is_inbound_handshake() {
+                        self.warnings.warn(
+                            Instant::now(),
+                            "handshake message refused",
+                            remote,
+                            &err,
                         );
+                    } else if !matches!(connection.phase, Phase::Established { .. }) {
+                        tracing::warn!(%remote, %err, "handshake message refused; connection dropped");
                     }
                     self.break_connection(token, &format!("frame refused: {err}"), out);
                     return;
@@ -842,6 +950,9 @@ impl State {
     /// Closes a socket; no event, no change to the peer links.
     fn close(&mut self, token: Token) -> Option<Connection> {
         let mut connection = self.connections.remove(&token)?;
+        if let Some(source) = connection.slot.take() {
+            self.admission.release(source);
+        }
         if let Some(registry) = &self.registry {
             let _ = registry.deregister(&mut connection.stream);
         }
@@ -888,6 +999,13 @@ impl State {
             return;
         };
         let remote = connection.remote;
+        if !connection.hello_received {
+            connection.hello_received = true;
+            if let Some(accepted_at) = connection.accepted_at {
+                // The hello came in time: the rest of the handshake has its own timeout.
+                connection.deadline = accepted_at.checked_add(self.limits.handshake_timeout);
+            }
+        }
         let Phase::Handshaking { handshake, target } = &mut connection.phase else {
             return;
         };
@@ -929,12 +1047,22 @@ impl State {
                 Phase::Handshaking { handshake, .. } => handshake.peer(),
                 _ => None,
             };
-            tracing::warn!(
-                remote = %connection.remote,
-                claimed = ?claimed,
-                %err,
-                "handshake failed; connection dropped"
-            );
+            if connection.phase.is_inbound_handshake() {
+                let remote = connection.remote;
+                self.warnings.warn(
+                    Instant::now(),
+                    "handshake failed",
+                    remote,
+                    format_args!("{err} (claimed {claimed:?})"),
+                );
+            } else {
+                tracing::warn!(
+                    remote = %connection.remote,
+                    claimed = ?claimed,
+                    %err,
+                    "handshake failed; connection dropped"
+                );
+            }
         }
         self.break_connection(token, &format!("handshake failed: {err}"), out);
     }
@@ -984,8 +1112,12 @@ impl State {
             }
         };
         if verdict == Verdict::Decline {
-            // Written by the next flush; the peer closes once it has read it.
+            // Written by the next flush; the peer closes once it has read it. It proved
+            // the cookie: its handshake slot is free.
             connection.phase = Phase::Closing;
+            if let Some(source) = connection.slot.take() {
+                self.admission.release(source);
+            }
         }
         self.queue_handshake_message(token, &message, out);
         match verdict {
@@ -1014,9 +1146,11 @@ impl State {
                 if let Some(link) = self.peers.get_mut(&peer) {
                     if link.route == Route::Dialing(token) {
                         link.route = Route::AwaitingInbound {
-                            deadline: Instant::now()
-                                + self.limits.connect_timeout
-                                + self.limits.handshake_timeout,
+                            deadline: saturating_deadline(
+                                self.limits
+                                    .connect_timeout
+                                    .saturating_add(self.limits.handshake_timeout),
+                            ),
                         };
                     }
                 }
@@ -1079,10 +1213,21 @@ impl State {
         };
         connection.phase = Phase::Established { peer };
         connection.deadline = None;
+        if let Some(source) = connection.slot.take() {
+            self.admission.release(source);
+        }
         connection.reader.set_limit(frame_bytes_max);
         connection.writer.push_framed(&pending);
         tracing::info!(%peer, remote = %connection.remote, "connected");
         self.dirty.insert(token);
         out.push(TransportEvent::PeerConnected(peer));
     }
+}
+
+/// `now + wait`, or a century from now when `wait` is beyond what an `Instant` holds
+/// (`Duration::MAX` configured as "never").
+fn saturating_deadline(wait: std::time::Duration) -> Instant {
+    let now = Instant::now(); // real-world only: the TCP transport's timers
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -1,0 +1,365 @@
+//! Scenarios of hyperion's master/worker layer: the worker handshake, services and
+//! remote calls with retries, several services in one master.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use hyperion::remote::{
+    with_remote_runner, with_service, worker, RemoteCall, RemoteError, RemoteErrorKind,
+    RetryPolicy, RunnerError, ServiceError, ServiceId, WorkerConfig, WorkerExit, WorkerHello,
+    WorkerMessage,
+};
+use hyperion::{match_type, Process, RemoteTable};
+
+use super::SCENARIO_TIME_LIMIT;
+use crate::launcher::SimLauncher;
+use crate::world::{NodeOptions, Sim};
+
+/// Whether the world injects no network or crash faults at random.
+fn calm(sim: &Sim) -> bool {
+    let plan = sim.fault_plan();
+    plan.break_rate == 0.0 && plan.partition_rate == 0.0 && plan.crash_rate == 0.0
+}
+
+/// A worker started before its master registers the service: it says hello up to 5
+/// times, 10 s apart, and either connects (then ends by `ShutDown`, or by losing its
+/// master) or gives up, never before 5 × 10 s on its own clock.
+pub(super) fn handshake(sim: &mut Sim) -> Result<(), String> {
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let master = sim.add_node();
+    let master_id = master.id();
+    let service = ServiceId::from_text("handshake-service");
+    let config = WorkerConfig::default();
+    let ended: Rc<RefCell<Option<(WorkerExit, Duration)>>> = Rc::default();
+    let record = ended.clone();
+    let for_worker = service.clone();
+    sim.add_node_with(NodeOptions::default().boot(move |node| {
+        let (record, service) = (record.clone(), for_worker.clone());
+        node.spawn(move |p| async move {
+            let started = p.now();
+            let exit = worker(&p, master_id, service, config).await;
+            *record.borrow_mut() = Some((exit, p.now() - started));
+        });
+    }));
+    let registered_after = sim
+        .run_until(&master, move |p| async move {
+            // Registers late: from at once to past the worker's last hello.
+            let delay = Duration::from_millis(p.random_u64() % 70_000);
+            p.sleep(delay).await;
+            p.register(service.as_str(), p.self_pid())
+                .expect("a fresh name");
+            let hello = p
+                .receive_timeout(
+                    Duration::from_secs(60),
+                    vec![match_type(|hello: WorkerHello| hello)],
+                )
+                .await;
+            if let Some(hello) = hello {
+                p.send_chan(hello.reply, WorkerMessage::Connected);
+                p.sleep(Duration::from_secs(1)).await;
+                p.reconnect(hello.pid);
+                p.send(hello.pid, WorkerMessage::ShutDown);
+            }
+            delay
+        })
+        .map_err(|err| err.to_string())?;
+    sim.run_for(Duration::from_secs(120));
+    let Some((exit, took)) = ended.borrow().clone() else {
+        return Err("the worker never ended".to_string());
+    };
+    let give_up = config.attempt_timeout * config.attempts;
+    let slowed = sim
+        .probes()
+        .get("remote.buggify.slow_handshake")
+        .is_some_and(|count| count.reached > 0);
+    match exit {
+        WorkerExit::NoMaster => {
+            sim.sometimes("handshake.worker_gave_up", true);
+            if took < give_up {
+                return Err(format!(
+                    "the worker gave up after {took:?}, before {give_up:?}"
+                ));
+            }
+            if !slowed && took > give_up + Duration::from_secs(1) {
+                return Err(format!("the worker gave up late, after {took:?}"));
+            }
+            // Registered well before the last hello, in a calm world: it must connect.
+            if calm(sim)
+                && !slowed
+                && registered_after + Duration::from_secs(5) < give_up - config.attempt_timeout
+            {
+                return Err(format!(
+                    "registered after {registered_after:?}, in a calm world, yet the worker gave up"
+                ));
+            }
+        }
+        WorkerExit::ShutDown | WorkerExit::MasterLost => {
+            if registered_after > give_up + Duration::from_secs(1) && !slowed {
+                return Err(format!(
+                    "connected though the master registered after {registered_after:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The closures the services scenarios call.
+fn table() -> RemoteTable {
+    let mut table = RemoteTable::new();
+    table.register_call("square", |_p: Process, x: u64| async move {
+        Ok::<_, String>(x * x)
+    });
+    table.register_call("slow_square", |p: Process, x: u64| async move {
+        p.sleep(Duration::from_secs(5)).await;
+        Ok::<_, String>(x * x)
+    });
+    table.register_call("fail", |_p: Process, why: String| async move {
+        Err::<u64, _>(why)
+    });
+    table
+}
+
+/// Records which kind of `RemoteError` a scenario produced (every kind must be
+/// produced by some scenario).
+fn probe_kind(error: &RemoteError) {
+    match &error.kind {
+        RemoteErrorKind::AsyncFailed(_) => hyperion::reached!("remote_error.async_failed"),
+        RemoteErrorKind::AsyncLinkFailed(_) => {
+            hyperion::reached!("remote_error.async_link_failed")
+        }
+        RemoteErrorKind::Cancelled => hyperion::reached!("remote_error.cancelled"),
+        RemoteErrorKind::Pending => hyperion::reached!("remote_error.pending"),
+        RemoteErrorKind::Exception(_) => hyperion::reached!("remote_error.exception"),
+    }
+}
+
+/// `with_remote_runner` under the world's faults (worker nodes may crash; links break
+/// and partition; nodes run slow; clocks drift): the block's calls end with their
+/// answer or a `RemoteError`, each argument is built once across retries, and a calm
+/// world gives the right answers.
+pub(super) fn services(sim: &mut Sim) -> Result<(), String> {
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let master = sim.add_node();
+    let launcher = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60)))
+            .retry_policy(RetryPolicy {
+                max_retries: Some(3),
+                pause: Duration::from_millis(500),
+                pause_max: Duration::from_secs(4),
+            }),
+    );
+    let builds = Rc::new(Cell::new(0u32));
+    let counted = builds.clone();
+    let square: Rc<RemoteCall<u64>> = Rc::new(RemoteCall::new("square", move || {
+        counted.set(counted.get() + 1);
+        async { 12u64 }
+    }));
+    let fail: Rc<RemoteCall<u64>> = Rc::new(RemoteCall::new("fail", || async {
+        "on purpose".to_string()
+    }));
+    let slow: Rc<RemoteCall<u64>> = Rc::new(RemoteCall::new("slow_square", || async { 3u64 }));
+    let in_sim = launcher.clone();
+    let outcome = sim
+        .run_until(&master, move |p| async move {
+            let p = &p;
+            with_remote_runner(p, &*in_sim, |runner| {
+                let (square, fail, slow) = (square.clone(), fail.clone(), slow.clone());
+                async move {
+                    let answer = runner.run(p, &square).await.inspect_err(probe_kind)?;
+                    if answer != 144 {
+                        return Ok(Err(format!("square of 12 answered {answer}")));
+                    }
+                    match runner.run(p, &fail).await {
+                        Err(RemoteError {
+                            kind: RemoteErrorKind::Exception(_),
+                            ..
+                        }) => hyperion::reached!("remote_error.exception"),
+                        Err(other) => {
+                            probe_kind(&other);
+                            return Err(other);
+                        }
+                        Ok(value) => return Ok(Err(format!("a failing call answered {value}"))),
+                    }
+                    let before = p.now();
+                    let task = runner.start(p, &slow).await;
+                    match task.wait_timeout(p, Duration::from_secs(1)).await {
+                        Err(RemoteError {
+                            kind: RemoteErrorKind::Pending,
+                            ..
+                        }) => {
+                            hyperion::reached!("services.call_pending");
+                            hyperion::reached!("remote_error.pending");
+                            task.cancel(p);
+                            if let Err(error) = task.wait(p).await {
+                                probe_kind(&error);
+                            }
+                        }
+                        Err(other) => {
+                            probe_kind(&other);
+                            return Err(other);
+                        }
+                        // Its start may have waited out a partition while the call
+                        // ran: it answers within the 1 s wait, but not sooner than its
+                        // 5 s after the start (4 s, with 10% clock drift either way).
+                        Ok(9) if p.now() - before >= Duration::from_secs(4) => {
+                            hyperion::reached!("services.slow_call_answered_after_a_stalled_start");
+                        }
+                        Ok(value) => {
+                            return Ok(Err(format!(
+                                "a 5 s call answered {value} after {:?}",
+                                p.now() - before
+                            )))
+                        }
+                    }
+                    Ok(Ok(()))
+                }
+            })
+            .await
+        })
+        .map_err(|err| err.to_string())?;
+    // A worker whose service ended in a quiet world got its ShutDown: it did not need
+    // the launcher's backstop (its node stopped under it) to end.
+    sim.run_for(Duration::from_secs(2));
+    let quiet = calm(sim) && sim.buggify_fired().values().all(|fired| *fired == 0);
+    if quiet {
+        let exits = launcher.exits();
+        for index in launcher.launched() {
+            if exits.get(&index) != Some(&WorkerExit::ShutDown) {
+                return Err(format!(
+                    "the worker on node {index} ended by {:?}, not by ShutDown",
+                    exits.get(&index)
+                ));
+            }
+        }
+    }
+    if builds.get() > 1 {
+        return Err(format!("the argument was built {} times", builds.get()));
+    }
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(wrong)) => return Err(wrong),
+        Err(RunnerError::Remote(error)) => {
+            sim.sometimes("services.gave_up", true);
+            if calm(sim) && sim.buggify_fired().values().all(|fired| *fired == 0) {
+                return Err(format!("a calm world, yet the calls failed: {error}"));
+            }
+        }
+        Err(RunnerError::Service(ServiceError::WorkerConnectionTimeout(_))) => {
+            if calm(sim) {
+                return Err("a calm world, yet no worker connected".to_string());
+            }
+        }
+        Err(RunnerError::Service(other)) => return Err(format!("service failed: {other}")),
+    }
+    Ok(())
+}
+
+/// Two services at once in one master process: each gets its own worker, whose hello
+/// must reach the service that launched it (not be taken by the other's wait).
+pub(super) fn several_services(sim: &mut Sim) -> Result<(), String> {
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let master = sim.add_node();
+    let launcher = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60))),
+    );
+    let in_sim = launcher.clone();
+    let outcome = sim
+        .run_until(&master, move |p| async move {
+            let p = &p;
+            let started = p.now();
+            // Each block reports how long its worker took to connect.
+            let one = with_service(p, &*in_sim, |node, _| async move {
+                let waited = p.now() - started;
+                p.sleep(Duration::from_secs(2)).await;
+                (node, waited)
+            });
+            let two = with_service(p, &*in_sim, |node, _| async move {
+                let waited = p.now() - started;
+                p.sleep(Duration::from_secs(2)).await;
+                (node, waited)
+            });
+            futures::future::join(one, two).await
+        })
+        .map_err(|err| err.to_string())?;
+    let quiet = calm(sim) && sim.buggify_fired().values().all(|fired| *fired == 0);
+    let first_hello = WorkerConfig::default().attempt_timeout;
+    match outcome {
+        (Ok((a, _)), Ok((b, _))) if a == b => {
+            Err(format!("two services shared the worker node {a}"))
+        }
+        (Ok((_, one)), Ok((_, two))) if quiet && one.max(two) >= first_hello => Err(format!(
+            "a calm world, yet a worker connected only after {:?}: its first hello was lost",
+            one.max(two)
+        )),
+        (Ok(_), Ok(_)) => Ok(()),
+        (a, b) if calm(sim) => Err(format!(
+            "a calm world, yet a service failed: {:?} / {:?}",
+            a.err(),
+            b.err()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The master's node crashes at a random moment while its service runs calls: the
+/// worker, whose master vanished, stops by itself (it does not wait for a `ShutDown`
+/// that cannot come), within the liveness bound (plus its handshake, if it was still
+/// saying hello).
+pub(super) fn master_crash(sim: &mut Sim) -> Result<(), String> {
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let master = sim.add_node_with(NodeOptions {
+        no_restart: true,
+        ..NodeOptions::default()
+    });
+    let launcher = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60))),
+    );
+    let slow: Rc<RemoteCall<u64>> = Rc::new(RemoteCall::new("slow_square", || async { 3u64 }));
+    let in_sim = launcher.clone();
+    let handle = sim.handle();
+    let outcome = sim.run_until(&master, move |p| async move {
+        let p = &p;
+        let crash_after = Duration::from_millis(p.random_u64() % 20_000);
+        handle.schedule_in(crash_after, crate::faults::Fault::Crash(0));
+        with_remote_runner(p, &*in_sim, |runner| {
+            let slow = slow.clone();
+            async move {
+                for _ in 0..4 {
+                    runner.run(p, &slow).await?;
+                }
+                Ok(())
+            }
+        })
+        .await
+    });
+    if outcome.is_ok() {
+        // The service ended before the crash: nothing to check of the crash.
+        return Ok(());
+    }
+    sim.liveness_phase();
+    // A worker still saying hello may take its whole handshake to give up (each hello
+    // may be slowed by buggify, up to 15 s).
+    let config = WorkerConfig::default();
+    sim.run_for((config.attempt_timeout + Duration::from_secs(15)) * config.attempts);
+    let exits = launcher.exits();
+    for index in launcher.launched() {
+        let node = sim.node(index);
+        if node.is_stopped() {
+            continue;
+        }
+        match exits.get(&index) {
+            Some(WorkerExit::MasterLost | WorkerExit::NoMaster | WorkerExit::ShutDown) => {}
+            None => {
+                return Err(format!(
+                    "the worker on node {index} still waits for a master that crashed"
+                ))
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The Slurm launcher against a fake Slurm: `sbatch`, `squeue` and `scancel` shell
+//! scripts written into a temporary directory, keeping a queue of job files. They
+//! produce what a one-node Slurm cannot (unreadable `sbatch` output, `SUSPENDED`, a job
+//! that vanishes, long transient pending reasons); after every scenario the fake queue
+//! must hold no job.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hyperion::launch::{SlurmLauncher, SlurmOptions};
+use hyperion::remote::{LaunchError, ServiceId, WorkerLauncher};
+use hyperion_sim::Sim;
+
+const SBATCH: &str = r#"#!/bin/sh
+S="$(dirname "$0")"
+echo "sbatch $*" >> "$S/calls"
+cat > /dev/null
+name=""
+for a in "$@"; do case "$a" in --job-name=*) name="${a#--job-name=}";; esac; done
+id=$(cat "$S/counter" 2>/dev/null || echo 100)
+echo $((id + 1)) > "$S/counter"
+{ echo "$name"; cat "$S/initial"; } > "$S/jobs/$id"
+if [ -f "$S/sbatch_output" ]; then cat "$S/sbatch_output"; else echo "$id"; fi
+"#;
+
+const SQUEUE: &str = r#"#!/bin/sh
+S="$(dirname "$0")"
+echo "squeue $*" >> "$S/calls"
+job=""; name=""
+for a in "$@"; do case "$a" in --jobs=*) job="${a#--jobs=}";; --name=*) name="${a#--name=}";; esac; done
+if [ -n "$job" ]; then
+    f="$S/jobs/$job"
+    if [ ! -f "$f" ] || [ "$(sed -n 2p "$f")" = "GONE" ]; then
+        rm -f "$f"
+        echo "slurm_load_jobs error: Invalid job id specified" >&2
+        exit 1
+    fi
+    sed -n 2p "$f"
+    if [ "$(wc -l < "$f")" -gt 2 ]; then sed -i 2d "$f"; fi
+    exit 0
+fi
+if [ -f "$S/squeue_fails" ]; then echo "squeue: error: slurm_load_jobs: Socket timed out" >&2; exit 1; fi
+for f in "$S"/jobs/*; do
+    [ -f "$f" ] && [ "$(head -n 1 "$f")" = "$name" ] && basename "$f"
+done
+exit 0
+"#;
+
+const SCANCEL: &str = r#"#!/bin/sh
+S="$(dirname "$0")"
+echo "scancel $*" >> "$S/calls"
+for a in "$@"; do
+    case "$a" in
+        --name=*)
+            n="${a#--name=}"
+            for f in "$S"/jobs/*; do
+                [ -f "$f" ] && [ "$(head -n 1 "$f")" = "$n" ] && rm -f "$f"
+            done;;
+        *) rm -f "$S/jobs/$a";;
+    esac
+done
+exit 0
+"#;
+
+/// A fake Slurm in a temporary directory; each new job goes through `states` (one
+/// `STATE REASON` line per `squeue`, the last one repeating; `GONE`: the job vanishes).
+struct FakeSlurm {
+    dir: tempfile::TempDir,
+}
+
+impl FakeSlurm {
+    fn new(states: &[&str]) -> FakeSlurm {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("hyperion-fake-slurm-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(dir.path().join("jobs")).unwrap();
+        std::fs::write(dir.path().join("initial"), states.join("\n") + "\n").unwrap();
+        for (name, text) in [("sbatch", SBATCH), ("squeue", SQUEUE), ("scancel", SCANCEL)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        FakeSlurm { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `sbatch` prints `text` instead of the job id.
+    fn sbatch_prints(&self, text: &str) {
+        std::fs::write(self.path("sbatch_output"), text).unwrap();
+    }
+
+    /// `squeue --name` fails.
+    fn squeue_by_name_fails(&self) {
+        std::fs::write(self.path("squeue_fails"), "").unwrap();
+    }
+
+    fn launcher(&self) -> SlurmLauncher {
+        let options = SlurmOptions {
+            sbatch: self.path("sbatch"),
+            squeue: self.path("squeue"),
+            scancel: self.path("scancel"),
+            ..SlurmOptions::default().job_name("fake-run")
+        };
+        SlurmLauncher::new(options).unwrap().program("/bin/true")
+    }
+
+    /// Job ids in the fake queue.
+    fn queue(&self) -> Vec<String> {
+        let mut jobs: Vec<String> = std::fs::read_dir(self.path("jobs"))
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        jobs.sort();
+        jobs
+    }
+
+    fn submissions(&self) -> usize {
+        calls(self.dir.path())
+            .lines()
+            .filter(|line| line.starts_with("sbatch"))
+            .count()
+    }
+
+    /// Waits (real time: `scancel` runs on a thread) until the queue is empty.
+    fn assert_queue_drains(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.queue().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "jobs left in the queue: {:?}\ncalls:\n{}",
+                self.queue(),
+                calls(self.dir.path())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn calls(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("calls")).unwrap_or_default()
+}
+
+/// Runs one launch in the simulator (virtual time: the launcher's polling is instant).
+fn launch(launcher: &Rc<SlurmLauncher>) -> Result<u64, LaunchError> {
+    launch_with_seed(launcher, 1)
+}
+
+/// [`launch`] in a world of this seed (service ids differ between seeds).
+fn launch_with_seed(launcher: &Rc<SlurmLauncher>, seed: u64) -> Result<u64, LaunchError> {
+    let launcher = launcher.clone();
+    Sim::run_alone(seed, move |p| async move {
+        let service = ServiceId::fresh(&p);
+        launcher.launch(&p, p.self_node(), &service).await
+    })
+    .unwrap()
+}
+
+#[test]
+fn unreadable_sbatch_output_finds_the_job_by_name_instead_of_resubmitting() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    slurm.sbatch_prints("Submitted batch job, id withheld\n");
+    let launcher = Rc::new(slurm.launcher());
+    let job = launch(&launcher).expect("the job was found by name");
+    assert_eq!(job, 100);
+    assert_eq!(slurm.submissions(), 1, "{}", calls(slurm.dir.path()));
+    launcher.cancel(&job);
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn when_squeue_cannot_tell_the_unclear_jobs_are_cancelled_by_name() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    slurm.sbatch_prints("garbage\n");
+    slurm.squeue_by_name_fails();
+    let launcher = Rc::new(slurm.launcher());
+    let error = launch(&launcher).expect_err("no job id could be found");
+    assert!(error.why.contains("garbage"), "{error}");
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn a_suspended_job_fails_the_launch_and_is_cancelled() {
+    let slurm = FakeSlurm::new(&["PENDING Priority", "SUSPENDED None"]);
+    let launcher = Rc::new(slurm.launcher());
+    let error = launch(&launcher).expect_err("a suspended job fails the launch");
+    assert!(error.why.contains("SUSPENDED"), "{error}");
+    slurm.assert_queue_drains();
+    assert!(launcher.jobs().is_empty());
+}
+
+#[test]
+fn a_vanishing_job_fails_the_launch() {
+    let slurm = FakeSlurm::new(&["PENDING Priority", "GONE"]);
+    let launcher = Rc::new(slurm.launcher());
+    let error = launch(&launcher).expect_err("a vanished job fails the launch");
+    assert!(error.why.contains("ended"), "{error}");
+    slurm.assert_queue_drains();
+    assert!(launcher.jobs().is_empty());
+}
+
+#[test]
+fn transient_pending_reasons_keep_the_launch_waiting() {
+    let slurm = FakeSlurm::new(&[
+        "PENDING ReqNodeNotAvail",
+        "PENDING Resources",
+        "PENDING Priority",
+        "CONFIGURING None",
+        "RUNNING None",
+    ]);
+    let launcher = Rc::new(slurm.launcher());
+    let job = launch(&launcher).expect("the job ran in the end");
+    launcher.cancel(&job);
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn a_launch_killed_while_its_job_waits_cancels_the_job() {
+    let slurm = FakeSlurm::new(&["PENDING Priority"]);
+    let launcher = Rc::new(slurm.launcher());
+    let in_sim = launcher.clone();
+    Sim::run_alone(2, move |p| async move {
+        let launching = p.spawn_local(move |s| async move {
+            let service = ServiceId::fresh(&s);
+            let _ = in_sim.launch(&s, s.self_node(), &service).await;
+        });
+        p.sleep(Duration::from_secs(30)).await;
+        p.kill(launching, "the test kills the launching process");
+        p.sleep(Duration::from_secs(1)).await;
+    })
+    .unwrap();
+    slurm.assert_queue_drains();
+    assert!(launcher.jobs().is_empty(), "the slot is free again");
+}
+
+#[test]
+fn every_job_gets_its_own_name() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    let launcher = Rc::new(slurm.launcher());
+    let first = launch_with_seed(&launcher, 1).unwrap();
+    let second = launch_with_seed(&launcher, 2).unwrap();
+    let names: Vec<String> = [first, second]
+        .iter()
+        .map(|job| {
+            let text = std::fs::read_to_string(slurm.path("jobs").join(job.to_string())).unwrap();
+            text.lines().next().unwrap().to_string()
+        })
+        .collect();
+    assert_ne!(names[0], names[1]);
+    assert!(
+        names
+            .iter()
+            .all(|name| name.starts_with("fake-run-service-")),
+        "{names:?}"
+    );
+    drop(launcher);
+    slurm.assert_queue_drains();
+}
