@@ -121,3 +121,78 @@ proptest! {
         let _ = parse_cpus_per_node(&input);
     }
 }
+
+mod cpu_pool {
+    use std::collections::BTreeMap;
+
+    use hyperion::launch::{AllocatedNode, Allocation, CpuPool, CpuRequestId};
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Request(u32),
+        /// Releases the i-th (modulo) known request, granted or waiting.
+        Release(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u32..=5).prop_map(Op::Request),
+            any::<usize>().prop_map(Op::Release)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+        // Invariant: after any sequence of requests and releases, each node's granted
+        // CPUs fit in the node (so the allocation's CPUs are never exceeded), the pool's
+        // count matches the grants outstanding, and the head request does not fit
+        // anywhere (nothing waits that could run).
+        #[test]
+        fn pool_never_exceeds_the_allocation(node_cpus in proptest::collection::vec(1u32..=4, 1..4), ops in proptest::collection::vec(op(), 0..60)) {
+            let allocation = Allocation {
+                job_id: "1".into(),
+                nodes: node_cpus.iter().enumerate().map(|(i, &cpus)| AllocatedNode { name: format!("n{i}"), cpus }).collect(),
+            };
+            let mut pool = CpuPool::new(&allocation);
+            let mut known: Vec<(CpuRequestId, u32)> = Vec::new();
+            // Outstanding grants: request -> (node, cpus).
+            let mut granted: BTreeMap<CpuRequestId, (String, u32)> = BTreeMap::new();
+            let largest = *node_cpus.iter().max().unwrap();
+            for op in ops {
+                match op {
+                    Op::Request(cpus) => match pool.request(cpus) {
+                        Ok(id) => known.push((id, cpus)),
+                        Err(_) => prop_assert!(cpus == 0 || cpus > largest),
+                    },
+                    Op::Release(i) if !known.is_empty() => {
+                        let (id, _) = known.remove(i % known.len());
+                        pool.release(id).unwrap();
+                        granted.remove(&id);
+                        prop_assert!(pool.release(id).is_err(), "released twice");
+                    }
+                    Op::Release(_) => {}
+                }
+                for grant in pool.take_grants() {
+                    prop_assert!(granted.insert(grant.request, (grant.node, grant.cpus)).is_none());
+                }
+                let mut used: BTreeMap<&str, u32> = BTreeMap::new();
+                for (node, cpus) in granted.values() {
+                    *used.entry(node.as_str()).or_default() += cpus;
+                }
+                for node in &allocation.nodes {
+                    prop_assert!(used.get(node.name.as_str()).copied().unwrap_or(0) <= node.cpus);
+                }
+                let total_used: u32 = used.values().sum();
+                prop_assert_eq!(pool.cpus_in_use(), u64::from(total_used));
+                prop_assert!(pool.cpus_in_use() <= allocation.total_cpus());
+                let waiting: Vec<u32> = known.iter().filter(|(id, _)| !granted.contains_key(id)).map(|&(_, c)| c).collect();
+                prop_assert_eq!(pool.waiting(), waiting.len());
+                if let Some(&head) = waiting.first() {
+                    prop_assert!(pool.free_cpus().iter().all(|&(_, free)| free < head), "head request {} fits but waits", head);
+                }
+            }
+        }
+    }
+}

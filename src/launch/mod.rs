@@ -2,11 +2,13 @@
 //! in worker mode, and Slurm batch jobs. (The simulator's launcher lives in
 //! `hyperion-sim`.)
 
+mod cpu_pool;
 mod local;
 mod pace;
 mod slurm;
 mod slurm_env;
 
+pub use cpu_pool::{CpuGrant, CpuPool, CpuPoolError, CpuRequestId};
 pub use local::{LocalLauncher, LOCAL_LAUNCH_INTERVAL};
 pub use pace::{LaunchPacer, LAUNCH_BURST_DEFAULT};
 pub use slurm::{
