@@ -2,12 +2,14 @@
 //! in worker mode, and Slurm batch jobs. (The simulator's launcher lives in
 //! `hyperion-sim`.)
 
+mod allocation;
 mod cpu_pool;
 mod local;
 mod pace;
 mod slurm;
 mod slurm_env;
 
+pub use allocation::{AllocationLauncher, CPU_POOL_POLL_INTERVAL, STEP_EXIT_GRACE};
 pub use cpu_pool::{CpuGrant, CpuPool, CpuPoolError, CpuRequestId};
 pub use local::{LocalLauncher, LOCAL_LAUNCH_INTERVAL};
 pub use pace::{LaunchPacer, LAUNCH_BURST_DEFAULT};
