@@ -14,6 +14,11 @@
 //! `results.csv`; `--resume` starts from the latest run's results and computes only what
 //! is missing. `--help` lists the options. Ctrl-C (or SIGTERM) stops the workers and
 //! writes the results finished so far.
+//!
+//! It prints its status page's address first (`status: http://127.0.0.1:PORT/?token=…`).
+//! With `--hold`, a failed task waits on the page for someone to press "retry" instead
+//! of being retried at once; `--fail-once K` makes task K fail its first attempt (to
+//! see that happen).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -27,12 +32,13 @@ use clap::{Parser, ValueEnum};
 use hyperion::cluster::{self, Master};
 use hyperion::launch::{LocalLauncher, SlurmLauncher, SlurmOptions};
 use hyperion::remote::{
-    with_remote_runner, Memoized, RemoteCall, RemoteError, RetryPolicy, StoredCallError,
-    WorkerLauncher,
+    with_remote_runner, LaunchError, Memoized, OnRemoteError, RemoteCall, RemoteError, RetryPolicy,
+    ServiceId, StoredCallError, WorkerLauncher,
 };
+use hyperion::status::StatusBoard;
 use hyperion::store::{MemoryDisk, MemoryStore, ResultStore};
 use hyperion::transport::tcp::TcpConfig;
-use hyperion::{Node, NodeConfig, Process, RemoteTable};
+use hyperion::{Node, NodeConfig, NodeId, Process, RemoteTable};
 use hyperion_sim::{Sim, SimLauncher};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -88,7 +94,55 @@ fn table() -> RemoteTable {
             Ok::<_, String>(p.run_blocking(move || integrate(a)).await)
         },
     );
+    // The same work, failing its first attempt: the first call creates `marker`.
+    table.register_call(
+        "integrate_flaky",
+        |p: Process, (a, marker): (f64, String)| async move {
+            let first = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&marker)
+                .is_ok();
+            if first {
+                return Err(format!("injected failure: first attempt of a = {a}"));
+            }
+            Ok::<_, String>(p.run_blocking(move || integrate(a)).await)
+        },
+    );
     table
+}
+
+/// A launcher whose failures are held for an operator (the status page's "retry")
+/// rather than retried by the inner launcher's policy.
+struct Holding<L>(L);
+
+impl<L: WorkerLauncher> WorkerLauncher for Holding<L> {
+    type JobId = L::JobId;
+
+    async fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<L::JobId, LaunchError> {
+        self.0.launch(p, master, service).await
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.0.connection_timeout()
+    }
+
+    fn on_remote_error(&self, _error: &RemoteError, _retries_so_far: u32) -> OnRemoteError {
+        OnRemoteError::Hold
+    }
+
+    fn cancel(&self, job: &L::JobId) {
+        self.0.cancel(job)
+    }
+
+    fn on_exit(&self, job: &L::JobId) {
+        self.0.on_exit(job)
+    }
 }
 
 /// Most worker processes on this machine per CPU (`--launcher local`): more only
@@ -117,7 +171,7 @@ enum LauncherKind {
 #[derive(Parser, Debug)]
 #[command(
     name = "scan",
-    after_help = "--resume [RUN]  start from the results of the latest run (or of RUN, a run's name or path) and compute only the rest"
+    after_help = "--resume [RUN]  start from the results of the latest run (or of RUN, a run's name or path) and compute only the rest\n\nThe status page's address is printed first (status: http://127.0.0.1:PORT/?token=...)."
 )]
 struct Options {
     /// Workers at once (at least 1; capped at one per task and at what the launcher
@@ -139,6 +193,13 @@ struct Options {
     /// A pause before each integral, in milliseconds (to watch retries and kills).
     #[arg(long, default_value_t = 0)]
     pause_ms: u64,
+    /// A failed task waits on the status page for "retry" instead of being retried at
+    /// once (--launcher local or slurm).
+    #[arg(long)]
+    hold: bool,
+    /// Task K fails its first attempt (to watch a retry or a hold).
+    #[arg(long, value_name = "K")]
+    fail_once: Option<u64>,
 }
 
 impl Options {
@@ -170,15 +231,17 @@ impl Options {
     }
 }
 
-/// Progress shown while the scan runs.
+/// Progress shown while the scan runs: on the terminal, and on the status page.
 struct Progress {
     bar: ProgressBar,
     alive: Cell<usize>,
     retries: Cell<usize>,
+    /// The status page's board, to which each task's state is reported.
+    board: StatusBoard,
 }
 
 impl Progress {
-    fn new(tasks: usize, visible: bool) -> Progress {
+    fn new(tasks: usize, visible: bool, board: StatusBoard) -> Progress {
         let bar = if visible {
             ProgressBar::new(tasks as u64)
         } else {
@@ -192,6 +255,7 @@ impl Progress {
             bar,
             alive: Cell::new(0),
             retries: Cell::new(0),
+            board,
         }
     }
 
@@ -213,6 +277,21 @@ struct Settings {
     pause_ms: u64,
     /// Whether SIGINT/SIGTERM stop the scan (real-world masters only).
     interruptible: bool,
+    /// Whether a failed task waits for the status page (the launcher holds) and is then
+    /// retried first by its slot, rather than going back on the queue.
+    hold: bool,
+}
+
+/// What the scan computes: the parameters, and a task that fails its first attempt
+/// (`--fail-once`) with the marker file that records it.
+struct Work {
+    params: Vec<f64>,
+    fail_once: Option<(usize, String)>,
+}
+
+/// The key of task `i` on the status page.
+fn key(i: usize, a: f64) -> String {
+    format!("{i:03} a={a:.4}")
 }
 
 /// The master: results already in the store are taken from it; `workers` services pull
@@ -223,7 +302,7 @@ async fn scan<L: WorkerLauncher + 'static>(
     p: &Process,
     launcher: Rc<L>,
     store: Rc<dyn ResultStore>,
-    params: Vec<f64>,
+    work: Work,
     settings: Settings,
     progress: Rc<Progress>,
     out: ResultsFile,
@@ -232,7 +311,9 @@ async fn scan<L: WorkerLauncher + 'static>(
         workers,
         pause_ms,
         interruptible,
+        hold,
     } = settings;
+    let Work { params, fail_once } = work;
     // Shared by the slots; taken back at the end (killed slots may hold a clone).
     let out = Rc::new(RefCell::new(Some(out)));
     let memo = Rc::new(Memoized::new(store));
@@ -240,23 +321,29 @@ async fn scan<L: WorkerLauncher + 'static>(
     let error: Rc<RefCell<Option<String>>> = Rc::default();
     let params: Rc<Vec<f64>> = Rc::new(params);
     let results: Rc<RefCell<Vec<Option<f64>>>> = Rc::new(RefCell::new(vec![None; params.len()]));
+    let keys: Rc<Vec<String>> =
+        Rc::new(params.iter().enumerate().map(|(i, &a)| key(i, a)).collect());
     let calls: Rc<Vec<RemoteCall<f64>>> = Rc::new(
         params
             .iter()
-            .map(|&a| {
-                if pause_ms == 0 {
-                    RemoteCall::new("integrate", move || async move { a })
-                } else {
-                    RemoteCall::new("integrate_slowly", move || async move { (a, pause_ms) })
+            .enumerate()
+            .map(|(i, &a)| match &fail_once {
+                Some((k, marker)) if *k == i => {
+                    let marker = marker.clone();
+                    RemoteCall::new("integrate_flaky", move || async move { (a, marker) })
                 }
+                _ if pause_ms == 0 => RemoteCall::new("integrate", move || async move { a }),
+                _ => RemoteCall::new("integrate_slowly", move || async move { (a, pause_ms) }),
             })
             .collect(),
     );
     // Only what the store lacks is queued, and only as many workers as it needs.
     for (task, call) in calls.iter().enumerate() {
+        progress.board.task_queued(p, &keys[task], call.label());
         match memo.lookup(p, call).await {
             Ok(Some(value)) => {
                 results.borrow_mut()[task] = Some(value);
+                progress.board.task_done(p, &keys[task]);
                 progress.bar.inc(1);
             }
             Ok(None) => queue.borrow_mut().push_back(task),
@@ -270,11 +357,12 @@ async fn scan<L: WorkerLauncher + 'static>(
     };
     let slots: Vec<_> = (0..workers)
         .map(|_| {
-            let (launcher, queue, results, calls, progress, out, params, memo, error) = (
+            let (launcher, queue, results, calls, keys, progress, out, params, memo, error) = (
                 launcher.clone(),
                 queue.clone(),
                 results.clone(),
                 calls.clone(),
+                keys.clone(),
                 progress.clone(),
                 out.clone(),
                 params.clone(),
@@ -283,17 +371,21 @@ async fn scan<L: WorkerLauncher + 'static>(
             );
             p.async_task(move |slot| async move {
                 let slot = &slot;
+                // The task this slot's last worker failed, retried first when held.
+                let retry_first: Rc<Cell<Option<usize>>> = Rc::default();
                 let outcome = with_remote_runner(slot, &*launcher, |runner| {
-                    let (queue, results, calls, progress, out, params, memo, error) = (
+                    let (queue, results, calls, keys, progress, out, params, memo, error) = (
                         queue.clone(),
                         results.clone(),
                         calls.clone(),
+                        keys.clone(),
                         progress.clone(),
                         out.clone(),
                         params.clone(),
                         memo.clone(),
                         error.clone(),
                     );
+                    let retry_first = retry_first.clone();
                     async move {
                         progress.alive.set(progress.alive.get() + 1);
                         progress.show();
@@ -301,10 +393,13 @@ async fn scan<L: WorkerLauncher + 'static>(
                             queue: &queue,
                             results: &results,
                             calls: &calls,
+                            keys: &keys,
                             params: &params,
                             out: &out,
                             memo: &memo,
                             error: &error,
+                            hold,
+                            retry_first: &retry_first,
                         };
                         let outcome = serve_tasks(slot, &runner, &tasks, &progress).await;
                         progress.alive.set(progress.alive.get() - 1);
@@ -437,11 +532,17 @@ struct Tasks<'a> {
     queue: &'a RefCell<VecDeque<usize>>,
     results: &'a RefCell<Vec<Option<f64>>>,
     calls: &'a [RemoteCall<f64>],
+    /// Each task's key on the status page.
+    keys: &'a [String],
     params: &'a [f64],
     out: &'a RefCell<Option<ResultsFile>>,
     memo: &'a Memoized<dyn ResultStore>,
     /// The store's failure, which stops the scan.
     error: &'a RefCell<Option<String>>,
+    /// Whether a failed task is held (see [`Settings::hold`]).
+    hold: bool,
+    /// The task this slot's last worker failed, retried first when held.
+    retry_first: &'a Cell<Option<usize>>,
 }
 
 async fn serve_tasks(
@@ -450,23 +551,38 @@ async fn serve_tasks(
     tasks: &Tasks<'_>,
     progress: &Progress,
 ) -> Result<(), RemoteError> {
+    let board = &progress.board;
     loop {
-        let Some(task) = tasks.queue.borrow_mut().pop_front() else {
+        let next = tasks.retry_first.take();
+        let Some(task) = next.or_else(|| tasks.queue.borrow_mut().pop_front()) else {
             return Ok(());
         };
+        let key = &tasks.keys[task];
+        if board.is_cancelled(key) {
+            continue;
+        }
+        board.task_started(p, key, runner.service_id());
         match tasks.memo.run(p, runner, &tasks.calls[task]).await {
             Ok(value) => {
                 tasks.results.borrow_mut()[task] = Some(value);
                 if let Some(out) = tasks.out.borrow_mut().as_mut() {
                     out.append(tasks.params[task], value);
                 }
+                board.task_done(p, key);
                 progress.bar.inc(1);
             }
             Err(StoredCallError::Remote(err)) => {
-                tasks.queue.borrow_mut().push_back(task);
+                board.task_failed(p, key, &err.to_string());
+                if tasks.hold {
+                    tasks.retry_first.set(Some(task));
+                } else {
+                    board.task_queued(p, key, tasks.calls[task].label());
+                    tasks.queue.borrow_mut().push_back(task);
+                }
                 return Err(err);
             }
             Err(StoredCallError::Store(err)) => {
+                board.task_failed(p, key, &err.to_string());
                 // Results can no longer be kept: stop, keeping what is stored.
                 tracing::error!(%err, "the result store failed; stopping the scan");
                 tasks.error.borrow_mut().get_or_insert(err.to_string());
@@ -545,6 +661,23 @@ fn run_master(master: Master, options: Options) -> ExitCode {
         }
     };
     let workers = options.workers();
+    // Task K's marker file: its first attempt creates it and fails.
+    let fail_once = options
+        .fail_once
+        .and_then(|k| usize::try_from(k).ok())
+        .filter(|&k| k < tasks)
+        .map(|k| {
+            let marker = master.run_dir.join(format!("failed-once-{k}"));
+            (k, marker.display().to_string())
+        });
+    let work = Work {
+        params: params.clone(),
+        fail_once,
+    };
+    let board = master.status.clone();
+    if let Some(name) = options.launcher.to_possible_value() {
+        board.set_launcher(name.get_name());
+    }
     let started = Instant::now();
     let scanned = match options.launcher {
         LauncherKind::Sim => {
@@ -557,18 +690,19 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     pause_max: Duration::from_secs(5),
                 },
             ));
-            let (ps, pause_ms, file) = (params.clone(), options.pause_ms, out);
+            let (pause_ms, file) = (options.pause_ms, out);
             // The simulator keeps results in memory (a simulated disk).
             let store: Rc<dyn ResultStore> =
                 Rc::new(MemoryStore::new(MemoryDisk::new(), STORE_VERSION));
             let scanned = sim.run_until(&node, move |p| async move {
-                let progress = Rc::new(Progress::new(0, false));
+                let progress = Rc::new(Progress::new(0, false, board));
                 let settings = Settings {
                     workers,
                     pause_ms,
                     interruptible: false,
+                    hold: false,
                 };
-                scan(&p, launcher, store, ps, settings, progress, file).await
+                scan(&p, launcher, store, work, settings, progress, file).await
             });
             println!(
                 "scan: simulated with seed {} ({} frames, {:.1} s of virtual time, faults drawn from the seed)",
@@ -609,13 +743,20 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let (ps, pause_ms, file) = (params.clone(), options.pause_ms, out);
+            let (pause_ms, hold, file) = (options.pause_ms, options.hold, out);
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
             let binary = master.worker_binary();
             let job_output = master.job_dir.join("%j.out");
             let outcome = node.run(move |p| async move {
+                board.attach(&p);
                 let store: Rc<dyn ResultStore> = Rc::new(store);
-                let progress = Rc::new(Progress::new(tasks, true));
+                let progress = Rc::new(Progress::new(tasks, true, board));
+                let settings = Settings {
+                    workers,
+                    pause_ms,
+                    interruptible: true,
+                    hold,
+                };
                 let bar = progress.bar.clone();
                 cluster::print_notices_with(move |line| {
                     if bar.is_hidden() {
@@ -633,20 +774,14 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     let launcher = Ok::<_, std::io::Error>(LocalLauncher::program(binary))
                         .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
                     match launcher {
-                        Ok(launcher) => Ok(scan(
-                            &p,
-                            Rc::new(launcher),
-                            store,
-                            ps,
-                            Settings {
-                                workers,
-                                pause_ms,
-                                interruptible: true,
-                            },
-                            progress,
-                            file,
-                        )
-                        .await),
+                        Ok(launcher) if hold => {
+                            let launcher = Rc::new(Holding(launcher));
+                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
+                        }
+                        Ok(launcher) => {
+                            let launcher = Rc::new(launcher);
+                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
+                        }
                         Err(err) => Err(format!("scan: cannot find this program: {err}")),
                     }
                 } else {
@@ -662,20 +797,14 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                             .max_jobs(SLURM_JOBS_MAX)
                     });
                     match launcher {
-                        Ok(launcher) => Ok(scan(
-                            &p,
-                            Rc::new(launcher),
-                            store,
-                            ps,
-                            Settings {
-                                workers,
-                                pause_ms,
-                                interruptible: true,
-                            },
-                            progress,
-                            file,
-                        )
-                        .await),
+                        Ok(launcher) if hold => {
+                            let launcher = Rc::new(Holding(launcher));
+                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
+                        }
+                        Ok(launcher) => {
+                            let launcher = Rc::new(launcher);
+                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
+                        }
                         Err(err) => Err(format!("scan: cannot find this program: {err}")),
                     }
                 }

@@ -2,7 +2,7 @@
 //! subcommands, so that the master launches copies of itself as workers.
 //!
 //! ```text
-//! my-program master [user options...]
+//! my-program master [--status-addr IP:PORT | --no-status] [--status-linger S] [--resume [RUN]] [user options...]
 //! my-program worker --master ADDR#INCARNATION --service ID [--cookie-file PATH] [--log-file PATH]
 //! ```
 //!
@@ -11,6 +11,10 @@
 //! `hyperion-runs/` for everything by default, or other places, with
 //! [`main_with_config`] or the `HYPERION_RUNS_DIR`, `HYPERION_LOG_DIR` and
 //! `HYPERION_JOB_DIR` environment variables read by [`main`].
+//!
+//! The master serves its status page (see [`crate::status`]) on `127.0.0.1`, a free
+//! port, and prints `status: http://127.0.0.1:PORT/?token=...` first; the program
+//! attaches [`Master::status`] to its node and reports its tasks there.
 //!
 //! A master started with `--resume` (the latest run that has a result store) or
 //! `--resume run-0007` opens a new run whose store starts from that run's results
@@ -43,6 +47,7 @@ use std::process::ExitCode;
 use crate::node::{Node, NodeConfig};
 use crate::process::id::NodeId;
 use crate::remote::{worker, ServiceId, WorkerConfig, WorkerExit};
+use crate::status::{StatusBoard, StatusConfig};
 use crate::store::{take_resume_flag, Resume, SqliteStore, StoreError};
 use crate::transport::tcp::TcpConfig;
 use crate::{BuildId, RemoteTable};
@@ -59,6 +64,10 @@ pub struct ClusterConfig {
     /// Where batch jobs' own output goes (Slurm's `--output`); `None`: `jobs` in the
     /// run's directory.
     pub job_dir: Option<PathBuf>,
+    /// Where the master's status server listens (`127.0.0.1:0`, a free loopback port,
+    /// by default); `None`: no server. The master's `--status-addr ADDR` and
+    /// `--no-status` override it.
+    pub status_addr: Option<std::net::SocketAddr>,
     /// The earlier run whose results the new run starts from; `None`: a fresh start.
     /// [`main`] sets it from `--resume [RUN]`.
     pub resume: Option<Resume>,
@@ -70,6 +79,7 @@ impl Default for ClusterConfig {
             runs_dir: PathBuf::from("hyperion-runs"),
             log_dir: None,
             job_dir: None,
+            status_addr: StatusConfig::default().addr.into(),
             resume: None,
         }
     }
@@ -90,6 +100,7 @@ impl ClusterConfig {
             runs_dir: var("HYPERION_RUNS_DIR").unwrap_or(default.runs_dir),
             log_dir: var("HYPERION_LOG_DIR"),
             job_dir: var("HYPERION_JOB_DIR"),
+            status_addr: default.status_addr,
             resume: None,
         }
     }
@@ -204,6 +215,9 @@ pub struct Master {
     pub job_dir: PathBuf,
     /// The cookie file master and workers share.
     pub cookie_file: PathBuf,
+    /// The status page's board: attach it to the master's node
+    /// ([`StatusBoard::attach`]) and report tasks to it.
+    pub status: StatusBoard,
     /// The run this one resumes (its directory), if any.
     pub resume_from: Option<PathBuf>,
 }
@@ -344,7 +358,9 @@ pub fn main_with_config(
 }
 
 /// [`main`] for a master whose options are a `clap` parser `O`: they are parsed (and
-/// `--help` answered, bad values refused) before any directory is made.
+/// `--help` answered, bad values refused) before any directory is made. `--help` also
+/// lists the status server's options (`--status-addr`, `--no-status`,
+/// `--status-linger`), which every master takes, so `O` must not define them.
 ///
 /// ```no_run
 /// use hyperion::{cluster, RemoteTable};
@@ -366,8 +382,13 @@ pub fn main_with_options<O: clap::Parser>(
     master: impl FnOnce(Master, O) -> ExitCode,
 ) -> ExitCode {
     let parse = |args: &[String]| {
+        use clap::Args;
         let words = std::iter::once(program_name()).chain(args.iter().cloned());
-        O::try_parse_from(words)
+        // The status options are taken out of `args` before this (as `--resume` is);
+        // they are added to `O`'s command only so that its `--help` lists them.
+        let mut command = crate::status::StatusHelp::augment_args(O::command());
+        let mut matches = command.try_get_matches_from_mut(words)?;
+        O::from_arg_matches_mut(&mut matches).map_err(|err| err.format(&mut command))
     };
     run(ClusterConfig::from_env(), table, parse, master)
 }
@@ -385,6 +406,15 @@ fn run<O>(
         Role::Worker(worker_args) => run_worker(table, worker_args),
         Role::Master(mut args) => {
             let resume = take_resume_flag(&mut args).or(config.resume.clone());
+            // Taken out like `--resume`, so that `args` are the program's own.
+            let status_options =
+                match crate::status::take_status_options(&mut args, config.status_addr) {
+                    Ok(options) => options,
+                    Err(why) => {
+                        eprintln!("{}: {why}", program_name());
+                        return ExitCode::from(2);
+                    }
+                };
             let options = parse(&args).unwrap_or_else(|err| err.exit());
             // Resolved before the new run exists, so that "latest" is never itself.
             let resume_from = match resume.map(|run| run.resolve(&config.runs_dir)) {
@@ -422,8 +452,12 @@ fn run<O>(
                     io_cause(&err)
                 )),
             }
+            let program = std::env::args().next().unwrap_or_default();
+            let (status, _server) =
+                crate::status::start_for_run(status_options, &program, &args, &dirs.run, &dirs.log);
             master(
                 Master {
+                    status,
                     args,
                     cookie_file: dirs.run.join("cookie"),
                     run_dir: dirs.run,

@@ -63,6 +63,7 @@ pub mod probe;
 pub mod process;
 pub mod remote;
 pub mod runtime;
+pub mod status;
 pub mod store;
 pub mod transport;
 pub mod wire;

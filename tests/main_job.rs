@@ -149,6 +149,31 @@ fn help_answers_and_creates_no_directory() {
 }
 
 #[test]
+fn help_lists_the_status_options_and_keeps_the_scans_description() {
+    let (ok, output, _dir) = run_scan(&["--help"]);
+    assert!(ok, "{output}");
+    for option in [
+        "--hold",
+        "--fail-once",
+        "--status-addr",
+        "--no-status",
+        "--status-linger",
+        "--resume",
+    ] {
+        assert!(output.contains(option), "{option} missing: {output}");
+    }
+    assert!(output.starts_with("A parameter scan"), "{output}");
+}
+
+#[test]
+fn a_bad_status_address_is_refused_before_any_directory() {
+    let (ok, output, dir) = run_scan(&["--status-addr", "nowhere", "--launcher", "sim"]);
+    assert!(!ok, "{output}");
+    assert!(output.contains("--status-addr"), "{output}");
+    assert!(!dir.join("hyperion-runs").exists(), "{output}");
+}
+
+#[test]
 fn runs_are_numbered_after_the_highest_existing_one() {
     let (ok, output, dir) = run_scan(&["--launcher", "sim", "--tasks", "2"]);
     assert!(ok, "{output}");

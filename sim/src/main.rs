@@ -102,6 +102,10 @@ fn explore(options: &Options) -> ExitCode {
         },
         None => scenarios::all().iter().collect(),
     };
+    // Panics are part of the scenarios (agents that panic, buggified closures) and the
+    // default hook would print each one; a panic that fails a seed is reported with its
+    // message by the runner, beside the command that replays it.
+    std::panic::set_hook(Box::new(|_| {}));
     if hyperion_sim::coverage::explore(&chosen, options.start, options.seeds) {
         ExitCode::SUCCESS
     } else {

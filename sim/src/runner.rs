@@ -1,6 +1,7 @@
 //! Running simulation tests: many seeds, one seed from the environment for replay, and
 //! the determinism check (one seed twice, traces compared).
 
+use hyperion::process::id::panic_text;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::trace::TraceEntry;
@@ -55,7 +56,7 @@ pub fn run_checked(
         Ok(Ok(())) => {
             let violations = match catch_unwind(AssertUnwindSafe(|| sim.finish())) {
                 Ok(violations) => violations,
-                Err(panic) => return Err(panic_text(panic)),
+                Err(panic) => return Err(panic_text(panic.as_ref())),
             };
             if violations.is_empty() {
                 return Ok(());
@@ -64,17 +65,9 @@ pub fn run_checked(
             format!("guarantees broken:\n  {}", list.join("\n  "))
         }
         Ok(Err(why)) => why,
-        Err(panic) => panic_text(panic),
+        Err(panic) => panic_text(panic.as_ref()),
     };
     Err(why)
-}
-
-fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panicked".to_string())
 }
 
 /// The seeds a test should run: the one in `HYPERION_SEED` if set, otherwise

@@ -2,13 +2,22 @@
 //! in worker mode, and Slurm batch jobs. (The simulator's launcher lives in
 //! `hyperion-sim`.)
 
+mod allocation;
+mod cpu_pool;
 mod local;
 mod pace;
 mod slurm;
+mod slurm_env;
 
+pub use allocation::{AllocationLauncher, CPU_POOL_POLL_INTERVAL, STEP_EXIT_GRACE};
+pub use cpu_pool::{CpuGrant, CpuPool, CpuPoolError, CpuRequestId};
 pub use local::{LocalLauncher, LOCAL_LAUNCH_INTERVAL};
 pub use pace::{LaunchPacer, LAUNCH_BURST_DEFAULT};
 pub use slurm::{
     parse_job_id, shell_quote, SlurmError, SlurmLauncher, SlurmOptions, JOB_POLL_INTERVAL,
     RUNNING_JOB_CONNECT_TIMEOUT, SLURM_LAUNCH_INTERVAL, SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
+};
+pub use slurm_env::{
+    expand_node_list, parse_cpus_per_node, AllocatedNode, Allocation, SlurmParseError,
+    NODE_LIST_HOSTS_MAX,
 };

@@ -17,6 +17,7 @@ use crate::concurrency::{Async, AsyncReply, AsyncResult};
 use crate::message::{decode, encode, Serializable};
 use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId};
 use crate::process::Process;
+use crate::status::StatusNotice;
 use crate::wire::WireError;
 use crate::{match_if, match_type, ProcessMonitorNotification, SpawnError};
 
@@ -507,8 +508,16 @@ where
                 tracing::warn!(%error, "remote work failed; holding until released");
                 let name = format!("{HOLD_PREFIX}{}", error.service_id);
                 let _ = p.register(&name, p.self_pid());
+                let (service, holder) = (error.service_id.to_string(), p.self_pid());
+                let held = StatusNotice::Held {
+                    service: service.clone(),
+                    error: error.to_string(),
+                    holder,
+                };
+                crate::status::notify(p, held);
                 p.receive_wait(vec![match_type(|_: ReleaseHold| ())]).await;
                 let _ = p.unregister(&name);
+                crate::status::notify(p, StatusNotice::Released { service });
             }
         }
         retries += 1;

@@ -12,6 +12,7 @@ use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::id::{NodeId, ProcessId};
 use crate::process::Process;
+use crate::status::StatusNotice;
 
 /// Names one master/worker pairing. Unique across every master of a cluster: it joins
 /// the master's node address, its incarnation, a per-process counter and a random
@@ -120,6 +121,12 @@ impl<L: WorkerLauncher> Drop for ShutdownGuard<'_, L> {
         self.p.reconnect(self.worker);
         self.p.send(self.worker, WorkerMessage::ShutDown);
         self.launcher.on_exit(&self.job);
+        crate::status::notify(
+            self.p,
+            StatusNotice::Ended {
+                service: self.service.to_string(),
+            },
+        );
     }
 }
 
@@ -205,6 +212,13 @@ where
         .await
         .map_err(ServiceError::Launch)?;
     tracing::info!(%service, ?job, "deployed worker");
+    crate::status::notify(
+        p,
+        StatusNotice::Launched {
+            service: service.to_string(),
+            job: format!("{job:?}"),
+        },
+    );
     let pending = CancelUnlessConnected {
         launcher,
         job: Some(job),
@@ -229,6 +243,14 @@ where
     let job = pending.connected();
     tracing::info!(%service, ?job, worker = %hello.pid, "acquired worker");
     p.send_chan(hello.reply, WorkerMessage::Connected);
+    crate::status::notify(
+        p,
+        StatusNotice::Connected {
+            service: service.to_string(),
+            worker: hello.pid,
+            owner: p.self_pid(),
+        },
+    );
     let _shutdown = ShutdownGuard {
         p,
         launcher,

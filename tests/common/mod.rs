@@ -35,8 +35,10 @@ pub fn scan_binary() -> PathBuf {
     example_binary("scan")
 }
 
-/// An example next to this test binary (`target/<profile>/examples/NAME`), built first
-/// if `cargo test` was asked for this test alone.
+/// An example next to this test binary (`target/<profile>/examples/NAME`), always
+/// built first: `cargo build --example NAME` is cheap when it is up to date, and
+/// without it `cargo test --test X` would run a stale binary left by an earlier build
+/// (cargo builds examples for integration tests only in a full `cargo test`).
 pub fn example_binary(name: &str) -> PathBuf {
     let test_binary = std::env::current_exe().expect("test binary path");
     let profile_dir = test_binary
@@ -44,14 +46,16 @@ pub fn example_binary(name: &str) -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
     let binary = profile_dir.join("examples").join(name);
-    if !binary.exists() {
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(built.success(), "cannot build the {name} example");
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--quiet", "--example", name]);
+    if profile_dir.file_name().is_some_and(|dir| dir == "release") {
+        build.arg("--release");
     }
+    let built = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo");
+    assert!(built.success(), "cannot build the {name} example");
     binary
 }
 

@@ -1,0 +1,259 @@
+//! Workers as job steps inside the Slurm allocation the master runs in: each worker
+//! gets K CPUs from a [`CpuPool`] and runs as
+//! `srun --exact -N1 -n1 -c K --jobid JOB -w NODE PROGRAM worker --master ADDR --service ID`.
+//!
+//! CPUs go back to the pool when the service ends or the launch is cancelled; the step
+//! may take a moment more to exit, and Slurm itself holds a new step (`--exact`) until
+//! its CPUs are free, so the allocation is never oversubscribed.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{Allocation, CpuGrant, CpuPool, CpuRequestId};
+use crate::process::id::NodeId;
+use crate::process::Process;
+use crate::remote::{
+    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
+};
+
+/// How often a launch waiting for CPUs looks at the pool again.
+pub const CPU_POOL_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long a job step may take to exit after its service ended before it is killed.
+pub const STEP_EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// Launches workers as job steps of the current allocation, through a [`CpuPool`].
+pub struct AllocationLauncher {
+    allocation: Allocation,
+    srun: PathBuf,
+    program: PathBuf,
+    cpus_per_worker: u32,
+    cookie_file: Option<PathBuf>,
+    extra_args: Vec<String>,
+    connection_timeout: Option<Duration>,
+    policy: RetryPolicy,
+    pool: RefCell<CpuPool>,
+    /// Grants taken from the pool, until their launch picks them up.
+    grants: RefCell<BTreeMap<CpuRequestId, CpuGrant>>,
+    /// Running `srun` steps by PID, with the CPUs they hold.
+    steps: RefCell<BTreeMap<u32, (Child, CpuRequestId)>>,
+}
+
+impl AllocationLauncher {
+    /// Runs `program` (which understands the `worker` subcommand) as job steps of
+    /// `allocation`, one CPU each, with `srun` from `PATH`.
+    pub fn new(allocation: Allocation, program: impl Into<PathBuf>) -> AllocationLauncher {
+        AllocationLauncher {
+            pool: RefCell::new(CpuPool::new(&allocation)),
+            allocation,
+            srun: PathBuf::from("srun"),
+            program: program.into(),
+            cpus_per_worker: 1,
+            cookie_file: None,
+            extra_args: Vec::new(),
+            connection_timeout: Some(Duration::from_secs(120)),
+            policy: RetryPolicy::default(),
+            grants: RefCell::new(BTreeMap::new()),
+            steps: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// CPUs of every worker (`srun -c`); default 1.
+    pub fn cpus_per_worker(mut self, cpus: u32) -> AllocationLauncher {
+        self.cpus_per_worker = cpus;
+        self
+    }
+
+    /// The `srun` program to run (default: `srun` from `PATH`).
+    pub fn srun(mut self, srun: impl Into<PathBuf>) -> AllocationLauncher {
+        self.srun = srun.into();
+        self
+    }
+
+    /// Passes `--cookie-file PATH` to workers.
+    pub fn cookie_file(mut self, path: impl Into<PathBuf>) -> AllocationLauncher {
+        self.cookie_file = Some(path.into());
+        self
+    }
+
+    /// More arguments for every worker, after the standard ones.
+    pub fn extra_args(mut self, args: Vec<String>) -> AllocationLauncher {
+        self.extra_args = args;
+        self
+    }
+
+    /// How long to wait for a worker to connect (default 120 s).
+    pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> AllocationLauncher {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// What to do when remote work fails.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> AllocationLauncher {
+        self.policy = policy;
+        self
+    }
+
+    /// CPUs held by workers now.
+    pub fn cpus_in_use(&self) -> u64 {
+        self.pool.borrow().cpus_in_use()
+    }
+
+    /// PIDs of `srun` steps still running.
+    pub fn running(&self) -> Vec<u32> {
+        self.steps.borrow().keys().copied().collect()
+    }
+
+    fn command(&self, grant: &CpuGrant, master: NodeId, service: &ServiceId) -> Command {
+        let mut command = Command::new(&self.srun);
+        command
+            .args(["--exact", "-N1", "-n1", "-c"])
+            .arg(grant.cpus.to_string())
+            .arg("--jobid")
+            .arg(&self.allocation.job_id)
+            .arg("-w")
+            .arg(&grant.node)
+            .arg(&self.program)
+            .arg("worker")
+            .arg("--master")
+            .arg(master.to_string())
+            .arg("--service")
+            .arg(service.as_str());
+        if let Some(cookie) = &self.cookie_file {
+            command.arg("--cookie-file").arg(cookie);
+        }
+        command.args(&self.extra_args).stdin(Stdio::null());
+        command
+    }
+
+    /// Moves new grants out of the pool; true if `request` has one.
+    fn collect_grants(&self, request: CpuRequestId) -> Option<CpuGrant> {
+        let mut grants = self.grants.borrow_mut();
+        for grant in self.pool.borrow_mut().take_grants() {
+            grants.insert(grant.request, grant);
+        }
+        grants.remove(&request)
+    }
+
+    /// Ends a step and returns its CPUs.
+    fn end_step(&self, pid: u32, kill: bool) {
+        let Some((mut child, request)) = self.steps.borrow_mut().remove(&pid) else {
+            return;
+        };
+        if kill {
+            let _ = child.kill();
+        }
+        // A worker sent ShutDown exits by itself; reap it without blocking the event
+        // loop: a reaper thread waits out the grace, then kills.
+        if !matches!(child.try_wait(), Ok(Some(_))) {
+            // real-world only: job steps are OS processes.
+            let reaper = std::thread::Builder::new()
+                .name(format!("hyperion-reap-step-{pid}"))
+                .spawn(move || {
+                    let deadline = std::time::Instant::now().checked_add(STEP_EXIT_GRACE);
+                    while deadline.is_none_or(|d| std::time::Instant::now() < d) {
+                        if let Ok(Some(_)) = child.try_wait() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    tracing::warn!(pid, "job step outlived its service; killing it");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                });
+            if let Err(err) = reaper {
+                tracing::error!(pid, %err, "cannot start a reaper thread; the step may linger");
+            }
+        }
+        if let Err(err) = self.pool.borrow_mut().release(request) {
+            tracing::error!(pid, %err, "CPUs of a job step were not in the pool");
+        }
+    }
+}
+
+/// Withdraws a CPU request whose launch was dropped while waiting.
+struct PendingRequest<'a> {
+    launcher: &'a AllocationLauncher,
+    request: Option<CpuRequestId>,
+}
+
+impl Drop for PendingRequest<'_> {
+    fn drop(&mut self) {
+        if let Some(request) = self.request {
+            self.launcher.grants.borrow_mut().remove(&request);
+            let _ = self.launcher.pool.borrow_mut().release(request);
+        }
+    }
+}
+
+impl WorkerLauncher for AllocationLauncher {
+    type JobId = u32;
+
+    async fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<u32, LaunchError> {
+        let request = self
+            .pool
+            .borrow_mut()
+            .request(self.cpus_per_worker)
+            .map_err(|err| LaunchError {
+                what: format!(
+                    "{} CPUs in Slurm job {}",
+                    self.cpus_per_worker, self.allocation.job_id
+                ),
+                why: err.to_string(),
+            })?;
+        let mut pending = PendingRequest {
+            launcher: self,
+            request: Some(request),
+        };
+        let grant = loop {
+            if let Some(grant) = self.collect_grants(request) {
+                break grant;
+            }
+            p.sleep(CPU_POOL_POLL_INTERVAL).await;
+        };
+        let mut command = self.command(&grant, master, service);
+        let child = command.spawn().map_err(|err| LaunchError {
+            what: format!("{command:?}"),
+            why: err.to_string(),
+        })?;
+        pending.request = None;
+        let pid = child.id();
+        tracing::info!(pid, node = %grant.node, cpus = grant.cpus, %service, "launched a worker as a job step");
+        self.steps.borrow_mut().insert(pid, (child, request));
+        Ok(pid)
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.connection_timeout
+    }
+
+    fn on_remote_error(&self, _error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
+        self.policy.decide(retries_so_far)
+    }
+
+    fn cancel(&self, job: &u32) {
+        self.end_step(*job, true);
+    }
+
+    fn on_exit(&self, job: &u32) {
+        self.end_step(*job, false);
+    }
+}
+
+impl Drop for AllocationLauncher {
+    fn drop(&mut self) {
+        for (pid, (mut child, _)) in std::mem::take(&mut *self.steps.borrow_mut()) {
+            tracing::warn!(pid, "killing a job step left at the launcher's end");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
