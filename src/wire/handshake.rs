@@ -1419,10 +1419,11 @@ mod tests {
             let threads: Vec<_> = (0..8)
                 .map(|_| {
                     let (path, start) = (path.clone(), start.clone());
-                    std::thread::spawn(move || {
+                    let create = move || {
                         start.wait();
                         Cookie::load_or_generate(&path).map_err(|err| err.to_string())
-                    })
+                    };
+                    std::thread::spawn(create) // real-world only: the cookie file on disk
                 })
                 .collect();
             let cookies: Vec<_> = threads
