@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kernel::Abandoned;
 use crate::message::{Message, Serializable};
 use crate::node::LocalNode;
 use crate::process::id::{DiedReason, MonitorRef, ProcessId};
 use crate::process::signals::ProcessMonitorNotification;
-use crate::process::table::Abandoned;
 use crate::process::Process;
 use crate::{match_if, Match};
 

@@ -53,6 +53,7 @@ pub mod clock;
 pub mod closure;
 pub mod cluster;
 pub mod concurrency;
+mod kernel;
 pub mod launch;
 pub mod message;
 pub mod mx;

@@ -1,5 +1,5 @@
 //! The node's management event bus: one queue per running agent, filled by the node's
-//! publishing hooks, drained by the agents' loops.
+//! publishing hooks (`node::mx_publish`), drained by the agents' loops.
 //!
 //! The bus lives in the node's state, so publishing is a method call on the state the
 //! node already holds: no lock, never blocking. When no agent takes an event kind, its
@@ -12,13 +12,9 @@
 use std::collections::BTreeMap;
 
 use super::events::{Info, MxEvent, MxEventKind};
-use super::MxAgentId;
-use crate::message::{Fingerprint, Message};
-use crate::node::local::NodeState;
-use crate::process::channel::SendPortId;
-use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::message::Message;
+use crate::process::id::{NodeId, ProcessId};
 use crate::runtime::TaskId;
-use crate::Serializable;
 
 /// Most inputs one agent's bus queue holds; events published while it is full are
 /// dropped for that agent (and counted, see
@@ -44,7 +40,7 @@ pub(crate) enum BusItem {
 
 impl BusItem {
     /// The kind of system event this is (`None` for a user's value).
-    fn kind(&self) -> Option<MxEventKind> {
+    pub(crate) fn kind(&self) -> Option<MxEventKind> {
         match self {
             BusItem::SentLocal { .. } | BusItem::LocalSend { .. } => Some(MxEventKind::Sent),
             BusItem::Received { .. } => Some(MxEventKind::Received),
@@ -81,7 +77,7 @@ impl BusItem {
     /// A copy for another agent. A message is copied through its encoding (values of
     /// any serializable type need not be `Clone`); one that cannot be encoded is not
     /// copied.
-    fn duplicate(&self) -> Option<BusItem> {
+    pub(crate) fn duplicate(&self) -> Option<BusItem> {
         match self {
             BusItem::SentLocal { from, to, info } => Some(BusItem::SentLocal {
                 from: *from,
@@ -115,7 +111,8 @@ impl BusItem {
 pub(crate) struct Reader {
     pub(crate) pid: ProcessId,
     pub(crate) task: TaskId,
-    pub(crate) id: MxAgentId,
+    /// The agent's id, as text (the bus needs no more of it).
+    pub(crate) id: String,
     /// The event kinds its sinks take (bits of [`MxEventKind::bit`]): other system
     /// events are not queued for it at all, since no sink of it would take them.
     pub(crate) kinds: u32,
@@ -129,7 +126,7 @@ pub(crate) struct Reader {
 impl Reader {
     /// Whether `item` is for this agent.
     #[inline(always)]
-    fn takes(&self, kind: Option<MxEventKind>) -> bool {
+    pub(crate) fn takes(&self, kind: Option<MxEventKind>) -> bool {
         kind.is_none_or(|kind| self.kinds & kind.bit() != 0)
     }
 }
@@ -138,15 +135,15 @@ impl Reader {
 #[derive(Default)]
 pub(crate) struct Bus {
     /// Running agents, in the order they started.
-    readers: Vec<Reader>,
+    pub(crate) readers: Vec<Reader>,
     /// The union of the readers' kinds: the one number the hot path looks at.
-    kinds: u32,
+    pub(crate) kinds: u32,
     /// The number of each peer connection, from `Connected` to `Disconnected`.
-    connections: BTreeMap<NodeId, u64>,
-    next_connection: u64,
+    pub(crate) connections: BTreeMap<NodeId, u64>,
+    pub(crate) next_connection: u64,
     /// The `Received` event of the message being delivered went out with its `Sent`
     /// (see `mx_sent_here_slow`): the delivery publishes nothing more.
-    received_published: bool,
+    pub(crate) received_published: bool,
     /// Management control messages from other nodes refused (see `TraceControl`).
     pub(crate) remote_controls_refused: u64,
 }
@@ -163,11 +160,11 @@ impl Bus {
         !self.readers.is_empty()
     }
 
-    pub(crate) fn subscribe(&mut self, id: MxAgentId, pid: ProcessId, kinds: u32) {
+    pub(crate) fn subscribe(&mut self, id: impl ToString, pid: ProcessId, kinds: u32) {
         self.readers.push(Reader {
             pid,
             task: TaskId::from_u64(pid.local),
-            id,
+            id: id.to_string(),
             kinds,
             queue: Vec::new(),
             asleep: false,
@@ -185,334 +182,19 @@ impl Bus {
         self.readers.iter_mut().find(|reader| reader.pid == pid)
     }
 
-    pub(crate) fn agents(&self) -> Vec<(MxAgentId, ProcessId)> {
+    /// The running agents, in start order, with their ids (as `A`, an `MxAgentId`).
+    pub(crate) fn agents<A: From<String>>(&self) -> Vec<(A, ProcessId)> {
         self.readers
             .iter()
-            .map(|reader| (reader.id.clone(), reader.pid))
+            .map(|reader| (A::from(reader.id.clone()), reader.pid))
             .collect()
     }
 }
 
 /// Counts an item a full queue refused.
-fn refuse(reader: &mut Reader) {
+pub(crate) fn refuse(reader: &mut Reader) {
     if reader.dropped == 0 {
         tracing::warn!(agent = %reader.id, "management agent backlog full; events dropped");
     }
     reader.dropped += 1;
-}
-
-/// The publishing side, as methods of the node's state: each hook in `node` and
-/// `process` is one call. The `#[inline(always)]` wrappers hold only the branch; the
-/// work is out of line.
-impl NodeState {
-    /// Puts `item` in the queue of every agent it is for, and wakes those that wait.
-    #[inline(never)]
-    pub(crate) fn mx_publish(&mut self, item: BusItem) {
-        let kind = item.kind();
-        let mut item = Some(item);
-        for index in 0..self.mx.readers.len() {
-            if !self.mx.readers[index].takes(kind) {
-                continue;
-            }
-            let last = !self.mx.readers[index + 1..]
-                .iter()
-                .any(|later| later.takes(kind));
-            let copy = if last {
-                item.take()
-            } else {
-                item.as_ref().and_then(BusItem::duplicate)
-            };
-            let Some(copy) = copy else { continue };
-            let reader = &mut self.mx.readers[index];
-            if reader.queue.len() >= MX_AGENT_BACKLOG_MAX {
-                refuse(reader);
-                continue;
-            }
-            reader.queue.push(copy);
-            if reader.asleep {
-                reader.asleep = false;
-                let task = reader.task;
-                self.schedule(task);
-            }
-        }
-    }
-
-    /// Queues the message-path events that are due (`sent`, `received`) for every
-    /// agent that takes them: `SentLocal`, `Received`, or both in one `LocalSend` item,
-    /// as its kinds ask.
-    #[inline(always)]
-    fn mx_publish_local(&mut self, from: u64, to: u64, info: Info, sent: bool, received: bool) {
-        let (sent_bit, received_bit) = (MxEventKind::Sent.bit(), MxEventKind::Received.bit());
-        for index in 0..self.mx.readers.len() {
-            let reader = &mut self.mx.readers[index];
-            let sent = sent && reader.kinds & sent_bit != 0;
-            let received = received && reader.kinds & received_bit != 0;
-            if !sent && !received {
-                continue;
-            }
-            if reader.queue.len() >= MX_AGENT_BACKLOG_MAX {
-                refuse(reader);
-                continue;
-            }
-            // Room first, then each variant written as a literal straight into its
-            // slot: an item chosen first and moved in afterwards is assembled on the
-            // stack with narrow stores and copied out with wide loads, a store-forwarding
-            // stall that cost more than the rest of the publish.
-            reader.queue.reserve(1);
-            let len = reader.queue.len();
-            let slot = &mut reader.queue.spare_capacity_mut()[0];
-            match (sent, received) {
-                (true, true) => slot.write(BusItem::LocalSend { from, to, info }),
-                (true, false) => slot.write(BusItem::SentLocal { from, to, info }),
-                _ => slot.write(BusItem::Received { pid: to, info }),
-            };
-            // SAFETY: the slot at `len` was just initialised by `write`.
-            unsafe { reader.queue.set_len(len + 1) };
-            if reader.asleep {
-                reader.asleep = false;
-                let task = reader.task;
-                self.schedule(task);
-            }
-        }
-    }
-
-    /// Publishes a system event of `kind` if any agent takes it; `make` runs only then.
-    #[inline(always)]
-    pub(crate) fn mx_event(&mut self, kind: MxEventKind, make: impl FnOnce() -> MxEvent) {
-        if self.mx.wants(kind) {
-            self.mx_event_slow(make);
-        }
-    }
-
-    /// Out of the caller's way: the control-plane events (spawns, deaths, names,
-    /// connections) must cost nothing but the branch when no agent takes them.
-    #[cold]
-    #[inline(never)]
-    fn mx_event_slow(&mut self, make: impl FnOnce() -> MxEvent) {
-        self.mx_publish(BusItem::Event(Box::new(make())));
-    }
-
-    /// Hook: `from` sends `message` to the process numbered `to` on this node.
-    #[inline(always)]
-    pub(crate) fn mx_sent_here(&mut self, from: &ProcessId, to: u64, message: &Message) {
-        if self.mx.wants(MxEventKind::Sent) {
-            self.mx_sent_here_slow(from, to, message);
-        }
-    }
-
-    #[inline(never)]
-    fn mx_sent_here_slow(&mut self, from: &ProcessId, to: u64, message: &Message) {
-        let info = Info::of_message(message);
-        if from.node != self.id {
-            // `send_as` on behalf of another node's process.
-            let to = ProcessId {
-                node: self.id,
-                local: to,
-            };
-            return self.mx_publish_sent(*from, to, info);
-        }
-        // The message is delivered at once: its `Received` event goes out now, with
-        // the `Sent`, and `deliver_here` is told it is done.
-        let with_received = self.mx.wants(MxEventKind::Received)
-            && self.processes.get(TaskId::from_u64(to)).is_some();
-        self.mx.received_published = with_received;
-        self.mx_publish_local(from.local, to, info, true, with_received);
-    }
-
-    /// Hook: a process of this node sends `message` to `to`, on another node.
-    #[inline(always)]
-    pub(crate) fn mx_sent_away(&mut self, from: ProcessId, to: ProcessId, message: &Message) {
-        if self.mx.wants(MxEventKind::Sent) {
-            self.mx_publish_sent(from, to, Info::of_message(message));
-        }
-    }
-
-    #[inline(never)]
-    fn mx_publish_sent(&mut self, from: ProcessId, to: ProcessId, info: Info) {
-        let message = info.into();
-        self.mx_publish(BusItem::Event(Box::new(MxEvent::Sent {
-            to,
-            from,
-            message,
-        })));
-    }
-
-    /// Hook: `message` is about to enter the mailbox of the process numbered `to` on
-    /// this node (published only if it is alive).
-    #[inline(always)]
-    pub(crate) fn mx_received(&mut self, to: u64, message: &Message) {
-        if self.mx.wants(MxEventKind::Received) && !std::mem::take(&mut self.mx.received_published)
-        {
-            self.mx_received_slow(to, message);
-        }
-    }
-
-    #[inline(never)]
-    fn mx_received_slow(&mut self, pid: u64, message: &Message) {
-        if self.processes.get(TaskId::from_u64(pid)).is_some() {
-            let info = Info::of_message(message);
-            self.mx_publish_local(0, pid, info, false, true);
-        }
-    }
-
-    /// Hook: a process of this node sends a `T` to the name `name` (here or remote).
-    #[inline(always)]
-    pub(crate) fn mx_sent_to_name<T: Serializable>(&mut self, from: ProcessId, name: &str) {
-        self.mx_event(MxEventKind::SentToName, || MxEvent::SentToName {
-            name: name.to_string(),
-            from,
-            message: Info::of::<T>().into(),
-        });
-    }
-
-    /// Hook: a process of this node sends a `T` on the channel `port`.
-    #[inline(always)]
-    pub(crate) fn mx_sent_to_port<T: Serializable>(&mut self, from: ProcessId, port: SendPortId) {
-        self.mx_event(MxEventKind::SentToPort, || MxEvent::SentToPort {
-            from,
-            port,
-            message: Info::of::<T>().into(),
-        });
-    }
-
-    /// Hook: a `T` is about to enter the local channel `port`.
-    #[inline(always)]
-    pub(crate) fn mx_received_port<T: Serializable>(&mut self, port: SendPortId) {
-        if self.mx.wants(MxEventKind::ReceivedPort) {
-            self.mx_received_port_slow(port, Info::of::<T>());
-        }
-    }
-
-    /// Hook: bytes with `fingerprint` from another node are about to enter the local
-    /// channel `port`.
-    #[inline(always)]
-    pub(crate) fn mx_received_port_encoded(&mut self, port: SendPortId, fingerprint: Fingerprint) {
-        if self.mx.wants(MxEventKind::ReceivedPort) {
-            self.mx_received_port_slow(port, Info::Encoded(fingerprint));
-        }
-    }
-
-    #[inline(never)]
-    fn mx_received_port_slow(&mut self, port: SendPortId, info: Info) {
-        // A channel lives as long as its owner.
-        if self.is_alive(port.owner) {
-            self.mx_publish(BusItem::Event(Box::new(MxEvent::ReceivedPort {
-                port,
-                message: info.into(),
-            })));
-        }
-    }
-
-    /// Hook: `from`'s message (or spawn request) for `to` was refused before it was
-    /// queued: logged, and published as [`MxEvent::MessageRefused`].
-    #[cold]
-    pub(crate) fn mx_message_refused(
-        &mut self,
-        from: ProcessId,
-        to: crate::mx::MxRecipient,
-        err: &crate::wire::WireError,
-    ) {
-        let crate::wire::WireError::FrameTooLong { length, limit } = *err else {
-            tracing::error!(%from, %to, %err, "message dropped: cannot encode");
-            return;
-        };
-        tracing::warn!(
-            %from,
-            %to,
-            bytes = length,
-            limit,
-            "message refused: longer than the frame limit; not sent, the connection stays up"
-        );
-        self.mx_event(MxEventKind::MessageRefused, || MxEvent::MessageRefused {
-            from,
-            to,
-            bytes: length,
-            limit: limit as u64,
-        });
-    }
-
-    /// Hook: a message that comes from another node is about to be delivered; `false`
-    /// if it is management control, which only local processes may send (refused:
-    /// logged and counted).
-    #[inline(always)]
-    pub(crate) fn mx_admits_remote(
-        &mut self,
-        peer: NodeId,
-        from: Option<ProcessId>,
-        fingerprint: Fingerprint,
-    ) -> bool {
-        if !super::tracer::is_local_only(fingerprint) {
-            return true;
-        }
-        self.mx.remote_controls_refused += 1;
-        tracing::warn!(
-            %peer,
-            from = ?from,
-            refused = self.mx.remote_controls_refused,
-            "management control from another node refused: only local processes may send it"
-        );
-        false
-    }
-
-    /// Hook: a process started.
-    #[inline(always)]
-    pub(crate) fn mx_spawned(&mut self, pid: ProcessId) {
-        self.mx_event(MxEventKind::Spawned, || MxEvent::Spawned(pid));
-    }
-
-    /// Hook: the process `pid` of this node died.
-    #[inline(always)]
-    pub(crate) fn mx_process_died(&mut self, pid: &ProcessId, reason: &DiedReason) {
-        self.mx_event(MxEventKind::ProcessDied, || MxEvent::ProcessDied {
-            pid: *pid,
-            reason: reason.clone(),
-        });
-    }
-
-    /// Hook: `name` was registered for `pid`.
-    pub(crate) fn mx_registered(&mut self, pid: ProcessId, name: &str) {
-        self.mx_event(MxEventKind::Registered, || MxEvent::Registered {
-            pid,
-            name: name.to_string(),
-        });
-    }
-
-    /// Hook: `name`, held by `pid`, was removed from the registry.
-    pub(crate) fn mx_unregistered(&mut self, pid: ProcessId, name: &str) {
-        self.mx_event(MxEventKind::Unregistered, || MxEvent::Unregistered {
-            pid,
-            name: name.to_string(),
-        });
-    }
-
-    /// Hook: the transport reports a connection to `peer`. A second report while the
-    /// connection is known changes nothing.
-    pub(crate) fn mx_connected(&mut self, peer: NodeId) {
-        if self.mx.connections.contains_key(&peer) {
-            return;
-        }
-        let connection = self.mx.next_connection;
-        self.mx.next_connection += 1;
-        self.mx.connections.insert(peer, connection);
-        self.mx_event(MxEventKind::Connected, || MxEvent::Connected {
-            connection,
-            node: peer,
-        });
-    }
-
-    /// Hook: `peer` is lost. Reported once per connection: a peer this node never
-    /// connected to, or already reported lost, produces nothing.
-    pub(crate) fn mx_peer_lost(&mut self, peer: NodeId) {
-        let Some(connection) = self.mx.connections.remove(&peer) else {
-            return;
-        };
-        self.mx_event(MxEventKind::Disconnected, || MxEvent::Disconnected {
-            connection,
-            node: peer,
-        });
-        self.mx_event(MxEventKind::NodeDied, || MxEvent::NodeDied {
-            node: peer,
-            reason: DiedReason::Disconnect,
-        });
-    }
 }

@@ -75,8 +75,9 @@
 
 mod agent;
 mod bridge;
-mod bus;
-mod events;
+pub(crate) mod bus;
+pub(crate) mod events;
+mod trace_control;
 mod tracer;
 
 pub use agent::{
@@ -88,10 +89,9 @@ pub use bridge::{start_tracing_bridge, TRACING_BRIDGE_AGENT_ID};
 pub(crate) use bus::Bus;
 pub use bus::MX_AGENT_BACKLOG_MAX;
 pub use events::{MxEvent, MxEventKind, MxMessageInfo, MxPayload, MxRecipient};
-pub use tracer::{
-    start_tracer, TraceControl, TraceFlags, TraceRecord, TraceTarget, Tracer, TRACER_AGENT_ID,
-    TRACE_MEMORY_RECORDS_MAX,
-};
+pub(crate) use trace_control::is_local_only;
+pub use trace_control::{TraceControl, TraceFlags, TraceTarget};
+pub use tracer::{start_tracer, TraceRecord, Tracer, TRACER_AGENT_ID, TRACE_MEMORY_RECORDS_MAX};
 
 use std::fmt;
 

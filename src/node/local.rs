@@ -3,8 +3,7 @@
 //! the per-message path takes no lock.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::future::Future;
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,21 +13,19 @@ use std::time::Duration;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::clock::Clock;
-use crate::message::Message;
-use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId, ProcessOutcome};
-use crate::process::registry::Registry;
-use crate::process::table::{ExitHook, ProcessFuture, ProcessSlot, ProcessTable};
-use crate::process::Process;
-use crate::runtime::blocking::BlockingExecutor;
-use crate::runtime::{Inbox, InboxItem, ReadyQueue, TaskId, TaskWaker, Timers};
-use crate::transport::Transport;
-use crate::RemoteTable;
-
+use super::event::{NodeEvent, Observer};
+use super::inbox::{Inbox, InboxItem, TaskWaker};
+use super::names::Registry;
 use super::network::{HeartbeatConfig, Network};
-use super::NodeEvent;
-
+use crate::clock::Clock;
+use crate::closure::{Closure, ClosureError};
+use crate::kernel::{ExitHook, ProcessFuture, ProcessSlot, ProcessTable};
+use crate::message::Message;
 use crate::process::channel::Channels;
+use crate::process::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
+use crate::runtime::blocking::BlockingExecutor;
+use crate::runtime::{ReadyQueue, TaskId, Timers};
+use crate::transport::Transport;
 
 /// What a node takes from the world it runs in: time, randomness, where blocking work
 /// goes, and (optionally) a transport to other nodes. The real world and the simulator
@@ -48,15 +45,29 @@ pub struct NodeEnv {
     rng_seed: u64,
     blocking: Rc<dyn BlockingExecutor>,
     transport: Option<Box<dyn Transport>>,
-    remote_table: RemoteTable,
+    closures: Rc<dyn ClosureRunner>,
     heartbeat: HeartbeatConfig,
     observer: Option<Observer>,
     build: crate::build_id::BuildId,
 }
 
-/// A callback told of node events (see [`NodeEvent`]). It runs while the node is busy:
-/// it must not call back into the node.
-pub type Observer = Rc<dyn Fn(&NodeEvent)>;
+/// The node's remote table as the node sees it: what starts the process a closure
+/// names. [`RemoteTable`](crate::RemoteTable) is the implementation; through this the
+/// node starts closures without knowing how a `Process` is built.
+pub(crate) trait ClosureRunner {
+    /// Starts the process `closure` names on `node`, or says why not.
+    fn spawn_closure(&self, node: &LocalNode, closure: &Closure)
+        -> Result<ProcessId, ClosureError>;
+}
+
+/// The remote table of a node given none: every label is unknown.
+struct NoClosures;
+
+impl ClosureRunner for NoClosures {
+    fn spawn_closure(&self, _: &LocalNode, closure: &Closure) -> Result<ProcessId, ClosureError> {
+        Err(ClosureError::UnknownLabel(closure.label.clone()))
+    }
+}
 
 impl NodeEnv {
     /// An environment with a clock, a seed for the node's random source, and an
@@ -68,7 +79,7 @@ impl NodeEnv {
             rng_seed,
             blocking,
             transport: None,
-            remote_table: RemoteTable::new(),
+            closures: Rc::new(NoClosures),
             heartbeat: HeartbeatConfig::default(),
             observer: None,
             build: crate::build_id::BuildId::fixed(),
@@ -81,9 +92,10 @@ impl NodeEnv {
         self
     }
 
-    /// The closures other nodes may ask this node to run.
-    pub fn remote_table(mut self, table: RemoteTable) -> NodeEnv {
-        self.remote_table = table;
+    /// What starts the closures other nodes ask for (see
+    /// [`remote_table`](NodeEnv::remote_table)).
+    pub(crate) fn closures(mut self, closures: Rc<dyn ClosureRunner>) -> NodeEnv {
+        self.closures = closures;
         self
     }
 
@@ -122,7 +134,7 @@ pub struct NodeResources {
 
 pub(crate) struct NodeInner {
     pub(crate) id: NodeId,
-    pub(crate) remote_table: RemoteTable,
+    pub(crate) closures: Rc<dyn ClosureRunner>,
     pub(crate) build: crate::build_id::BuildId,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) blocking: Rc<dyn BlockingExecutor>,
@@ -149,7 +161,7 @@ pub(crate) struct NodeState {
     /// The management event bus (mx hook).
     pub(crate) mx: crate::mx::Bus,
     /// Each port monitor's helper process (see `process::port_monitor`).
-    pub(crate) port_monitors: crate::process::port_monitor::PortMonitors,
+    pub(crate) port_monitors: BTreeMap<MonitorRef, ProcessId>,
 }
 
 /// A node as seen from the thread that drives it.
@@ -186,7 +198,7 @@ impl LocalNode {
         LocalNode {
             inner: Rc::new(NodeInner {
                 id,
-                remote_table: env.remote_table,
+                closures: env.closures,
                 build: env.build,
                 clock: env.clock,
                 blocking: env.blocking,
@@ -230,73 +242,52 @@ impl LocalNode {
         self.inner.state.borrow_mut()
     }
 
-    /// Starts a process running `body`. It runs when the driver next polls this node.
-    ///
-    /// A panic in `body` (building the process's future) does not reach the caller: the
-    /// process dies at once with [`DiedReason::Exception`] (`"panicked: ..."`), and its
-    /// id is still returned.
-    pub fn spawn<F, Fut>(&self, body: F) -> ProcessId
-    where
-        F: FnOnce(Process) -> Fut,
-        Fut: Future + 'static,
-        Fut::Output: ProcessOutcome,
-    {
-        match self.spawn_inner(body, |_, _| {}) {
-            Ok(pid) | Err((pid, _)) => pid,
-        }
+    /// Inserts a new process's slot (ready to run, its future yet to come) and runs
+    /// `setup` on it before anything else can (a link, a monitor, an exit hook). The
+    /// caller builds the future (see `process::spawn`) and hands it to
+    /// [`start_process`](LocalNode::start_process).
+    pub(crate) fn insert_process(
+        &self,
+        setup: impl FnOnce(&mut NodeState, ProcessId),
+    ) -> (TaskId, ProcessId) {
+        let mut state = self.state();
+        let task = state.processes.next_id();
+        let pid = ProcessId {
+            node: self.inner.id,
+            local: task.to_u64(),
+        };
+        let waker = Waker::from(Arc::new(TaskWaker {
+            task,
+            inbox: self.inner.inbox.clone(),
+        }));
+        let inserted = state.processes.insert(ProcessSlot {
+            pid,
+            future: None,
+            waker: Some(waker),
+            scheduled: true,
+            waiting_receive: false,
+            mailbox: VecDeque::new(),
+            mailbox_removals: 0,
+            doom: None,
+            trap_exits: false,
+            relations: None,
+        });
+        debug_assert_eq!(inserted, task);
+        state.ready.push(task);
+        state.mx_spawned(pid); // mx hook
+        setup(&mut state, pid);
+        (task, pid)
     }
 
-    /// [`spawn`](LocalNode::spawn) with `setup` run on the new process's id before
-    /// `body` (a link, a monitor, an exit hook: in place before a panic in `body` could
-    /// end the process), saying whether `body` panicked: then the process is dead
-    /// already and the error is the panic's text.
-    pub(crate) fn spawn_inner<F, Fut>(
+    /// Gives an inserted process its future, or, if building the future panicked,
+    /// ends it with the panic's text (returned). A node shut down meanwhile ends it
+    /// with [`DiedReason::NodeDown`].
+    pub(crate) fn start_process(
         &self,
-        body: F,
-        setup: impl FnOnce(&mut NodeState, ProcessId),
-    ) -> Result<ProcessId, (ProcessId, String)>
-    where
-        F: FnOnce(Process) -> Fut,
-        Fut: Future + 'static,
-        Fut::Output: ProcessOutcome,
-    {
-        let (task, pid) = {
-            let mut state = self.state();
-            let task = state.processes.next_id();
-            let pid = ProcessId {
-                node: self.inner.id,
-                local: task.to_u64(),
-            };
-            let waker = Waker::from(Arc::new(TaskWaker {
-                task,
-                inbox: self.inner.inbox.clone(),
-            }));
-            let inserted = state.processes.insert(ProcessSlot {
-                pid,
-                future: None,
-                waker: Some(waker),
-                scheduled: true,
-                waiting_receive: false,
-                mailbox: VecDeque::new(),
-                mailbox_removals: 0,
-                doom: None,
-                trap_exits: false,
-                relations: None,
-            });
-            debug_assert_eq!(inserted, task);
-            state.ready.push(task);
-            state.mx_spawned(pid); // mx hook
-            setup(&mut state, pid);
-            (task, pid)
-        };
-        // The body runs without the node borrowed: building the future may use the node.
-        // It is user code: a panic in it ends this process, not the node's thread.
-        let process = Process::new(self.clone(), pid, task);
-        let built = catch_unwind(AssertUnwindSafe(move || {
-            let future = body(process);
-            let future: ProcessFuture = Box::pin(async move { future.await.into_reason() });
-            future
-        }));
+        task: TaskId,
+        pid: ProcessId,
+        built: std::thread::Result<ProcessFuture>,
+    ) -> Result<ProcessId, (ProcessId, String)> {
         let future = match built {
             Ok(future) => future,
             Err(panic) => {
@@ -319,40 +310,6 @@ impl LocalNode {
             self.terminate(task, DiedReason::NodeDown);
         }
         Ok(pid)
-    }
-
-    /// Spawns a process and calls `on_exit` with its result when it ends: `Ok` with the
-    /// value its future returned, or `Err` with why it died first. This is how drivers
-    /// run a program to completion (Cloud Haskell's `runProcess`).
-    pub fn spawn_with_result<F, Fut, T>(
-        &self,
-        body: F,
-        on_exit: impl FnOnce(Result<T, DiedReason>) + 'static,
-    ) -> ProcessId
-    where
-        F: FnOnce(Process) -> Fut,
-        Fut: Future<Output = T> + 'static,
-        T: 'static,
-    {
-        let result: Rc<RefCell<Option<T>>> = Rc::default();
-        let result_in_process = result.clone();
-        let hook: ExitHook = Box::new(move |reason| {
-            let value = result.borrow_mut().take();
-            on_exit(value.ok_or_else(|| reason.clone()));
-        });
-        let spawned = self.spawn_inner(
-            move |process| {
-                let future = body(process);
-                async move {
-                    let value = future.await;
-                    *result_in_process.borrow_mut() = Some(value);
-                }
-            },
-            |state, pid| state.add_exit_hook(pid, hook),
-        );
-        match spawned {
-            Ok(pid) | Err((pid, _)) => pid,
-        }
     }
 
     /// Calls `hook` with the reason `pid` dies (at once, with

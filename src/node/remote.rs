@@ -9,8 +9,8 @@ use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
 use crate::wire::{decode_frame_limited, Control, Frame, WireError};
 
+use super::event::NodeEvent;
 use super::local::{LocalNode, NodeState};
-use super::NodeEvent;
 
 impl NodeState {
     /// Reports an event to the observer, if one is installed.
@@ -535,19 +535,8 @@ impl LocalNode {
         &self,
         closure: &crate::Closure,
     ) -> Result<ProcessId, crate::ClosureError> {
-        let panicked = |error: String| crate::ClosureError::Panicked {
-            label: closure.label.clone(),
-            error,
-        };
-        let resolved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.inner.remote_table.resolve(closure)
-        }));
-        let body = match resolved {
-            Ok(body) => body?,
-            Err(panic) => return Err(panicked(crate::process::id::panic_text(panic.as_ref()))),
-        };
-        self.spawn_inner(body, |_, _| {})
-            .map_err(|(_, error)| panicked(error))
+        let closures = self.inner.closures.clone();
+        closures.spawn_closure(self, closure)
     }
 }
 

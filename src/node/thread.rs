@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
+use super::inbox::{Inbox, InboxItem};
 use super::local::{LocalNode, NodeEnv};
 use super::network::HeartbeatConfig;
 use crate::clock::SystemClock;
@@ -19,7 +20,6 @@ use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId, ProcessOutco
 use crate::process::Process;
 use crate::runtime::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
 use crate::runtime::driver::Driver;
-use crate::runtime::{Inbox, InboxItem};
 use crate::transport::tcp::{TcpConfig, TcpTransport};
 use crate::{RemoteTable, Serializable};
 

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{SendPort, SendPortId};
-use super::id::{DiedReason, MonitorRef, ProcessId};
+use super::id::{DiedReason, MonitorRef};
 use super::signals::ProcessMonitorNotification;
 use super::Process;
 use crate::match_if;
@@ -121,6 +121,3 @@ impl Process {
         }
     }
 }
-
-/// Port monitors of a node's processes: each one's helper process.
-pub(crate) type PortMonitors = std::collections::BTreeMap<MonitorRef, ProcessId>;

@@ -1,5 +1,5 @@
-//! The scheduler's parts: task ids, the ready queue, timers, cross-thread wakes and the
-//! pool for blocking work. No I/O and no threads of its own: a *driver* polls it.
+//! The scheduler's parts: task ids, the ready queue, timers and the pool for blocking
+//! work (the kernel, `crate::kernel`, puts them together with the process table). No I/O and no threads of its own: a *driver* polls it.
 //!
 //! Two drivers exist. The real one ([`driver`]) runs one node on one OS thread and
 //! sleeps in `mio` (epoll) until a timer, a socket or a wake. The simulator's (in the
@@ -10,11 +10,10 @@
 
 pub mod blocking;
 pub mod driver;
-mod inbox;
 mod timers;
 
-pub use inbox::Inbox;
-pub(crate) use inbox::{InboxItem, TaskWaker};
+/// The node's cross-thread inbox (it lives with the node, which it posts to).
+pub use crate::node::inbox::Inbox;
 pub(crate) use timers::{TimerKey, Timers};
 
 use std::collections::VecDeque;

@@ -1,13 +1,14 @@
-//! The node's table of live processes: each slot holds the process's task (its future),
-//! its mailbox and its relations to other processes.
+//! The table of live processes: each slot holds the process's task (its future), its
+//! mailbox and its relations to other processes.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Waker;
 
-use super::id::{DiedReason, MonitorRef, ProcessId};
-use crate::message::Message;
+use crate::message::{Fingerprint, Message};
+use crate::process::exit::ExitReason;
+use crate::process::id::{DiedReason, MonitorRef, ProcessId};
 use crate::runtime::TaskId;
 
 pub(crate) type ProcessFuture = Pin<Box<dyn Future<Output = DiedReason>>>;
@@ -59,10 +60,20 @@ pub(crate) struct Relations {
     /// pair).
     pub(crate) peer_epochs: std::collections::BTreeMap<ProcessId, u64>,
     /// Its `catch_exit` handlers, and an exit signal one of them caught.
-    pub(crate) exit_catchers: super::exit::ExitCatchers,
+    pub(crate) exit_catchers: ExitCatchers,
     /// Asyncs this process dropped before they settled: their reply and monitor
     /// notification are dropped on arrival instead of staying queued forever.
     pub(crate) abandoned: Vec<Abandoned>,
+}
+
+/// The exit catchers of one process ([`Process::catch_exit`]), innermost last, and an
+/// exit signal one of them caught, waiting for it to run.
+///
+/// [`Process::catch_exit`]: crate::Process::catch_exit
+#[derive(Default)]
+pub(crate) struct ExitCatchers {
+    pub(crate) active: Vec<(u64, Fingerprint)>,
+    pub(crate) caught: Option<(u64, ProcessId, ExitReason)>,
 }
 
 /// An async nobody waits for any more (see [`Relations::abandoned`]): messages for it

@@ -1,5 +1,7 @@
-//! Links, monitors and exit signals: how a process learns that another died, and how
-//! one process stops another, on one node or across nodes.
+//! Links, monitors and exit signals, the node's owner of who watches whom: how a
+//! process learns that another died, and how one process stops another, on one node or
+//! across nodes. [`Process`](crate::Process) calls these through the node; the kernel
+//! calls [`release_relations`](NodeState::release_relations) when a process ends.
 //!
 //! Guarantees (Cloud Haskell's): each monitor produces exactly one
 //! [`ProcessMonitorNotification`] unless removed first; monitoring or linking a process
@@ -8,14 +10,15 @@
 //! `a.link(b)` makes `a` hear of `b`'s death; if `a` does not trap exits it dies too,
 //! unless `b` ended normally.
 
-use super::id::{DiedReason, MonitorRef, NodeId, ProcessId};
-use super::signals::{
+use super::event::NodeEvent;
+use super::local::NodeState;
+use crate::kernel::{Abandoned, ExitHook, Relations};
+use crate::message::Message;
+use crate::process::exit::ExitReason;
+use crate::process::id::{DiedReason, MonitorRef, NodeId, ProcessId};
+use crate::process::signals::{
     NodeMonitorNotification, ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification,
 };
-use super::table::{Abandoned, ExitHook, Relations};
-use crate::message::Message;
-use crate::node::local::NodeState;
-use crate::node::NodeEvent;
 use crate::runtime::TaskId;
 use crate::wire::Control;
 
@@ -245,7 +248,7 @@ impl NodeState {
         if self.processes.get(task).is_none() {
             return;
         }
-        let caught = super::exit::ExitReason::text_reason(reason.clone());
+        let caught = ExitReason::text_reason(reason.clone());
         if self.catch_exit_signal(target, from, &caught) {
             return;
         }
@@ -485,5 +488,87 @@ impl NodeState {
             self.channels.close(channel);
         }
         exit_hooks
+    }
+}
+
+impl NodeState {
+    /// Hands an exit signal to the innermost catcher of `target` (a local process) for
+    /// the reason's type; whether one took it. A caught signal wakes the process, whose
+    /// catcher then runs its handler instead of the body.
+    pub(crate) fn catch_exit_signal(
+        &mut self,
+        target: ProcessId,
+        from: ProcessId,
+        reason: &ExitReason,
+    ) -> bool {
+        let Some(task) = self.local_task(target) else {
+            return false;
+        };
+        let Some(slot) = self.processes.get_mut(task) else {
+            return false;
+        };
+        let Some(relations) = slot.relations.as_mut() else {
+            return false;
+        };
+        let catchers = &mut relations.exit_catchers;
+        if catchers.caught.is_some() {
+            // One signal at a time: the catcher that took the first one is unwinding.
+            return false;
+        }
+        let Some(&(id, _)) = catchers
+            .active
+            .iter()
+            .rev()
+            .find(|(_, fingerprint)| *fingerprint == reason.fingerprint)
+        else {
+            return false;
+        };
+        catchers.caught = Some((id, from, reason.clone()));
+        self.schedule(task);
+        true
+    }
+
+    /// A typed exit signal from `from` to `target`, wherever `target` lives: caught by
+    /// a catcher for its type, delivered as a [`ProcessExitSignal`] (its text) to a
+    /// process that traps exits, or the death of `target` with the reason.
+    ///
+    /// [`ProcessExitSignal`]: crate::ProcessExitSignal
+    pub(crate) fn exit_signal_with(
+        &mut self,
+        from: ProcessId,
+        target: ProcessId,
+        reason: ExitReason,
+    ) {
+        if target.node != self.id {
+            if let Some(network) = &mut self.network {
+                network.send_control(
+                    target.node,
+                    Control::ExitWith {
+                        from,
+                        target,
+                        reason,
+                    },
+                );
+            }
+            return;
+        }
+        if self.catch_exit_signal(target, from, &reason) {
+            return;
+        }
+        let Some(task) = self.local_task(target) else {
+            return;
+        };
+        let Some(slot) = self.processes.get(task) else {
+            return;
+        };
+        if slot.trap_exits {
+            let signal = crate::ProcessExitSignal {
+                from,
+                reason: reason.text().to_string(),
+            };
+            self.deliver(target, Message::new(signal));
+        } else {
+            self.doom(task, DiedReason::Exit(reason));
+        }
     }
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Wake;
 
-use super::TaskId;
-use crate::node::LocalNode;
+use super::local::LocalNode;
+use crate::runtime::TaskId;
 
 /// Work posted to a node from any thread.
 pub(crate) enum InboxItem {

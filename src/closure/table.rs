@@ -1,83 +1,19 @@
-//! Closures: what one node asks another to run. A [`Closure`] is a label and an encoded
-//! environment; the receiving node looks the label up in its [`RemoteTable`] and runs
-//! it only if it is there. An unknown label is an error reply, never code execution.
+//! [`RemoteTable`]: label to entry point, and how the node starts the process a
+//! closure names ([`ClosureRunner`], the node's view of the table, which lets the node
+//! start closures without naming [`Process`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::message::{decode, encode, CodecError, Serializable};
-use crate::process::id::{DiedReason, ProcessOutcome};
+use super::{Closure, ClosureError};
+use crate::message::{decode, CodecError, Serializable};
+use crate::node::local::{ClosureRunner, LocalNode, NodeEnv};
+use crate::process::id::{panic_text, DiedReason, ProcessId, ProcessOutcome};
 use crate::process::Process;
-
-/// A label plus encoded arguments: a process another node can start, if its remote
-/// table knows the label.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct Closure {
-    /// The entry in the remote table.
-    pub label: String,
-    /// The encoded argument.
-    pub environment: Vec<u8>,
-}
-
-impl Closure {
-    /// A closure that runs the table entry `label` with `argument`.
-    ///
-    /// ```
-    /// let closure = hyperion::Closure::new("square", &7u64).unwrap();
-    /// assert_eq!(closure.label, "square");
-    /// ```
-    pub fn new<A: Serializable>(label: &str, argument: &A) -> Result<Closure, CodecError> {
-        Ok(Closure {
-            label: label.to_string(),
-            environment: encode(argument)?,
-        })
-    }
-}
-
-/// Why a closure could not be started.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub enum ClosureError {
-    /// The label is not in the receiving node's remote table.
-    UnknownLabel(String),
-    /// The environment does not decode as the entry's argument type.
-    BadEnvironment {
-        /// The entry.
-        label: String,
-        /// The decoder's complaint.
-        error: String,
-    },
-    /// The entry panicked while starting its process (decoding the environment or
-    /// building the process); the process, if it existed, died at once.
-    Panicked {
-        /// The entry.
-        label: String,
-        /// The panic's text.
-        error: String,
-    },
-}
-
-impl fmt::Display for ClosureError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClosureError::UnknownLabel(label) => {
-                write!(f, "no closure labelled {label:?} in the remote table")
-            }
-            ClosureError::BadEnvironment { label, error } => {
-                write!(f, "closure {label:?}: bad environment: {error}")
-            }
-            ClosureError::Panicked { label, error } => {
-                write!(f, "closure {label:?}: {error}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ClosureError {}
 
 pub(crate) type ProcessBody = Box<dyn FnOnce(Process) -> Pin<Box<dyn Future<Output = DiedReason>>>>;
 type Entry = Arc<dyn Fn(&[u8]) -> Result<ProcessBody, CodecError> + Send + Sync>;
@@ -155,5 +91,33 @@ impl RemoteTable {
 impl fmt::Debug for RemoteTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.entries.keys()).finish()
+    }
+}
+
+impl ClosureRunner for RemoteTable {
+    fn spawn_closure(
+        &self,
+        node: &LocalNode,
+        closure: &Closure,
+    ) -> Result<ProcessId, ClosureError> {
+        let panicked = |error: String| ClosureError::Panicked {
+            label: closure.label.clone(),
+            error,
+        };
+        let resolved =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.resolve(closure)));
+        let body = match resolved {
+            Ok(body) => body?,
+            Err(panic) => return Err(panicked(panic_text(panic.as_ref()))),
+        };
+        node.spawn_inner(body, |_, _| {})
+            .map_err(|(_, error)| panicked(error))
+    }
+}
+
+impl NodeEnv {
+    /// The closures other nodes may ask this node to run.
+    pub fn remote_table(self, table: RemoteTable) -> NodeEnv {
+        self.closures(Rc::new(table))
     }
 }

@@ -1,0 +1,330 @@
+//! The node's publishing side of the management bus ([`crate::mx`]): one hook per
+//! cause, called where the cause happens. The `#[inline(always)]` wrappers hold only the
+//! branch on the bus's interest mask; the work is out of line, so a node without agents
+//! pays one branch per hook.
+
+use super::local::NodeState;
+use crate::message::{Fingerprint, Message};
+use crate::mx::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX};
+use crate::mx::events::{Info, MxEvent, MxEventKind};
+use crate::mx::is_local_only;
+use crate::process::channel::SendPortId;
+use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::runtime::TaskId;
+use crate::Serializable;
+
+/// The publishing side, as methods of the node's state: each hook in `node` and
+/// `process` is one call. The `#[inline(always)]` wrappers hold only the branch; the
+/// work is out of line.
+impl NodeState {
+    /// Puts `item` in the queue of every agent it is for, and wakes those that wait.
+    #[inline(never)]
+    pub(crate) fn mx_publish(&mut self, item: BusItem) {
+        let kind = item.kind();
+        let mut item = Some(item);
+        for index in 0..self.mx.readers.len() {
+            if !self.mx.readers[index].takes(kind) {
+                continue;
+            }
+            let last = !self.mx.readers[index + 1..]
+                .iter()
+                .any(|later| later.takes(kind));
+            let copy = if last {
+                item.take()
+            } else {
+                item.as_ref().and_then(BusItem::duplicate)
+            };
+            let Some(copy) = copy else { continue };
+            let reader = &mut self.mx.readers[index];
+            if reader.queue.len() >= MX_AGENT_BACKLOG_MAX {
+                refuse(reader);
+                continue;
+            }
+            reader.queue.push(copy);
+            if reader.asleep {
+                reader.asleep = false;
+                let task = reader.task;
+                self.schedule(task);
+            }
+        }
+    }
+
+    /// Queues the message-path events that are due (`sent`, `received`) for every
+    /// agent that takes them: `SentLocal`, `Received`, or both in one `LocalSend` item,
+    /// as its kinds ask.
+    #[inline(always)]
+    fn mx_publish_local(&mut self, from: u64, to: u64, info: Info, sent: bool, received: bool) {
+        let (sent_bit, received_bit) = (MxEventKind::Sent.bit(), MxEventKind::Received.bit());
+        for index in 0..self.mx.readers.len() {
+            let reader = &mut self.mx.readers[index];
+            let sent = sent && reader.kinds & sent_bit != 0;
+            let received = received && reader.kinds & received_bit != 0;
+            if !sent && !received {
+                continue;
+            }
+            if reader.queue.len() >= MX_AGENT_BACKLOG_MAX {
+                refuse(reader);
+                continue;
+            }
+            // Room first, then each variant written as a literal straight into its
+            // slot: an item chosen first and moved in afterwards is assembled on the
+            // stack with narrow stores and copied out with wide loads, a store-forwarding
+            // stall that cost more than the rest of the publish.
+            reader.queue.reserve(1);
+            let len = reader.queue.len();
+            let slot = &mut reader.queue.spare_capacity_mut()[0];
+            match (sent, received) {
+                (true, true) => slot.write(BusItem::LocalSend { from, to, info }),
+                (true, false) => slot.write(BusItem::SentLocal { from, to, info }),
+                _ => slot.write(BusItem::Received { pid: to, info }),
+            };
+            // SAFETY: the slot at `len` was just initialised by `write`.
+            unsafe { reader.queue.set_len(len + 1) };
+            if reader.asleep {
+                reader.asleep = false;
+                let task = reader.task;
+                self.schedule(task);
+            }
+        }
+    }
+
+    /// Publishes a system event of `kind` if any agent takes it; `make` runs only then.
+    #[inline(always)]
+    pub(crate) fn mx_event(&mut self, kind: MxEventKind, make: impl FnOnce() -> MxEvent) {
+        if self.mx.wants(kind) {
+            self.mx_event_slow(make);
+        }
+    }
+
+    /// Out of the caller's way: the control-plane events (spawns, deaths, names,
+    /// connections) must cost nothing but the branch when no agent takes them.
+    #[cold]
+    #[inline(never)]
+    fn mx_event_slow(&mut self, make: impl FnOnce() -> MxEvent) {
+        self.mx_publish(BusItem::Event(Box::new(make())));
+    }
+
+    /// Hook: `from` sends `message` to the process numbered `to` on this node.
+    #[inline(always)]
+    pub(crate) fn mx_sent_here(&mut self, from: &ProcessId, to: u64, message: &Message) {
+        if self.mx.wants(MxEventKind::Sent) {
+            self.mx_sent_here_slow(from, to, message);
+        }
+    }
+
+    #[inline(never)]
+    fn mx_sent_here_slow(&mut self, from: &ProcessId, to: u64, message: &Message) {
+        let info = Info::of_message(message);
+        if from.node != self.id {
+            // `send_as` on behalf of another node's process.
+            let to = ProcessId {
+                node: self.id,
+                local: to,
+            };
+            return self.mx_publish_sent(*from, to, info);
+        }
+        // The message is delivered at once: its `Received` event goes out now, with
+        // the `Sent`, and `deliver_here` is told it is done.
+        let with_received = self.mx.wants(MxEventKind::Received)
+            && self.processes.get(TaskId::from_u64(to)).is_some();
+        self.mx.received_published = with_received;
+        self.mx_publish_local(from.local, to, info, true, with_received);
+    }
+
+    /// Hook: a process of this node sends `message` to `to`, on another node.
+    #[inline(always)]
+    pub(crate) fn mx_sent_away(&mut self, from: ProcessId, to: ProcessId, message: &Message) {
+        if self.mx.wants(MxEventKind::Sent) {
+            self.mx_publish_sent(from, to, Info::of_message(message));
+        }
+    }
+
+    #[inline(never)]
+    fn mx_publish_sent(&mut self, from: ProcessId, to: ProcessId, info: Info) {
+        let message = info.into();
+        self.mx_publish(BusItem::Event(Box::new(MxEvent::Sent {
+            to,
+            from,
+            message,
+        })));
+    }
+
+    /// Hook: `message` is about to enter the mailbox of the process numbered `to` on
+    /// this node (published only if it is alive).
+    #[inline(always)]
+    pub(crate) fn mx_received(&mut self, to: u64, message: &Message) {
+        if self.mx.wants(MxEventKind::Received) && !std::mem::take(&mut self.mx.received_published)
+        {
+            self.mx_received_slow(to, message);
+        }
+    }
+
+    #[inline(never)]
+    fn mx_received_slow(&mut self, pid: u64, message: &Message) {
+        if self.processes.get(TaskId::from_u64(pid)).is_some() {
+            let info = Info::of_message(message);
+            self.mx_publish_local(0, pid, info, false, true);
+        }
+    }
+
+    /// Hook: a process of this node sends a `T` to the name `name` (here or remote).
+    #[inline(always)]
+    pub(crate) fn mx_sent_to_name<T: Serializable>(&mut self, from: ProcessId, name: &str) {
+        self.mx_event(MxEventKind::SentToName, || MxEvent::SentToName {
+            name: name.to_string(),
+            from,
+            message: Info::of::<T>().into(),
+        });
+    }
+
+    /// Hook: a process of this node sends a `T` on the channel `port`.
+    #[inline(always)]
+    pub(crate) fn mx_sent_to_port<T: Serializable>(&mut self, from: ProcessId, port: SendPortId) {
+        self.mx_event(MxEventKind::SentToPort, || MxEvent::SentToPort {
+            from,
+            port,
+            message: Info::of::<T>().into(),
+        });
+    }
+
+    /// Hook: a `T` is about to enter the local channel `port`.
+    #[inline(always)]
+    pub(crate) fn mx_received_port<T: Serializable>(&mut self, port: SendPortId) {
+        if self.mx.wants(MxEventKind::ReceivedPort) {
+            self.mx_received_port_slow(port, Info::of::<T>());
+        }
+    }
+
+    /// Hook: bytes with `fingerprint` from another node are about to enter the local
+    /// channel `port`.
+    #[inline(always)]
+    pub(crate) fn mx_received_port_encoded(&mut self, port: SendPortId, fingerprint: Fingerprint) {
+        if self.mx.wants(MxEventKind::ReceivedPort) {
+            self.mx_received_port_slow(port, Info::Encoded(fingerprint));
+        }
+    }
+
+    #[inline(never)]
+    fn mx_received_port_slow(&mut self, port: SendPortId, info: Info) {
+        // A channel lives as long as its owner.
+        if self.is_alive(port.owner) {
+            self.mx_publish(BusItem::Event(Box::new(MxEvent::ReceivedPort {
+                port,
+                message: info.into(),
+            })));
+        }
+    }
+
+    /// Hook: `from`'s message (or spawn request) for `to` was refused before it was
+    /// queued: logged, and published as [`MxEvent::MessageRefused`].
+    #[cold]
+    pub(crate) fn mx_message_refused(
+        &mut self,
+        from: ProcessId,
+        to: crate::mx::MxRecipient,
+        err: &crate::wire::WireError,
+    ) {
+        let crate::wire::WireError::FrameTooLong { length, limit } = *err else {
+            tracing::error!(%from, %to, %err, "message dropped: cannot encode");
+            return;
+        };
+        tracing::warn!(
+            %from,
+            %to,
+            bytes = length,
+            limit,
+            "message refused: longer than the frame limit; not sent, the connection stays up"
+        );
+        self.mx_event(MxEventKind::MessageRefused, || MxEvent::MessageRefused {
+            from,
+            to,
+            bytes: length,
+            limit: limit as u64,
+        });
+    }
+
+    /// Hook: a message that comes from another node is about to be delivered; `false`
+    /// if it is management control, which only local processes may send (refused:
+    /// logged and counted).
+    #[inline(always)]
+    pub(crate) fn mx_admits_remote(
+        &mut self,
+        peer: NodeId,
+        from: Option<ProcessId>,
+        fingerprint: Fingerprint,
+    ) -> bool {
+        if !is_local_only(fingerprint) {
+            return true;
+        }
+        self.mx.remote_controls_refused += 1;
+        tracing::warn!(
+            %peer,
+            from = ?from,
+            refused = self.mx.remote_controls_refused,
+            "management control from another node refused: only local processes may send it"
+        );
+        false
+    }
+
+    /// Hook: a process started.
+    #[inline(always)]
+    pub(crate) fn mx_spawned(&mut self, pid: ProcessId) {
+        self.mx_event(MxEventKind::Spawned, || MxEvent::Spawned(pid));
+    }
+
+    /// Hook: the process `pid` of this node died.
+    #[inline(always)]
+    pub(crate) fn mx_process_died(&mut self, pid: &ProcessId, reason: &DiedReason) {
+        self.mx_event(MxEventKind::ProcessDied, || MxEvent::ProcessDied {
+            pid: *pid,
+            reason: reason.clone(),
+        });
+    }
+
+    /// Hook: `name` was registered for `pid`.
+    pub(crate) fn mx_registered(&mut self, pid: ProcessId, name: &str) {
+        self.mx_event(MxEventKind::Registered, || MxEvent::Registered {
+            pid,
+            name: name.to_string(),
+        });
+    }
+
+    /// Hook: `name`, held by `pid`, was removed from the registry.
+    pub(crate) fn mx_unregistered(&mut self, pid: ProcessId, name: &str) {
+        self.mx_event(MxEventKind::Unregistered, || MxEvent::Unregistered {
+            pid,
+            name: name.to_string(),
+        });
+    }
+
+    /// Hook: the transport reports a connection to `peer`. A second report while the
+    /// connection is known changes nothing.
+    pub(crate) fn mx_connected(&mut self, peer: NodeId) {
+        if self.mx.connections.contains_key(&peer) {
+            return;
+        }
+        let connection = self.mx.next_connection;
+        self.mx.next_connection += 1;
+        self.mx.connections.insert(peer, connection);
+        self.mx_event(MxEventKind::Connected, || MxEvent::Connected {
+            connection,
+            node: peer,
+        });
+    }
+
+    /// Hook: `peer` is lost. Reported once per connection: a peer this node never
+    /// connected to, or already reported lost, produces nothing.
+    pub(crate) fn mx_peer_lost(&mut self, peer: NodeId) {
+        let Some(connection) = self.mx.connections.remove(&peer) else {
+            return;
+        };
+        self.mx_event(MxEventKind::Disconnected, || MxEvent::Disconnected {
+            connection,
+            node: peer,
+        });
+        self.mx_event(MxEventKind::NodeDied, || MxEvent::NodeDied {
+            node: peer,
+            reason: DiedReason::Disconnect,
+        });
+    }
+}
