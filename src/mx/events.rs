@@ -130,6 +130,18 @@ pub enum MxEvent {
     User(MxPayload),
     /// A log line, from [`mx_log`](super::mx_log) (`MxLog`).
     Log(String),
+    /// One poll of `pid` held the node's thread for `held` or longer, more than the
+    /// watchdog's `bound` (real-world nodes only; see
+    /// [`NodeConfig::poll_warning`](crate::NodeConfig::poll_warning)). Nothing else ran
+    /// on the node meanwhile, heartbeats included (no Cloud Haskell equivalent).
+    SlowPoll {
+        /// The process polled.
+        pid: ProcessId,
+        /// How long the watchdog saw the poll run (at least this long).
+        held: std::time::Duration,
+        /// The bound it exceeded.
+        bound: std::time::Duration,
+    },
 }
 
 impl MxEvent {
@@ -151,6 +163,7 @@ impl MxEvent {
             MxEvent::MessageRefused { .. } => MxEventKind::MessageRefused,
             MxEvent::User(_) => MxEventKind::User,
             MxEvent::Log(_) => MxEventKind::Log,
+            MxEvent::SlowPoll { .. } => MxEventKind::SlowPoll,
         }
     }
 
@@ -163,7 +176,8 @@ impl MxEvent {
             | MxEvent::ProcessDied { pid, .. }
             | MxEvent::Received { pid, .. }
             | MxEvent::Registered { pid, .. }
-            | MxEvent::Unregistered { pid, .. } => Some(*pid),
+            | MxEvent::Unregistered { pid, .. }
+            | MxEvent::SlowPoll { pid, .. } => Some(*pid),
             MxEvent::Sent { from, .. }
             | MxEvent::SentToName { from, .. }
             | MxEvent::SentToPort { from, .. }
@@ -211,11 +225,13 @@ pub enum MxEventKind {
     User,
     /// [`MxEvent::Log`].
     Log,
+    /// [`MxEvent::SlowPoll`].
+    SlowPoll,
 }
 
 impl MxEventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [MxEventKind; 15] = [
+    pub const ALL: [MxEventKind; 16] = [
         MxEventKind::Spawned,
         MxEventKind::Registered,
         MxEventKind::Unregistered,
@@ -231,6 +247,7 @@ impl MxEventKind {
         MxEventKind::MessageRefused,
         MxEventKind::User,
         MxEventKind::Log,
+        MxEventKind::SlowPoll,
     ];
 
     /// The kind's name in traces: `spawned`, `registered`, ... (snake case).
@@ -251,6 +268,7 @@ impl MxEventKind {
             MxEventKind::MessageRefused => "message_refused",
             MxEventKind::User => "user",
             MxEventKind::Log => "log",
+            MxEventKind::SlowPoll => "slow_poll",
         }
     }
 

@@ -125,6 +125,15 @@ impl TraceRecord {
                 let _ = write!(line, ",\"bytes\":{}", payload.bytes().len());
             }
             MxEvent::Log(text) => field(&mut line, "text", text),
+            MxEvent::SlowPoll { pid, held, bound } => {
+                field(&mut line, "pid", &pid.to_string());
+                let _ = write!(
+                    line,
+                    ",\"held_ns\":{},\"bound_ns\":{}",
+                    held.as_nanos(),
+                    bound.as_nanos()
+                );
+            }
         }
         line.push('}');
         line

@@ -61,7 +61,8 @@ impl NodeState {
                         },
                     );
                     if let Some(relations) = self.relations_of(watcher) {
-                        relations.monitoring.insert(monitor_ref.id, monitor_ref);
+                        let fresh = relations.monitoring.insert(monitor_ref.id, monitor_ref);
+                        debug_assert!(fresh.is_none(), "monitor id {} reused", monitor_ref.id);
                     }
                 }
                 None => self.notify_monitor(watcher, monitor_ref, DiedReason::Disconnect),
@@ -70,7 +71,8 @@ impl NodeState {
         }
         self.add_watcher(target, monitor_ref, watcher);
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.insert(monitor_ref.id, monitor_ref);
+            let fresh = relations.monitoring.insert(monitor_ref.id, monitor_ref);
+            debug_assert!(fresh.is_none(), "monitor id {} reused", monitor_ref.id);
         }
         monitor_ref
     }
@@ -86,6 +88,14 @@ impl NodeState {
             Some(relations) => {
                 // Most processes have one watcher at most: no room for four (`Vec`'s
                 // first growth) in a `spawn_monitor` loop.
+                // A monitor is recorded once on its target: one notification.
+                debug_assert!(
+                    !relations
+                        .monitored_by
+                        .iter()
+                        .any(|(r, _)| *r == monitor_ref),
+                    "monitor {monitor_ref:?} recorded twice on {target}"
+                );
                 relations.monitored_by.reserve_exact(1);
                 relations.monitored_by.push((monitor_ref, watcher));
             }
@@ -144,7 +154,8 @@ impl NodeState {
                 // Make sure a connection exists, so that its loss can be noticed.
                 let _ = network.send_frame(node, &crate::wire::Frame::KeepAlive); // always fits
                 if let Some(relations) = self.relations_of(watcher) {
-                    relations.monitoring.insert(monitor_ref.id, monitor_ref);
+                    let fresh = relations.monitoring.insert(monitor_ref.id, monitor_ref);
+                    debug_assert!(fresh.is_none(), "monitor id {} reused", monitor_ref.id);
                 }
             }
             None => self.deliver(
@@ -457,6 +468,18 @@ impl NodeState {
             exit_catchers: _,
             abandoned: _,
         } = relations;
+        // Every monitor and link recorded on a process names it as target: the
+        // notifications below go out for this process only, once per watcher.
+        debug_assert!(
+            monitored_by.iter().all(|(r, _)| r.target == pid),
+            "a monitor of another process recorded on {pid}"
+        );
+        debug_assert!(
+            linked_by
+                .iter()
+                .all(|linker| linked_by.iter().filter(|l| *l == linker).count() == 1),
+            "a linker recorded twice on {pid}"
+        );
         if let Some(network) = &mut self.network {
             // Each destination this process sent to no longer needs its peer's epoch.
             for node in peer_epochs.into_keys().map(|pid| pid.node) {

@@ -17,6 +17,7 @@ use super::event::{NodeEvent, Observer};
 use super::inbox::{Inbox, InboxItem, TaskWaker};
 use super::names::Registry;
 use super::network::{HeartbeatConfig, Network};
+use super::watchdog::PollMarks;
 use crate::clock::Clock;
 use crate::closure::{Closure, ClosureError};
 use crate::kernel::{ExitHook, ProcessFuture, ProcessSlot, ProcessTable};
@@ -139,6 +140,8 @@ pub(crate) struct NodeInner {
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) blocking: Rc<dyn BlockingExecutor>,
     pub(crate) inbox: Arc<Inbox>,
+    /// Each poll's begin and end, for the watchdog of a real-world node.
+    pub(crate) poll_marks: Arc<PollMarks>,
     pub(crate) state: RefCell<NodeState>,
 }
 
@@ -203,6 +206,7 @@ impl LocalNode {
                 clock: env.clock,
                 blocking: env.blocking,
                 inbox: Inbox::new(),
+                poll_marks: Arc::default(),
                 state: RefCell::new(NodeState {
                     id,
                     processes: ProcessTable::default(),
@@ -429,6 +433,9 @@ impl LocalNode {
             let Some(slot) = state.processes.get_mut(task) else {
                 return;
             };
+            // A live task comes out of the ready queue only if `schedule` put it there
+            // (the flag keeps it in the queue at most once).
+            debug_assert!(slot.scheduled, "{} ran without being scheduled", slot.pid);
             slot.scheduled = false;
             slot.waiting_receive = false;
             if let Some(reason) = slot.doom.take() {
@@ -443,9 +450,12 @@ impl LocalNode {
             (future, waker)
         };
         let mut future = future;
+        let marks = &self.inner.poll_marks;
+        marks.begin(task.to_u64());
         let polled = catch_unwind(AssertUnwindSafe(|| {
             future.as_mut().poll(&mut Context::from_waker(&waker))
         }));
+        marks.end();
         let mut state = self.state();
         state.current = None;
         let outcome = match polled {
@@ -483,6 +493,11 @@ impl LocalNode {
         let Some(mut slot) = self.state().processes.remove(task) else {
             return;
         };
+        debug_assert_eq!(
+            TaskId::from_u64(slot.pid.local),
+            task,
+            "a slot holds the process its task id names"
+        );
         // Dropping the future runs destructors that may use the node: not while
         // borrowed. They are user code: a panic there is how this process died.
         let reason = match slot.future.take().and_then(drop_catching) {

@@ -11,8 +11,10 @@ pub mod network;
 mod registry;
 mod remote;
 mod thread;
+mod watchdog;
 
 pub use event::{NodeEvent, Observer};
 pub use local::{LocalNode, NodeEnv, NodeResources};
 pub use network::HeartbeatConfig;
 pub use thread::{Node, NodeConfig, NodeStopped};
+pub use watchdog::POLL_WARNING_DEFAULT;

@@ -327,4 +327,20 @@ impl NodeState {
             reason: DiedReason::Disconnect,
         });
     }
+
+    /// Hook: one poll of `pid` held the node's thread for `held`, past `bound` (the
+    /// watchdog, `node::watchdog`).
+    #[cold]
+    pub(crate) fn mx_slow_poll(
+        &mut self,
+        pid: ProcessId,
+        held: std::time::Duration,
+        bound: std::time::Duration,
+    ) {
+        self.mx_event(MxEventKind::SlowPoll, || MxEvent::SlowPoll {
+            pid,
+            held,
+            bound,
+        });
+    }
 }

@@ -49,6 +49,12 @@ pub struct NodeConfig {
     /// The program's build identity, compared in the worker handshake; `None`: the
     /// hash of the running executable ([`BuildId::of_current_exe`]).
     pub build: Option<BuildId>,
+    /// How long one poll of a process may hold the node's thread before a watchdog
+    /// warns (a `tracing` warning and [`MxEvent::SlowPoll`](crate::mx::MxEvent::SlowPoll)
+    /// naming the process): such a process stops the node, heartbeats included. `None`
+    /// starts no watchdog. Default [`POLL_WARNING_DEFAULT`](crate::node::POLL_WARNING_DEFAULT)
+    /// (100 ms).
+    pub poll_warning: Option<std::time::Duration>,
 }
 
 impl Default for NodeConfig {
@@ -61,6 +67,7 @@ impl Default for NodeConfig {
             transport: None,
             heartbeat: HeartbeatConfig::default(),
             build: None,
+            poll_warning: Some(super::watchdog::POLL_WARNING_DEFAULT),
         }
     }
 }
@@ -167,6 +174,9 @@ impl Node {
                     }
                 };
                 let inbox = node.inbox().clone();
+                if let Some(bound) = config.poll_warning {
+                    super::watchdog::start(id, &node.inner.poll_marks, inbox.clone(), bound);
+                }
                 let _ = ready_tx.send(Ok((id, inbox.clone())));
                 let ran = catch_unwind(AssertUnwindSafe(|| driver.run(&node, &thread_stop)));
                 let failed = match ran {
