@@ -23,6 +23,10 @@ use crate::runtime::TaskId;
 /// without bound.
 pub const MX_AGENT_BACKLOG_MAX: usize = 1 << 16;
 
+/// The bit of [`Bus::interest`] that says an observer (the simulator's checkers and
+/// trace) reads the node's events; the event kinds' bits are below it.
+pub(crate) const OBSERVED: u32 = 1 << 31;
+
 /// One input waiting on the bus.
 pub(crate) enum BusItem {
     /// [`MxEvent::Sent`] between two processes of this node, by local numbers.
@@ -136,8 +140,11 @@ impl Reader {
 pub(crate) struct Bus {
     /// Running agents, in the order they started.
     pub(crate) readers: Vec<Reader>,
-    /// The union of the readers' kinds: the one number the hot path looks at.
+    /// The union of the readers' kinds.
     pub(crate) kinds: u32,
+    /// Who reads the node's events, as one mask: `kinds`, plus [`OBSERVED`] if an
+    /// observer is installed. The one number a hot path looks at, whoever listens.
+    pub(crate) interest: u32,
     /// The number of each peer connection, from `Connected` to `Disconnected`.
     pub(crate) connections: BTreeMap<NodeId, u64>,
     pub(crate) next_connection: u64,
@@ -171,11 +178,25 @@ impl Bus {
             dropped: 0,
         });
         self.kinds |= kinds;
+        self.interest |= kinds;
     }
 
     pub(crate) fn unsubscribe(&mut self, pid: ProcessId) {
         self.readers.retain(|reader| reader.pid != pid);
         self.kinds = self.readers.iter().fold(0, |kinds, r| kinds | r.kinds);
+        self.interest = self.kinds | (self.interest & OBSERVED);
+    }
+
+    /// A bus for a node that an observer reads (`observed`) or not.
+    pub(crate) fn observed(observed: bool) -> Bus {
+        let mut bus = Bus::default();
+        bus.set_observed(observed);
+        bus
+    }
+
+    /// Records that an observer reads the node's events (see [`OBSERVED`]).
+    pub(crate) fn set_observed(&mut self, observed: bool) {
+        self.interest = self.kinds | if observed { OBSERVED } else { 0 };
     }
 
     pub(crate) fn reader_mut(&mut self, pid: ProcessId) -> Option<&mut Reader> {

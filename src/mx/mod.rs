@@ -77,7 +77,7 @@ mod agent;
 mod bridge;
 pub(crate) mod bus;
 pub(crate) mod events;
-mod trace_control;
+pub(crate) mod trace_control;
 mod tracer;
 
 pub use agent::{
@@ -86,10 +86,8 @@ pub use agent::{
     MxAgent, MxAgentId, MxAgentStop, MxFinalize, MxSink, MxSource, MX_AGENT_INPUTS_PER_TURN,
 };
 pub use bridge::{start_tracing_bridge, TRACING_BRIDGE_AGENT_ID};
-pub(crate) use bus::Bus;
 pub use bus::MX_AGENT_BACKLOG_MAX;
 pub use events::{MxEvent, MxEventKind, MxMessageInfo, MxPayload, MxRecipient};
-pub(crate) use trace_control::is_local_only;
 pub use trace_control::{TraceControl, TraceFlags, TraceTarget};
 pub use tracer::{start_tracer, TraceRecord, Tracer, TRACER_AGENT_ID, TRACE_MEMORY_RECORDS_MAX};
 
@@ -97,20 +95,13 @@ use std::fmt;
 
 use crate::node::LocalNode;
 use crate::process::id::ProcessId;
-use crate::process::Process;
 use crate::RegistryError;
 
-/// What management calls accept to find the node: a [`Process`] (from inside a
+/// What management calls accept to find the node: a [`Process`](crate::Process) (from inside a
 /// process) or a [`LocalNode`] (from a driver or boot code).
 pub trait MxHost {
     /// The node whose bus is meant.
     fn mx_node(&self) -> &LocalNode;
-}
-
-impl MxHost for Process {
-    fn mx_node(&self) -> &LocalNode {
-        self.local_node()
-    }
 }
 
 impl MxHost for LocalNode {

@@ -1,5 +1,7 @@
 //! What a node reports to its observer: [`NodeEvent`], the facts the simulator's
-//! checkers and trace read, and the [`Observer`] callback that receives them.
+//! checkers and its trace's hash chain read, and the [`Observer`] that receives them.
+//! They are emitted, with the management bus's events, by the node's one event source,
+//! `node::emit`.
 
 use std::rc::Rc;
 

@@ -1,5 +1,7 @@
-//! `LocalNode`: one node's processes, scheduler state and registry, owned by the one
-//! thread that drives the node. Everything here is single-threaded (`Rc`, `RefCell`):
+//! `LocalNode`: one node's state (the kernel's process table, ready queue and timers,
+//! and the owners of links, names, routes and events), owned by the one thread that
+//! drives the node, and the driver's entry points (run a task, fire timers, drain the
+//! inbox). Everything here is single-threaded (`Rc`, `RefCell`):
 //! the per-message path takes no lock.
 
 use std::cell::RefCell;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::event::{NodeEvent, Observer};
+use super::event::Observer;
 use super::inbox::{Inbox, InboxItem, TaskWaker};
 use super::names::Registry;
 use super::network::{HeartbeatConfig, Network};
@@ -25,7 +27,7 @@ use crate::message::Message;
 use crate::process::channel::Channels;
 use crate::process::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
 use crate::runtime::blocking::BlockingExecutor;
-use crate::runtime::{ReadyQueue, TaskId, Timers};
+use crate::runtime::{ReadyQueue, TaskId, TimerKey, Timers};
 use crate::transport::Transport;
 
 /// What a node takes from the world it runs in: time, randomness, where blocking work
@@ -162,7 +164,7 @@ pub(crate) struct NodeState {
     pub(crate) network: Option<Network>,
     pub(crate) observer: Option<Observer>,
     /// The management event bus (mx hook).
-    pub(crate) mx: crate::mx::Bus,
+    pub(crate) mx: crate::mx::bus::Bus,
     /// Each port monitor's helper process (see `process::port_monitor`).
     pub(crate) port_monitors: BTreeMap<MonitorRef, ProcessId>,
 }
@@ -219,8 +221,8 @@ impl LocalNode {
                     rng: ChaCha8Rng::seed_from_u64(env.rng_seed),
                     stopped: false,
                     network,
+                    mx: crate::mx::bus::Bus::observed(env.observer.is_some()),
                     observer: env.observer,
-                    mx: crate::mx::Bus::default(), // mx hook
                     port_monitors: Default::default(),
                 }),
             }),
@@ -599,32 +601,94 @@ impl LocalNode {
 }
 
 impl NodeState {
-    /// Tells the observer of a monitor notification entering a live mailbox (the
-    /// simulator counts what processes receive, not only what the node decided).
-    #[cold]
-    fn observe_queued(&mut self, local: u64, message: &mut Message) {
-        let Some(notification) = message.peek::<crate::ProcessMonitorNotification>() else {
-            return;
-        };
-        let monitor_ref = notification.monitor_ref;
-        let watcher = ProcessId {
-            node: self.id,
-            local,
-        };
-        if self.is_alive(watcher) {
-            self.observe(NodeEvent::MonitorNotificationQueued {
-                monitor_ref,
-                watcher,
-            });
-        }
-    }
-
     /// Adds a hook called with the reason the live local process `pid` dies.
     pub(crate) fn add_exit_hook(&mut self, pid: ProcessId, hook: ExitHook) {
         match self.relations_of(pid) {
             Some(relations) => relations.exit_hooks.push(hook),
             None => debug_assert!(false, "exit hook for a process not alive: {pid}"),
         }
+    }
+
+    /// The slot of `task`, which must be the task being polled: a `Process` handle
+    /// moved into another process fails loudly rather than wait forever for wakes that
+    /// go elsewhere.
+    pub(crate) fn running_slot(&mut self, task: TaskId, pid: ProcessId) -> &mut ProcessSlot {
+        assert!(
+            self.current == Some(task),
+            "the Process handle of {pid} was awaited outside its own process"
+        );
+        self.processes
+            .get_mut(task)
+            .expect("a process is alive while it runs")
+    }
+
+    /// The slot of a live task.
+    pub(crate) fn slot_mut(&mut self, task: TaskId) -> Option<&mut ProcessSlot> {
+        self.processes.get_mut(task)
+    }
+
+    /// Marks a task as blocked in a receive: the next delivery to it schedules it.
+    pub(crate) fn wait_for_delivery(&mut self, task: TaskId) {
+        if let Some(slot) = self.processes.get_mut(task) {
+            slot.waiting_receive = true;
+        }
+    }
+
+    /// Whether exit and link signals reach `task` as messages instead of killing it.
+    pub(crate) fn set_trap_exits(&mut self, task: TaskId, trap: bool) {
+        if let Some(slot) = self.processes.get_mut(task) {
+            slot.trap_exits = trap;
+        }
+    }
+
+    /// Arms a timer that schedules `task` at `at` on the node's clock.
+    pub(crate) fn arm_timer(&mut self, at: Duration, task: TaskId) -> TimerKey {
+        self.timers.arm(at, task)
+    }
+
+    /// Disarms a timer (a fired or unknown one is ignored).
+    pub(crate) fn cancel_timer(&mut self, timer: TimerKey) {
+        self.timers.cancel(timer);
+    }
+
+    /// Opens a channel read by `task`, closed when it dies; returns its number.
+    pub(crate) fn open_channel(&mut self, task: TaskId) -> u64 {
+        let channel = self.unique();
+        self.channels.open(channel, task);
+        if let Some(slot) = self.processes.get_mut(task) {
+            slot.relations().channels.push(channel);
+        }
+        channel
+    }
+
+    /// Takes the oldest value of a port (a channel, or a merge of ports) for its reader
+    /// `task`, if there is one.
+    pub(crate) fn take_from_channel(
+        &mut self,
+        source: &crate::process::channel::PortSource,
+        task: TaskId,
+    ) -> Option<Message> {
+        self.channels.take(source, task)
+    }
+
+    /// The process registered as `name` on this node, if any.
+    pub(crate) fn whereis(&self, name: &str) -> Option<ProcessId> {
+        self.registry.get(name)
+    }
+
+    /// A number from the node's seeded random source.
+    pub(crate) fn random_u64(&mut self) -> u64 {
+        rand_chacha::rand_core::RngCore::next_u64(&mut self.rng)
+    }
+
+    /// Records the helper process of a port monitor.
+    pub(crate) fn add_port_monitor(&mut self, monitor_ref: MonitorRef, helper: ProcessId) {
+        self.port_monitors.insert(monitor_ref, helper);
+    }
+
+    /// Forgets a port monitor; returns its helper process, if it was known.
+    pub(crate) fn remove_port_monitor(&mut self, monitor_ref: MonitorRef) -> Option<ProcessId> {
+        self.port_monitors.remove(&monitor_ref)
     }
 
     /// Puts a live task in the ready queue unless it is there already.
@@ -658,10 +722,7 @@ impl NodeState {
     /// Puts `message` in the mailbox of the process numbered `local` on this node.
     #[inline]
     pub(crate) fn deliver_here(&mut self, local: u64, mut message: Message) {
-        if self.observer.is_some() {
-            self.observe_queued(local, &mut message);
-        }
-        self.mx_received(local, &message); // mx hook
+        self.emit_delivering(local, &mut message);
         let task = TaskId::from_u64(local);
         let Some(slot) = self.processes.get_mut(task) else {
             tracing::trace!(to = local, ?message, "message to a dead process dropped");

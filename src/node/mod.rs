@@ -1,11 +1,19 @@
 //! Nodes: [`LocalNode`], a node's state on the thread that drives it, and [`Node`], a
 //! node running on its own thread in the real world, usable from ordinary code.
+//!
+//! A node composes the kernel (`crate::kernel`: the process table, with the runtime's
+//! ready queue and timers) with owners, each in its own module: `links` (links,
+//! monitors, exit signals), `registry` and `names` (the registry), `remote` and
+//! `network` (routing: local delivery or the network, the reconnect rule, what peers
+//! send), `emit` (the one event source, for the observer's `event`s and the mx bus), `inbox` (the door from
+//! other threads) and `watchdog` (a poll that holds the thread too long). Nothing here
+//! names [`Process`](crate::Process): the handle sits on top of the node (`process`).
 
+mod emit;
 mod event;
 pub(crate) mod inbox;
 mod links;
 pub(crate) mod local;
-mod mx_publish;
 mod names;
 pub mod network;
 mod registry;

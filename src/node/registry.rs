@@ -185,7 +185,11 @@ impl NodeState {
             self.deliver_here(holder.local, message);
         } else if let Some(network) = &mut self.network {
             if let Err(err) = network.send_message(from, holder, &message) {
-                self.mx_message_refused(from, crate::mx::MxRecipient::Process(holder), &err);
+                self.mx_message_refused(
+                    from,
+                    crate::mx::events::MxRecipient::Process(holder),
+                    &err,
+                );
             }
         }
     }

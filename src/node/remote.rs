@@ -2,7 +2,7 @@
 //! reconnect rule), and acting on what peers send.
 
 use crate::message::Message;
-use crate::mx::MxRecipient;
+use crate::mx::events::MxRecipient;
 use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::process::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::runtime::TaskId;
@@ -13,13 +13,6 @@ use super::event::NodeEvent;
 use super::local::{LocalNode, NodeState};
 
 impl NodeState {
-    /// Reports an event to the observer, if one is installed.
-    pub(crate) fn observe(&self, event: NodeEvent) {
-        if let Some(observer) = &self.observer {
-            observer(&event);
-        }
-    }
-
     /// Whether `from` may send data to `to` now. Cloud Haskell's rule: after the
     /// connection to `to`'s node broke, data from `from` to `to` is dropped until `from`
     /// calls `reconnect`, so no sender misses that a gap happened in its stream. The
@@ -113,6 +106,21 @@ impl NodeState {
         })
     }
 
+    /// Sends `message` from `from` to `to` without the reconnect rule (Cloud Haskell's
+    /// `usend`): after a break, nothing holds it back, so nothing tells of a gap.
+    pub(crate) fn send_unreliable(&mut self, from: ProcessId, to: ProcessId, message: Message) {
+        if to.node == self.id {
+            self.send_from(from, to, message);
+            return;
+        }
+        self.mx_sent_away(from, to, &message); // mx hook
+        if let Some(network) = &mut self.network {
+            if let Err(err) = network.send_message(from, to, &message) {
+                self.mx_message_refused(from, MxRecipient::Process(to), &err);
+            }
+        }
+    }
+
     /// Sends a data frame from process `from` for process `to` (a channel's owner),
     /// subject to the reconnect rule.
     pub(crate) fn send_data_frame(&mut self, from: ProcessId, to: ProcessId, frame: &Frame) {
@@ -155,8 +163,7 @@ impl NodeState {
         let links = std::mem::take(&mut entry.links);
         let node_monitors = std::mem::take(&mut entry.node_monitors);
         tracing::debug!(node = %self.id, %peer, "peer lost");
-        self.observe(NodeEvent::PeerLost(peer));
-        self.mx_peer_lost(peer); // mx hook
+        self.emit_peer_lost(peer);
         let registry_watcher = self.registry_watcher();
         monitors.retain(|(_, watcher)| *watcher != registry_watcher);
         self.peer_names_lost(peer);
@@ -228,8 +235,7 @@ impl LocalNode {
                 if let Some(network) = &mut state.network {
                     network.heard_from(peer, now);
                 }
-                state.observe(NodeEvent::PeerConnected(peer));
-                state.mx_connected(peer); // mx hook
+                state.emit_peer_connected(peer);
             }
             TransportEvent::PeerLost(peer) => {
                 *heard = None;

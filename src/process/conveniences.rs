@@ -44,19 +44,9 @@ impl Process {
     /// [`reconnect`](Process::reconnect) needed), so nothing tells the sender of a
     /// gap: messages may be lost in the middle of a stream, and still arrive in order.
     pub fn usend<T: Serializable>(&self, to: ProcessId, message: T) {
-        let message = Message::new(message);
-        let mut state = self.node().state();
-        if to.node == self.self_node() {
-            state.send_from(self.self_pid(), to, message);
-            return;
-        }
-        state.mx_sent_away(self.self_pid(), to, &message); // mx hook
-        let from = self.self_pid();
-        if let Some(network) = &mut state.network {
-            if let Err(err) = network.send_message(from, to, &message) {
-                state.mx_message_refused(from, crate::mx::MxRecipient::Process(to), &err);
-            }
-        }
+        self.node()
+            .state()
+            .send_unreliable(self.self_pid(), to, Message::new(message));
     }
 
     /// Runs the function registered as `label` with

@@ -24,8 +24,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rand_chacha::rand_core::RngCore;
-
 use self::channel::{ReceivePort, SendPort, SendPortId};
 use self::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
 use self::receive::match_if;
@@ -71,15 +69,7 @@ impl Process {
     /// into another process must fail loudly, not wait forever for wakes that go
     /// elsewhere.
     pub(crate) fn running_slot<'s>(&self, state: &'s mut NodeState) -> &'s mut ProcessSlot {
-        assert!(
-            state.current == Some(self.task),
-            "the Process handle of {} was awaited outside its own process",
-            self.pid
-        );
-        state
-            .processes
-            .get_mut(self.task)
-            .expect("a process is alive while it runs")
+        state.running_slot(self.task, self.pid)
     }
 
     /// Panics unless this handle's own process is the one being polled.
@@ -89,9 +79,7 @@ impl Process {
 
     /// Marks the process as blocked in a receive, so that the next delivery wakes it.
     pub(crate) fn wait_for_delivery(&self) {
-        if let Some(slot) = self.node.state().processes.get_mut(self.task) {
-            slot.waiting_receive = true;
-        }
+        self.node.state().wait_for_delivery(self.task);
     }
 
     /// This process's id (Cloud Haskell's `getSelfPid`).
@@ -251,12 +239,7 @@ impl Process {
     /// # }).unwrap();
     /// ```
     pub fn new_chan<T: Serializable>(&self) -> (SendPort<T>, ReceivePort<T>) {
-        let mut state = self.node.state();
-        let channel = state.unique();
-        state.channels.open(channel, self.task);
-        if let Some(slot) = state.processes.get_mut(self.task) {
-            slot.relations().channels.push(channel);
-        }
+        let channel = self.node.state().open_channel(self.task);
         let id = SendPortId {
             owner: self.pid,
             channel,
@@ -269,7 +252,7 @@ impl Process {
         let id = port.id();
         let mut state = self.node.state();
         state.mx_sent_to_port::<T>(self.pid, id); // mx hook
-        if id.owner.node == state.id {
+        if id.owner.node == self.pid.node {
             state.mx_received_port::<T>(id); // mx hook
             state.deliver_chan(id.channel, Message::new(message));
             return;
@@ -330,7 +313,7 @@ impl Process {
 
     /// The process registered as `name` on this node, if any.
     pub fn whereis(&self, name: &str) -> Option<ProcessId> {
-        self.node.state().registry.get(name)
+        self.node.state().whereis(name)
     }
 
     /// Sends to the process registered as `name` on this node, wherever that process
@@ -338,7 +321,7 @@ impl Process {
     pub fn nsend<T: Serializable>(&self, name: &str, message: T) {
         let mut state = self.node.state();
         state.mx_sent_to_name::<T>(self.pid, name); // mx hook
-        match state.registry.get(name) {
+        match state.whereis(name) {
             Some(pid) => state.send_to_holder(self.pid, pid, Message::new(message)),
             None => tracing::debug!(name, "nsend to an unregistered name; message dropped"),
         }
@@ -602,9 +585,7 @@ impl Process {
     /// [`ProcessExitSignal`]: crate::ProcessExitSignal
     /// [`ProcessLinkSignal`]: crate::ProcessLinkSignal
     pub fn trap_exits(&self, trap: bool) {
-        if let Some(slot) = self.node.state().processes.get_mut(self.task) {
-            slot.trap_exits = trap;
-        }
+        self.node.state().set_trap_exits(self.task, trap);
     }
 
     /// Asks `pid` to exit: it dies with an exception naming this process and `reason`,
@@ -646,7 +627,7 @@ impl Process {
 
     /// A random number from the node's seeded source (reproducible in the simulator).
     pub fn random_u64(&self) -> u64 {
-        self.node.state().rng.next_u64()
+        self.node.state().random_u64()
     }
 
     /// Runs a blocking or CPU-heavy closure off the node's thread (on a thread pool; in
@@ -676,6 +657,13 @@ impl Process {
                 Err(_) => panic!("the blocking pool dropped the job (node shutting down)"),
             }
         }
+    }
+}
+
+/// Management calls accept a process (see [`MxHost`](crate::mx::MxHost)).
+impl crate::mx::MxHost for Process {
+    fn mx_node(&self) -> &LocalNode {
+        self.local_node()
     }
 }
 

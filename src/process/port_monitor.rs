@@ -78,11 +78,7 @@ impl Process {
                     ),
                 ])
                 .await;
-            helper
-                .local_node()
-                .state()
-                .port_monitors
-                .remove(&monitor_ref);
+            helper.local_node().state().remove_port_monitor(monitor_ref);
             if let Some(reason) = reason {
                 let notification = PortMonitorNotification {
                     monitor_ref,
@@ -96,14 +92,14 @@ impl Process {
         let on_owner = state.monitor(helper, port.owner);
         let on_watcher = state.monitor(helper, watcher);
         monitors.set(Some((on_owner, on_watcher)));
-        state.port_monitors.insert(monitor_ref, helper);
+        state.add_port_monitor(monitor_ref, helper);
         monitor_ref
     }
 
     /// Removes a port monitor. Afterwards no notification for it is received, even one
     /// that was already queued.
     pub fn unmonitor_port(&self, monitor_ref: MonitorRef) {
-        let helper = self.node().state().port_monitors.remove(&monitor_ref);
+        let helper = self.node().state().remove_port_monitor(monitor_ref);
         if let Some(helper) = helper {
             self.kill(helper, "port monitor removed");
         }

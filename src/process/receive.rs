@@ -314,8 +314,7 @@ impl<'a, R> Receive<'a, R> {
                 .enumerate()
                 .find_map(|(which, m)| match &m.kind {
                     MatchKind::Channel { source, .. } => state
-                        .channels
-                        .take(source, task)
+                        .take_from_channel(source, task)
                         .map(|message| (message, which)),
                     MatchKind::Mailbox { .. } => None,
                 })?

@@ -26,7 +26,7 @@ impl Deadline {
             return true;
         }
         if self.timer.is_none() {
-            self.timer = Some(process.node().state().timers.arm(at, process.task));
+            self.timer = Some(process.node().state().arm_timer(at, process.task));
         }
         false
     }
@@ -37,7 +37,7 @@ impl Deadline {
     pub(crate) fn cancel(&mut self, process: &Process) {
         if let Some(timer) = self.timer.take() {
             if let Ok(mut state) = process.node().inner.state.try_borrow_mut() {
-                state.timers.cancel(timer);
+                state.cancel_timer(timer);
             }
         }
     }

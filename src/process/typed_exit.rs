@@ -117,11 +117,7 @@ struct CatcherGuard<'a> {
 impl CatcherGuard<'_> {
     fn take_caught(&self) -> Option<(ProcessId, ExitReason)> {
         let mut state = self.process.node.state();
-        let slot = state
-            .processes
-            .get_mut(self.process.task)?
-            .relations
-            .as_mut()?;
+        let slot = state.slot_mut(self.process.task)?.relations.as_mut()?;
         match &slot.exit_catchers.caught {
             Some((id, _, _)) if *id == self.id => {
                 let (_, from, reason) = slot.exit_catchers.caught.take()?;
@@ -135,7 +131,7 @@ impl CatcherGuard<'_> {
 impl Drop for CatcherGuard<'_> {
     fn drop(&mut self) {
         let mut state = self.process.node.state();
-        let Some(slot) = state.processes.get_mut(self.process.task) else {
+        let Some(slot) = state.slot_mut(self.process.task) else {
             return;
         };
         if let Some(relations) = slot.relations.as_mut() {

@@ -1,17 +1,88 @@
-//! The node's publishing side of the management bus ([`crate::mx`]): one hook per
-//! cause, called where the cause happens. The `#[inline(always)]` wrappers hold only the
-//! branch on the bus's interest mask; the work is out of line, so a node without agents
-//! pays one branch per hook.
+//! The node's one event source: every event is emitted here, once, where its cause
+//! happens, and read by whoever listens, filtered by interest:
+//! - the observer (the simulator's checkers, and its trace's hash chain), told the
+//!   [`NodeEvent`]s;
+//! - the management bus ([`crate::mx`]): each agent is queued the [`MxEvent`] kinds its
+//!   sinks take.
+//!
+//! One mask (`Bus::interest`: the agents' kinds, plus a bit if an observer is
+//! installed) says who listens. The `#[inline(always)]` hooks hold only the branch on
+//! it; the work is out of line, so a node nobody observes and without agents pays one
+//! branch per cause. A cause read by both (a peer connected or lost, a message
+//! delivered) is one call here that feeds both.
 
+use super::event::NodeEvent;
 use super::local::NodeState;
 use crate::message::{Fingerprint, Message};
-use crate::mx::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX};
+use crate::mx::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX, OBSERVED};
 use crate::mx::events::{Info, MxEvent, MxEventKind};
-use crate::mx::is_local_only;
+use crate::mx::trace_control::is_local_only;
 use crate::process::channel::SendPortId;
 use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::runtime::TaskId;
 use crate::Serializable;
+
+/// Causes read by both the observer and the bus, and the observer's own events.
+impl NodeState {
+    /// Reports an event to the observer, if one is installed.
+    pub(crate) fn observe(&self, event: NodeEvent) {
+        if let Some(observer) = &self.observer {
+            observer(&event);
+        }
+    }
+
+    /// A connection to `peer` came up: the observer's `PeerConnected`, the bus's
+    /// `Connected` (numbered once per connection).
+    pub(crate) fn emit_peer_connected(&mut self, peer: NodeId) {
+        self.observe(NodeEvent::PeerConnected(peer));
+        self.mx_connected(peer);
+    }
+
+    /// `peer` is lost: the observer's `PeerLost`, the bus's `Disconnected` and
+    /// `NodeDied` (once per connection).
+    pub(crate) fn emit_peer_lost(&mut self, peer: NodeId) {
+        self.observe(NodeEvent::PeerLost(peer));
+        self.mx_peer_lost(peer);
+    }
+
+    /// `message` is about to enter the mailbox of the process numbered `local`: one
+    /// branch for every listener (the observer counts monitor notifications queued;
+    /// agents may take `Received`).
+    #[inline(always)]
+    pub(crate) fn emit_delivering(&mut self, local: u64, message: &mut Message) {
+        if self.mx.interest & (OBSERVED | MxEventKind::Received.bit()) != 0 {
+            self.emit_delivering_slow(local, message);
+        }
+    }
+
+    #[inline(never)]
+    fn emit_delivering_slow(&mut self, local: u64, message: &mut Message) {
+        if self.observer.is_some() {
+            self.observe_queued(local, message);
+        }
+        self.mx_received(local, message);
+    }
+
+    /// Tells the observer of a monitor notification entering a live mailbox (the
+    /// simulator counts what processes receive, not only what the node decided).
+    #[cold]
+    fn observe_queued(&mut self, local: u64, message: &mut Message) {
+        let Some(notification) = message.peek::<crate::ProcessMonitorNotification>() else {
+            return;
+        };
+        let monitor_ref = notification.monitor_ref;
+        let watcher = ProcessId {
+            node: self.id,
+            local,
+        };
+        if self.is_alive(watcher) {
+            self.observe(NodeEvent::MonitorNotificationQueued {
+                monitor_ref,
+                watcher,
+            });
+        }
+    }
+}
 
 /// The publishing side, as methods of the node's state: each hook in `node` and
 /// `process` is one call. The `#[inline(always)]` wrappers hold only the branch; the
@@ -221,7 +292,7 @@ impl NodeState {
     pub(crate) fn mx_message_refused(
         &mut self,
         from: ProcessId,
-        to: crate::mx::MxRecipient,
+        to: crate::mx::events::MxRecipient,
         err: &crate::wire::WireError,
     ) {
         let crate::wire::WireError::FrameTooLong { length, limit } = *err else {
