@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{scan_binary, temp_dir};
+use common::{alive, children_of, scan_binary, temp_dir};
 
 use std::path::Path;
 use std::process::Command;
@@ -143,43 +143,6 @@ fn a_worker_killed_with_sigkill_mid_call_is_retried_and_the_answer_is_right() {
         (1, 2),
         "one worker killed mid-call, one more launched"
     );
-}
-
-/// Processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // The parent pid is the 2nd field after the parenthesised command name.
-        let after = stat.rsplit(')').next().unwrap_or("");
-        if after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|f| f.parse::<u32>().ok())
-            == Some(parent)
-        {
-            children.push(pid);
-        }
-    }
-    children
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 #[test]
