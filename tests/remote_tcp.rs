@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hyperion::concurrency::map_concurrently;
 use hyperion::launch::LocalLauncher;
-use hyperion::remote::{with_remote_runner, with_service, RemoteCall, RetryPolicy};
+use hyperion::remote::{with_remote_runner, with_service, RemoteCall, RetryPolicy, ServiceError};
 use hyperion::transport::tcp::TcpConfig;
 use hyperion::{AsyncResult, BuildId, Node, NodeConfig};
 
@@ -221,5 +221,47 @@ fn concurrent_services_in_one_process_each_get_their_worker_on_the_first_hello()
             !text.contains("attempt=2"),
             "a worker needed a second hello:\n{text}"
         );
+    }
+}
+
+/// A worker whose process dies before it connects (it crashed at start, was killed, a
+/// library was missing) will never connect: the master learns it from its launcher and
+/// fails the service at once with the exit status, even without a connection timeout
+/// (where it used to wait forever).
+#[test]
+fn a_worker_that_dies_before_connecting_fails_its_service_at_once() {
+    let scratch = temp_dir("dies-at-start");
+    let dir = scratch.path().to_path_buf();
+    let program = dir.join("crashes-at-start");
+    std::fs::write(&program, "#!/bin/sh\nexit 7\n").unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let node = master_node(&dir);
+    let cookie = dir.join("cookie");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The node waits in a thread, so that the old behaviour (waiting forever) fails
+    // this test at the deadline instead of hanging it.
+    std::thread::spawn(move || {
+        let outcome = node
+            .run(move |p| async move {
+                let launcher = LocalLauncher::program(program)
+                    .cookie_file(cookie)
+                    .with_connection_timeout(None);
+                with_service(&p, &launcher, |_, _| async {}).await
+            })
+            .unwrap();
+        let _ = tx.send(outcome);
+    });
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the service failed instead of waiting forever");
+    match outcome {
+        Err(ServiceError::WorkerEndedBeforeConnecting { why, .. }) => {
+            assert!(why.contains("exit status: 7"), "{why}");
+        }
+        other => panic!("expected WorkerEndedBeforeConnecting, got {other:?}"),
     }
 }

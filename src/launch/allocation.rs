@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use super::child_state::child_state;
 use super::{Allocation, CpuGrant, CpuPool, CpuRequestId};
 use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
-    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
+    JobState, LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
 };
 
 /// How often a launch waiting for CPUs looks at the pool again.
@@ -245,6 +246,12 @@ impl WorkerLauncher for AllocationLauncher {
 
     fn on_exit(&self, job: &u32) {
         self.end_step(*job, false);
+    }
+
+    fn job_state(&self, job: &u32) -> JobState {
+        let mut steps = self.steps.borrow_mut();
+        let step = steps.get_mut(job).map(|(child, _)| child);
+        child_state(step, &format!("the job step (srun pid {job})"))
     }
 }
 

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use super::child_state::child_state;
 use super::LaunchPacer;
 use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
-    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
+    JobState, LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
 };
 
 /// How long a worker process may take to exit after `ShutDown` before it is killed.
@@ -202,6 +203,11 @@ impl WorkerLauncher for LocalLauncher {
 
     fn on_exit(&self, job: &u32) {
         self.reap(*job, WORKER_EXIT_GRACE);
+    }
+
+    fn job_state(&self, job: &u32) -> JobState {
+        let mut children = self.children.borrow_mut();
+        child_state(children.get_mut(job), &format!("the worker process {job}"))
     }
 }
 

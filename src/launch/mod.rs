@@ -3,6 +3,7 @@
 //! `hyperion-sim`.)
 
 mod allocation;
+mod child_state;
 mod cpu_pool;
 mod local;
 mod pace;

@@ -125,4 +125,24 @@ pub trait WorkerLauncher {
 
     /// Called once when the service using `job` has ended (after `ShutDown` was sent).
     fn on_exit(&self, job: &Self::JobId);
+
+    /// Whether `job` still runs, asked while the master waits for its worker to
+    /// connect: a job that has ended (a worker process that exited, a batch job that
+    /// failed) will never connect, so the master stops waiting at once instead of at
+    /// the connection timeout (or never, without one). A launcher that cannot tell
+    /// answers [`JobState::Unknown`] (the default) and is not asked again.
+    fn job_state(&self, _job: &Self::JobId) -> JobState {
+        JobState::Unknown
+    }
+}
+
+/// What a launcher knows of a launched job (see [`WorkerLauncher::job_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// The job runs (or waits in a queue): its worker may still connect.
+    Running,
+    /// The job has ended, for this reason: its worker will never connect.
+    Ended(String),
+    /// The launcher cannot tell.
+    Unknown,
 }

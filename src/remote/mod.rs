@@ -24,7 +24,7 @@ pub use call::{
     release_holds, with_remote_runner, CallEnvelope, ReleaseHold, RemoteCall, RemoteError,
     RemoteErrorKind, RemoteTask, Runner, RunnerError, TOO_LARGE_PREFIX,
 };
-pub use launcher::{LaunchError, OnRemoteError, RetryPolicy, WorkerLauncher};
+pub use launcher::{JobState, LaunchError, OnRemoteError, RetryPolicy, WorkerLauncher};
 pub use service::{with_service, ServiceError, ServiceId, WorkerHello, WorkerMessage};
 pub use stored::{Memoized, StoredCallError};
 pub use worker::{
