@@ -8,8 +8,11 @@ mod local;
 mod pace;
 mod slurm;
 mod slurm_env;
+mod worker_options;
 
-pub use allocation::{AllocationLauncher, CPU_POOL_POLL_INTERVAL, STEP_EXIT_GRACE};
+pub use allocation::{
+    AllocationLauncher, ALLOCATION_CONNECT_TIMEOUT, CPU_POOL_POLL_INTERVAL, STEP_EXIT_GRACE,
+};
 pub use cpu_pool::{CpuGrant, CpuPool, CpuPoolError, CpuRequestId};
 pub use local::{LocalLauncher, LOCAL_LAUNCH_INTERVAL};
 pub use pace::{LaunchPacer, LAUNCH_BURST_DEFAULT};
@@ -21,3 +24,4 @@ pub use slurm_env::{
     expand_node_list, parse_cpus_per_node, AllocatedNode, Allocation, SlurmParseError,
     NODE_LIST_HOSTS_MAX,
 };
+pub use worker_options::WorkerOptions;

@@ -10,12 +10,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::LaunchPacer;
+use super::worker_options::worker_option_builders;
+use super::{LaunchPacer, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
-use crate::remote::{
-    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
-};
+use crate::remote::{LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
 
 /// Submissions tried before a transient `sbatch` failure is given up on.
 pub const SUBMIT_ATTEMPTS_MAX: u32 = 4;
@@ -318,10 +317,10 @@ fn job_state(squeue: &PathBuf, job: u64) -> Result<Option<(String, String)>, Slu
 pub struct SlurmLauncher {
     options: SlurmOptions,
     program: PathBuf,
-    cookie_file: Option<PathBuf>,
-    log_dir: Option<PathBuf>,
-    connection_timeout: Option<Duration>,
-    policy: RetryPolicy,
+    /// The connection timeout is counted from when the job runs (default
+    /// [`RUNNING_JOB_CONNECT_TIMEOUT`]; `None`: forever): the wait for the job to start
+    /// is separate and ends when the job runs or ends.
+    worker: WorkerOptions,
     max_jobs: usize,
     pacer: LaunchPacer,
     jobs: RefCell<BTreeSet<u64>>,
@@ -365,10 +364,7 @@ impl SlurmLauncher {
         Ok(SlurmLauncher {
             options,
             program: std::env::current_exe()?,
-            cookie_file: None,
-            log_dir: None,
-            connection_timeout: Some(RUNNING_JOB_CONNECT_TIMEOUT),
-            policy: RetryPolicy::default(),
+            worker: WorkerOptions::new(Some(RUNNING_JOB_CONNECT_TIMEOUT)),
             max_jobs: 64,
             pacer: LaunchPacer::new(SLURM_LAUNCH_INTERVAL),
             jobs: RefCell::new(BTreeSet::new()),
@@ -383,23 +379,7 @@ impl SlurmLauncher {
         self
     }
 
-    /// Passes `--cookie-file PATH` to workers.
-    pub fn cookie_file(mut self, path: impl Into<PathBuf>) -> SlurmLauncher {
-        self.cookie_file = Some(path.into());
-        self
-    }
-
-    /// Gives each worker a log file in `dir`.
-    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> SlurmLauncher {
-        self.log_dir = Some(dir.into());
-        self
-    }
-
-    /// What to do when remote work fails.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> SlurmLauncher {
-        self.policy = policy;
-        self
-    }
+    worker_option_builders!(SlurmLauncher);
 
     /// Most jobs alive at once; later launches wait for a slot.
     pub fn max_jobs(mut self, max: usize) -> SlurmLauncher {
@@ -411,14 +391,6 @@ impl SlurmLauncher {
     /// [`SLURM_LAUNCH_INTERVAL`]).
     pub fn launch_interval(mut self, interval: Duration) -> SlurmLauncher {
         self.pacer = LaunchPacer::new(interval);
-        self
-    }
-
-    /// How long to wait for a running job's worker to connect (default
-    /// [`RUNNING_JOB_CONNECT_TIMEOUT`]; `None`: forever). The wait for the job to start
-    /// is separate and ends when the job runs or ends.
-    pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> SlurmLauncher {
-        self.connection_timeout = timeout;
         self
     }
 
@@ -436,25 +408,13 @@ impl SlurmLauncher {
 
     /// The batch script for one worker.
     pub fn script(&self, master: NodeId, service: &ServiceId) -> String {
-        let mut words = vec![
-            self.program.display().to_string(),
-            "worker".into(),
-            "--master".into(),
-            master.to_string(),
-            "--service".into(),
-            service.to_string(),
-        ];
-        if let Some(cookie) = &self.cookie_file {
-            words.extend(["--cookie-file".into(), cookie.display().to_string()]);
-        }
-        if let Some(dir) = &self.log_dir {
-            words.extend([
-                "--log-file".into(),
-                dir.join(format!("worker-{service}.log"))
-                    .display()
-                    .to_string(),
-            ]);
-        }
+        let mut words = vec![self.program.display().to_string()];
+        words.extend(
+            self.worker
+                .worker_args(master, service)
+                .iter()
+                .map(|word| word.to_string_lossy().into_owned()),
+        );
         let command: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
         let mut script = String::from("#!/bin/sh\nset -e\n");
         for line in &self.options.preamble {
@@ -621,11 +581,11 @@ impl WorkerLauncher for SlurmLauncher {
     }
 
     fn connection_timeout(&self) -> Option<Duration> {
-        self.connection_timeout
+        self.worker.connection_timeout
     }
 
     fn on_remote_error(&self, _error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
-        self.policy.decide(retries_so_far)
+        self.worker.retry_policy.decide(retries_so_far)
     }
 
     fn cancel(&self, job: &u64) {
