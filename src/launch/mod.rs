@@ -1,8 +1,11 @@
 //! Worker launchers for the real world: local OS processes running the current program
-//! in worker mode, and Slurm batch jobs. (The simulator's launcher lives in
+//! in worker mode, Slurm batch jobs, and job steps on the CPUs of the allocation the
+//! master runs in; the options their workers share ([`WorkerOptions`]), and which of them
+//! fits here ([`LauncherChoice`], `--launcher auto`). (The simulator's launcher lives in
 //! `hyperion-sim`.)
 
 mod allocation;
+mod auto;
 mod cpu_pool;
 mod local;
 mod pace;
@@ -13,6 +16,7 @@ mod worker_options;
 pub use allocation::{
     AllocationLauncher, ALLOCATION_CONNECT_TIMEOUT, CPU_POOL_POLL_INTERVAL, STEP_EXIT_GRACE,
 };
+pub use auto::LauncherChoice;
 pub use cpu_pool::{CpuGrant, CpuPool, CpuPoolError, CpuRequestId};
 pub use local::{LocalLauncher, LOCAL_LAUNCH_INTERVAL};
 pub use pace::{LaunchPacer, LAUNCH_BURST_DEFAULT};

@@ -12,6 +12,9 @@
 //! worker after a pause, hold, or give up. [`Memoized`] runs calls through a
 //! [`ResultStore`](crate::store::ResultStore): a result already stored (in this run or
 //! the run it resumed) is not computed again.
+//!
+//! Inside, imports go one way: `errors` and `service_id` are leaves; `launcher` and
+//! `service` use them; `call` uses those; `stored` and `worker` sit on top.
 
 mod call;
 mod errors;
