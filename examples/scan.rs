@@ -4,6 +4,7 @@
 //! cargo run --release --example scan -- --workers 4                  # local worker processes over TCP
 //! cargo run --release --example scan -- --launcher sim --seed 7      # the simulator, with faults
 //! cargo run --release --example scan -- --launcher slurm --workers 2 # Slurm jobs
+//! cargo run --release --example scan -- --launcher slurm --job-arrays --workers 16 # one job array
 //! cargo run --release --example scan -- --launcher auto --workers 8  # the allocation's CPUs, or Slurm jobs, or local
 //! cargo run --release --example scan -- --workers 4 --resume         # after a kill: the rest only
 //! ```
@@ -257,6 +258,10 @@ struct Options {
     /// once (every launcher but sim).
     #[arg(long)]
     hold: bool,
+    /// Slurm workers as the tasks of job arrays (`sbatch --array`, one submission for
+    /// the workers started together) instead of one job each.
+    #[arg(long)]
+    job_arrays: bool,
     /// Task K fails its first attempt (to watch a retry or a hold).
     #[arg(long, value_name = "K")]
     fail_once: Option<u64>,
@@ -847,6 +852,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                 }
             };
             let (pause_ms, hold, file) = (options.pause_ms, options.hold, out);
+            let job_arrays = options.job_arrays;
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
             let binary = master.worker_binary();
             let job_output = master.job_dir.join("%j.out");
@@ -907,7 +913,8 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                                     .cookie_file(cookie)
                                     .log_dir(log_dir)
                                     .retry_policy(policy)
-                                    .max_jobs(SLURM_JOBS_MAX);
+                                    .max_jobs(SLURM_JOBS_MAX)
+                                    .job_arrays(job_arrays);
                                 Ok(run.with(&p, launcher, hold).await)
                             }
                             Err(err) => Err(format!("scan: cannot find this program: {err}")),

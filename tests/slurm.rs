@@ -101,6 +101,19 @@ fn the_main_job_completes_on_slurm_and_leaves_no_job() {
 #[test]
 #[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
 fn a_worker_job_cancelled_mid_call_is_retried() {
+    a_worker_cancelled_mid_call_is_retried(&[]);
+}
+
+#[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
+fn an_array_task_cancelled_mid_call_is_retried() {
+    let log = a_worker_cancelled_mid_call_is_retried(&["--job-arrays"]);
+    assert!(log.contains("submitted a job array of workers"), "{log}");
+}
+
+/// Runs the scan with 2 workers, `scancel`s one worker's job once both are connected,
+/// and checks the call was retried and the scan completed; returns the master's log.
+fn a_worker_cancelled_mid_call_is_retried(extra_args: &[&str]) -> String {
     let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
     require_slurm();
     let scratch = temp_dir("scancel");
@@ -116,6 +129,7 @@ fn a_worker_job_cancelled_mid_call_is_retried() {
             "--pause-ms",
             "1500",
         ])
+        .args(extra_args)
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -142,6 +156,7 @@ fn a_worker_job_cancelled_mid_call_is_retried() {
         "no retry in the master's log"
     );
     assert_queue_drains();
+    log
 }
 
 /// Workers whose log says they connected to their master.
@@ -296,6 +311,40 @@ fn a_master_inside_an_allocation_runs_workers_as_job_steps_within_its_cpus() {
     assert!(
         (1..=2).contains(&steps_max),
         "{steps_max} worker steps at once on 2 CPUs"
+    );
+    assert_queue_drains();
+}
+
+#[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
+fn the_main_job_completes_with_its_workers_in_one_job_array() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    require_slurm();
+    let scratch = temp_dir("array");
+    let dir = scratch.path().to_path_buf();
+    let output = Command::new(scan_binary())
+        .args([
+            "--launcher",
+            "slurm",
+            "--job-arrays",
+            "--workers",
+            "4",
+            "--tasks",
+            "30",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("30 of 30 integrals"), "{text}");
+    let log = std::fs::read_to_string(dir.join("hyperion-runs/run-0001/master.log")).unwrap();
+    assert!(log.contains("submitted a job array of workers"), "{log}");
+    let submitted = log.matches("submitted a job array of workers").count();
+    assert_eq!(
+        submitted, 1,
+        "the 4 workers started together share one array: {log}"
     );
     assert_queue_drains();
 }

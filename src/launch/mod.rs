@@ -21,8 +21,9 @@ pub use cpu_pool::{CpuGrant, CpuPool, CpuPoolError, CpuRequestId};
 pub use local::{LocalLauncher, LOCAL_LAUNCH_INTERVAL};
 pub use pace::{LaunchPacer, LAUNCH_BURST_DEFAULT};
 pub use slurm::{
-    parse_job_id, shell_quote, SlurmError, SlurmLauncher, SlurmOptions, JOB_POLL_INTERVAL,
-    RUNNING_JOB_CONNECT_TIMEOUT, SLURM_LAUNCH_INTERVAL, SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
+    parse_job_id, shell_quote, SlurmError, SlurmJob, SlurmLauncher, SlurmOptions,
+    ARRAY_GATHER_WINDOW, ARRAY_TASKS_MAX, JOB_POLL_INTERVAL, RUNNING_JOB_CONNECT_TIMEOUT,
+    SLURM_LAUNCH_INTERVAL, SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
 };
 pub use slurm_env::{
     expand_node_list, parse_cpus_per_node, AllocatedNode, Allocation, SlurmParseError,
