@@ -4,27 +4,10 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use super::call::RemoteError;
-use super::service::ServiceId;
+use super::errors::{LaunchError, RemoteError};
+use super::service_id::ServiceId;
 use crate::process::id::NodeId;
 use crate::process::Process;
-
-/// Why a worker could not be launched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LaunchError {
-    /// What was tried (a command line, a job submission).
-    pub what: String,
-    /// Why it failed.
-    pub why: String,
-}
-
-impl fmt::Display for LaunchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot launch a worker ({}): {}", self.what, self.why)
-    }
-}
-
-impl std::error::Error for LaunchError {}
 
 /// What to do after a [`RemoteError`].
 #[derive(Clone, Debug, PartialEq, Eq)]

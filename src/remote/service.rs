@@ -1,54 +1,19 @@
 //! Services: a master's registration for one worker, and the bracket around its use.
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::launcher::{JobState, LaunchError, WorkerLauncher};
+use super::errors::{LaunchError, ServiceError};
+use super::launcher::{JobState, WorkerLauncher};
+use super::service_id::ServiceId;
 use crate::build_id::{refusal_text, BuildId};
 use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::id::{NodeId, ProcessId};
 use crate::process::Process;
 use crate::status::StatusNotice;
-
-/// Names one master/worker pairing. Unique across every master of a cluster: it joins
-/// the master's node address, its incarnation, a per-process counter and a random
-/// number (from the node's seeded source, so it is reproducible in the simulator).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-pub struct ServiceId(String);
-
-impl ServiceId {
-    /// A fresh id for a service of `p`'s node.
-    pub fn fresh(p: &Process) -> ServiceId {
-        let node = p.self_node();
-        ServiceId(format!(
-            "service-{}-{:x}-{}-{:08x}",
-            node.address,
-            node.incarnation,
-            p.self_pid().local,
-            p.random_u64() as u32
-        ))
-    }
-
-    /// The id as text (it is also the name registered on the master).
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// An id from text (a worker reads it from its command line).
-    pub fn from_text(text: &str) -> ServiceId {
-        ServiceId(text.to_string())
-    }
-}
-
-impl fmt::Display for ServiceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// What a master tells its worker.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -75,42 +40,6 @@ pub struct WorkerHello {
     /// The build of the program the worker runs; the master refuses another build.
     pub build: BuildId,
 }
-
-/// Why a service could not run the user's block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceError {
-    /// The launcher could not start a worker.
-    Launch(LaunchError),
-    /// No worker connected within the launcher's connection timeout.
-    WorkerConnectionTimeout(ServiceId),
-    /// The worker's job ended before the worker connected (it crashed at start, was
-    /// killed, or its batch job failed), with the launcher's reason.
-    WorkerEndedBeforeConnecting {
-        /// The service the worker was launched for.
-        service: ServiceId,
-        /// What the launcher knows (an exit status, a job state).
-        why: String,
-    },
-    /// The service id could not be registered (it is taken).
-    Registration(String),
-}
-
-impl fmt::Display for ServiceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServiceError::Launch(err) => err.fmt(f),
-            ServiceError::WorkerConnectionTimeout(service) => {
-                write!(f, "no worker connected for {service} in time")
-            }
-            ServiceError::WorkerEndedBeforeConnecting { service, why } => {
-                write!(f, "the worker for {service} ended before connecting: {why}")
-            }
-            ServiceError::Registration(why) => write!(f, "cannot register the service: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for ServiceError {}
 
 /// Sends `ShutDown` to the worker and runs the launcher's exit hook when dropped, so
 /// that both happen however the user's block ends (return, error, panic, kill).

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::service::{ServiceId, WorkerHello, WorkerMessage};
+use super::service::{WorkerHello, WorkerMessage};
+use super::service_id::ServiceId;
 use crate::process::id::NodeId;
 use crate::process::signals::NodeMonitorNotification;
 use crate::process::Process;
