@@ -370,17 +370,15 @@ fn fib_calls(n: u64) -> u64 {
     }
 }
 
-fn fib_process(p: Process, parent: ProcessId, n: u64) -> impl Future<Output = ()> {
-    async move {
-        if n <= 2 {
-            return p.send(parent, 1u64);
-        }
-        let me = p.self_pid();
-        p.spawn_local(move |c| fib_process(c, me, n - 1));
-        p.spawn_local(move |c| fib_process(c, me, n - 2));
-        let sum = p.expect::<u64>().await + p.expect::<u64>().await;
-        p.send(parent, sum);
+async fn fib_process(p: Process, parent: ProcessId, n: u64) {
+    if n <= 2 {
+        return p.send(parent, 1u64);
     }
+    let me = p.self_pid();
+    p.spawn_local(move |c| fib_process(c, me, n - 1));
+    p.spawn_local(move |c| fib_process(c, me, n - 2));
+    let sum = p.expect::<u64>().await + p.expect::<u64>().await;
+    p.send(parent, sum);
 }
 
 fn fibonacci(node: &Node, sizes: &[u64]) -> Duration {
@@ -537,21 +535,19 @@ fn skynet_processes(leaves: u64) -> u64 {
     }
 }
 
-fn skynet(p: Process, parent: ProcessId, id: u64, size: u64) -> impl Future<Output = ()> {
-    async move {
-        if size == 1 {
-            return p.send(parent, id);
-        }
-        let (me, child) = (p.self_pid(), size / 10);
-        for i in 0..10 {
-            p.spawn_local(move |c| skynet(c, me, id + i * child, child));
-        }
-        let mut sum = 0u64;
-        for _ in 0..10 {
-            sum += p.expect::<u64>().await;
-        }
-        p.send(parent, sum);
+async fn skynet(p: Process, parent: ProcessId, id: u64, size: u64) {
+    if size == 1 {
+        return p.send(parent, id);
     }
+    let (me, child) = (p.self_pid(), size / 10);
+    for i in 0..10 {
+        p.spawn_local(move |c| skynet(c, me, id + i * child, child));
+    }
+    let mut sum = 0u64;
+    for _ in 0..10 {
+        sum += p.expect::<u64>().await;
+    }
+    p.send(parent, sum);
 }
 
 fn skynet_bench(node: &Node, sizes: &[u64]) -> Duration {
