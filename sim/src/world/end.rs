@@ -43,6 +43,7 @@ impl Sim {
     /// loss must have been noticed and every notification delivered.
     pub fn liveness_phase(&mut self) {
         self.next_random_fault = None;
+        self.planned.clear();
         self.faults.break_rate = 0.0;
         self.faults.partition_rate = 0.0;
         self.faults.crash_rate = 0.0;
@@ -55,6 +56,7 @@ impl Sim {
             sim_node.poll_cost = Duration::ZERO;
             // Paused nodes resume (their held deliveries arrive at the next step).
             sim_node.paused_until = sim_node.paused_until.min(now);
+            sim_node.timers_late_until = sim_node.timers_late_until.min(now);
             sim_node.busy_until = sim_node.busy_until.min(now);
         }
         self.checkers.borrow_mut().on_heal(now, true);
@@ -128,7 +130,6 @@ impl Sim {
         self.violations()
     }
 }
-
 
 /// What a world still held after [`Sim::shutdown`]; all zero if nothing leaked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use rand_chacha::rand_core::RngCore;
 
 use super::Sim;
 use crate::faults::Fault;
+use crate::plan::{PlanFault, PlannedFault};
 
 impl Sim {
     /// Schedules `fault` at virtual time `at`.
@@ -23,14 +24,23 @@ impl Sim {
         self.faults.break_rate + self.faults.partition_rate + self.faults.crash_rate
     }
 
+    /// A uniform draw in `[0, 1)` from the generator of random faults.
+    fn fault_unit(&mut self) -> f64 {
+        (self.fault_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Draws when the next random fault comes (none while the world follows a plan).
     pub(super) fn plan_random_fault(&mut self) {
         let rate = self.total_fault_rate();
-        self.next_random_fault = (rate > 0.0).then(|| {
-            let wait = -self.unit().max(1e-12).ln() / rate;
+        self.next_random_fault = (rate > 0.0 && !self.following_plan).then(|| {
+            let wait = -self.fault_unit().max(1e-12).ln() / rate;
             self.time.now() + Duration::from_secs_f64(wait.min(1e6))
         });
     }
 
+    /// Draws a random fault from the plan's rates and injects it. Every draw comes from
+    /// the generator of random faults, so that the world's own generator (interleavings,
+    /// latencies, clocks) draws the same whether faults come at random or from a plan.
     pub(super) fn random_fault(&mut self) {
         self.plan_random_fault();
         let alive: Vec<usize> = (0..self.nodes.len())
@@ -40,14 +50,14 @@ impl Sim {
             return;
         }
         let pick = |sim: &mut Sim, among: &[usize]| {
-            among[(sim.rng.next_u64() % among.len() as u64) as usize]
+            among[(sim.fault_rng.next_u64() % among.len() as u64) as usize]
         };
-        let mut roll = self.unit() * self.total_fault_rate();
+        let mut roll = self.fault_unit() * self.total_fault_rate();
         if roll < self.faults.break_rate {
             let a = pick(self, &alive);
             let b = pick(self, &alive);
             if a != b {
-                self.apply(Fault::Break(a, b));
+                self.inject(PlannedFault::Break(a, b));
             }
             return;
         }
@@ -57,24 +67,15 @@ impl Sim {
             if a == b {
                 return;
             }
-            let both_ways = self.unit() >= self.faults.one_way_probability;
-            self.apply(Fault::Partition {
+            let both_ways = self.fault_unit() >= self.faults.one_way_probability;
+            let (low, high) = self.faults.partition_duration;
+            let heal_after = low + high.saturating_sub(low).mul_f64(self.fault_unit());
+            self.inject(PlannedFault::Partition {
                 from: a,
                 to: b,
                 both_ways,
+                heal_after,
             });
-            let (low, high) = self.faults.partition_duration;
-            let span = high.saturating_sub(low).mul_f64(self.unit());
-            let heal_at = self.time.now() + low + span;
-            self.schedule(heal_at, Fault::HealAll);
-            // A silent cut: only heartbeats can notice it, within their bound.
-            let bound = self.death_report_bound();
-            if both_ways && low + span > bound {
-                let (a, b) = (self.nodes[a].node.id(), self.nodes[b].node.id());
-                self.checkers
-                    .borrow_mut()
-                    .on_cut(self.time.now(), a, b, bound);
-            }
             return;
         }
         let crashable: Vec<usize> = alive
@@ -86,20 +87,79 @@ impl Sim {
             return;
         }
         let victim = pick(self, &crashable);
-        self.apply(Fault::Crash(victim));
-        if self.nodes[victim].options.no_restart {
+        let reset = self.fault_unit() < self.faults.crash_reset_probability;
+        let restart_after = match self.faults.restart_delay {
+            Some((low, high)) if !self.nodes[victim].options.no_restart => {
+                Some(low + high.saturating_sub(low).mul_f64(self.fault_unit()))
+            }
+            _ => None,
+        };
+        self.inject(PlannedFault::Crash {
+            index: victim,
+            reset,
+            restart_after,
+        });
+    }
+
+    /// Injects a fault decided at random or read from a plan, and records it in the
+    /// run's [`injected`](Sim::injected) plan. A plan step naming a node the world does
+    /// not have (a plan from another version of a scenario) is skipped.
+    pub(super) fn inject(&mut self, planned: PlannedFault) {
+        let now = self.time.now();
+        let count = self.nodes.len();
+        let known = match &planned {
+            PlannedFault::Break(a, b) => *a < count && *b < count,
+            PlannedFault::Partition { from, to, .. } => *from < count && *to < count,
+            PlannedFault::Crash { index, .. } => *index < count,
+        };
+        if !known {
+            tracing::warn!(fault = %planned, nodes = count, "plan step names a node the world does not have; skipped");
             return;
         }
-        if let Some((low, high)) = self.faults.restart_delay {
-            let delay = low + high.saturating_sub(low).mul_f64(self.unit());
-            let at = self.time.now() + delay;
-            self.schedule(at, Fault::Restart(victim));
+        self.injected.push(PlanFault {
+            at: now,
+            fault: planned.clone(),
+        });
+        match planned {
+            PlannedFault::Break(a, b) => self.apply(Fault::Break(a, b)),
+            PlannedFault::Partition {
+                from,
+                to,
+                both_ways,
+                heal_after,
+            } => {
+                self.apply(Fault::Partition {
+                    from,
+                    to,
+                    both_ways,
+                });
+                self.schedule(now + heal_after, Fault::HealAll);
+                // A silent cut: only heartbeats can notice it, within their bound.
+                let bound = self.death_report_bound();
+                if both_ways && heal_after > bound {
+                    let (a, b) = (self.nodes[from].node.id(), self.nodes[to].node.id());
+                    self.checkers.borrow_mut().on_cut(now, a, b, bound);
+                }
+            }
+            PlannedFault::Crash {
+                index,
+                reset,
+                restart_after,
+            } => {
+                if self.nodes[index].crashed {
+                    return;
+                }
+                self.trace_fault(&Fault::Crash(index));
+                self.crash(index, reset);
+                if let Some(after) = restart_after {
+                    self.schedule(now + after, Fault::Restart(index));
+                }
+            }
         }
     }
 
-    /// Applies a fault now.
-    pub fn apply(&mut self, fault: Fault) {
-        let _hooks = self.enter();
+    /// Records an applied fault in the trace and the log.
+    fn trace_fault(&self, fault: &Fault) {
         let now = self.time.now();
         self.trace
             .borrow_mut()
@@ -107,6 +167,13 @@ impl Sim {
                 format!("fault {fault:?}")
             });
         tracing::debug!(?fault, at = ?now, "fault");
+    }
+
+    /// Applies a fault now.
+    pub fn apply(&mut self, fault: Fault) {
+        let _hooks = self.enter();
+        let now = self.time.now();
+        self.trace_fault(&fault);
         match fault {
             Fault::Break(a, b) => {
                 let (a, b) = (self.nodes[a].node.id(), self.nodes[b].node.id());
@@ -131,7 +198,13 @@ impl Sim {
                 self.network.state.borrow_mut().heal_all();
                 self.checkers.borrow_mut().on_heal(now, false);
             }
-            Fault::Crash(index) => self.crash(index),
+            Fault::Crash(index) => {
+                // A crash a scenario asked for: reset or silent by the world's draw.
+                if !self.nodes[index].crashed {
+                    let reset = self.unit() < self.faults.crash_reset_probability;
+                    self.crash(index, reset);
+                }
+            }
             Fault::Stop(index) => {
                 if let Some(slot) = self.nodes.get_mut(index) {
                     if !slot.crashed {
@@ -147,11 +220,10 @@ impl Sim {
         }
     }
 
-    fn crash(&mut self, index: usize) {
+    fn crash(&mut self, index: usize, reset: bool) {
         if self.nodes[index].crashed {
             return;
         }
-        let reset = self.unit() < self.faults.crash_reset_probability;
         let id = self.nodes[index].node.id();
         self.network.state.borrow_mut().crash(id, reset);
         self.nodes[index].crashed = true;

@@ -32,6 +32,7 @@ use crate::checkers::{Checkers, Violation};
 use crate::clock::WorldTime;
 use crate::faults::{Fault, Faults};
 use crate::network::Network;
+use crate::plan::{Plan, PlanFault};
 use crate::probes::{ProbeCount, WorldHooks};
 use crate::trace::Trace;
 use node::SimNode;
@@ -41,6 +42,10 @@ pub const SIM_TRACE_AGENT_ID: &str = "hyperion-sim.mx-trace";
 
 /// Virtual time after which [`Sim::run_until`] gives up, unless changed.
 pub const VIRTUAL_TIME_LIMIT_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+
+/// Mixed into the seed of the generator of random faults, so that it differs from the
+/// world's own generator.
+const FAULT_RNG_SALT: u64 = 0x6661_756c_7473_2121;
 
 /// Why a simulated run did not produce its result.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +107,15 @@ pub struct Sim {
     scheduled: BTreeMap<(Duration, u64), Fault>,
     next_scheduled: u64,
     next_random_fault: Option<Duration>,
+    /// Draws of random faults only: the world's generator (`rng`) then draws the same
+    /// whether faults come at random or from a plan, so a plan replays the same world.
+    fault_rng: ChaCha8Rng,
+    /// Whether faults come from a plan ([`Sim::follow_plan`]) instead of at random.
+    following_plan: bool,
+    /// The plan's faults still to come, in time order.
+    planned: std::collections::VecDeque<PlanFault>,
+    /// The faults injected so far (random or planned), for [`Sim::injected`].
+    injected: Vec<PlanFault>,
     heartbeat: HeartbeatConfig,
     trace: Rc<RefCell<Trace>>,
     checkers: Rc<RefCell<Checkers>>,
@@ -150,6 +164,10 @@ impl Sim {
             scheduled: BTreeMap::new(),
             next_scheduled: 0,
             next_random_fault: None,
+            fault_rng: ChaCha8Rng::seed_from_u64(seed ^ FAULT_RNG_SALT),
+            following_plan: false,
+            planned: std::collections::VecDeque::new(),
+            injected: Vec::new(),
             heartbeat: HeartbeatConfig::default(),
             trace,
             checkers: Rc::default(),
@@ -314,6 +332,43 @@ impl Sim {
     /// A handle for code inside the world (launchers) to add nodes and schedule faults.
     pub fn handle(&self) -> SimHandle {
         self.handle.clone()
+    }
+
+    /// What the world injected so far, as an explicit [`Plan`]: the random faults (with
+    /// every decision about each: which nodes, which way, how long) and the buggify
+    /// firings. Faults the scenario itself applied or scheduled are not in it (the
+    /// scenario applies them again when replayed).
+    pub fn injected(&self) -> Plan {
+        Plan {
+            scenario: String::new(),
+            seed: self.seed,
+            faults: self.injected.clone(),
+            buggify: self.hooks.buggify_log(),
+        }
+    }
+
+    /// Injects `plan`'s faults and buggify firings instead of random ones: no random
+    /// fault is drawn, each planned fault comes at its time, and a buggify site fires
+    /// exactly on the calls the plan lists (when buggify is on). The world's other
+    /// choices still come from its seed; replaying a failing run's
+    /// [`injected`](Sim::injected) plan in a world of the same seed runs it again.
+    ///
+    /// ```
+    /// use hyperion_sim::{Plan, Sim};
+    /// let plan: Plan = "seed 5\nfault 1000000000 break 0 1\n".parse().unwrap();
+    /// let mut sim = Sim::new(5).follow_plan(&plan);
+    /// let (a, _b) = (sim.add_node(), sim.add_node());
+    /// sim.run_for(std::time::Duration::from_secs(2));
+    /// assert_eq!(sim.injected().faults, plan.faults);
+    /// ```
+    pub fn follow_plan(mut self, plan: &Plan) -> Sim {
+        self.following_plan = true;
+        self.next_random_fault = None;
+        let mut faults = plan.faults.clone();
+        faults.sort_by_key(|step| step.at);
+        self.planned = faults.into();
+        self.hooks.follow_buggify(&plan.buggify);
+        self
     }
 
     /// Breaks the simulator on purpose: jitter may reorder frames on a connection. Only

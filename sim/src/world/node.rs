@@ -72,12 +72,15 @@ pub(super) struct SimNode {
     pub(super) busy_until: Duration,
     /// Until when the node is stopped, as by SIGSTOP (see [`Fault::Pause`]).
     pub(super) paused_until: Duration,
+    /// Until when its due timers wait (a buggified late timer).
+    pub(super) timers_late_until: Duration,
+    /// Whether its last due timers were made late (the next ones are not).
+    pub(super) timers_lagged: bool,
     /// What the network delivered to the node while it was paused, in order.
     pub(super) held: std::collections::VecDeque<Delivery>,
 }
 
 impl Sim {
-
     pub(super) fn start_mx_trace_agent(&self, index: usize, node: &LocalNode) {
         if !self.trace_mx {
             return;
@@ -97,7 +100,6 @@ impl Sim {
             tracing::warn!(node = %node.id(), %err, "mx trace agent not started");
         }
     }
-
 
     /// Adds a node that random faults leave alone, and returns it.
     pub fn add_node(&mut self) -> LocalNode {
@@ -131,6 +133,8 @@ impl Sim {
             },
             busy_until: Duration::ZERO,
             paused_until: Duration::ZERO,
+            timers_late_until: Duration::ZERO,
+            timers_lagged: false,
             held: std::collections::VecDeque::new(),
         });
         self.handle.reserved.set(self.nodes.len());

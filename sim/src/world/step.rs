@@ -13,6 +13,9 @@ use hyperion::{DiedReason, LocalNode, NodeId, Process};
 use rand_chacha::rand_core::RngCore;
 
 use super::{Sim, SimError};
+
+/// How late a buggified timer fires (see `apply_due`).
+const TIMER_LATENESS: Duration = Duration::from_millis(100);
 use crate::faults::Faults;
 use crate::network::Delivery;
 
@@ -100,7 +103,11 @@ impl Sim {
                 continue;
             }
             if let Some(deadline) = sim_node.node.next_deadline() {
-                consider(sim_node.clock.to_world(deadline).max(sim_node.paused_until));
+                let at = sim_node.clock.to_world(deadline);
+                consider(
+                    at.max(sim_node.paused_until)
+                        .max(sim_node.timers_late_until),
+                );
             }
             if sim_node.node.ready_len() > 0 {
                 consider(sim_node.busy_until);
@@ -118,10 +125,13 @@ impl Sim {
         if !self.handle.requests.borrow().is_empty() {
             consider(self.time.now());
         }
-        // Random faults alone do not keep a finished world going.
+        // Random (or planned) faults alone do not keep a finished world going.
         if next.is_some() {
             if let Some(at) = self.next_random_fault {
                 earliest(&mut next, at);
+            }
+            if let Some(step) = self.planned.front() {
+                earliest(&mut next, step.at);
             }
         }
         next
@@ -139,6 +149,10 @@ impl Sim {
         if self.next_random_fault.is_some_and(|at| at <= now) {
             self.random_fault();
         }
+        while self.planned.front().is_some_and(|step| step.at <= now) {
+            let step = self.planned.pop_front().expect("a front step");
+            self.inject(step.fault);
+        }
         self.release_held(now);
         loop {
             let delivery = self.network.state.borrow_mut().pop_due(now);
@@ -150,10 +164,26 @@ impl Sim {
         for detail in fifo {
             self.checkers.borrow_mut().on_frame_fifo(now, detail);
         }
-        for (index, sim_node) in self.nodes.iter().enumerate() {
-            if sim_node.crashed || sim_node.paused_until > now {
+        for index in 0..self.nodes.len() {
+            let sim_node = &self.nodes[index];
+            if sim_node.crashed || sim_node.paused_until > now || sim_node.timers_late_until > now {
                 continue;
             }
+            let due = sim_node
+                .node
+                .next_deadline()
+                .is_some_and(|deadline| sim_node.clock.to_world(deadline) <= now);
+            // A timer that fires late, as on a loaded host: the node's due timers wait a
+            // while (once in a row, so that lateness never piles up past the bounds).
+            if due && !sim_node.timers_lagged && hyperion::buggify!() {
+                hyperion::reached!("sim.buggify.late_timer");
+                let slot = &mut self.nodes[index];
+                slot.timers_late_until = now + TIMER_LATENESS;
+                slot.timers_lagged = true;
+                continue;
+            }
+            let sim_node = &mut self.nodes[index];
+            sim_node.timers_lagged = false;
             let fired = sim_node.node.fire_due_timers();
             if fired > 0 {
                 self.trace.borrow_mut().event(
