@@ -114,7 +114,7 @@ pub fn shrink(
     // Delta debugging (ddmin, complements only): try the plan without each of n chunks;
     // on success keep the smaller plan and coarsen, otherwise refine.
     let mut chunks = 2;
-    while best.0.len() >= 1 {
+    while !best.0.is_empty() {
         let steps = best.0.len();
         let chunks_now = chunks.min(steps);
         let size = steps.div_ceil(chunks_now);
