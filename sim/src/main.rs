@@ -135,6 +135,9 @@ fn explore(options: &Options) -> ExitCode {
     // default hook would print each one; a panic that fails a seed is reported with its
     // message by the runner, beside the command that replays it.
     std::panic::set_hook(Box::new(|_| {}));
+    // Likewise the master's terminal notices (a worker of another build refused): a
+    // scenario's outcome says what matters.
+    hyperion::cluster::print_notices_with(|_| {});
     if hyperion_sim::coverage::explore(&chosen, options.start, options.seeds) {
         ExitCode::SUCCESS
     } else {

@@ -143,6 +143,13 @@ const SCENARIOS: &[Scenario] = &[
             known_defect: None,
         },
         Scenario {
+            name: "mixed_builds",
+            about: "two services at once, one launching workers of another build: it is refused (the error names both builds), its workers end refused, the other service answers",
+            run: remote::mixed_builds,
+            probes: &[required("mixed_builds.refused")],
+            known_defect: None,
+        },
+        Scenario {
             name: "agents",
             about: "mx agents stopped by deactivate, panic, kill, node shutdown, node crash: finalizers run exactly once; concurrent starts under one id: one wins, DuplicateAgentId for the rest",
             run: agents::agents,

@@ -10,7 +10,9 @@ use hyperion::remote::{
     RetryPolicy, RunnerError, ServiceError, ServiceId, WorkerConfig, WorkerExit, WorkerHello,
     WorkerMessage,
 };
-use hyperion::{match_if, match_type, sometimes, Closure, Process, ProcessId, RemoteTable};
+use hyperion::{
+    match_if, match_type, sometimes, BuildId, Closure, Process, ProcessId, RemoteTable,
+};
 
 use super::SCENARIO_TIME_LIMIT;
 use crate::launcher::SimLauncher;
@@ -471,4 +473,60 @@ pub(super) fn worker_killed(sim: &mut Sim) -> Result<(), String> {
             "a quiet world: got {outcome:?} after {attempts} attempts, the first error {first:?}; expected 9 on the second worker after AsyncLinkFailed"
         )),
     }
+}
+
+/// Two services at once in one master, one of whose launchers starts workers of
+/// another build (a binary recompiled while the run went on): that service never runs
+/// its block; if it fails by the refusal, the error names both builds; its workers never
+/// connect (they end refused, or give up); the other service is untouched (in a calm
+/// world it answers).
+pub(super) fn mixed_builds(sim: &mut Sim) -> Result<(), String> {
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let master = sim.add_node();
+    let same = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60))),
+    );
+    let stale_build = BuildId::named("stale0001");
+    let stale = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60)))
+            .worker_build(stale_build.clone()),
+    );
+    let (in_same, in_stale) = (same.clone(), stale.clone());
+    let (good, refused) = sim
+        .run_until(&master, move |p| async move {
+            let p = &p;
+            let good = with_service(p, &*in_same, |_, _| async { 42u64 });
+            let refused = with_service(p, &*in_stale, |_, _| async { 43u64 });
+            futures::future::join(good, refused).await
+        })
+        .map_err(|err| err.to_string())?;
+    match refused {
+        Ok(value) => return Err(format!("a worker of another build ran a block ({value})")),
+        Err(ServiceError::Launch(err)) => {
+            let text = err.to_string();
+            sim.sometimes("mixed_builds.refused", true);
+            let own = BuildId::fixed().to_string();
+            if !text.contains(&stale_build.to_string()) || !text.contains(&own) {
+                return Err(format!("a refusal that does not name both builds: {text}"));
+            }
+        }
+        Err(_) => {}
+    }
+    sim.run_for(Duration::from_secs(2));
+    let exits = stale.exits();
+    // Refused, or never heard (its hellos lost under faults): never connected.
+    let connected = |exit: &WorkerExit| !matches!(exit, WorkerExit::Refused | WorkerExit::NoMaster);
+    if let Some((index, exit)) = exits.iter().find(|(_, exit)| connected(exit)) {
+        return Err(format!(
+            "the stale worker on node {index} ended by {exit:?}"
+        ));
+    }
+    if calm(sim) && sim.buggify_fired().values().all(|fired| *fired == 0) && good != Ok(42) {
+        return Err(format!(
+            "a calm world, yet the service of the same build got {good:?}"
+        ));
+    }
+    Ok(())
 }

@@ -358,7 +358,11 @@ impl Sim {
     /// let plan: Plan = "seed 5\nfault 1000000000 break 0 1\n".parse().unwrap();
     /// let mut sim = Sim::new(5).follow_plan(&plan);
     /// let (a, _b) = (sim.add_node(), sim.add_node());
-    /// sim.run_for(std::time::Duration::from_secs(2));
+    /// // Like random faults, planned ones do not keep an idle world going: sleep.
+    /// let slept = sim.run_until(&a, |p| async move {
+    ///     p.sleep(std::time::Duration::from_secs(2)).await
+    /// });
+    /// assert!(slept.is_ok());
     /// assert_eq!(sim.injected().faults, plan.faults);
     /// ```
     pub fn follow_plan(mut self, plan: &Plan) -> Sim {
