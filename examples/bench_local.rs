@@ -2,7 +2,9 @@
 //! measured in the same run:
 //!
 //! 1. messages per second between two processes vs. `std::sync::mpsc` between two
-//!    threads;
+//!    threads, for a `u64` (held in the envelope itself) and for a 24-byte struct
+//!    (boxed); beside them the cost of taking a boxed value out of its envelope, an
+//!    `unsafe` `Box::from_raw` against a checked `Box<dyn Any>` downcast;
 //! 2. spawn + exit cost per process vs. `std::thread::spawn` + `join`;
 //! 3. heap memory per idle process (100,000 of them waiting in a receive, counted by a
 //!    counting allocator) vs. the 1 KiB target;
@@ -15,14 +17,18 @@
 //!
 //! ```text
 //! cargo run --release --example bench_local            # everything
+//! cargo run --release --example bench_local messages   # 1. alone
 //! cargo run --release --example bench_local monitors   # 4. alone
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::any::{Any, TypeId};
+use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hyperion::{Node, ProcessMonitorNotification};
+use serde::{Deserialize, Serialize};
 
 const MESSAGES: u64 = 5_000_000;
 /// Sends between two yields of the sender: a producer that never yields would only
@@ -75,25 +81,23 @@ fn main() {
         spawn_monitor_figures(&node);
         return;
     }
+    // `bench_local messages` runs the message benchmarks alone.
+    let messages_only = std::env::args().nth(1).as_deref() == Some("messages");
 
-    // The two-thread reference is bimodal on a small machine (it depends on where the
-    // threads land), so rounds alternate and the median ratio is the figure, with its
-    // range beside it.
-    let mut rounds: Vec<(Duration, Duration)> = (0..MESSAGE_ROUNDS)
-        .map(|_| (hyperion_messages(&node), std_mpsc_messages()))
-        .collect();
-    let ratio =
-        |(ours, reference): &(Duration, Duration)| reference.as_secs_f64() / ours.as_secs_f64();
-    rounds.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
-    let median = rounds[rounds.len() / 2];
-    println!(
-        "local send+receive: hyperion {:>6.2} M msg/s | std::sync::mpsc (2 threads) {:>6.2} M msg/s | ratio {:.2}, median of {MESSAGE_ROUNDS} alternating rounds (range {:.2}-{:.2}; target >= 0.5)",
-        rate(MESSAGES, median.0),
-        rate(MESSAGES, median.1),
-        ratio(&median),
-        ratio(&rounds[0]),
-        ratio(&rounds[rounds.len() - 1]),
+    message_figures(
+        "u64",
+        || hyperion_messages(&node, |n| n),
+        || std_mpsc_messages(|n| n),
     );
+    message_figures(
+        "24-byte struct",
+        || hyperion_messages(&node, Triple::of),
+        || std_mpsc_messages(Triple::of),
+    );
+    envelope_cast_figures();
+    if messages_only {
+        return;
+    }
 
     let ours = best_of(3, || hyperion_spawns(&node));
     let reference = best_of(3, thread_spawns);
@@ -114,6 +118,121 @@ fn main() {
     );
 
     spawn_monitor_figures(&node);
+}
+
+/// A message type too large to be held in the envelope: it is boxed.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct Triple(u64, u64, u64);
+
+impl Triple {
+    fn of(n: u64) -> Triple {
+        Triple(n, 1, 2)
+    }
+}
+
+/// A value the benchmarks can sum, whatever its type.
+trait Summable: hyperion::Serializable + Copy {
+    fn summand(self) -> u64;
+}
+
+impl Summable for u64 {
+    fn summand(self) -> u64 {
+        self
+    }
+}
+
+impl Summable for Triple {
+    fn summand(self) -> u64 {
+        self.0
+    }
+}
+
+/// Local send+receive of `what` against `std::sync::mpsc` one-way, in alternating rounds.
+fn message_figures(
+    what: &str,
+    mut ours: impl FnMut() -> Duration,
+    mut reference: impl FnMut() -> Duration,
+) {
+    // The two-thread reference is bimodal on a small machine (it depends on where the
+    // threads land), so rounds alternate and the median ratio is the figure, with its
+    // range beside it.
+    let mut rounds: Vec<(Duration, Duration)> =
+        (0..MESSAGE_ROUNDS).map(|_| (ours(), reference())).collect();
+    let ratio =
+        |(ours, reference): &(Duration, Duration)| reference.as_secs_f64() / ours.as_secs_f64();
+    rounds.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+    let median = rounds[rounds.len() / 2];
+    println!(
+        "local send+receive ({what}): hyperion {:>6.2} M msg/s | std::sync::mpsc (2 threads) {:>6.2} M msg/s | ratio {:.2}, median of {MESSAGE_ROUNDS} alternating rounds (range {:.2}-{:.2}; target >= 0.7)",
+        rate(MESSAGES, median.0),
+        rate(MESSAGES, median.1),
+        ratio(&median),
+        ratio(&rounds[0]),
+        ratio(&rounds[rounds.len() - 1]),
+    );
+}
+
+/// What a boxed local value looks like in the envelope (the library's `LocalValue`,
+/// reduced to what taking the value out needs).
+trait Erased: Send {
+    fn value_type(&self) -> TypeId;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: Send + 'static> Erased for T {
+    fn value_type(&self) -> TypeId {
+        TypeId::of::<T>()
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// Boxes and takes back `CASTS` values, checking the type as a receive does, then
+/// taking the value out `unsafe`ly (the type already checked) or by a checked downcast.
+fn envelope_casts(checked: bool) -> Duration {
+    const CASTS: u64 = 20_000_000;
+    let started = Instant::now();
+    let mut sum = 0u64;
+    for n in 0..CASTS {
+        let boxed: Box<dyn Erased> = black_box(Box::new(Triple::of(n)));
+        if boxed.value_type() != TypeId::of::<Triple>() {
+            continue;
+        }
+        let value = if checked {
+            match boxed.into_any().downcast::<Triple>() {
+                Ok(value) => *value,
+                Err(_) => unreachable!("type checked"),
+            }
+        } else {
+            let raw = Box::into_raw(boxed) as *mut Triple;
+            // SAFETY: the type was checked above (this is the cast the library made).
+            *unsafe { Box::from_raw(raw) }
+        };
+        sum = sum.wrapping_add(black_box(value).0);
+    }
+    black_box(sum);
+    started.elapsed() / CASTS as u32
+}
+
+/// The two ways of taking a boxed value out of its envelope, in alternating rounds.
+fn envelope_cast_figures() {
+    let mut rounds: Vec<(Duration, Duration)> = (0..MESSAGE_ROUNDS)
+        .map(|_| (envelope_casts(false), envelope_casts(true)))
+        .collect();
+    let difference = |(raw, checked): &(Duration, Duration)| {
+        checked.as_secs_f64() * 1e9 - raw.as_secs_f64() * 1e9
+    };
+    rounds.sort_by(|a, b| difference(a).total_cmp(&difference(b)));
+    let median = rounds[rounds.len() / 2];
+    println!(
+        "envelope cast (box + type check + take out): unsafe Box::from_raw {:>5.2} ns | checked Box<dyn Any> downcast {:>5.2} ns | difference {:+.2} ns, median of {MESSAGE_ROUNDS} alternating rounds (range {:+.2} to {:+.2})",
+        median.0.as_secs_f64() * 1e9,
+        median.1.as_secs_f64() * 1e9,
+        difference(&median),
+        difference(&rounds[0]),
+        difference(&rounds[rounds.len() - 1]),
+    );
 }
 
 fn spawn_monitor_figures(node: &Node) {
@@ -213,20 +332,20 @@ fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64() / 1e6
 }
 
-fn hyperion_messages(node: &Node) -> Duration {
-    node.run(|p| async move {
+fn hyperion_messages<T: Summable>(node: &Node, make: fn(u64) -> T) -> Duration {
+    node.run(move |p| async move {
         let me = p.self_pid();
         let started = Instant::now();
         let receiver = p.spawn_local(move |r| async move {
             let mut sum = 0u64;
             for _ in 0..MESSAGES {
-                sum = sum.wrapping_add(r.expect::<u64>().await);
+                sum = sum.wrapping_add(r.expect::<T>().await.summand());
             }
             r.send(me, sum);
         });
         p.spawn_local(move |s| async move {
             for n in 0..MESSAGES {
-                s.send(receiver, n);
+                s.send(receiver, make(n));
                 if n % SEND_BATCH == SEND_BATCH - 1 {
                     s.yield_now().await;
                 }
@@ -239,18 +358,18 @@ fn hyperion_messages(node: &Node) -> Duration {
     .expect("benchmark process")
 }
 
-fn std_mpsc_messages() -> Duration {
+fn std_mpsc_messages<T: Summable>(make: fn(u64) -> T) -> Duration {
     let started = Instant::now();
-    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    let (tx, rx) = std::sync::mpsc::channel::<T>();
     let receiver = std::thread::spawn(move || {
         let mut sum = 0u64;
         for _ in 0..MESSAGES {
-            sum = sum.wrapping_add(rx.recv().expect("sender alive"));
+            sum = sum.wrapping_add(rx.recv().expect("sender alive").summand());
         }
         sum
     });
     for n in 0..MESSAGES {
-        tx.send(n).expect("receiver alive");
+        tx.send(make(n)).expect("receiver alive");
     }
     assert_eq!(receiver.join().unwrap(), (0..MESSAGES).sum::<u64>());
     started.elapsed()

@@ -4,6 +4,8 @@
 //! cargo run --release --example scan -- --workers 4                  # local worker processes over TCP
 //! cargo run --release --example scan -- --launcher sim --seed 7      # the simulator, with faults
 //! cargo run --release --example scan -- --launcher slurm --workers 2 # Slurm jobs
+//! cargo run --release --example scan -- --launcher slurm --job-arrays --workers 16 # one job array
+//! cargo run --release --example scan -- --launcher auto --workers 8  # the allocation's CPUs, or Slurm jobs, or local
 //! cargo run --release --example scan -- --workers 4 --resume         # after a kill: the rest only
 //! ```
 //!
@@ -30,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use hyperion::cluster::{self, Master};
-use hyperion::launch::{LocalLauncher, SlurmLauncher, SlurmOptions};
+use hyperion::launch::{
+    Allocation, AllocationLauncher, LauncherChoice, LocalLauncher, SlurmLauncher, SlurmOptions,
+};
 use hyperion::remote::{
     with_remote_runner, LaunchError, Memoized, OnRemoteError, RemoteCall, RemoteError, RetryPolicy,
     ServiceId, StoredCallError, WorkerLauncher,
@@ -164,6 +168,63 @@ enum LauncherKind {
     Sim,
     /// Slurm batch jobs (run on a login node).
     Slurm,
+    /// Inside a Slurm allocation (`salloc`, `sbatch`), job steps on its CPUs; else Slurm
+    /// batch jobs if a Slurm controller answers; else local processes.
+    Auto,
+}
+
+/// Where the workers run, `auto` resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Place {
+    Local,
+    Sim,
+    Slurm,
+    /// Job steps of the allocation the master runs in.
+    Allocation(Allocation),
+}
+
+impl Place {
+    /// `kind`, with `auto` decided from the environment (and said on the terminal).
+    fn of(kind: LauncherKind) -> Result<Place, String> {
+        Ok(match kind {
+            LauncherKind::Local => Place::Local,
+            LauncherKind::Sim => Place::Sim,
+            LauncherKind::Slurm => Place::Slurm,
+            LauncherKind::Auto => {
+                let choice = LauncherChoice::detect()
+                    .map_err(|err| format!("scan: --launcher auto: {err}"))?;
+                match choice {
+                    LauncherChoice::Allocation(allocation) => {
+                        println!(
+                            "scan: --launcher auto: inside Slurm job {} ({} CPUs on {} nodes): workers are job steps",
+                            allocation.job_id,
+                            allocation.total_cpus(),
+                            allocation.nodes.len()
+                        );
+                        Place::Allocation(allocation)
+                    }
+                    LauncherChoice::Slurm => {
+                        println!("scan: --launcher auto: Slurm answers: workers are batch jobs");
+                        Place::Slurm
+                    }
+                    LauncherChoice::Local => {
+                        println!("scan: --launcher auto: no Slurm: workers are local processes");
+                        Place::Local
+                    }
+                }
+            }
+        })
+    }
+
+    /// The name the status page shows.
+    fn name(&self) -> &'static str {
+        match self {
+            Place::Local => "local",
+            Place::Sim => "sim",
+            Place::Slurm => "slurm",
+            Place::Allocation(_) => "allocation",
+        }
+    }
 }
 
 /// A parameter scan of ∫₀¹⁰ exp(−a x²) cos(3x) dx, each integral computed on a worker
@@ -194,9 +255,13 @@ struct Options {
     #[arg(long, default_value_t = 0)]
     pause_ms: u64,
     /// A failed task waits on the status page for "retry" instead of being retried at
-    /// once (--launcher local or slurm).
+    /// once (every launcher but sim).
     #[arg(long)]
     hold: bool,
+    /// Slurm workers as the tasks of job arrays (`sbatch --array`, one submission for
+    /// the workers started together) instead of one job each.
+    #[arg(long)]
+    job_arrays: bool,
     /// Task K fails its first attempt (to watch a retry or a hold).
     #[arg(long, value_name = "K")]
     fail_once: Option<u64>,
@@ -205,18 +270,23 @@ struct Options {
 impl Options {
     /// The workers to run: as asked, but no more than tasks nor than the launcher
     /// sustains; says so on the terminal when it caps.
-    fn workers(&self) -> usize {
+    fn workers(&self, place: &Place) -> usize {
         let asked = usize::try_from(self.workers).unwrap_or(usize::MAX);
-        let (launcher_max, why) = match self.launcher {
-            LauncherKind::Local => {
+        let (launcher_max, why) = match place {
+            Place::Local => {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
                 (
                     cpus * LOCAL_WORKERS_PER_CPU,
                     format!("{LOCAL_WORKERS_PER_CPU} per CPU here"),
                 )
             }
-            LauncherKind::Sim => (SIM_WORKERS_MAX, "the simulator's most".to_string()),
-            LauncherKind::Slurm => (SLURM_JOBS_MAX, "the most Slurm jobs at once".to_string()),
+            Place::Sim => (SIM_WORKERS_MAX, "the simulator's most".to_string()),
+            Place::Slurm => (SLURM_JOBS_MAX, "the most Slurm jobs at once".to_string()),
+            // One CPU each: a worker beyond the allocation's CPUs would only wait for one.
+            Place::Allocation(allocation) => (
+                usize::try_from(allocation.total_cpus()).unwrap_or(usize::MAX),
+                "one per CPU of the allocation".to_string(),
+            ),
         };
         let tasks = usize::try_from(self.tasks).unwrap_or(usize::MAX);
         let (workers, why) = if tasks <= launcher_max {
@@ -646,6 +716,39 @@ fn report(params: &[f64], mut scanned: Scanned, elapsed: Duration) -> ExitCode {
     }
 }
 
+/// A real-world scan, waiting for its launcher.
+struct Run {
+    store: Rc<dyn ResultStore>,
+    work: Work,
+    settings: Settings,
+    progress: Rc<Progress>,
+    file: ResultsFile,
+}
+
+impl Run {
+    /// Scans with `launcher`; with `hold`, failed tasks wait for the status page.
+    async fn with<L: WorkerLauncher + 'static>(
+        self,
+        p: &Process,
+        launcher: L,
+        hold: bool,
+    ) -> Scanned {
+        let Run {
+            store,
+            work,
+            settings,
+            progress,
+            file,
+        } = self;
+        if hold {
+            let launcher = Rc::new(Holding(launcher));
+            scan(p, launcher, store, work, settings, progress, file).await
+        } else {
+            scan(p, Rc::new(launcher), store, work, settings, progress, file).await
+        }
+    }
+}
+
 fn run_master(master: Master, options: Options) -> ExitCode {
     let tasks = usize::try_from(options.tasks).expect("--tasks is at most TASKS_MAX");
     let params = params(tasks);
@@ -660,7 +763,14 @@ fn run_master(master: Master, options: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let workers = options.workers();
+    let place = match Place::of(options.launcher) {
+        Ok(place) => place,
+        Err(why) => {
+            eprintln!("{why}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let workers = options.workers(&place);
     // Task K's marker file: its first attempt creates it and fails.
     let fail_once = options
         .fail_once
@@ -675,12 +785,10 @@ fn run_master(master: Master, options: Options) -> ExitCode {
         fail_once,
     };
     let board = master.status.clone();
-    if let Some(name) = options.launcher.to_possible_value() {
-        board.set_launcher(name.get_name());
-    }
+    board.set_launcher(place.name());
     let started = Instant::now();
-    let scanned = match options.launcher {
-        LauncherKind::Sim => {
+    let scanned = match place {
+        Place::Sim => {
             let mut sim = Sim::new(options.seed);
             let node = sim.add_node();
             let launcher = Rc::new(SimLauncher::new(sim.handle(), table()).retry_policy(
@@ -721,7 +829,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                 }
             }
         }
-        LauncherKind::Local | LauncherKind::Slurm => {
+        place @ (Place::Local | Place::Slurm | Place::Allocation(_)) => {
             if let Err(err) = cluster::catch_interrupts() {
                 tracing::warn!(%err, "cannot catch SIGINT and SIGTERM; they will end the scan at once");
             }
@@ -733,7 +841,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let local = options.launcher == LauncherKind::Local;
+            let local = place == Place::Local;
             let transport = TcpConfig::bind(if local { "127.0.0.1:0" } else { "0.0.0.0:0" })
                 .cookie_file(&master.cookie_file);
             let node = match Node::tcp(transport, NodeConfig::default()) {
@@ -744,6 +852,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                 }
             };
             let (pause_ms, hold, file) = (options.pause_ms, options.hold, out);
+            let job_arrays = options.job_arrays;
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
             let binary = master.worker_binary();
             let job_output = master.job_dir.join("%j.out");
@@ -770,42 +879,46 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     pause: Duration::from_millis(200),
                     pause_max: Duration::from_secs(5),
                 };
-                if local {
-                    let launcher = Ok::<_, std::io::Error>(LocalLauncher::program(binary))
-                        .map(|l| l.cookie_file(cookie).log_dir(log_dir).retry_policy(policy));
-                    match launcher {
-                        Ok(launcher) if hold => {
-                            let launcher = Rc::new(Holding(launcher));
-                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
-                        }
-                        Ok(launcher) => {
-                            let launcher = Rc::new(launcher);
-                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
-                        }
-                        Err(err) => Err(format!("scan: cannot find this program: {err}")),
-                    }
-                } else {
-                    let options = SlurmOptions {
-                        output: Some(job_output),
-                        ..SlurmOptions::default().job_name("hyperion-scan")
-                    };
-                    let launcher = SlurmLauncher::new(options).map(|l| {
-                        l.program(binary)
+                let run = Run {
+                    store,
+                    work,
+                    settings,
+                    progress,
+                    file,
+                };
+                match place {
+                    Place::Local => {
+                        let launcher = LocalLauncher::program(binary)
                             .cookie_file(cookie)
                             .log_dir(log_dir)
-                            .retry_policy(policy)
-                            .max_jobs(SLURM_JOBS_MAX)
-                    });
-                    match launcher {
-                        Ok(launcher) if hold => {
-                            let launcher = Rc::new(Holding(launcher));
-                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
+                            .retry_policy(policy);
+                        Ok(run.with(&p, launcher, hold).await)
+                    }
+                    Place::Allocation(allocation) => {
+                        let launcher = AllocationLauncher::new(allocation, binary)
+                            .cookie_file(cookie)
+                            .log_dir(log_dir)
+                            .retry_policy(policy);
+                        Ok(run.with(&p, launcher, hold).await)
+                    }
+                    _ => {
+                        let options = SlurmOptions {
+                            output: Some(job_output),
+                            ..SlurmOptions::default().job_name("hyperion-scan")
+                        };
+                        match SlurmLauncher::new(options) {
+                            Ok(launcher) => {
+                                let launcher = launcher
+                                    .program(binary)
+                                    .cookie_file(cookie)
+                                    .log_dir(log_dir)
+                                    .retry_policy(policy)
+                                    .max_jobs(SLURM_JOBS_MAX)
+                                    .job_arrays(job_arrays);
+                                Ok(run.with(&p, launcher, hold).await)
+                            }
+                            Err(err) => Err(format!("scan: cannot find this program: {err}")),
                         }
-                        Ok(launcher) => {
-                            let launcher = Rc::new(launcher);
-                            Ok(scan(&p, launcher, store, work, settings, progress, file).await)
-                        }
-                        Err(err) => Err(format!("scan: cannot find this program: {err}")),
                     }
                 }
             });

@@ -37,7 +37,7 @@ mod binary;
 mod interrupt;
 mod terminal;
 
-pub use binary::{copy_program, run_binary_path};
+pub use binary::{copy_program, remove_program_copy, run_binary_path};
 pub use interrupt::{catch_interrupts, interrupted, wait_for_interrupt, INTERRUPT_POLL_INTERVAL};
 pub use terminal::{notice, print_notices_with};
 
@@ -455,7 +455,8 @@ fn run<O>(
             let program = std::env::args().next().unwrap_or_default();
             let (status, _server) =
                 crate::status::start_for_run(status_options, &program, &args, &dirs.run, &dirs.log);
-            master(
+            let run_dir = dirs.run.clone();
+            let code = master(
                 Master {
                     status,
                     args,
@@ -466,7 +467,14 @@ fn run<O>(
                     resume_from,
                 },
                 options,
-            )
+            );
+            // The master is done: no worker of this run starts any more, so its copy of
+            // the program goes (a running worker keeps its open file; a crashed master
+            // leaves the copy, which a later run never reads).
+            if let Err(err) = remove_program_copy(&run_dir) {
+                tracing::warn!(run = %run_dir.display(), error = %err, "cannot remove the run's copy of the program");
+            }
+            code
         }
     }
 }

@@ -17,6 +17,12 @@ pub enum Defect {
     HeartbeatTimeoutDoubled = 8,
     /// A management agent's finalizer is skipped when the agent is killed.
     FinalizerSkippedOnKill = 16,
+    /// A worker's handshake gives up one hello early (after 4 × 10 s, not 5 × 10 s).
+    HandshakeGivesUpEarly = 32,
+    /// Timeouts (`sleep`, receives with a timeout) fire after 90% of their duration.
+    TimeoutFiresEarly = 64,
+    /// A name held by a remote process stays registered after the holder died.
+    NameKeptAfterHolderDied = 128,
 }
 
 #[cfg(feature = "planted-defects")]
@@ -61,4 +67,20 @@ pub(crate) use switch::is_planted;
 #[inline(always)]
 pub(crate) fn is_planted(_defect: Defect) -> bool {
     false
+}
+
+/// A worker's handshake attempts, one fewer under [`Defect::HandshakeGivesUpEarly`].
+#[inline(always)]
+pub(crate) fn handshake_attempts(attempts: u32) -> u32 {
+    attempts.saturating_sub(is_planted(Defect::HandshakeGivesUpEarly).into())
+}
+
+/// A timeout's duration, 90% of it under [`Defect::TimeoutFiresEarly`].
+#[inline(always)]
+pub(crate) fn timeout(timeout: std::time::Duration) -> std::time::Duration {
+    if is_planted(Defect::TimeoutFiresEarly) {
+        timeout * 9 / 10
+    } else {
+        timeout
+    }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{scan_binary, temp_dir};
+use common::{alive, children_of, scan_binary, temp_dir};
 
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hyperion::concurrency::map_concurrently;
 use hyperion::launch::LocalLauncher;
-use hyperion::remote::{with_remote_runner, with_service, RemoteCall, RetryPolicy};
+use hyperion::remote::{with_remote_runner, with_service, RemoteCall, RetryPolicy, ServiceError};
 use hyperion::transport::tcp::TcpConfig;
 use hyperion::{AsyncResult, BuildId, Node, NodeConfig};
 
@@ -145,43 +145,6 @@ fn a_worker_killed_with_sigkill_mid_call_is_retried_and_the_answer_is_right() {
     );
 }
 
-/// Processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // The parent pid is the 2nd field after the parenthesised command name.
-        let after = stat.rsplit(')').next().unwrap_or("");
-        if after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|f| f.parse::<u32>().ok())
-            == Some(parent)
-        {
-            children.push(pid);
-        }
-    }
-    children
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn no_worker_process_is_left_when_the_master_is_killed() {
     let scratch = temp_dir("killed-master");
@@ -258,5 +221,47 @@ fn concurrent_services_in_one_process_each_get_their_worker_on_the_first_hello()
             !text.contains("attempt=2"),
             "a worker needed a second hello:\n{text}"
         );
+    }
+}
+
+/// A worker whose process dies before it connects (it crashed at start, was killed, a
+/// library was missing) will never connect: the master learns it from its launcher and
+/// fails the service at once with the exit status, even without a connection timeout
+/// (where it used to wait forever).
+#[test]
+fn a_worker_that_dies_before_connecting_fails_its_service_at_once() {
+    let scratch = temp_dir("dies-at-start");
+    let dir = scratch.path().to_path_buf();
+    let program = dir.join("crashes-at-start");
+    std::fs::write(&program, "#!/bin/sh\nexit 7\n").unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let node = master_node(&dir);
+    let cookie = dir.join("cookie");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The node waits in a thread, so that the old behaviour (waiting forever) fails
+    // this test at the deadline instead of hanging it.
+    std::thread::spawn(move || {
+        let outcome = node
+            .run(move |p| async move {
+                let launcher = LocalLauncher::program(program)
+                    .cookie_file(cookie)
+                    .with_connection_timeout(None);
+                with_service(&p, &launcher, |_, _| async {}).await
+            })
+            .unwrap();
+        let _ = tx.send(outcome);
+    });
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the service failed instead of waiting forever");
+    match outcome {
+        Err(ServiceError::WorkerEndedBeforeConnecting { why, .. }) => {
+            assert!(why.contains("exit status: 7"), "{why}");
+        }
+        other => panic!("expected WorkerEndedBeforeConnecting, got {other:?}"),
     }
 }

@@ -101,6 +101,19 @@ fn the_main_job_completes_on_slurm_and_leaves_no_job() {
 #[test]
 #[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
 fn a_worker_job_cancelled_mid_call_is_retried() {
+    a_worker_cancelled_mid_call_is_retried(&[]);
+}
+
+#[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
+fn an_array_task_cancelled_mid_call_is_retried() {
+    let log = a_worker_cancelled_mid_call_is_retried(&["--job-arrays"]);
+    assert!(log.contains("submitted a job array of workers"), "{log}");
+}
+
+/// Runs the scan with 2 workers, `scancel`s one worker's job once both are connected,
+/// and checks the call was retried and the scan completed; returns the master's log.
+fn a_worker_cancelled_mid_call_is_retried(extra_args: &[&str]) -> String {
     let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
     require_slurm();
     let scratch = temp_dir("scancel");
@@ -116,6 +129,7 @@ fn a_worker_job_cancelled_mid_call_is_retried() {
             "--pause-ms",
             "1500",
         ])
+        .args(extra_args)
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -142,6 +156,7 @@ fn a_worker_job_cancelled_mid_call_is_retried() {
         "no retry in the master's log"
     );
     assert_queue_drains();
+    log
 }
 
 /// Workers whose log says they connected to their master.
@@ -232,5 +247,104 @@ fn an_interrupted_scan_leaves_no_job_and_keeps_its_results() {
     assert_eq!(output.status.code(), Some(143), "{text}");
     assert!(text.contains("scan: interrupted by SIGTERM"), "{text}");
     assert!(std::fs::read_to_string(&results).unwrap().lines().count() >= 3);
+    assert_queue_drains();
+}
+
+/// Steps of `job` running now, the batch script's own step left out.
+fn worker_steps(job: &str) -> usize {
+    let output = Command::new("squeue")
+        .args(["-h", "-s", "-j", job, "-o", "%i"])
+        .output()
+        .expect("squeue");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|step| !step.is_empty() && !step.ends_with(".batch") && !step.ends_with(".extern"))
+        .count()
+}
+
+#[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
+fn a_master_inside_an_allocation_runs_workers_as_job_steps_within_its_cpus() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    require_slurm();
+    let scratch = temp_dir("allocation");
+    let dir = scratch.path().to_path_buf();
+    let out = dir.join("master.out");
+    // The master asks for more workers than the job's 2 CPUs: the pool must hold it
+    // to 2 job steps at once.
+    let command = format!(
+        "{} --launcher auto --workers 4 --tasks 12 --pause-ms 300; echo \"master exit $?\"",
+        scan_binary().display()
+    );
+    let submitted = Command::new("sbatch")
+        .args(["--parsable", "-c", "2", "-J", "hyperion-scan-master", "-o"])
+        .arg(&out)
+        .arg("--chdir")
+        .arg(&dir)
+        .args(["--wrap", &command])
+        .output()
+        .unwrap();
+    assert!(
+        submitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    let job = String::from_utf8_lossy(&submitted.stdout)
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut steps_max = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while our_jobs().contains(&job) {
+        assert!(Instant::now() < deadline, "the master's job never ended");
+        steps_max = steps_max.max(worker_steps(&job));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(text.contains("master exit 0"), "{text}");
+    assert!(text.contains("workers are job steps"), "{text}");
+    assert!(text.contains("--workers 4 capped to 2"), "{text}");
+    assert!(text.contains("12 of 12 integrals"), "{text}");
+    assert!(
+        (1..=2).contains(&steps_max),
+        "{steps_max} worker steps at once on 2 CPUs"
+    );
+    assert_queue_drains();
+}
+
+#[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
+fn the_main_job_completes_with_its_workers_in_one_job_array() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    require_slurm();
+    let scratch = temp_dir("array");
+    let dir = scratch.path().to_path_buf();
+    let output = Command::new(scan_binary())
+        .args([
+            "--launcher",
+            "slurm",
+            "--job-arrays",
+            "--workers",
+            "4",
+            "--tasks",
+            "30",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("30 of 30 integrals"), "{text}");
+    let log = std::fs::read_to_string(dir.join("hyperion-runs/run-0001/master.log")).unwrap();
+    assert!(log.contains("submitted a job array of workers"), "{log}");
+    let submitted = log.matches("submitted a job array of workers").count();
+    assert_eq!(
+        submitted, 1,
+        "the 4 workers started together share one array: {log}"
+    );
     assert_queue_drains();
 }

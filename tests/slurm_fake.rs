@@ -8,19 +8,36 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use hyperion::launch::{SlurmLauncher, SlurmOptions};
+use hyperion::launch::{SlurmJob, SlurmLauncher, SlurmOptions};
 use hyperion::remote::{LaunchError, ServiceId, WorkerLauncher};
 use hyperion_sim::Sim;
 
 const SBATCH: &str = r#"#!/bin/sh
 S="$(dirname "$0")"
 echo "sbatch $*" >> "$S/calls"
-cat > /dev/null
-name=""
-for a in "$@"; do case "$a" in --job-name=*) name="${a#--job-name=}";; esac; done
+name=""; last=""
+for a in "$@"; do
+    case "$a" in
+        --job-name=*) name="${a#--job-name=}";;
+        --array=*) last="${a#--array=0-}"; last="${last%%%*}";;
+    esac
+done
+if [ -n "$last" ] && [ -f "$S/refuse_arrays" ]; then
+    cat > /dev/null
+    echo "sbatch: error: Batch job submission failed: Invalid job array specification" >&2
+    exit 1
+fi
 id=$(cat "$S/counter" 2>/dev/null || echo 100)
 echo $((id + 1)) > "$S/counter"
-{ echo "$name"; cat "$S/initial"; } > "$S/jobs/$id"
+cat > "$S/script-$id"
+if [ -n "$last" ]; then
+    for i in $(seq 0 "$last"); do
+        states="$S/initial"; [ -f "$S/initial_$i" ] && states="$S/initial_$i"
+        { echo "$name"; cat "$states"; } > "$S/jobs/${id}_$i"
+    done
+else
+    { echo "$name"; cat "$S/initial"; } > "$S/jobs/$id"
+fi
 if [ -f "$S/sbatch_output" ]; then cat "$S/sbatch_output"; else echo "$id"; fi
 "#;
 
@@ -95,6 +112,11 @@ impl FakeSlurm {
         std::fs::write(self.path("sbatch_output"), text).unwrap();
     }
 
+    /// `sbatch` refuses job arrays (as with `MaxArraySize=0`).
+    fn refuse_arrays(&self) {
+        std::fs::write(self.path("refuse_arrays"), "").unwrap();
+    }
+
     /// `squeue --name` fails.
     fn squeue_by_name_fails(&self) {
         std::fs::write(self.path("squeue_fails"), "").unwrap();
@@ -148,12 +170,12 @@ fn calls(dir: &Path) -> String {
 }
 
 /// Runs one launch in the simulator (virtual time: the launcher's polling is instant).
-fn launch(launcher: &Rc<SlurmLauncher>) -> Result<u64, LaunchError> {
+fn launch(launcher: &Rc<SlurmLauncher>) -> Result<SlurmJob, LaunchError> {
     launch_with_seed(launcher, 1)
 }
 
 /// [`launch`] in a world of this seed (service ids differ between seeds).
-fn launch_with_seed(launcher: &Rc<SlurmLauncher>, seed: u64) -> Result<u64, LaunchError> {
+fn launch_with_seed(launcher: &Rc<SlurmLauncher>, seed: u64) -> Result<SlurmJob, LaunchError> {
     let launcher = launcher.clone();
     Sim::run_alone(seed, move |p| async move {
         let service = ServiceId::fresh(&p);
@@ -168,7 +190,13 @@ fn unreadable_sbatch_output_finds_the_job_by_name_instead_of_resubmitting() {
     slurm.sbatch_prints("Submitted batch job, id withheld\n");
     let launcher = Rc::new(slurm.launcher());
     let job = launch(&launcher).expect("the job was found by name");
-    assert_eq!(job, 100);
+    assert_eq!(
+        job,
+        SlurmJob {
+            job: 100,
+            task: None
+        }
+    );
     assert_eq!(slurm.submissions(), 1, "{}", calls(slurm.dir.path()));
     launcher.cancel(&job);
     slurm.assert_queue_drains();
@@ -258,6 +286,140 @@ fn every_job_gets_its_own_name() {
             .iter()
             .all(|name| name.starts_with("fake-run-service-")),
         "{names:?}"
+    );
+    drop(launcher);
+    slurm.assert_queue_drains();
+}
+
+/// Launches `count` workers from as many processes at once, as a scan's slots do.
+fn launch_together(
+    launcher: &Rc<SlurmLauncher>,
+    count: usize,
+) -> Vec<Result<SlurmJob, LaunchError>> {
+    let launcher = launcher.clone();
+    Sim::run_alone(3, move |p| async move {
+        let me = p.self_pid();
+        for slot in 0..count {
+            let launcher = launcher.clone();
+            p.spawn_local(move |s| async move {
+                let service = ServiceId::fresh(&s);
+                let launched = launcher.launch(&s, s.self_node(), &service).await;
+                s.send(me, (slot, launched.map_err(|err| err.to_string())));
+            });
+        }
+        let mut results = Vec::new();
+        for _ in 0..count {
+            results.push(p.expect::<(usize, Result<SlurmJob, String>)>().await);
+        }
+        results.sort_by_key(|(slot, _)| *slot);
+        results
+            .into_iter()
+            .map(|(_, launched)| {
+                launched.map_err(|why| LaunchError {
+                    what: "launch".into(),
+                    why,
+                })
+            })
+            .collect()
+    })
+    .unwrap()
+}
+
+#[test]
+fn launches_started_together_share_one_job_array_one_task_each() {
+    let slurm = FakeSlurm::new(&["PENDING Priority", "RUNNING None"]);
+    let launcher = Rc::new(slurm.launcher().max_jobs(8).job_arrays(true));
+    let jobs: Vec<SlurmJob> = launch_together(&launcher, 3)
+        .into_iter()
+        .map(|launched| launched.expect("every task runs"))
+        .collect();
+    assert_eq!(slurm.submissions(), 1, "{}", calls(slurm.dir.path()));
+    assert!(
+        calls(slurm.dir.path()).contains("--array=0-2%8"),
+        "{}",
+        calls(slurm.dir.path())
+    );
+    let mut tasks: Vec<Option<u32>> = jobs.iter().map(|job| job.task).collect();
+    tasks.sort();
+    assert_eq!(tasks, [Some(0), Some(1), Some(2)]);
+    assert!(jobs.iter().all(|job| job.job == jobs[0].job));
+    // Each task runs its own worker: three services in the script's three branches.
+    let script = std::fs::read_to_string(slurm.path(&format!("script-{}", jobs[0].job))).unwrap();
+    for task in 0..3 {
+        assert!(
+            script.contains(&format!("{task}) exec '/bin/true' 'worker'")),
+            "{script}"
+        );
+    }
+    // A task is cancelled alone.
+    launcher.cancel(&jobs[1]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while slurm.queue().len() > 2 {
+        assert!(Instant::now() < deadline, "{:?}", slurm.queue());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !slurm.queue().contains(&jobs[1].to_string()),
+        "{:?}",
+        slurm.queue()
+    );
+    drop(launcher);
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn an_array_task_that_ends_before_running_fails_only_its_launch() {
+    let slurm = FakeSlurm::new(&["PENDING Priority", "RUNNING None"]);
+    // Task 1 of an array vanishes while it waits.
+    std::fs::write(slurm.path("initial_1"), "PENDING Priority\nGONE\n").unwrap();
+    let launcher = Rc::new(slurm.launcher().job_arrays(true));
+    let results = launch_together(&launcher, 2);
+    assert_eq!(slurm.submissions(), 1, "{}", calls(slurm.dir.path()));
+    // Which process got which task is the scheduler's choice: one runs, one fails.
+    let ran: Vec<SlurmJob> = results.iter().flatten().copied().collect();
+    let failed: Vec<&LaunchError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(ran.len(), 1, "{results:?}");
+    let first = ran[0];
+    assert_eq!(first.task, Some(0));
+    assert!(
+        failed[0].why.contains(&format!("job {}_1", first.job))
+            && failed[0].why.contains("ended before its worker connected"),
+        "{}",
+        failed[0]
+    );
+    assert_eq!(launcher.jobs(), [first]);
+    launcher.cancel(&first);
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn a_refused_array_falls_back_to_one_job_per_worker() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    slurm.refuse_arrays();
+    let launcher = Rc::new(slurm.launcher().job_arrays(true));
+    let jobs: Vec<SlurmJob> = launch_together(&launcher, 2)
+        .into_iter()
+        .map(|launched| launched.expect("single jobs run"))
+        .collect();
+    assert!(jobs.iter().all(|job| job.task.is_none()), "{jobs:?}");
+    let sbatch_calls = calls(slurm.dir.path());
+    let array_calls = sbatch_calls
+        .lines()
+        .filter(|line| line.starts_with("sbatch") && line.contains("--array"))
+        .count();
+    assert!(array_calls >= 1, "{sbatch_calls}");
+    assert_eq!(slurm.submissions() - array_calls, 2, "{sbatch_calls}");
+    // Refused once, never asked again.
+    let later = launch(&launcher).expect("a single job runs");
+    assert!(later.task.is_none());
+    let sbatch_calls = calls(slurm.dir.path());
+    assert_eq!(
+        sbatch_calls
+            .lines()
+            .filter(|line| line.starts_with("sbatch") && line.contains("--array"))
+            .count(),
+        array_calls,
+        "{sbatch_calls}"
     );
     drop(launcher);
     slurm.assert_queue_drains();

@@ -702,11 +702,25 @@ fn the_page_in_chromium_follows_the_run_and_its_retry_button_completes_a_held_ca
         let address = client.current_url().await.unwrap();
         assert!(!address.as_str().contains("token"), "{address}");
 
-        let retry = client
-            .find(fantoccini::Locator::Css("#held button.retry"))
-            .await
-            .expect("a retry button");
-        retry.click().await.expect("click retry");
+        // The page redraws its table on every refresh: a button found just before a
+        // redraw is stale by the click, so find it again until a click lands.
+        let mut attempts = 0;
+        loop {
+            let retry = client
+                .find(fantoccini::Locator::Css("#held button.retry"))
+                .await
+                .expect("a retry button");
+            match retry.click().await {
+                Ok(_) => break,
+                Err(fantoccini::error::CmdError::Standard(err))
+                    if err.error == fantoccini::error::ErrorStatus::StaleElementReference
+                        && attempts < 50 =>
+                {
+                    attempts += 1;
+                }
+                Err(err) => panic!("click retry: {err:?}"),
+            }
+        }
         // The retry launches a third worker, which runs the held task.
         let done = wait_shown(&client, "every task done", |s| {
             s.done == 12 && s.total == 12 && s.held == 0 && s.workers == 3

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::runner::run_checked;
 use crate::scenarios::Scenario;
+use crate::shrink::shrink_seed;
 
 /// Seeds a campaign needs before a required probe that no seed reached fails it
 /// (fewer seeds only report the gap).
@@ -69,14 +70,65 @@ pub fn campaign(scenario: &Scenario, start: u64, seeds: u64) -> Report {
     report
 }
 
+/// Failing seeds per scenario that a campaign shrinks to a plan (each shrink runs the
+/// scenario up to [`SHRINK_RUNS_MAX`](crate::shrink::SHRINK_RUNS_MAX) times).
+pub const SHRUNK_PER_SCENARIO_MAX: usize = 3;
+
+/// Where the explorer writes shrunk plans, under the current directory.
+pub const PLANS_DIRECTORY: &str = "hyperion-sim-plans";
+
 /// Runs every scenario of `chosen` and prints the reports; whether the campaign passed.
+/// The first failing seeds of a scenario (not marked with a known defect) are shrunk to
+/// plans, written under [`PLANS_DIRECTORY`], each with the command that replays it.
 pub fn explore(chosen: &[&Scenario], start: u64, seeds: u64) -> bool {
     let mut passed = true;
     for scenario in chosen {
         let report = campaign(scenario, start, seeds);
         passed &= print_report(scenario, &report);
+        if scenario.known_defect.is_some() {
+            continue;
+        }
+        for (seed, _) in report.failures.iter().take(SHRUNK_PER_SCENARIO_MAX) {
+            if let Err(err) = shrink_and_write(scenario, *seed, None) {
+                println!("  seed {seed} not shrunk: {err}");
+            }
+        }
     }
     passed
+}
+
+/// Shrinks the failing `seed` of `scenario` to a plan, writes it to `out` (default
+/// `PLANS_DIRECTORY/NAME-SEED.plan`), and prints what it found and the command that
+/// replays it; the file written.
+pub fn shrink_and_write(
+    scenario: &Scenario,
+    seed: u64,
+    out: Option<&std::path::Path>,
+) -> Result<std::path::PathBuf, String> {
+    let shrunk = shrink_seed(scenario, seed).map_err(|err| err.to_string())?;
+    let path = match out {
+        Some(path) => path.to_path_buf(),
+        None => {
+            std::path::Path::new(PLANS_DIRECTORY).join(format!("{}-{seed}.plan", scenario.name))
+        }
+    };
+    if let Some(directory) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(directory)
+            .map_err(|err| format!("cannot create {}: {err}", directory.display()))?;
+    }
+    std::fs::write(&path, shrunk.minimal.to_string())
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    println!(
+        "  shrunk {} seed {seed}: {} injected steps -> {} in {} runs: {}\n  replay: cargo run -p hyperion-sim --release -- replay --scenario {} --plan {}",
+        scenario.name,
+        shrunk.original.len(),
+        shrunk.minimal.len(),
+        shrunk.runs,
+        shrunk.why.lines().next().unwrap_or_default(),
+        scenario.name,
+        path.display()
+    );
+    Ok(path)
 }
 
 /// Prints one scenario's report; whether it passed.

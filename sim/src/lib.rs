@@ -15,9 +15,11 @@ pub mod coverage;
 mod faults;
 mod launcher;
 mod network;
+pub mod plan;
 mod probes;
 mod runner;
 pub mod scenarios;
+pub mod shrink;
 mod trace;
 mod world;
 
@@ -25,6 +27,7 @@ pub use checkers::Violation;
 pub use faults::{Fault, Faults};
 pub use launcher::SimLauncher;
 pub use network::{SimTransport, CONNECT_TIMEOUT};
+pub use plan::{Plan, PlanBuggify, PlanError, PlanFault, PlannedFault};
 pub use probes::{ProbeCount, BUGGIFY_FIRE_PROBABILITY, BUGGIFY_SITE_PROBABILITY};
 pub use runner::{
     check_determinism, check_seeds, run_checked, run_in, run_seed, seeds, Divergence, SeedFailure,

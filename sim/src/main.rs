@@ -4,9 +4,12 @@
 //! cargo run -p hyperion-sim --release -- list
 //! cargo run -p hyperion-sim --release -- explore [--scenario NAME] [--seeds N] [--start S]
 //! cargo run -p hyperion-sim --release -- replay --scenario NAME --seed S
+//! cargo run -p hyperion-sim --release -- replay --plan FILE [--scenario NAME]
+//! cargo run -p hyperion-sim --release -- shrink --scenario NAME --seed S [--out FILE]
 //! ```
 
-use hyperion_sim::scenarios;
+use hyperion_sim::{scenarios, Plan};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -37,14 +40,31 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         start: u64,
     },
-    /// Run one seed of one scenario and print its trace.
+    /// Run one seed of one scenario, or one plan (a seed and the faults to inject, as
+    /// `shrink` and `explore` write them), and print its trace.
     Replay {
+        /// The scenario (see `list`); a plan file may name it instead.
+        #[arg(long, required_unless_present = "plan")]
+        scenario: Option<String>,
+        /// The seed.
+        #[arg(long, required_unless_present = "plan", conflicts_with = "plan")]
+        seed: Option<u64>,
+        /// A plan file: its seed, faults and buggify firings replace random ones.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
+    /// Shrink a failing seed to a small plan of faults that still fails, write it to a
+    /// file, and print the command that replays it.
+    Shrink {
         /// The scenario (see `list`).
         #[arg(long)]
         scenario: String,
-        /// The seed.
+        /// The failing seed.
         #[arg(long)]
         seed: u64,
+        /// Where to write the plan (default: `hyperion-sim-plans/NAME-SEED.plan`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -87,7 +107,16 @@ fn main() -> ExitCode {
                 start,
             })
         }
-        Command::Replay { scenario, seed } => replay(&scenario, seed),
+        Command::Replay {
+            scenario,
+            seed,
+            plan,
+        } => replay(scenario, seed, plan),
+        Command::Shrink {
+            scenario,
+            seed,
+            out,
+        } => shrink(&scenario, seed, out),
     }
 }
 
@@ -106,6 +135,9 @@ fn explore(options: &Options) -> ExitCode {
     // default hook would print each one; a panic that fails a seed is reported with its
     // message by the runner, beside the command that replays it.
     std::panic::set_hook(Box::new(|_| {}));
+    // Likewise the master's terminal notices (a worker of another build refused): a
+    // scenario's outcome says what matters.
+    hyperion::cluster::print_notices_with(|_| {});
     if hyperion_sim::coverage::explore(&chosen, options.start, options.seeds) {
         ExitCode::SUCCESS
     } else {
@@ -113,12 +145,38 @@ fn explore(options: &Options) -> ExitCode {
     }
 }
 
-fn replay(name: &str, seed: u64) -> ExitCode {
-    let Some(scenario) = scenarios::find(name) else {
-        eprintln!("no scenario {name:?}; try `list`");
+fn replay(name: Option<String>, seed: Option<u64>, plan_file: Option<PathBuf>) -> ExitCode {
+    let plan = match &plan_file {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|err| err.to_string())
+            .and_then(|text| Plan::parse(&text).map_err(|err| err.to_string()))
+        {
+            Ok(plan) => Some(plan),
+            Err(err) => {
+                eprintln!("cannot read the plan {}: {err}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let name = name
+        .or_else(|| plan.as_ref().map(|plan| plan.scenario.clone()))
+        .unwrap_or_default();
+    let Some(scenario) = scenarios::find(&name) else {
+        eprintln!(
+            "no scenario {name:?}; try `list` (a plan names its scenario, or give --scenario)"
+        );
         return ExitCode::from(2);
     };
-    let mut sim = scenario.world(seed).record_trace();
+    let mut sim = match (&plan, seed) {
+        (Some(plan), _) => scenario.world(plan.seed).follow_plan(plan),
+        (None, Some(seed)) => scenario.world(seed),
+        (None, None) => {
+            eprintln!("replay needs --seed or --plan");
+            return ExitCode::from(2);
+        }
+    }
+    .record_trace();
     let result = hyperion_sim::run_checked(&mut sim, &scenario.run);
     if let Some(entries) = sim.trace().entries() {
         for entry in entries {
@@ -138,6 +196,21 @@ fn replay(name: &str, seed: u64) -> ExitCode {
         Ok(()) => ExitCode::FAILURE,
         Err(why) => {
             println!("FAIL: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn shrink(name: &str, seed: u64, out: Option<PathBuf>) -> ExitCode {
+    let Some(scenario) = scenarios::find(name) else {
+        eprintln!("no scenario {name:?}; try `list`");
+        return ExitCode::from(2);
+    };
+    std::panic::set_hook(Box::new(|_| {}));
+    match hyperion_sim::coverage::shrink_and_write(scenario, seed, out.as_deref()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{name} seed {seed}: {err}");
             ExitCode::FAILURE
         }
     }

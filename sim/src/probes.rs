@@ -10,7 +10,7 @@
 //! do not shift when code elsewhere changes.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use hyperion::probe::SimHooks;
@@ -18,6 +18,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::WorldTime;
+use crate::plan::PlanBuggify;
 use crate::trace::Trace;
 
 /// Chance that a buggify site is enabled for a whole run.
@@ -37,6 +38,8 @@ pub struct ProbeCount {
 struct Site {
     enabled: bool,
     rng: ChaCha8Rng,
+    /// Evaluations so far (the next one's number, from 0).
+    calls: u64,
     fired: u64,
 }
 
@@ -46,6 +49,10 @@ pub(crate) struct WorldHooks {
     pub(crate) buggify_on: std::cell::Cell<bool>,
     probes: RefCell<BTreeMap<&'static str, ProbeCount>>,
     sites: RefCell<BTreeMap<&'static str, Site>>,
+    /// Every firing so far, as (site, call number), for the run's plan.
+    fired_log: RefCell<Vec<(&'static str, u64)>>,
+    /// When following a plan: the calls, per site, that fire (and no others).
+    planned: RefCell<Option<BTreeMap<String, BTreeSet<u64>>>>,
     time: WorldTime,
     trace: Rc<RefCell<Trace>>,
 }
@@ -67,6 +74,8 @@ impl WorldHooks {
             buggify_on: std::cell::Cell::new(false),
             probes: RefCell::default(),
             sites: RefCell::default(),
+            fired_log: RefCell::default(),
+            planned: RefCell::default(),
             time,
             trace,
         }
@@ -81,9 +90,33 @@ impl WorldHooks {
         self.sites
             .borrow()
             .iter()
-            .filter(|(_, site)| site.enabled)
+            .filter(|(_, site)| site.enabled || site.fired > 0)
             .map(|(name, site)| (*name, site.fired))
             .collect()
+    }
+
+    /// Every firing so far, in order, as plan steps.
+    pub(crate) fn buggify_log(&self) -> Vec<PlanBuggify> {
+        self.fired_log
+            .borrow()
+            .iter()
+            .map(|(site, call)| PlanBuggify {
+                site: (*site).to_string(),
+                call: *call,
+            })
+            .collect()
+    }
+
+    /// From now on a site fires exactly on the calls `firings` list for it.
+    pub(crate) fn follow_buggify(&self, firings: &[PlanBuggify]) {
+        let mut planned: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        for firing in firings {
+            planned
+                .entry(firing.site.clone())
+                .or_default()
+                .insert(firing.call);
+        }
+        *self.planned.borrow_mut() = Some(planned);
     }
 }
 
@@ -107,11 +140,20 @@ impl SimHooks for WorldHooks {
                 Site {
                     enabled,
                     rng,
+                    calls: 0,
                     fired: 0,
                 }
             });
-            let fired = entry.enabled && unit(&mut entry.rng) < BUGGIFY_FIRE_PROBABILITY;
+            let call = entry.calls;
+            entry.calls += 1;
+            let fired = match &*self.planned.borrow() {
+                Some(planned) => planned.get(site).is_some_and(|calls| calls.contains(&call)),
+                None => entry.enabled && unit(&mut entry.rng) < BUGGIFY_FIRE_PROBABILITY,
+            };
             entry.fired += u64::from(fired);
+            if fired {
+                self.fired_log.borrow_mut().push((site, call));
+            }
             fired
         };
         if fired {

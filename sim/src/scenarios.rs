@@ -107,7 +107,6 @@ const SCENARIOS: &[Scenario] = &[
                 required("remote_error.exception"),
                 required("remote_error.pending"),
                 required("remote_error.async_failed"),
-                optional("remote_error.async_link_failed"),
                 optional("remote_error.cancelled"),
                 optional("services.gave_up"),
                 optional("remote.worker_monitor_disconnect_in_service"),
@@ -125,9 +124,29 @@ const SCENARIOS: &[Scenario] = &[
         },
         Scenario {
             name: "several_services",
-            about: "two with_service at once in one master process: each worker's hello reaches its own service",
+            about: "two with_service at once in one master process: each worker's hello reaches its own service; a queued hello of an ended service is dropped",
             run: remote::several_services,
-            probes: &[optional("remote.hello_from_unknown_service")],
+            probes: &[
+                required("remote.hello_from_unknown_service"),
+                required("several_services.stray_hello_queued"),
+            ],
+            known_defect: None,
+        },
+        Scenario {
+            name: "worker_killed",
+            about: "the master kills its worker's process mid-call: the call fails with AsyncLinkFailed, the runner retries on a new worker, and the call answers",
+            run: remote::worker_killed,
+            probes: &[
+                required("remote_error.async_link_failed"),
+                required("remote.retry"),
+            ],
+            known_defect: None,
+        },
+        Scenario {
+            name: "mixed_builds",
+            about: "two services at once, one launching workers of another build: it is refused (the error names both builds), its workers end refused, the other service answers",
+            run: remote::mixed_builds,
+            probes: &[required("mixed_builds.refused")],
             known_defect: None,
         },
         Scenario {

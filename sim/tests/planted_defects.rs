@@ -182,3 +182,33 @@ fn a_dropped_world_runs_the_finalizers_of_its_agents() {
     }
     assert_eq!(finalized.get(), 1);
 }
+
+#[test]
+fn a_handshake_that_gives_up_early_is_caught() {
+    let _defect = plant(Defect::HandshakeGivesUpEarly);
+    let handshake = scenario("handshake");
+    let (seed, why) = first_catch("handshake gives up early", Sim::new, |_| {}, &handshake);
+    assert!(why.contains("gave up after"), "{why}");
+    drop(_defect);
+    assert_eq!(run_checked(&mut Sim::new(seed), &handshake), Ok(()));
+}
+
+#[test]
+fn a_timeout_that_fires_early_is_caught() {
+    let _defect = plant(Defect::TimeoutFiresEarly);
+    let handshake = scenario("handshake");
+    let (seed, why) = first_catch("timeout fires early", Sim::new, |_| {}, &handshake);
+    assert!(why.contains("gave up after"), "{why}");
+    drop(_defect);
+    assert_eq!(run_checked(&mut Sim::new(seed), &handshake), Ok(()));
+}
+
+#[test]
+fn a_name_kept_after_its_holder_died_is_caught() {
+    let _defect = plant(Defect::NameKeptAfterHolderDied);
+    let registry = scenario("registry");
+    let (seed, why) = first_catch("name not released", Sim::new, |_| {}, &registry);
+    assert!(why.contains("still points to the dead"), "{why}");
+    drop(_defect);
+    assert_eq!(run_checked(&mut Sim::new(seed), &registry), Ok(()));
+}

@@ -30,6 +30,16 @@ pub fn copy_program(program: &Path, run_dir: &Path) -> std::io::Result<PathBuf> 
     Ok(target)
 }
 
+/// Removes the run's copy of the program (the `bin` directory [`copy_program`] made),
+/// once no worker of the run can start any more. A run without a copy is fine.
+// real-world only: the file system.
+pub fn remove_program_copy(run_dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(run_dir.join("bin")) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +58,10 @@ mod tests {
         std::fs::remove_file(&program).unwrap();
         std::fs::write(&program, b"build two").unwrap();
         assert_eq!(std::fs::read(&copy).unwrap(), b"build one");
+        remove_program_copy(&dir.join("run-0001")).unwrap();
+        assert!(!copy.exists(), "the copy is removed at the run's end");
+        assert_eq!(std::fs::read(&program).unwrap(), b"build two");
+        remove_program_copy(&dir.join("run-0001")).expect("removing twice is fine");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -12,15 +12,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{Allocation, CpuGrant, CpuPool, CpuRequestId};
+use super::child_state::child_state;
+use super::worker_options::worker_option_builders;
+use super::{Allocation, CpuGrant, CpuPool, CpuRequestId, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
-    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
+    JobState, LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher,
 };
 
 /// How often a launch waiting for CPUs looks at the pool again.
 pub const CPU_POOL_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long the master waits for a job step's worker to connect, by default: a step
+/// starts at once on CPUs the allocation holds, so this is only the program's start-up.
+pub const ALLOCATION_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a job step may take to exit after its service ended before it is killed.
 pub const STEP_EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -31,10 +37,7 @@ pub struct AllocationLauncher {
     srun: PathBuf,
     program: PathBuf,
     cpus_per_worker: u32,
-    cookie_file: Option<PathBuf>,
-    extra_args: Vec<String>,
-    connection_timeout: Option<Duration>,
-    policy: RetryPolicy,
+    worker: WorkerOptions,
     pool: RefCell<CpuPool>,
     /// Grants taken from the pool, until their launch picks them up.
     grants: RefCell<BTreeMap<CpuRequestId, CpuGrant>>,
@@ -52,10 +55,7 @@ impl AllocationLauncher {
             srun: PathBuf::from("srun"),
             program: program.into(),
             cpus_per_worker: 1,
-            cookie_file: None,
-            extra_args: Vec::new(),
-            connection_timeout: Some(Duration::from_secs(120)),
-            policy: RetryPolicy::default(),
+            worker: WorkerOptions::new(Some(ALLOCATION_CONNECT_TIMEOUT)),
             grants: RefCell::new(BTreeMap::new()),
             steps: RefCell::new(BTreeMap::new()),
         }
@@ -73,29 +73,7 @@ impl AllocationLauncher {
         self
     }
 
-    /// Passes `--cookie-file PATH` to workers.
-    pub fn cookie_file(mut self, path: impl Into<PathBuf>) -> AllocationLauncher {
-        self.cookie_file = Some(path.into());
-        self
-    }
-
-    /// More arguments for every worker, after the standard ones.
-    pub fn extra_args(mut self, args: Vec<String>) -> AllocationLauncher {
-        self.extra_args = args;
-        self
-    }
-
-    /// How long to wait for a worker to connect (default 120 s).
-    pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> AllocationLauncher {
-        self.connection_timeout = timeout;
-        self
-    }
-
-    /// What to do when remote work fails.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> AllocationLauncher {
-        self.policy = policy;
-        self
-    }
+    worker_option_builders!(AllocationLauncher);
 
     /// CPUs held by workers now.
     pub fn cpus_in_use(&self) -> u64 {
@@ -117,15 +95,8 @@ impl AllocationLauncher {
             .arg("-w")
             .arg(&grant.node)
             .arg(&self.program)
-            .arg("worker")
-            .arg("--master")
-            .arg(master.to_string())
-            .arg("--service")
-            .arg(service.as_str());
-        if let Some(cookie) = &self.cookie_file {
-            command.arg("--cookie-file").arg(cookie);
-        }
-        command.args(&self.extra_args).stdin(Stdio::null());
+            .args(self.worker.worker_args(master, service))
+            .stdin(Stdio::null());
         command
     }
 
@@ -232,11 +203,11 @@ impl WorkerLauncher for AllocationLauncher {
     }
 
     fn connection_timeout(&self) -> Option<Duration> {
-        self.connection_timeout
+        self.worker.connection_timeout
     }
 
     fn on_remote_error(&self, _error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
-        self.policy.decide(retries_so_far)
+        self.worker.retry_policy.decide(retries_so_far)
     }
 
     fn cancel(&self, job: &u32) {
@@ -245,6 +216,12 @@ impl WorkerLauncher for AllocationLauncher {
 
     fn on_exit(&self, job: &u32) {
         self.end_step(*job, false);
+    }
+
+    fn job_state(&self, job: &u32) -> JobState {
+        let mut steps = self.steps.borrow_mut();
+        let step = steps.get_mut(job).map(|(child, _)| child);
+        child_state(step, &format!("the job step (srun pid {job})"))
     }
 }
 

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::LaunchPacer;
+use super::child_state::child_state;
+use super::worker_options::worker_option_builders;
+use super::{LaunchPacer, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
-    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
+    JobState, LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher,
 };
 
 /// How long a worker process may take to exit after `ShutDown` before it is killed.
@@ -28,11 +30,7 @@ pub const LOCAL_LAUNCH_INTERVAL: Duration = Duration::from_millis(50);
 /// worker is left behind even when the master is killed.
 pub struct LocalLauncher {
     program: PathBuf,
-    extra_args: Vec<String>,
-    cookie_file: Option<PathBuf>,
-    log_dir: Option<PathBuf>,
-    connection_timeout: Option<Duration>,
-    policy: RetryPolicy,
+    worker: WorkerOptions,
     pacer: LaunchPacer,
     children: RefCell<BTreeMap<u32, Child>>,
 }
@@ -48,45 +46,13 @@ impl LocalLauncher {
     pub fn program(program: impl Into<PathBuf>) -> LocalLauncher {
         LocalLauncher {
             program: program.into(),
-            extra_args: Vec::new(),
-            cookie_file: None,
-            log_dir: None,
-            connection_timeout: Some(Duration::from_secs(30)),
-            policy: RetryPolicy::default(),
+            worker: WorkerOptions::new(Some(Duration::from_secs(30))),
             pacer: LaunchPacer::new(LOCAL_LAUNCH_INTERVAL),
             children: RefCell::new(BTreeMap::new()),
         }
     }
 
-    /// Passes `--cookie-file PATH` to workers (share the master's cookie).
-    pub fn cookie_file(mut self, path: impl Into<PathBuf>) -> LocalLauncher {
-        self.cookie_file = Some(path.into());
-        self
-    }
-
-    /// Gives each worker a log file in `dir` (`worker-<service>.log`).
-    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> LocalLauncher {
-        self.log_dir = Some(dir.into());
-        self
-    }
-
-    /// More arguments for every worker, after the standard ones.
-    pub fn extra_args(mut self, args: Vec<String>) -> LocalLauncher {
-        self.extra_args = args;
-        self
-    }
-
-    /// How long to wait for a worker to connect.
-    pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> LocalLauncher {
-        self.connection_timeout = timeout;
-        self
-    }
-
-    /// What to do when remote work fails.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> LocalLauncher {
-        self.policy = policy;
-        self
-    }
+    worker_option_builders!(LocalLauncher);
 
     /// The least time between two launches after the burst (default
     /// [`LOCAL_LAUNCH_INTERVAL`]).
@@ -103,20 +69,8 @@ impl LocalLauncher {
     fn command(&self, master: NodeId, service: &ServiceId) -> Command {
         let mut command = Command::new(&self.program);
         command
-            .arg("worker")
-            .arg("--master")
-            .arg(master.to_string())
-            .arg("--service")
-            .arg(service.as_str());
-        if let Some(cookie) = &self.cookie_file {
-            command.arg("--cookie-file").arg(cookie);
-        }
-        if let Some(dir) = &self.log_dir {
-            command
-                .arg("--log-file")
-                .arg(dir.join(format!("worker-{service}.log")));
-        }
-        command.args(&self.extra_args).stdin(Stdio::null());
+            .args(self.worker.worker_args(master, service))
+            .stdin(Stdio::null());
         die_with_parent(&mut command);
         command
     }
@@ -189,11 +143,11 @@ impl WorkerLauncher for LocalLauncher {
     }
 
     fn connection_timeout(&self) -> Option<Duration> {
-        self.connection_timeout
+        self.worker.connection_timeout
     }
 
     fn on_remote_error(&self, _error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
-        self.policy.decide(retries_so_far)
+        self.worker.retry_policy.decide(retries_so_far)
     }
 
     fn cancel(&self, job: &u32) {
@@ -202,6 +156,11 @@ impl WorkerLauncher for LocalLauncher {
 
     fn on_exit(&self, job: &u32) {
         self.reap(*job, WORKER_EXIT_GRACE);
+    }
+
+    fn job_state(&self, job: &u32) -> JobState {
+        let mut children = self.children.borrow_mut();
+        child_state(children.get_mut(job), &format!("the worker process {job}"))
     }
 }
 

@@ -1,21 +1,22 @@
 //! Workers as Slurm batch jobs: `sbatch --parsable` with the worker command in a
 //! script on standard input, `scancel` when the service ends, `squeue` to notice a job
-//! that ended (or can never start) before its worker connected.
+//! that ended (or can never start) before its worker connected. With job arrays on,
+//! launches that arrive together share one `sbatch --array`, each worker one task.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::rc::Rc;
 use std::time::Duration;
 
-use super::LaunchPacer;
+use super::worker_options::worker_option_builders;
+use super::{LaunchPacer, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
-use crate::remote::{
-    LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
-};
+use crate::remote::{LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
 
 /// Submissions tried before a transient `sbatch` failure is given up on.
 pub const SUBMIT_ATTEMPTS_MAX: u32 = 4;
@@ -33,6 +34,53 @@ pub const SLURM_LAUNCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How often a launch checks a submitted job's state until it runs.
 pub const JOB_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// With job arrays on, how long the first launch of an array waits for others to join
+/// it before the array is submitted: launches started together (a scan's workers) share
+/// one submission.
+pub const ARRAY_GATHER_WINDOW: Duration = Duration::from_millis(200);
+
+/// Most tasks in one job array: below Slurm's default `MaxArraySize` (1001), so a
+/// default configuration never refuses one; more launches start another array.
+pub const ARRAY_TASKS_MAX: usize = 1000;
+
+/// How often a launch that joined an array looks whether it was submitted.
+const ARRAY_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A worker's Slurm job: a batch job of its own, or one task of a job array. Its text
+/// (`123`, `123_4`) is what `squeue --jobs` and `scancel` take.
+///
+/// ```
+/// use hyperion::launch::SlurmJob;
+/// assert_eq!(SlurmJob { job: 123, task: None }.to_string(), "123");
+/// assert_eq!(SlurmJob { job: 123, task: Some(4) }.to_string(), "123_4");
+/// assert_eq!(format!("{:?}", SlurmJob { job: 123, task: Some(4) }), "123_4");
+/// ```
+// Debug is the text Slurm takes: the status page and the logs show a job as `123_4`.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct SlurmJob {
+    /// The job id (for an array task, the array's job id).
+    pub job: u64,
+    /// The task's index in its job array.
+    pub task: Option<u32>,
+}
+
+impl fmt::Debug for SlurmJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for SlurmJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.task {
+            Some(task) => write!(f, "{}_{task}", self.job),
+            None => write!(f, "{}", self.job),
+        }
+    }
+}
 
 /// `sbatch` options for worker jobs. Every field maps to one `sbatch` option; `None`
 /// leaves Slurm's default.
@@ -281,7 +329,9 @@ fn jobs_named(squeue: &PathBuf, name: &str) -> Result<Vec<u64>, SlurmError> {
     let args = vec![
         "--noheader".to_string(),
         format!("--name={name}"),
-        "--format=%i".to_string(),
+        // The array's job id for an array task (one line per running task), the job id
+        // for any other job.
+        "--format=%F".to_string(),
     ];
     let out = run(squeue, &args, None)?;
     let mut ids: Vec<u64> = out
@@ -289,11 +339,12 @@ fn jobs_named(squeue: &PathBuf, name: &str) -> Result<Vec<u64>, SlurmError> {
         .filter_map(|line| line.trim().parse().ok())
         .collect();
     ids.sort_unstable();
+    ids.dedup();
     Ok(ids)
 }
 
 /// A job's state from `squeue`: `None` once the job is gone.
-fn job_state(squeue: &PathBuf, job: u64) -> Result<Option<(String, String)>, SlurmError> {
+fn job_state(squeue: &PathBuf, job: SlurmJob) -> Result<Option<(String, String)>, SlurmError> {
     let args = vec![
         "--noheader".to_string(),
         format!("--jobs={job}"),
@@ -318,16 +369,23 @@ fn job_state(squeue: &PathBuf, job: u64) -> Result<Option<(String, String)>, Slu
 pub struct SlurmLauncher {
     options: SlurmOptions,
     program: PathBuf,
-    cookie_file: Option<PathBuf>,
-    log_dir: Option<PathBuf>,
-    connection_timeout: Option<Duration>,
-    policy: RetryPolicy,
+    /// The connection timeout is counted from when the job runs (default
+    /// [`RUNNING_JOB_CONNECT_TIMEOUT`]; `None`: forever): the wait for the job to start
+    /// is separate and ends when the job runs or ends.
+    worker: WorkerOptions,
     max_jobs: usize,
     pacer: LaunchPacer,
-    jobs: RefCell<BTreeSet<u64>>,
+    jobs: RefCell<BTreeSet<SlurmJob>>,
     /// Jobs whose service ended: their worker exits by itself; whatever is left of
     /// them is cancelled when the launcher is dropped.
-    finished: RefCell<BTreeSet<u64>>,
+    finished: RefCell<BTreeSet<SlurmJob>>,
+    /// Whether launches that arrive together share one `sbatch --array`.
+    arrays: bool,
+    /// Set once Slurm refused an array (`MaxArraySize` 0 or too small): single jobs
+    /// from then on.
+    arrays_refused: Cell<bool>,
+    /// The array gathering launches now, if any.
+    gathering: RefCell<Option<Rc<ArrayBatch>>>,
     /// Job names whose submission had an unknown outcome that `squeue` could not
     /// settle: cancelled by name when the launcher is dropped.
     unsettled_names: RefCell<BTreeSet<String>>,
@@ -338,12 +396,12 @@ pub struct SlurmLauncher {
 /// a `max_jobs` slot or runs a worker nobody waits for.
 struct JobGuard<'a> {
     launcher: &'a SlurmLauncher,
-    job: Option<u64>,
+    job: Option<SlurmJob>,
 }
 
 impl JobGuard<'_> {
     /// The launch succeeded: the service owns the job now.
-    fn release(mut self) -> u64 {
+    fn release(mut self) -> SlurmJob {
         self.job
             .take()
             .expect("a guard holds its job until released")
@@ -353,7 +411,7 @@ impl JobGuard<'_> {
 impl Drop for JobGuard<'_> {
     fn drop(&mut self) {
         if let Some(job) = self.job.take() {
-            tracing::info!(job, "cancelling a job whose launch did not complete");
+            tracing::info!(%job, "cancelling a job whose launch did not complete");
             self.launcher.scancel_later(job, Duration::ZERO);
         }
     }
@@ -365,14 +423,14 @@ impl SlurmLauncher {
         Ok(SlurmLauncher {
             options,
             program: std::env::current_exe()?,
-            cookie_file: None,
-            log_dir: None,
-            connection_timeout: Some(RUNNING_JOB_CONNECT_TIMEOUT),
-            policy: RetryPolicy::default(),
+            worker: WorkerOptions::new(Some(RUNNING_JOB_CONNECT_TIMEOUT)),
             max_jobs: 64,
             pacer: LaunchPacer::new(SLURM_LAUNCH_INTERVAL),
             jobs: RefCell::new(BTreeSet::new()),
             finished: RefCell::new(BTreeSet::new()),
+            arrays: false,
+            arrays_refused: Cell::new(false),
+            gathering: RefCell::new(None),
             unsettled_names: RefCell::new(BTreeSet::new()),
         })
     }
@@ -383,23 +441,7 @@ impl SlurmLauncher {
         self
     }
 
-    /// Passes `--cookie-file PATH` to workers.
-    pub fn cookie_file(mut self, path: impl Into<PathBuf>) -> SlurmLauncher {
-        self.cookie_file = Some(path.into());
-        self
-    }
-
-    /// Gives each worker a log file in `dir`.
-    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> SlurmLauncher {
-        self.log_dir = Some(dir.into());
-        self
-    }
-
-    /// What to do when remote work fails.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> SlurmLauncher {
-        self.policy = policy;
-        self
-    }
+    worker_option_builders!(SlurmLauncher);
 
     /// Most jobs alive at once; later launches wait for a slot.
     pub fn max_jobs(mut self, max: usize) -> SlurmLauncher {
@@ -414,16 +456,18 @@ impl SlurmLauncher {
         self
     }
 
-    /// How long to wait for a running job's worker to connect (default
-    /// [`RUNNING_JOB_CONNECT_TIMEOUT`]; `None`: forever). The wait for the job to start
-    /// is separate and ends when the job runs or ends.
-    pub fn with_connection_timeout(mut self, timeout: Option<Duration>) -> SlurmLauncher {
-        self.connection_timeout = timeout;
+    /// Launches that arrive together (within [`ARRAY_GATHER_WINDOW`] of the first) share
+    /// one `sbatch --array=0-(N-1)%M` (M = [`max_jobs`](SlurmLauncher::max_jobs)), each
+    /// worker one task, tracked and cancelled alone (`scancel JOB_TASK`); a task that
+    /// ends before its worker's hello fails that worker's launch only. If Slurm refuses
+    /// arrays, the launcher falls back to one job per worker. Off by default.
+    pub fn job_arrays(mut self, on: bool) -> SlurmLauncher {
+        self.arrays = on;
         self
     }
 
     /// Jobs submitted and not yet finished.
-    pub fn jobs(&self) -> Vec<u64> {
+    pub fn jobs(&self) -> Vec<SlurmJob> {
         self.jobs.borrow().iter().copied().collect()
     }
 
@@ -434,43 +478,56 @@ impl SlurmLauncher {
         format!("{}-{service}", self.options.job_name)
     }
 
-    /// The batch script for one worker.
-    pub fn script(&self, master: NodeId, service: &ServiceId) -> String {
-        let mut words = vec![
-            self.program.display().to_string(),
-            "worker".into(),
-            "--master".into(),
-            master.to_string(),
-            "--service".into(),
-            service.to_string(),
-        ];
-        if let Some(cookie) = &self.cookie_file {
-            words.extend(["--cookie-file".into(), cookie.display().to_string()]);
-        }
-        if let Some(dir) = &self.log_dir {
-            words.extend([
-                "--log-file".into(),
-                dir.join(format!("worker-{service}.log"))
-                    .display()
-                    .to_string(),
-            ]);
-        }
-        let command: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
+    /// The worker's command line, every word quoted for the shell.
+    fn command_line(&self, master: NodeId, service: &ServiceId) -> String {
+        let mut words = vec![shell_quote(&self.program.display().to_string())];
+        words.extend(
+            self.worker
+                .worker_args(master, service)
+                .iter()
+                .map(|word| shell_quote(&word.to_string_lossy())),
+        );
+        words.join(" ")
+    }
+
+    /// The script's start: the shell, and the configured preamble.
+    fn script_head(&self) -> String {
         let mut script = String::from("#!/bin/sh\nset -e\n");
         for line in &self.options.preamble {
             script.push_str(line);
             script.push('\n');
         }
+        script
+    }
+
+    /// The batch script for one worker.
+    pub fn script(&self, master: NodeId, service: &ServiceId) -> String {
+        let mut script = self.script_head();
         script.push_str("exec ");
-        script.push_str(&command.join(" "));
+        script.push_str(&self.command_line(master, service));
         script.push('\n');
+        script
+    }
+
+    /// The batch script of a job array: task `i` runs the worker of `services[i]`; a
+    /// task whose launch was given up before the submission (`None`) exits at once.
+    pub fn array_script(&self, master: NodeId, services: &[Option<ServiceId>]) -> String {
+        let mut script = self.script_head();
+        script.push_str("case \"$SLURM_ARRAY_TASK_ID\" in\n");
+        for (task, service) in services.iter().enumerate() {
+            if let Some(service) = service {
+                let command = self.command_line(master, service);
+                script.push_str(&format!("{task}) exec {command} ;;\n"));
+            }
+        }
+        script.push_str("esac\nexit 0\n");
         script
     }
 
     /// Stops tracking `job` and cancels it after `grace` (on a thread: `scancel` must
     /// not block the node's event loop). Every path that stops tracking a job goes
     /// through here.
-    fn scancel_later(&self, job: u64, grace: Duration) {
+    fn scancel_later(&self, job: SlurmJob, grace: Duration) {
         self.jobs.borrow_mut().remove(&job);
         self.finished.borrow_mut().insert(job);
         let scancel = self.options.scancel.clone();
@@ -480,11 +537,11 @@ impl SlurmLauncher {
             .spawn(move || {
                 std::thread::sleep(grace);
                 if let Err(err) = run(&scancel, &[job.to_string()], None) {
-                    tracing::warn!(job, %err, "scancel failed");
+                    tracing::warn!(%job, %err, "scancel failed");
                 }
             });
         if let Err(err) = spawned {
-            tracing::error!(job, %err, "cannot start a thread to cancel a job");
+            tracing::error!(%job, %err, "cannot start a thread to cancel a job");
         }
     }
 
@@ -492,8 +549,15 @@ impl SlurmLauncher {
     /// outcome is unknown (it failed, or its output has no readable id), the job may
     /// exist anyway: it is looked up by name before anything is resubmitted, so no
     /// job is ever left untracked.
-    async fn submit(&self, p: &Process, name: &str, script: String) -> Result<u64, LaunchError> {
-        let args = self.options.sbatch_args_named(name);
+    async fn submit(
+        &self,
+        p: &Process,
+        name: &str,
+        array: Option<String>,
+        script: String,
+    ) -> Result<u64, LaunchError> {
+        let mut args = self.options.sbatch_args_named(name);
+        args.extend(array);
         let what = || format!("{} {}", self.options.sbatch.display(), args.join(" "));
         let mut pause = SUBMIT_BACKOFF;
         let mut attempt = 1;
@@ -542,7 +606,13 @@ impl SlurmLauncher {
             Ok(ids) => {
                 let (first, extra) = ids.split_first()?;
                 for job in extra {
-                    self.scancel_later(*job, Duration::ZERO);
+                    self.scancel_later(
+                        SlurmJob {
+                            job: *job,
+                            task: None,
+                        },
+                        Duration::ZERO,
+                    );
                 }
                 Some(*first)
             }
@@ -560,29 +630,163 @@ impl SlurmLauncher {
     }
 }
 
-impl WorkerLauncher for SlurmLauncher {
-    type JobId = u64;
+/// Launches gathered into one job array: the task index of each is its place here.
+struct ArrayBatch {
+    master: NodeId,
+    /// Each task's service; `None` once its launch was given up before the submission.
+    services: RefCell<Vec<Option<ServiceId>>>,
+    outcome: RefCell<Option<ArrayOutcome>>,
+}
 
-    async fn launch(
+/// What became of an array's submission.
+#[derive(Clone)]
+enum ArrayOutcome {
+    /// Submitted as this job id.
+    Submitted(u64),
+    /// Slurm refused the array itself: submit single jobs.
+    Refused,
+    /// The submission failed: every launch in the array fails with this error.
+    Failed(LaunchError),
+}
+
+/// A launch's place in an array until the array is submitted: dropped before (the
+/// calling process was killed), its task is left out of the script; the gathering
+/// launch's guard also fails the array so that no launch waits for it forever.
+struct ArrayPlace<'a> {
+    launcher: &'a SlurmLauncher,
+    batch: Rc<ArrayBatch>,
+    task: usize,
+    gathers: bool,
+}
+
+impl Drop for ArrayPlace<'_> {
+    fn drop(&mut self) {
+        if self.batch.outcome.borrow().is_some() {
+            return;
+        }
+        if let Some(service) = self.batch.services.borrow_mut().get_mut(self.task) {
+            *service = None;
+        }
+        if self.gathers {
+            let mut gathering = self.launcher.gathering.borrow_mut();
+            if gathering
+                .as_ref()
+                .is_some_and(|open| Rc::ptr_eq(open, &self.batch))
+            {
+                *gathering = None;
+            }
+            *self.batch.outcome.borrow_mut() = Some(ArrayOutcome::Failed(LaunchError {
+                what: "a Slurm job array".into(),
+                why: "the launch gathering it stopped before submitting it".into(),
+            }));
+        }
+    }
+}
+
+impl SlurmLauncher {
+    /// Launches not yet given a job: gathered into an array still open.
+    fn gathered(&self) -> usize {
+        self.gathering
+            .borrow()
+            .as_ref()
+            .map_or(0, |batch| batch.services.borrow().iter().flatten().count())
+    }
+
+    /// Joins the array gathering launches now, or opens one; the first launch of an
+    /// array waits [`ARRAY_GATHER_WINDOW`] and submits it. `None`: Slurm refuses
+    /// arrays, submit a single job.
+    async fn launch_in_array(
         &self,
         p: &Process,
         master: NodeId,
         service: &ServiceId,
-    ) -> Result<u64, LaunchError> {
-        while self.jobs.borrow().len() >= self.max_jobs {
-            p.sleep(JOB_POLL_INTERVAL).await;
+    ) -> Option<Result<SlurmJob, LaunchError>> {
+        let open = self.gathering.borrow().clone().filter(|batch| {
+            batch.master == master && batch.services.borrow().len() < ARRAY_TASKS_MAX
+        });
+        let (batch, gathers) = match open {
+            Some(batch) => (batch, false),
+            None => {
+                let batch = Rc::new(ArrayBatch {
+                    master,
+                    services: RefCell::new(Vec::new()),
+                    outcome: RefCell::new(None),
+                });
+                *self.gathering.borrow_mut() = Some(batch.clone());
+                (batch, true)
+            }
+        };
+        let task = {
+            let mut services = batch.services.borrow_mut();
+            services.push(Some(service.clone()));
+            services.len() - 1
+        };
+        let place = ArrayPlace {
+            launcher: self,
+            batch: batch.clone(),
+            task,
+            gathers,
+        };
+        if gathers {
+            self.pacer.wait_turn(p).await;
+            p.sleep(ARRAY_GATHER_WINDOW).await;
+            self.gathering.borrow_mut().take();
+            let services = batch.services.borrow().clone();
+            let tasks = services.len();
+            let array = format!("--array=0-{}%{}", tasks - 1, self.max_jobs);
+            let script = self.array_script(master, &services);
+            let outcome = match self
+                .submit(p, &self.job_name(service), Some(array), script)
+                .await
+            {
+                Ok(job) => {
+                    tracing::info!(job, tasks, "submitted a job array of workers");
+                    ArrayOutcome::Submitted(job)
+                }
+                Err(error) if error.why.to_ascii_lowercase().contains("array") => {
+                    tracing::warn!(%error, "Slurm refused a job array; one job per worker from now on");
+                    self.arrays_refused.set(true);
+                    ArrayOutcome::Refused
+                }
+                Err(error) => ArrayOutcome::Failed(error),
+            };
+            *batch.outcome.borrow_mut() = Some(outcome);
         }
-        self.pacer.wait_turn(p).await;
-        let name = self.job_name(service);
-        let job = self.submit(p, &name, self.script(master, service)).await?;
+        let outcome = loop {
+            if let Some(outcome) = batch.outcome.borrow().clone() {
+                break outcome;
+            }
+            p.sleep(ARRAY_POLL_INTERVAL).await;
+        };
+        drop(place);
+        match outcome {
+            ArrayOutcome::Submitted(job) => {
+                let task = u32::try_from(task).expect("at most ARRAY_TASKS_MAX tasks");
+                let job = SlurmJob {
+                    job,
+                    task: Some(task),
+                };
+                Some(self.wait_running(p, job, service).await)
+            }
+            ArrayOutcome::Refused => None,
+            ArrayOutcome::Failed(error) => Some(Err(error)),
+        }
+    }
+
+    /// Tracks `job` and waits until it runs. A job that ends, can never start, or is in
+    /// a state other than waiting fails the launch and is cancelled.
+    async fn wait_running(
+        &self,
+        p: &Process,
+        job: SlurmJob,
+        service: &ServiceId,
+    ) -> Result<SlurmJob, LaunchError> {
         self.jobs.borrow_mut().insert(job);
         let guard = JobGuard {
             launcher: self,
             job: Some(job),
         };
-        tracing::info!(job, %service, "submitted a worker job");
-        // Wait until the job runs. A job that ends, can never start, or is in a state
-        // other than waiting fails the launch; the guard cancels it.
+        tracing::info!(%job, %service, "submitted a worker job");
         loop {
             let squeue = self.options.squeue.clone();
             let state = p.run_blocking(move || job_state(&squeue, job)).await;
@@ -598,7 +802,7 @@ impl WorkerLauncher for SlurmLauncher {
                     });
                 }
                 Ok(Some((state, reason))) if WAITING_STATES.contains(&state.as_str()) => {
-                    tracing::debug!(job, %state, %reason, "job waiting to start");
+                    tracing::debug!(%job, %state, %reason, "job waiting to start");
                 }
                 Ok(Some((state, reason))) => {
                     return Err(LaunchError {
@@ -614,25 +818,52 @@ impl WorkerLauncher for SlurmLauncher {
                         why: "it ended before its worker connected".into(),
                     });
                 }
-                Err(err) => tracing::warn!(job, %err, "squeue failed; will ask again"),
+                Err(err) => tracing::warn!(%job, %err, "squeue failed; will ask again"),
             }
             p.sleep(JOB_POLL_INTERVAL).await;
         }
     }
+}
+
+impl WorkerLauncher for SlurmLauncher {
+    type JobId = SlurmJob;
+
+    async fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<SlurmJob, LaunchError> {
+        while self.jobs.borrow().len() + self.gathered() >= self.max_jobs {
+            p.sleep(JOB_POLL_INTERVAL).await;
+        }
+        if self.arrays && !self.arrays_refused.get() {
+            if let Some(launched) = self.launch_in_array(p, master, service).await {
+                return launched;
+            }
+        }
+        self.pacer.wait_turn(p).await;
+        let name = self.job_name(service);
+        let job = self
+            .submit(p, &name, None, self.script(master, service))
+            .await?;
+        self.wait_running(p, SlurmJob { job, task: None }, service)
+            .await
+    }
 
     fn connection_timeout(&self) -> Option<Duration> {
-        self.connection_timeout
+        self.worker.connection_timeout
     }
 
     fn on_remote_error(&self, _error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
-        self.policy.decide(retries_so_far)
+        self.worker.retry_policy.decide(retries_so_far)
     }
 
-    fn cancel(&self, job: &u64) {
+    fn cancel(&self, job: &SlurmJob) {
         self.scancel_later(*job, Duration::ZERO);
     }
 
-    fn on_exit(&self, job: &u64) {
+    fn on_exit(&self, job: &SlurmJob) {
         // The worker exits on ShutDown; the scancel only catches one that did not.
         self.scancel_later(*job, Duration::from_secs(5));
     }
@@ -644,7 +875,7 @@ impl Drop for SlurmLauncher {
             .jobs
             .borrow()
             .union(&self.finished.borrow())
-            .map(u64::to_string)
+            .map(SlurmJob::to_string)
             .collect();
         if !jobs.is_empty() {
             if let Err(err) = run(&self.options.scancel, &jobs, None) {

@@ -6,7 +6,6 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -55,60 +54,61 @@ impl TraceRecord {
     /// );
     /// ```
     pub fn to_json(&self) -> String {
-        let mut line = String::with_capacity(160);
-        line.push_str("{\"at_ns\":");
-        let _ = write!(line, "{}", self.at.as_nanos());
-        field(&mut line, "node", &self.node.to_string());
-        field(&mut line, "event", self.event.kind().name());
+        let mut line = JsonLine {
+            at_ns: self.at.as_nanos(),
+            node: self.node.to_string(),
+            event: self.event.kind().name(),
+            ..JsonLine::default()
+        };
         match &self.event {
-            MxEvent::Spawned(pid) => field(&mut line, "pid", &pid.to_string()),
+            MxEvent::Spawned(pid) => line.pid = Some(pid.to_string()),
             MxEvent::Registered { pid, name } | MxEvent::Unregistered { pid, name } => {
-                field(&mut line, "pid", &pid.to_string());
-                field(&mut line, "name", name);
+                line.pid = Some(pid.to_string());
+                line.name = Some(name);
             }
             MxEvent::ProcessDied { pid, reason } => {
-                field(&mut line, "pid", &pid.to_string());
-                field(&mut line, "reason", &reason.to_string());
+                line.pid = Some(pid.to_string());
+                line.reason = Some(reason.to_string());
             }
             MxEvent::NodeDied { node, reason } => {
-                field(&mut line, "peer", &node.to_string());
-                field(&mut line, "reason", &reason.to_string());
+                line.peer = Some(node.to_string());
+                line.reason = Some(reason.to_string());
             }
             MxEvent::Sent { to, from, message } => {
-                field(&mut line, "from", &from.to_string());
-                field(&mut line, "to", &to.to_string());
-                field(&mut line, "type", &type_text(message));
+                line.from = Some(from.to_string());
+                line.to = Some(to.to_string());
+                line.r#type = Some(type_text(message));
             }
             MxEvent::SentToName {
                 name,
                 from,
                 message,
             } => {
-                field(&mut line, "from", &from.to_string());
-                field(&mut line, "name", name);
-                field(&mut line, "type", &type_text(message));
+                line.from = Some(from.to_string());
+                line.name = Some(name);
+                line.r#type = Some(type_text(message));
             }
             MxEvent::SentToPort {
                 from,
                 port,
                 message,
             } => {
-                field(&mut line, "from", &from.to_string());
-                field(&mut line, "port", &port_text(port));
-                field(&mut line, "type", &type_text(message));
+                line.from = Some(from.to_string());
+                line.port = Some(port_text(port));
+                line.r#type = Some(type_text(message));
             }
             MxEvent::Received { pid, message } => {
-                field(&mut line, "pid", &pid.to_string());
-                field(&mut line, "type", &type_text(message));
+                line.pid = Some(pid.to_string());
+                line.r#type = Some(type_text(message));
             }
             MxEvent::ReceivedPort { port, message } => {
-                field(&mut line, "port", &port_text(port));
-                field(&mut line, "type", &type_text(message));
+                line.port = Some(port_text(port));
+                line.r#type = Some(type_text(message));
             }
             MxEvent::Connected { connection, node }
             | MxEvent::Disconnected { connection, node } => {
-                let _ = write!(line, ",\"connection\":{connection}");
-                field(&mut line, "peer", &node.to_string());
+                line.connection = Some(*connection);
+                line.peer = Some(node.to_string());
             }
             MxEvent::MessageRefused {
                 from,
@@ -116,28 +116,63 @@ impl TraceRecord {
                 bytes,
                 limit,
             } => {
-                field(&mut line, "from", &from.to_string());
-                field(&mut line, "to", &to.to_string());
-                let _ = write!(line, ",\"bytes\":{bytes},\"limit\":{limit}");
+                line.from = Some(from.to_string());
+                line.to = Some(to.to_string());
+                line.bytes = Some(*bytes);
+                line.limit = Some(*limit);
             }
             MxEvent::User(payload) => {
-                field(&mut line, "type", payload.type_name());
-                let _ = write!(line, ",\"bytes\":{}", payload.bytes().len());
+                line.r#type = Some(payload.type_name().to_string());
+                line.bytes = Some(payload.bytes().len() as u64);
             }
-            MxEvent::Log(text) => field(&mut line, "text", text),
+            MxEvent::Log(text) => line.text = Some(text),
             MxEvent::SlowPoll { pid, held, bound } => {
-                field(&mut line, "pid", &pid.to_string());
-                let _ = write!(
-                    line,
-                    ",\"held_ns\":{},\"bound_ns\":{}",
-                    held.as_nanos(),
-                    bound.as_nanos()
-                );
+                line.pid = Some(pid.to_string());
+                line.held_ns = Some(held.as_nanos());
+                line.bound_ns = Some(bound.as_nanos());
             }
         }
-        line.push('}');
-        line
+        // Strings and integers only: serialization cannot fail.
+        serde_json::to_string(&line).unwrap_or_default()
     }
+}
+
+/// One trace line as serde_json writes it. Fields appear in declaration order and only
+/// when set, which gives every event kind the order its readers know: `at_ns`, `node`,
+/// `event`, then the kind's fields (`from` before `to`, `type` after the addresses).
+#[derive(Serialize, Default)]
+struct JsonLine<'a> {
+    at_ns: u128,
+    node: String,
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r#type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_ns: Option<u128>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bound_ns: Option<u128>,
 }
 
 fn port_text(port: &SendPortId) -> String {
@@ -149,25 +184,6 @@ fn type_text(message: &MxMessageInfo) -> String {
         Some(name) => name.to_string(),
         None => format!("{:?}", message.fingerprint()),
     }
-}
-
-/// Appends `,"key":"value"` with `value` escaped as a JSON string.
-fn field(line: &mut String, key: &str, value: &str) {
-    let _ = write!(line, ",\"{key}\":\"");
-    for c in value.chars() {
-        match c {
-            '"' => line.push_str("\\\""),
-            '\\' => line.push_str("\\\\"),
-            '\n' => line.push_str("\\n"),
-            '\r' => line.push_str("\\r"),
-            '\t' => line.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(line, "\\u{:04x}", c as u32);
-            }
-            c => line.push(c),
-        }
-    }
-    line.push('"');
 }
 
 enum Output {
@@ -383,4 +399,155 @@ pub fn start_tracer(host: &impl MxHost, target: TraceTarget) -> Result<Tracer, M
         },
     )?;
     Ok(Tracer { pid, core })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Fingerprint;
+    use crate::mx::events::Info;
+    use crate::mx::{MxPayload, MxRecipient};
+    use crate::process::id::DiedReason;
+
+    fn one_of_each_kind() -> Vec<MxEvent> {
+        let node = NodeId {
+            address: "10.0.0.1:7000".parse().unwrap(),
+            incarnation: 255,
+        };
+        let pid = ProcessId { node, local: 3 };
+        let other = ProcessId { node, local: 4 };
+        let port = SendPortId {
+            owner: other,
+            channel: 9,
+        };
+        let named = || MxMessageInfo::from(Info::Named("u64"));
+        let encoded = || MxMessageInfo::from(Info::Encoded(Fingerprint(0xabc)));
+        vec![
+            MxEvent::Spawned(pid),
+            MxEvent::Registered {
+                pid,
+                name: "a \"quoted\" name".into(),
+            },
+            MxEvent::Unregistered {
+                pid,
+                name: "tab\there".into(),
+            },
+            MxEvent::ProcessDied {
+                pid,
+                reason: DiedReason::Exception("line one\nline two \\ \u{1}".into()),
+            },
+            MxEvent::NodeDied {
+                node,
+                reason: DiedReason::Disconnect,
+            },
+            MxEvent::Sent {
+                to: other,
+                from: pid,
+                message: named(),
+            },
+            MxEvent::SentToName {
+                name: "logger".into(),
+                from: pid,
+                message: encoded(),
+            },
+            MxEvent::SentToPort {
+                from: pid,
+                port,
+                message: named(),
+            },
+            MxEvent::Received {
+                pid,
+                message: encoded(),
+            },
+            MxEvent::ReceivedPort {
+                port,
+                message: named(),
+            },
+            MxEvent::Connected {
+                connection: 12,
+                node,
+            },
+            MxEvent::Disconnected {
+                connection: 12,
+                node,
+            },
+            MxEvent::MessageRefused {
+                from: pid,
+                to: MxRecipient::Name {
+                    node,
+                    name: "big".into(),
+                },
+                bytes: 70_000_000,
+                limit: 67_108_864,
+            },
+            MxEvent::User(MxPayload::new(&7u32).unwrap()),
+            MxEvent::Log("héllo \u{7f} \u{1f}".into()),
+            MxEvent::SlowPoll {
+                pid,
+                held: Duration::from_millis(250),
+                bound: Duration::from_millis(100),
+            },
+        ]
+    }
+
+    /// Every event kind's line: the format a trace file's readers parse, unchanged
+    /// since the lines were written by hand (key order included).
+    #[test]
+    fn every_event_kind_has_its_documented_json_line() {
+        let node = NodeId {
+            address: "10.0.0.1:7000".parse().unwrap(),
+            incarnation: 255,
+        };
+        let lines: Vec<String> = one_of_each_kind()
+            .into_iter()
+            .map(|event| {
+                TraceRecord {
+                    at: Duration::from_nanos(1_500),
+                    node,
+                    event,
+                }
+                .to_json()
+            })
+            .collect();
+        let expected = [
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"spawned\",\"pid\":\"pid://10.0.0.1:7000#ff/3\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"registered\",\"pid\":\"pid://10.0.0.1:7000#ff/3\",\"name\":\"a \\\"quoted\\\" name\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"unregistered\",\"pid\":\"pid://10.0.0.1:7000#ff/3\",\"name\":\"tab\\there\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"process_died\",\"pid\":\"pid://10.0.0.1:7000#ff/3\",\"reason\":\"exception: line one\\nline two \\\\ \\u0001\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"node_died\",\"peer\":\"10.0.0.1:7000#ff\",\"reason\":\"disconnected\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"sent\",\"from\":\"pid://10.0.0.1:7000#ff/3\",\"to\":\"pid://10.0.0.1:7000#ff/4\",\"type\":\"u64\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"sent_to_name\",\"from\":\"pid://10.0.0.1:7000#ff/3\",\"name\":\"logger\",\"type\":\"Fingerprint(0000000000000abc)\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"sent_to_port\",\"from\":\"pid://10.0.0.1:7000#ff/3\",\"port\":\"pid://10.0.0.1:7000#ff/4/9\",\"type\":\"u64\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"received\",\"pid\":\"pid://10.0.0.1:7000#ff/3\",\"type\":\"Fingerprint(0000000000000abc)\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"received_port\",\"port\":\"pid://10.0.0.1:7000#ff/4/9\",\"type\":\"u64\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"connected\",\"connection\":12,\"peer\":\"10.0.0.1:7000#ff\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"disconnected\",\"connection\":12,\"peer\":\"10.0.0.1:7000#ff\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"message_refused\",\"from\":\"pid://10.0.0.1:7000#ff/3\",\"to\":\"\\\"big\\\"@10.0.0.1:7000#ff\",\"bytes\":70000000,\"limit\":67108864}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"user\",\"type\":\"u32\",\"bytes\":1}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"log\",\"text\":\"héllo \u{7f} \\u001f\"}",
+            "{\"at_ns\":1500,\"node\":\"10.0.0.1:7000#ff\",\"event\":\"slow_poll\",\"pid\":\"pid://10.0.0.1:7000#ff/3\",\"held_ns\":250000000,\"bound_ns\":100000000}",
+        ];
+        assert_eq!(lines, expected);
+    }
+
+    /// Every line is one JSON object whose `event` names the kind.
+    #[test]
+    fn every_line_parses_as_json() {
+        let node = NodeId {
+            address: "10.0.0.1:7000".parse().unwrap(),
+            incarnation: 255,
+        };
+        for event in one_of_each_kind() {
+            let name = event.kind().name();
+            let line = TraceRecord {
+                at: Duration::from_nanos(u64::MAX),
+                node,
+                event,
+            }
+            .to_json();
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(value["event"], name, "{line}");
+            assert_eq!(value["at_ns"], u64::MAX, "{line}");
+        }
+    }
 }

@@ -145,6 +145,9 @@ impl NodeState {
             return;
         }
         self.registry.remote_watches.remove(&pid);
+        if crate::planted::is_planted(crate::planted::Defect::NameKeptAfterHolderDied) {
+            return;
+        }
         for name in self.registry.names_of(pid) {
             self.registry.remove(&name);
             tracing::debug!(%pid, name, "name released: its remote holder died");

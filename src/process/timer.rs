@@ -20,6 +20,7 @@ impl Deadline {
     /// if not. A zero timeout has always passed (a receive that only looks).
     pub(crate) fn expired(&mut self, process: &Process, timeout: Duration) -> bool {
         let now = process.now();
+        let timeout = crate::planted::timeout(timeout);
         let at = *self.at.get_or_insert_with(|| now.saturating_add(timeout));
         if now >= at {
             self.cancel(process);

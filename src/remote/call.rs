@@ -9,9 +9,11 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
+use super::errors::{RemoteError, RemoteErrorKind, ServiceError, TOO_LARGE_PREFIX};
 use super::launcher::{OnRemoteError, WorkerLauncher};
 use super::memo::{Builder, Memo};
-use super::service::{serve, ServiceError, ServiceId};
+use super::service::serve;
+use super::service_id::ServiceId;
 use crate::closure::{Closure, RemoteTable};
 use crate::concurrency::{Async, AsyncReply, AsyncResult};
 use crate::message::{decode, encode, Serializable};
@@ -111,11 +113,6 @@ impl RemoteTable {
     }
 }
 
-/// How the text of a [`RemoteErrorKind::Exception`] starts when the call's argument
-/// or its reply is longer than the transport's frame limit: a retry would fail the same
-/// way (see [`RemoteError::is_retryable`]).
-pub const TOO_LARGE_PREFIX: &str = "too large for the frame limit: ";
-
 /// A closure to run on a worker, built lazily and once (hyperion's
 /// `SerializableClosureProcess`): the action that produces its argument runs the first
 /// time a worker is ready, and a retry re-sends the memoized closure. Calls that share
@@ -169,54 +166,6 @@ impl<R: Serializable + Clone> RemoteCall<R> {
         self.argument
             .get(|| Err("the process building the closure stopped before it finished".into()))
             .await
-    }
-}
-
-/// How a remote call failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RemoteErrorKind {
-    /// The process running the call died before answering (killed, its node crashed
-    /// or was cut off: `Disconnect`).
-    AsyncFailed(DiedReason),
-    /// The worker serving the call died or was lost while the call ran.
-    AsyncLinkFailed(DiedReason),
-    /// The call was cancelled.
-    Cancelled,
-    /// The call had not finished when its timeout passed.
-    Pending,
-    /// The closure failed on the worker (an error, a panic, an unknown label, a bad
-    /// argument); the text says how.
-    Exception(String),
-}
-
-/// A failed remote call, with the service it ran in (hyperion's `RemoteError`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteError {
-    /// The service (worker) the call ran in.
-    pub service_id: ServiceId,
-    /// How it failed.
-    pub kind: RemoteErrorKind,
-}
-
-impl fmt::Display for RemoteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "remote call in {} failed: {:?}",
-            self.service_id, self.kind
-        )
-    }
-}
-
-impl std::error::Error for RemoteError {}
-
-impl RemoteError {
-    /// Whether another attempt could succeed. A call whose argument or reply is longer
-    /// than the frame limit (its text starts with [`TOO_LARGE_PREFIX`]) would fail the
-    /// same way on every worker: [`with_remote_runner`] gives it up at once, whatever
-    /// the launcher's policy.
-    pub fn is_retryable(&self) -> bool {
-        !matches!(&self.kind, RemoteErrorKind::Exception(text) if text.starts_with(TOO_LARGE_PREFIX))
     }
 }
 

@@ -4,27 +4,10 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use super::call::RemoteError;
-use super::service::ServiceId;
+use super::errors::{LaunchError, RemoteError};
+use super::service_id::ServiceId;
 use crate::process::id::NodeId;
 use crate::process::Process;
-
-/// Why a worker could not be launched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LaunchError {
-    /// What was tried (a command line, a job submission).
-    pub what: String,
-    /// Why it failed.
-    pub why: String,
-}
-
-impl fmt::Display for LaunchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot launch a worker ({}): {}", self.what, self.why)
-    }
-}
-
-impl std::error::Error for LaunchError {}
 
 /// What to do after a [`RemoteError`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,4 +108,24 @@ pub trait WorkerLauncher {
 
     /// Called once when the service using `job` has ended (after `ShutDown` was sent).
     fn on_exit(&self, job: &Self::JobId);
+
+    /// Whether `job` still runs, asked while the master waits for its worker to
+    /// connect: a job that has ended (a worker process that exited, a batch job that
+    /// failed) will never connect, so the master stops waiting at once instead of at
+    /// the connection timeout (or never, without one). A launcher that cannot tell
+    /// answers [`JobState::Unknown`] (the default) and is not asked again.
+    fn job_state(&self, _job: &Self::JobId) -> JobState {
+        JobState::Unknown
+    }
+}
+
+/// What a launcher knows of a launched job (see [`WorkerLauncher::job_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// The job runs (or waits in a queue): its worker may still connect.
+    Running,
+    /// The job has ended, for this reason: its worker will never connect.
+    Ended(String),
+    /// The launcher cannot tell.
+    Unknown,
 }

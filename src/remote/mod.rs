@@ -12,20 +12,27 @@
 //! worker after a pause, hold, or give up. [`Memoized`] runs calls through a
 //! [`ResultStore`](crate::store::ResultStore): a result already stored (in this run or
 //! the run it resumed) is not computed again.
+//!
+//! Inside, imports go one way: `errors` and `service_id` are leaves; `launcher` and
+//! `service` use them; `call` uses those; `stored` and `worker` sit on top.
 
 mod call;
+mod errors;
 mod launcher;
 mod memo;
 mod service;
+mod service_id;
 mod stored;
 mod worker;
 
 pub use call::{
-    release_holds, with_remote_runner, CallEnvelope, ReleaseHold, RemoteCall, RemoteError,
-    RemoteErrorKind, RemoteTask, Runner, RunnerError, TOO_LARGE_PREFIX,
+    release_holds, with_remote_runner, CallEnvelope, ReleaseHold, RemoteCall, RemoteTask, Runner,
+    RunnerError,
 };
-pub use launcher::{LaunchError, OnRemoteError, RetryPolicy, WorkerLauncher};
-pub use service::{with_service, ServiceError, ServiceId, WorkerHello, WorkerMessage};
+pub use errors::{LaunchError, RemoteError, RemoteErrorKind, ServiceError, TOO_LARGE_PREFIX};
+pub use launcher::{JobState, OnRemoteError, RetryPolicy, WorkerLauncher};
+pub use service::{with_service, WorkerHello, WorkerMessage};
+pub use service_id::ServiceId;
 pub use stored::{Memoized, StoredCallError};
 pub use worker::{
     worker, WorkerConfig, WorkerExit, HANDSHAKE_ATTEMPTS_DEFAULT, HANDSHAKE_TIMEOUT_DEFAULT,

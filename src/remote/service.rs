@@ -1,54 +1,19 @@
 //! Services: a master's registration for one worker, and the bracket around its use.
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::launcher::{LaunchError, WorkerLauncher};
+use super::errors::{LaunchError, ServiceError};
+use super::launcher::{JobState, WorkerLauncher};
+use super::service_id::ServiceId;
 use crate::build_id::{refusal_text, BuildId};
 use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::id::{NodeId, ProcessId};
 use crate::process::Process;
 use crate::status::StatusNotice;
-
-/// Names one master/worker pairing. Unique across every master of a cluster: it joins
-/// the master's node address, its incarnation, a per-process counter and a random
-/// number (from the node's seeded source, so it is reproducible in the simulator).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-pub struct ServiceId(String);
-
-impl ServiceId {
-    /// A fresh id for a service of `p`'s node.
-    pub fn fresh(p: &Process) -> ServiceId {
-        let node = p.self_node();
-        ServiceId(format!(
-            "service-{}-{:x}-{}-{:08x}",
-            node.address,
-            node.incarnation,
-            p.self_pid().local,
-            p.random_u64() as u32
-        ))
-    }
-
-    /// The id as text (it is also the name registered on the master).
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// An id from text (a worker reads it from its command line).
-    pub fn from_text(text: &str) -> ServiceId {
-        ServiceId(text.to_string())
-    }
-}
-
-impl fmt::Display for ServiceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// What a master tells its worker.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -75,31 +40,6 @@ pub struct WorkerHello {
     /// The build of the program the worker runs; the master refuses another build.
     pub build: BuildId,
 }
-
-/// Why a service could not run the user's block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceError {
-    /// The launcher could not start a worker.
-    Launch(LaunchError),
-    /// No worker connected within the launcher's connection timeout.
-    WorkerConnectionTimeout(ServiceId),
-    /// The service id could not be registered (it is taken).
-    Registration(String),
-}
-
-impl fmt::Display for ServiceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServiceError::Launch(err) => err.fmt(f),
-            ServiceError::WorkerConnectionTimeout(service) => {
-                write!(f, "no worker connected for {service} in time")
-            }
-            ServiceError::Registration(why) => write!(f, "cannot register the service: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for ServiceError {}
 
 /// Sends `ShutDown` to the worker and runs the launcher's exit hook when dropped, so
 /// that both happen however the user's block ends (return, error, panic, kill).
@@ -223,9 +163,24 @@ where
         launcher,
         job: Some(job),
     };
-    let Some(hello) = await_worker(p, &service, launcher.connection_timeout()).await else {
-        tracing::warn!(%service, "worker did not connect in time");
-        return Err(ServiceError::WorkerConnectionTimeout(service.clone()));
+    let job_state = || match &pending.job {
+        Some(job) => launcher.job_state(job),
+        None => JobState::Unknown,
+    };
+    let hello = match await_worker(p, &service, launcher.connection_timeout(), job_state).await {
+        Awaited::Hello(hello) => hello,
+        Awaited::TimedOut => {
+            tracing::warn!(%service, "worker did not connect in time");
+            return Err(ServiceError::WorkerConnectionTimeout(service.clone()));
+        }
+        Awaited::JobEnded(why) => {
+            crate::reached!("remote.worker_ended_before_connecting");
+            tracing::warn!(%service, %why, "worker ended before connecting");
+            return Err(ServiceError::WorkerEndedBeforeConnecting {
+                service: service.clone(),
+                why,
+            });
+        }
     };
     if !p.build_id().compatible(&hello.build) {
         // Refused, not retried: a relaunch would start the same other build. The
@@ -261,18 +216,40 @@ where
     Ok(block(hello.pid, service.clone()).await)
 }
 
+/// How waiting for a worker's hello ended.
+enum Awaited {
+    Hello(WorkerHello),
+    TimedOut,
+    /// The launcher says the worker's job has ended: it will never connect.
+    JobEnded(String),
+}
+
+/// How often the master asks the launcher whether a job it waits for still runs (only
+/// launchers that can tell are asked; see [`WorkerLauncher::job_state`]).
+const JOB_CHECK_PERIOD: Duration = Duration::from_millis(250);
+
 /// Waits for the hello of this service's worker. Only that hello is taken: a hello for
 /// another live service of this process (a concurrent `with_service` in the same
 /// process) stays in the mailbox for it. A hello for a service that has ended (its name
 /// no longer registered to this process) is dropped, so stale hellos do not pile up.
+/// Meanwhile `job_state` is asked every [`JOB_CHECK_PERIOD`] until it answers
+/// [`JobState::Unknown`].
 async fn await_worker(
     p: &Process,
     service: &ServiceId,
     timeout: Option<Duration>,
-) -> Option<WorkerHello> {
+    job_state: impl Fn() -> JobState,
+) -> Awaited {
     // A timeout beyond the clock's range (`Duration::MAX`) is no timeout.
     let deadline = timeout.and_then(|timeout| p.now().checked_add(timeout));
     let me = p.self_pid();
+    // A launcher that cannot tell is never asked again: waiting then sets no timer
+    // beyond the connection timeout's (the simulator's traces stay as they were).
+    let mut checking = match job_state() {
+        JobState::Ended(why) => return Awaited::JobEnded(why),
+        JobState::Running => true,
+        JobState::Unknown => false,
+    };
     loop {
         let matches = vec![
             match_if(
@@ -288,15 +265,32 @@ async fn await_worker(
                 },
             ),
         ];
-        let taken = match deadline {
+        let left = deadline.map(|deadline| deadline.saturating_sub(p.now()));
+        let wait = match (left, checking) {
+            (None, false) => None,
+            (None, true) => Some(JOB_CHECK_PERIOD),
+            (Some(left), false) => Some(left),
+            (Some(left), true) => Some(left.min(JOB_CHECK_PERIOD)),
+        };
+        let taken = match wait {
             None => p.receive_wait(matches).await,
-            Some(deadline) => {
-                let left = deadline.saturating_sub(p.now());
-                p.receive_timeout(left, matches).await?
-            }
+            Some(wait) => match p.receive_timeout(wait, matches).await {
+                Some(taken) => taken,
+                None => {
+                    if deadline.is_some_and(|deadline| p.now() >= deadline) {
+                        return Awaited::TimedOut;
+                    }
+                    match job_state() {
+                        JobState::Ended(why) => return Awaited::JobEnded(why),
+                        JobState::Running => {}
+                        JobState::Unknown => checking = false,
+                    }
+                    None
+                }
+            },
         };
         if let Some(hello) = taken {
-            return Some(hello);
+            return Awaited::Hello(hello);
         }
     }
 }

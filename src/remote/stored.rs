@@ -9,7 +9,8 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use super::call::{RemoteCall, RemoteError, Runner};
+use super::call::{RemoteCall, Runner};
+use super::errors::RemoteError;
 use crate::message::{decode, encode, Serializable};
 use crate::process::Process;
 use crate::store::{Key, ResultMeta, ResultStore, StoreError, StoreErrorKind};

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::service::{ServiceId, WorkerHello, WorkerMessage};
+use super::service::{WorkerHello, WorkerMessage};
+use super::service_id::ServiceId;
 use crate::process::id::NodeId;
 use crate::process::signals::NodeMonitorNotification;
 use crate::process::Process;
@@ -58,7 +59,7 @@ pub async fn worker(
 ) -> WorkerExit {
     let (reply, replies) = p.new_chan::<WorkerMessage>();
     let mut connected = false;
-    for attempt in 1..=config.attempts {
+    for attempt in 1..=crate::planted::handshake_attempts(config.attempts) {
         tracing::info!(%master, %service, attempt, "connecting to master");
         crate::sometimes!("remote.handshake_retried", attempt > 1);
         // A simulator may slow a handshake step down, as a loaded login node does.

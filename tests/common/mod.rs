@@ -51,6 +51,12 @@ pub fn example_binary(name: &str) -> PathBuf {
     if profile_dir.file_name().is_some_and(|dir| dir == "release") {
         build.arg("--release");
     }
+    // `cargo test --workspace` builds the crate with the simulator's test-only feature
+    // (features unify across the workspace): ask for the same build, or cargo would
+    // rebuild the crate without it and relink the example.
+    if cfg!(feature = "planted-defects") {
+        build.args(["--features", "planted-defects"]);
+    }
     let built = build
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
@@ -66,4 +72,42 @@ pub fn temp_dir(name: &str) -> tempfile::TempDir {
         .prefix(&format!("hyperion-{name}-"))
         .tempdir()
         .expect("create a temporary directory")
+}
+
+/// Processes whose parent is `parent`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The parent pid is the 2nd field after the parenthesised command name.
+        let after = stat.rsplit(')').next().unwrap_or("");
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|f| f.parse::<u32>().ok())
+            == Some(parent)
+        {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Whether `pid` runs (a zombie does not).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
 }

@@ -9,8 +9,9 @@ use crate::faults::Fault;
 use crate::world::{NodeOptions, Sim};
 
 /// A node registers names for processes of its own and of another node; the holders
-/// die (ended, killed, their node crashed or shut down). Once the world has had time to
-/// notice (the liveness bound), no name still points to a dead holder.
+/// die (ended, killed, then their node crashed or shut down). Once the world has had
+/// time to notice (the liveness bound), no name still points to a dead holder: checked
+/// after the deaths of processes, then after the loss of their node.
 pub(super) fn registry(sim: &mut Sim) -> Result<(), String> {
     sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
     let home = sim.add_node();
@@ -27,7 +28,6 @@ pub(super) fn registry(sim: &mut Sim) -> Result<(), String> {
         home.register(&format!("remote-{k}"), *holder)
             .map_err(|err| err.to_string())?;
     }
-    let handle = sim.handle();
     let (first, second) = (remote_holders[0], remote_holders[1]);
     home.spawn(move |p| async move {
         p.sleep(Duration::from_millis(p.random_u64() % 3000)).await;
@@ -35,16 +35,24 @@ pub(super) fn registry(sim: &mut Sim) -> Result<(), String> {
         p.kill(first, "on purpose");
         p.reconnect_node(away_id);
         p.send(second, ());
-        p.sleep(Duration::from_millis(p.random_u64() % 3000)).await;
-        let fault = if p.random_u64() % 2 == 0 {
-            Fault::Crash(away_index)
-        } else {
-            Fault::Stop(away_index)
-        };
-        handle.schedule_in(Duration::ZERO, fault);
     });
     sim.run_for(Duration::from_secs(10));
+    // First while the holders' node lives on: only their deaths can free the names
+    // (a lost node frees every name on it, which would hide a name kept too long).
     sim.liveness_phase();
+    released(sim, &home)?;
+    let fault = if sim.seed() % 2 == 0 {
+        Fault::Crash(away_index)
+    } else {
+        Fault::Stop(away_index)
+    };
+    sim.apply(fault);
+    sim.liveness_phase();
+    released(sim, &home)
+}
+
+/// No name of the scenario points to a dead holder.
+fn released(sim: &Sim, home: &hyperion::LocalNode) -> Result<(), String> {
     for name in ["local", "remote-0", "remote-1", "remote-2"] {
         let holder = home.names_with_prefix(name);
         if let Some(pid) = holder.first() {

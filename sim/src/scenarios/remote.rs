@@ -10,7 +10,9 @@ use hyperion::remote::{
     RetryPolicy, RunnerError, ServiceError, ServiceId, WorkerConfig, WorkerExit, WorkerHello,
     WorkerMessage,
 };
-use hyperion::{match_type, Process, RemoteTable};
+use hyperion::{
+    match_if, match_type, sometimes, BuildId, Closure, Process, ProcessId, RemoteTable,
+};
 
 use super::SCENARIO_TIME_LIMIT;
 use crate::launcher::SimLauncher;
@@ -260,11 +262,36 @@ pub(super) fn services(sim: &mut Sim) -> Result<(), String> {
     Ok(())
 }
 
+/// The closure a stray node runs: sends `master` the hello of a worker of a service
+/// that has ended, then says it did (on the same connection, so after the hello).
+fn stray_table() -> RemoteTable {
+    let mut table = RemoteTable::new();
+    table.register("stray_hello", |p: Process, master: ProcessId| async move {
+        let (reply, _replies) = p.new_chan::<WorkerMessage>();
+        let hello = WorkerHello {
+            pid: p.self_pid(),
+            service: ServiceId::from_text("an-ended-service"),
+            reply,
+            build: p.build_id().clone(),
+        };
+        p.send(master, hello);
+        p.send(master, STRAY_HELLO_SENT.to_string());
+    });
+    table
+}
+
+/// What the stray node says once its hello is on its way.
+const STRAY_HELLO_SENT: &str = "stray hello sent";
+
 /// Two services at once in one master process: each gets its own worker, whose hello
-/// must reach the service that launched it (not be taken by the other's wait).
+/// must reach the service that launched it (not be taken by the other's wait); a hello
+/// from a worker of a service that has ended, already in the master's mailbox, is
+/// dropped, never taken as a service's worker.
 pub(super) fn several_services(sim: &mut Sim) -> Result<(), String> {
     sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
     let master = sim.add_node();
+    let stray = sim.add_node_with(NodeOptions::default().remote_table(stray_table()));
+    let stray_id = stray.id();
     let launcher = Rc::new(
         SimLauncher::new(sim.handle(), table())
             .with_connection_timeout(Some(Duration::from_secs(60))),
@@ -273,6 +300,20 @@ pub(super) fn several_services(sim: &mut Sim) -> Result<(), String> {
     let outcome = sim
         .run_until(&master, move |p| async move {
             let p = &p;
+            let closure = Closure::new("stray_hello", &p.self_pid()).expect("encodable");
+            if p.spawn(stray_id, closure).await.is_ok() {
+                // Under faults the stray node may be cut off: wait a while only.
+                let said = p
+                    .receive_timeout(
+                        Duration::from_secs(5),
+                        vec![match_if(
+                            |text: &String| text == STRAY_HELLO_SENT,
+                            |_: String| (),
+                        )],
+                    )
+                    .await;
+                sometimes!("several_services.stray_hello_queued", said.is_some());
+            }
             let started = p.now();
             // Each block reports how long its worker took to connect.
             let one = with_service(p, &*in_sim, |node, _| async move {
@@ -294,6 +335,9 @@ pub(super) fn several_services(sim: &mut Sim) -> Result<(), String> {
         (Ok((a, _)), Ok((b, _))) if a == b => {
             Err(format!("two services shared the worker node {a}"))
         }
+        (Ok((a, _)), _) | (_, Ok((a, _))) if a == stray_id => Err(format!(
+            "a service took the stray hello of an ended service: its worker is {a}"
+        )),
         (Ok((_, one)), Ok((_, two))) if quiet && one.max(two) >= first_hello => Err(format!(
             "a calm world, yet a worker connected only after {:?}: its first hello was lost",
             one.max(two)
@@ -368,6 +412,121 @@ pub(super) fn master_crash(sim: &mut Sim) -> Result<(), String> {
                 ))
             }
         }
+    }
+    Ok(())
+}
+
+/// The master kills its worker's process while a call runs there: the call fails with
+/// `AsyncLinkFailed` (its worker was lost, though the call's own process lives on), the
+/// runner retries the block with a new worker, and the retried call answers. Under
+/// faults any `RemoteError` may come first; in a quiet world the answer must come, on
+/// the second worker.
+pub(super) fn worker_killed(sim: &mut Sim) -> Result<(), String> {
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let master = sim.add_node();
+    let launcher = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60)))
+            .retry_policy(RetryPolicy {
+                max_retries: Some(3),
+                pause: Duration::from_millis(500),
+                pause_max: Duration::from_secs(4),
+            }),
+    );
+    let slow: Rc<RemoteCall<u64>> = Rc::new(RemoteCall::new("slow_square", || async { 3u64 }));
+    let attempts = Rc::new(Cell::new(0u32));
+    let first_error: Rc<RefCell<Option<RemoteErrorKind>>> = Rc::default();
+    let (counted, noted) = (attempts.clone(), first_error.clone());
+    let in_sim = launcher.clone();
+    let outcome = sim
+        .run_until(&master, move |p| async move {
+            let p = &p;
+            with_remote_runner(p, &*in_sim, |runner| {
+                let (slow, counted, noted) = (slow.clone(), counted.clone(), noted.clone());
+                async move {
+                    counted.set(counted.get() + 1);
+                    let task = runner.start(p, &slow).await;
+                    if counted.get() == 1 {
+                        p.sleep(Duration::from_millis(1 + p.random_u64() % 3000))
+                            .await;
+                        p.kill(runner.worker(), "killed by the scenario");
+                    }
+                    task.wait(p).await.inspect_err(|error| {
+                        probe_kind(error);
+                        noted.borrow_mut().get_or_insert(error.kind.clone());
+                    })
+                }
+            })
+            .await
+        })
+        .map_err(|err| err.to_string())?;
+    let quiet = calm(sim) && sim.buggify_fired().values().all(|fired| *fired == 0);
+    if !quiet {
+        return Ok(());
+    }
+    let first = first_error.borrow().clone();
+    match (&outcome, first.as_ref(), attempts.get()) {
+        (Ok(9), Some(RemoteErrorKind::AsyncLinkFailed(_)), 2) => Ok(()),
+        // The 5 s call answered before the kill (killed at up to 3 s, its clock drifting).
+        (Ok(9), None, 1) => Ok(()),
+        (outcome, first, attempts) => Err(format!(
+            "a quiet world: got {outcome:?} after {attempts} attempts, the first error {first:?}; expected 9 on the second worker after AsyncLinkFailed"
+        )),
+    }
+}
+
+/// Two services at once in one master, one of whose launchers starts workers of
+/// another build (a binary recompiled while the run went on): that service never runs
+/// its block; if it fails by the refusal, the error names both builds; its workers never
+/// connect (they end refused, or give up); the other service is untouched (in a calm
+/// world it answers).
+pub(super) fn mixed_builds(sim: &mut Sim) -> Result<(), String> {
+    sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
+    let master = sim.add_node();
+    let same = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60))),
+    );
+    let stale_build = BuildId::named("stale0001");
+    let stale = Rc::new(
+        SimLauncher::new(sim.handle(), table())
+            .with_connection_timeout(Some(Duration::from_secs(60)))
+            .worker_build(stale_build.clone()),
+    );
+    let (in_same, in_stale) = (same.clone(), stale.clone());
+    let (good, refused) = sim
+        .run_until(&master, move |p| async move {
+            let p = &p;
+            let good = with_service(p, &*in_same, |_, _| async { 42u64 });
+            let refused = with_service(p, &*in_stale, |_, _| async { 43u64 });
+            futures::future::join(good, refused).await
+        })
+        .map_err(|err| err.to_string())?;
+    match refused {
+        Ok(value) => return Err(format!("a worker of another build ran a block ({value})")),
+        Err(ServiceError::Launch(err)) => {
+            let text = err.to_string();
+            sim.sometimes("mixed_builds.refused", true);
+            let own = BuildId::fixed().to_string();
+            if !text.contains(&stale_build.to_string()) || !text.contains(&own) {
+                return Err(format!("a refusal that does not name both builds: {text}"));
+            }
+        }
+        Err(_) => {}
+    }
+    sim.run_for(Duration::from_secs(2));
+    let exits = stale.exits();
+    // Refused, or never heard (its hellos lost under faults): never connected.
+    let connected = |exit: &WorkerExit| !matches!(exit, WorkerExit::Refused | WorkerExit::NoMaster);
+    if let Some((index, exit)) = exits.iter().find(|(_, exit)| connected(exit)) {
+        return Err(format!(
+            "the stale worker on node {index} ended by {exit:?}"
+        ));
+    }
+    if calm(sim) && sim.buggify_fired().values().all(|fired| *fired == 0) && good != Ok(42) {
+        return Err(format!(
+            "a calm world, yet the service of the same build got {good:?}"
+        ));
     }
     Ok(())
 }

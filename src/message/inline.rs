@@ -1,0 +1,124 @@
+//! Small values held in the envelope itself: a message whose value is a primitive (an
+//! integer up to 64 bits, a float, `bool`, `char` or `()`) is sent and received
+//! without an allocation.
+//!
+//! Why only these: safe Rust cannot keep a value of any type inline behind a
+//! type-erased envelope. Crates that do (`smallbox`) overwrite the data half of a fat
+//! pointer, relying on a layout Rust does not specify; the primitives are the common
+//! small messages (counters, sequence numbers, acknowledgements, sums) and can be
+//! listed. Other types stay boxed (a zero-sized type, such as a unit struct, costs no
+//! allocation in a box either).
+//!
+//! A value moves into or out of its concrete type through `Option<_>` seen as
+//! `dyn Any`: a checked downcast, which the compiler resolves per type at compile time
+//! (the benchmark `bench_local` measures the message path).
+
+use std::any::{Any, TypeId};
+
+use super::{encode_into, CodecError, Fingerprint};
+
+/// Moves `value` out as a `U` if `T` is `U`, otherwise hands it back.
+#[inline(always)]
+pub(super) fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    let taken = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take);
+    match (taken, slot) {
+        (Some(value), _) => Ok(value),
+        (None, Some(value)) => Err(value),
+        (None, None) => unreachable!("the slot is emptied only by a downcast that succeeded"),
+    }
+}
+
+macro_rules! inline_values {
+    ($($variant:ident($type:ty)),* $(,)?) => {
+        /// A value of one of the primitive types, held without an allocation.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub(super) enum Inline {
+            $(
+                #[doc = concat!("A `", stringify!($type), "`.")]
+                $variant($type),
+            )*
+        }
+
+        impl Inline {
+            /// `value` held inline if its type is one of the primitives, otherwise
+            /// `value` back.
+            #[inline(always)]
+            pub(super) fn new<T: 'static>(value: T) -> Result<Inline, T> {
+                $(
+                    let value = match cast::<T, $type>(value) {
+                        Ok(value) => return Ok(Inline::$variant(value)),
+                        Err(value) => value,
+                    };
+                )*
+                Err(value)
+            }
+
+            /// The value if it is a `T`, otherwise the value back.
+            #[inline(always)]
+            pub(super) fn into_value<T: 'static>(self) -> Result<T, Inline> {
+                match self {
+                    $(Inline::$variant(value) => cast::<$type, T>(value).map_err(Inline::$variant),)*
+                }
+            }
+
+            /// The `TypeId` of the value's type.
+            #[inline(always)]
+            pub(super) fn value_type(&self) -> TypeId {
+                match self {
+                    $(Inline::$variant(_) => TypeId::of::<$type>(),)*
+                }
+            }
+
+            /// The value, for a checked `downcast_ref`.
+            pub(super) fn as_any(&self) -> &dyn Any {
+                match self {
+                    $(Inline::$variant(value) => value,)*
+                }
+            }
+
+            /// The fingerprint of the value's type.
+            pub(super) fn fingerprint(&self) -> Fingerprint {
+                match self {
+                    $(Inline::$variant(_) => Fingerprint::of::<$type>(),)*
+                }
+            }
+
+            /// The name of the value's type.
+            pub(super) fn type_name(&self) -> &'static str {
+                match self {
+                    $(Inline::$variant(_) => std::any::type_name::<$type>(),)*
+                }
+            }
+
+            /// Appends the value's encoding to `out` (the bytes a boxed value of the
+            /// same type encodes to).
+            pub(super) fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+                match self {
+                    $(Inline::$variant(value) => encode_into(value, out),)*
+                }
+            }
+        }
+    };
+}
+
+// No 128-bit integers: their 16-byte alignment would double the envelope's.
+inline_values! {
+    Unit(()),
+    Bool(bool),
+    Char(char),
+    U8(u8),
+    U16(u16),
+    U32(u32),
+    U64(u64),
+    Usize(usize),
+    I8(i8),
+    I16(i16),
+    I32(i32),
+    I64(i64),
+    Isize(isize),
+    F32(f32),
+    F64(f64),
+}
