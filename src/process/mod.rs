@@ -15,6 +15,7 @@ mod lifecycle;
 pub mod port_monitor;
 pub mod receive;
 pub mod registry;
+pub mod room;
 pub mod signals;
 pub(crate) mod table;
 pub mod timer;

@@ -117,6 +117,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::task::Waker;
 use std::time::Instant;
 
 use mio::event::Event;
@@ -128,7 +129,8 @@ pub use advertise::{AdvertiseAddress, Subnet};
 pub use config::{
     CookieSource, TcpConfig, BIND_ADDRESS_DEFAULT, CONNECT_TIMEOUT_DEFAULT,
     HANDSHAKE_TIMEOUT_DEFAULT, HELLO_TIMEOUT_DEFAULT, INBOUND_HANDSHAKES_MAX_DEFAULT,
-    INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT, INBOUND_HANDSHAKE_BYTES, QUEUED_BYTES_MAX_DEFAULT,
+    INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT, INBOUND_HANDSHAKE_BYTES,
+    QUEUED_BYTES_HIGH_WATER_DEFAULT, QUEUED_BYTES_MAX_DEFAULT,
 };
 
 use self::admission::{Admission, PreAuthWarnings};
@@ -163,6 +165,7 @@ struct Limits {
     handshake_timeout: std::time::Duration,
     frame_bytes_max: usize,
     queued_bytes_max: usize,
+    queued_bytes_high_water: usize,
     inbound_handshakes_max: usize,
     inbound_handshakes_per_source_max: usize,
     hello_timeout: std::time::Duration,
@@ -212,6 +215,9 @@ struct State {
     /// The inbound handshakes in progress (the slots of unauthenticated peers).
     admission: Admission,
     warnings: PreAuthWarnings,
+    /// Processes waiting for the queue to a peer to fall below the high-water mark, in
+    /// the order they asked (see [`Transport::wake_on_room`]).
+    room_waiters: Vec<(NodeId, Waker)>,
     shut_down: bool,
 }
 
@@ -244,6 +250,16 @@ impl TcpTransport {
                 config.queued_bytes_max, config.frame_bytes_max
             )));
         }
+        if config.queued_bytes_high_water + config.frame_bytes_max + LENGTH_PREFIX_BYTES
+            > config.queued_bytes_max
+        {
+            return Err(invalid(format!(
+                "queued_bytes_high_water {} leaves no room under queued_bytes_max {} for a \
+                 frame of frame_bytes_max {}: a producer waiting for room could still break \
+                 its connection",
+                config.queued_bytes_high_water, config.queued_bytes_max, config.frame_bytes_max
+            )));
+        }
         let cookie = match &config.cookie {
             config::CookieSource::Value(cookie) => cookie.clone(),
             config::CookieSource::File(path) => Cookie::load_or_generate(path)?,
@@ -266,6 +282,7 @@ impl TcpTransport {
                     handshake_timeout: config.handshake_timeout,
                     frame_bytes_max: config.frame_bytes_max,
                     queued_bytes_max: config.queued_bytes_max,
+                    queued_bytes_high_water: config.queued_bytes_high_water,
                     inbound_handshakes_max: config.inbound_handshakes_max,
                     inbound_handshakes_per_source_max: config.inbound_handshakes_per_source_max,
                     hello_timeout: config.hello_timeout,
@@ -283,6 +300,7 @@ impl TcpTransport {
                 read_backlog_since: None,
                 admission: Admission::default(),
                 warnings: PreAuthWarnings::default(),
+                room_waiters: Vec::new(),
                 shut_down: false,
             })),
         })
@@ -336,6 +354,7 @@ impl TcpTransport {
         let mut state = self.state.borrow_mut();
         state.on_event(event, out);
         state.check_routes();
+        state.wake_waiters_with_room();
     }
 
     /// Writes what is queued on every connection that has new frames (everything queued
@@ -352,6 +371,7 @@ impl TcpTransport {
         let mut state = self.state.borrow_mut();
         state.on_timer(now, out);
         state.check_routes();
+        state.wake_waiters_with_room();
     }
 
     /// When [`on_timer`](TcpTransport::on_timer) next has work: the earliest timeout, or
@@ -372,6 +392,7 @@ impl Transport for TcpTransport {
         state.send(peer, &frame, &mut events);
         state.pending_events = events;
         state.check_routes();
+        state.wake_waiters_with_room();
     }
 
     fn frame_bytes_max(&self) -> usize {
@@ -382,10 +403,37 @@ impl Transport for TcpTransport {
         let mut state = self.state.borrow_mut();
         state.disconnect(peer);
         state.check_routes();
+        state.wake_waiters_with_room();
     }
 
     fn shutdown(&mut self) {
-        self.state.borrow_mut().shutdown();
+        let mut state = self.state.borrow_mut();
+        state.shutdown();
+        state.wake_waiters_with_room();
+    }
+
+    fn queued_bytes(&self, peer: NodeId) -> usize {
+        self.state.borrow().queued_bytes(peer)
+    }
+
+    fn has_room(&self, peer: NodeId) -> bool {
+        let state = self.state.borrow();
+        state.queued_bytes(peer) < state.limits.queued_bytes_high_water
+    }
+
+    fn wake_on_room(&mut self, peer: NodeId, waker: &Waker) {
+        let mut state = self.state.borrow_mut();
+        if state.queued_bytes(peer) < state.limits.queued_bytes_high_water {
+            waker.wake_by_ref();
+            return;
+        }
+        let known = state
+            .room_waiters
+            .iter_mut()
+            .find(|(waiting, known)| *waiting == peer && known.will_wake(waker));
+        if known.is_none() {
+            state.room_waiters.push((peer, waker.clone()));
+        }
     }
 }
 
@@ -421,6 +469,41 @@ impl State {
                 Route::AwaitingInbound { .. } => {}
             }
         }
+    }
+
+    /// Bytes waiting to be written to `peer`: those queued on its connection, or for it
+    /// while the connection is being made.
+    fn queued_bytes(&self, peer: NodeId) -> usize {
+        let Some(link) = self.peers.get(&peer) else {
+            return 0;
+        };
+        let on_connection = match link.route {
+            Route::Established(token) => self
+                .connections
+                .get(&token)
+                .map_or(0, |connection| connection.writer.pending_len()),
+            Route::Dialing(_) | Route::AwaitingInbound { .. } => 0,
+        };
+        on_connection + link.pending.pending_len()
+    }
+
+    /// Wakes the processes waiting for room whose peer's queue is now below the
+    /// high-water mark (or gone: a lost peer has an empty queue, and the waiter learns of
+    /// the loss from its monitors). One branch when nobody waits.
+    fn wake_waiters_with_room(&mut self) {
+        if self.room_waiters.is_empty() {
+            return;
+        }
+        let high_water = self.limits.queued_bytes_high_water;
+        let mut waiters = std::mem::take(&mut self.room_waiters);
+        waiters.retain(|(peer, waker)| {
+            let room = self.queued_bytes(*peer) < high_water;
+            if room {
+                waker.wake_by_ref();
+            }
+            !room
+        });
+        self.room_waiters = waiters;
     }
 
     fn new_token(&mut self) -> Token {
@@ -479,6 +562,7 @@ impl State {
             self.write_queued(token, out);
         }
         self.check_routes();
+        self.wake_waiters_with_room();
     }
 
     fn on_event(&mut self, event: &Event, out: &mut Vec<TransportEvent>) {
