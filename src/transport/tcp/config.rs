@@ -95,7 +95,9 @@ pub struct TcpConfig {
     pub(crate) handshake_timeout: Duration,
     pub(crate) frame_bytes_max: usize,
     pub(crate) queued_bytes_max: usize,
-    pub(crate) queued_bytes_high_water: usize,
+    /// `None`: [`QUEUED_BYTES_HIGH_WATER_DEFAULT`], lowered to fit under a smaller
+    /// `queued_bytes_max`.
+    pub(crate) queued_bytes_high_water: Option<usize>,
     pub(crate) inbound_handshakes_max: usize,
     pub(crate) inbound_handshakes_per_source_max: usize,
     pub(crate) hello_timeout: Duration,
@@ -135,7 +137,7 @@ impl Default for TcpConfig {
             handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
             frame_bytes_max: FRAME_BYTES_MAX,
             queued_bytes_max: QUEUED_BYTES_MAX_DEFAULT,
-            queued_bytes_high_water: QUEUED_BYTES_HIGH_WATER_DEFAULT,
+            queued_bytes_high_water: None,
             inbound_handshakes_max: INBOUND_HANDSHAKES_MAX_DEFAULT,
             inbound_handshakes_per_source_max: INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT,
             hello_timeout: HELLO_TIMEOUT_DEFAULT,
@@ -277,7 +279,8 @@ impl TcpConfig {
     /// more than the mark plus one message, so it never reaches
     /// [`queued_bytes_max`](TcpConfig::queued_bytes_max) as long as
     /// `queued_bytes_high_water + frame_bytes_max + 4 <= queued_bytes_max` (checked by
-    /// [`TcpTransport::bind`](super::TcpTransport::bind)).
+    /// [`TcpTransport::bind`](super::TcpTransport::bind)). Left unset, the default is
+    /// lowered as far as a smaller `queued_bytes_max` needs.
     ///
     /// ```
     /// use hyperion::transport::tcp::TcpConfig;
@@ -285,7 +288,7 @@ impl TcpConfig {
     /// # let _ = config;
     /// ```
     pub fn queued_bytes_high_water(mut self, bytes: usize) -> TcpConfig {
-        self.queued_bytes_high_water = bytes;
+        self.queued_bytes_high_water = Some(bytes);
         self
     }
 

@@ -250,16 +250,21 @@ impl TcpTransport {
                 config.queued_bytes_max, config.frame_bytes_max
             )));
         }
-        if config.queued_bytes_high_water + config.frame_bytes_max + LENGTH_PREFIX_BYTES
-            > config.queued_bytes_max
-        {
-            return Err(invalid(format!(
-                "queued_bytes_high_water {} leaves no room under queued_bytes_max {} for a \
-                 frame of frame_bytes_max {}: a producer waiting for room could still break \
-                 its connection",
-                config.queued_bytes_high_water, config.queued_bytes_max, config.frame_bytes_max
-            )));
-        }
+        // Room for one maximal frame above the mark (`queued_bytes_max` holds one frame,
+        // checked above), so that a producer waiting for room never reaches the limit.
+        let high_water_max = config.queued_bytes_max - config.frame_bytes_max - LENGTH_PREFIX_BYTES;
+        let queued_bytes_high_water = match config.queued_bytes_high_water {
+            None => QUEUED_BYTES_HIGH_WATER_DEFAULT.min(high_water_max),
+            Some(bytes) if bytes <= high_water_max => bytes,
+            Some(bytes) => {
+                return Err(invalid(format!(
+                    "queued_bytes_high_water {bytes} leaves no room under queued_bytes_max {} \
+                     for a frame of frame_bytes_max {}: a producer waiting for room could \
+                     still break its connection",
+                    config.queued_bytes_max, config.frame_bytes_max
+                )))
+            }
+        };
         let cookie = match &config.cookie {
             config::CookieSource::Value(cookie) => cookie.clone(),
             config::CookieSource::File(path) => Cookie::load_or_generate(path)?,
@@ -282,7 +287,7 @@ impl TcpTransport {
                     handshake_timeout: config.handshake_timeout,
                     frame_bytes_max: config.frame_bytes_max,
                     queued_bytes_max: config.queued_bytes_max,
-                    queued_bytes_high_water: config.queued_bytes_high_water,
+                    queued_bytes_high_water,
                     inbound_handshakes_max: config.inbound_handshakes_max,
                     inbound_handshakes_per_source_max: config.inbound_handshakes_per_source_max,
                     hello_timeout: config.hello_timeout,
