@@ -1,27 +1,36 @@
-//! Benchmark of nodes over TCP on loopback, each figure beside a plain TCP program doing
-//! the same thing with the same frame sizes, in the same run:
+//! Benchmark of two nodes in two OS processes over TCP on loopback (the deployment's
+//! shape: each process has its own node thread and event loop), each figure beside a
+//! plain program of the same shape measured in the same run:
 //!
-//! 1. messages per second from a process on one node to a process on another
-//!    (64-byte payloads), vs. a plain program writing length-prefixed frames of the same
-//!    size through a buffered writer and reading them through a buffered reader;
-//! 2. round-trip latency of a ping-pong between two nodes, vs. a plain ping-pong with
-//!    `TCP_NODELAY`.
+//! 1. one-way: messages per second from a process on this node to a process on the peer
+//!    (64-byte payloads), the producer pacing itself with `Process::wait_for_room`; vs.
+//!    two processes exchanging length-prefixed frames of the same size through a
+//!    buffered writer and a buffered reader;
+//! 2. round trip of a ping-pong between the two nodes; vs. a plain ping-pong of frames
+//!    of the same size over blocking sockets with `TCP_NODELAY`.
+//!
+//! The binary starts a copy of itself as the peer (`bench_tcp peer <kind>`), told
+//! nothing but what to be; it prints where it listens and runs until its standard input
+//! closes. Rounds alternate hyperion and plain; the summary is the median ratio and the
+//! range.
 //!
 //! ```text
-//! cargo run --release --example bench_tcp
+//! cargo run --release --example bench_tcp [rounds]
 //! ```
 
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyperion::transport::tcp::TcpConfig;
 use hyperion::wire::{encode_frame, Cookie, Frame};
-use hyperion::{Node, NodeConfig, Process, ProcessId};
+use hyperion::{Node, NodeConfig, NodeId, Process, ProcessId};
 
 const MESSAGES: u64 = 1_000_000;
 const ROUND_TRIPS: u64 = 20_000;
 const PAYLOAD_BYTES: usize = 64;
+const ROUNDS_DEFAULT: usize = 3;
 
 fn node() -> Node {
     let transport = TcpConfig::bind("127.0.0.1:0").cookie(Cookie::new("bench").expect("cookie"));
@@ -41,21 +50,60 @@ fn our_frame_bytes(from: ProcessId, to: ProcessId) -> usize {
     encode_frame(&frame).expect("encode").len()
 }
 
-/// Messages per acknowledgement; the sender keeps at most two windows unacknowledged,
-/// as any sender that must not outrun its receiver would (sending never blocks, so flow
-/// control is the program's).
-const WINDOW: u64 = 16_384;
+// ---- the peer: a copy of this binary ---------------------------------------------
 
-async fn counter(p: Process) {
-    let (reply_to, count): (ProcessId, u64) = p.expect().await;
-    for n in 1..=count {
-        let _: Vec<u8> = p.expect().await;
-        if n % WINDOW == 0 || n == count {
-            p.send(reply_to, n);
+/// A copy of this binary running as the peer; it ends when its standard input closes.
+struct Peer {
+    child: Child,
+    /// The first line it printed: where it listens.
+    address: String,
+}
+
+impl Peer {
+    fn start(kind: &str) -> Peer {
+        let exe = std::env::current_exe().expect("current exe");
+        let mut child = Command::new(exe)
+            .args(["peer", kind])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the peer process");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the peer's address");
+        Peer {
+            child,
+            address: line.trim().to_string(),
         }
     }
 }
 
+impl Drop for Peer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Blocks until the parent closes our standard input.
+fn wait_for_parent() {
+    let mut rest = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut rest);
+}
+
+/// `sink`: counts `(reply_to, count)`'s messages, answering the count at the end.
+async fn sink(p: Process) {
+    loop {
+        let (reply_to, count): (ProcessId, u64) = p.expect().await;
+        for _ in 0..count {
+            let _: Vec<u8> = p.expect().await;
+        }
+        p.send(reply_to, count);
+    }
+}
+
+/// `echo`: answers each `(from, n)` with `n`.
 async fn echo(p: Process) {
     loop {
         let (from, n): (ProcessId, u64) = p.expect().await;
@@ -63,49 +111,101 @@ async fn echo(p: Process) {
     }
 }
 
-fn hyperion_throughput() -> (f64, usize) {
-    let (a, b) = (node(), node());
-    let receiver = b.spawn(counter).expect("spawn");
-    let (rate, frame) = a
-        .run(move |p| async move {
-            let frame = our_frame_bytes(p.self_pid(), receiver);
-            let started = Instant::now();
-            p.send(receiver, (p.self_pid(), MESSAGES));
-            let payload = vec![7u8; PAYLOAD_BYTES - 1];
-            let mut acknowledged = 0;
-            for n in 1..=MESSAGES {
-                p.send(receiver, payload.clone());
-                if n % 512 == 0 {
-                    p.yield_now().await; // let the driver write what the batch queued
+fn run_peer(kind: &str) {
+    match kind {
+        "hyperion" => {
+            let node = node();
+            node.run(|p| async move {
+                let sink_pid = p.spawn_local(sink);
+                let echo_pid = p.spawn_local(echo);
+                p.register("sink", sink_pid).expect("register");
+                p.register("echo", echo_pid).expect("register");
+            })
+            .expect("register");
+            let id = node.id();
+            println!("{} {}", id.address, id.incarnation);
+            wait_for_parent();
+        }
+        "plain-sink" => {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            println!("{}", listener.local_addr().expect("address"));
+            let (stream, _) = listener.accept().expect("accept");
+            let mut ack = stream.try_clone().expect("clone");
+            let mut reader = BufReader::with_capacity(1 << 16, stream);
+            let mut frame = vec![0u8; 1 << 16];
+            let mut count = 0u64;
+            loop {
+                let mut length = [0u8; 4];
+                if reader.read_exact(&mut length).is_err() {
+                    return;
                 }
-                while n - acknowledged >= 2 * WINDOW {
-                    acknowledged = p.expect::<u64>().await;
+                let length = u32::from_le_bytes(length) as usize;
+                reader.read_exact(&mut frame[..length]).expect("frame");
+                count += 1;
+                if count % MESSAGES == 0 {
+                    ack.write_all(&[1]).expect("ack");
                 }
             }
-            while acknowledged < MESSAGES {
-                acknowledged = p.expect::<u64>().await;
+        }
+        "plain-echo" => {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            println!("{}", listener.local_addr().expect("address"));
+            let (mut stream, _) = listener.accept().expect("accept");
+            stream.set_nodelay(true).expect("nodelay");
+            let mut length = [0u8; 4];
+            let mut frame = vec![0u8; 1 << 16];
+            while stream.read_exact(&mut length).is_ok() {
+                let bytes = u32::from_le_bytes(length) as usize;
+                stream.read_exact(&mut frame[..bytes]).expect("frame");
+                // One write per frame, as a program answering each request would.
+                let mut reply = Vec::with_capacity(4 + bytes);
+                reply.extend_from_slice(&length);
+                reply.extend_from_slice(&frame[..bytes]);
+                stream.write_all(&reply).expect("write");
             }
-            (MESSAGES as f64 / started.elapsed().as_secs_f64(), frame)
-        })
-        .expect("run");
-    (rate, frame)
+        }
+        other => panic!("unknown peer kind {other}"),
+    }
 }
 
-fn plain_throughput(frame_bytes: usize) -> f64 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    let reader = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("accept");
-        let mut reader = BufReader::with_capacity(1 << 16, stream);
-        let mut frame = vec![0u8; frame_bytes];
+// ---- hyperion --------------------------------------------------------------------
+
+/// Messages per second one way, and the frame size; then the round trip.
+fn hyperion_round(node: &Node, peer: NodeId) -> (f64, usize, Duration) {
+    node.run(move |p| async move {
+        let sink = p.whereis_remote(peer, "sink").await.expect("sink");
+        let echo = p.whereis_remote(peer, "echo").await.expect("echo");
+        let frame = our_frame_bytes(p.self_pid(), sink);
+        let payload = vec![7u8; PAYLOAD_BYTES - 1];
+        let started = Instant::now();
+        p.send(sink, (p.self_pid(), MESSAGES));
         for _ in 0..MESSAGES {
-            let mut length = [0u8; 4];
-            reader.read_exact(&mut length).expect("length");
-            let length = u32::from_le_bytes(length) as usize;
-            reader.read_exact(&mut frame[..length]).expect("frame");
+            // Sending never blocks: this is the producer's flow control.
+            p.wait_for_room(peer).await;
+            p.send(sink, payload.clone());
         }
-    });
+        let _: u64 = p.expect().await;
+        let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
+
+        p.send(echo, (p.self_pid(), 0u64)); // warm up
+        let _: u64 = p.expect().await;
+        let started = Instant::now();
+        for n in 0..ROUND_TRIPS {
+            p.send(echo, (p.self_pid(), n));
+            let _: u64 = p.expect().await;
+        }
+        (rate, frame, started.elapsed() / ROUND_TRIPS as u32)
+    })
+    .expect("run")
+}
+
+// ---- plain sockets ---------------------------------------------------------------
+
+fn plain_one_way(frame_bytes: usize) -> f64 {
+    let peer = Peer::start("plain-sink");
+    let address: SocketAddr = peer.address.parse().expect("address");
     let stream = TcpStream::connect(address).expect("connect");
+    let mut ack = stream.try_clone().expect("clone");
     let started = Instant::now();
     let mut writer = BufWriter::with_capacity(1 << 16, stream);
     let frame = vec![7u8; frame_bytes];
@@ -116,38 +216,13 @@ fn plain_throughput(frame_bytes: usize) -> f64 {
         writer.write_all(&frame).expect("write");
     }
     writer.flush().expect("flush");
-    reader.join().expect("reader");
+    ack.read_exact(&mut [0u8]).expect("ack");
     MESSAGES as f64 / started.elapsed().as_secs_f64()
 }
 
-fn hyperion_round_trip() -> Duration {
-    let (a, b) = (node(), node());
-    let server = b.spawn(echo).expect("spawn");
-    a.run(move |p| async move {
-        p.send(server, (p.self_pid(), 0u64)); // connect and warm up
-        let _: u64 = p.expect().await;
-        let started = Instant::now();
-        for n in 0..ROUND_TRIPS {
-            p.send(server, (p.self_pid(), n));
-            let _: u64 = p.expect().await;
-        }
-        started.elapsed() / ROUND_TRIPS as u32
-    })
-    .expect("run")
-}
-
 fn plain_round_trip(frame_bytes: usize) -> Duration {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut frame = vec![0u8; 4 + frame_bytes];
-        for _ in 0..=ROUND_TRIPS {
-            stream.read_exact(&mut frame).expect("read");
-            stream.write_all(&frame).expect("write");
-        }
-    });
+    let peer = Peer::start("plain-echo");
+    let address: SocketAddr = peer.address.parse().expect("address");
     let mut stream = TcpStream::connect(address).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut frame = vec![7u8; 4 + frame_bytes];
@@ -159,26 +234,66 @@ fn plain_round_trip(frame_bytes: usize) -> Duration {
         stream.write_all(&frame).expect("write");
         stream.read_exact(&mut frame).expect("read");
     }
-    let elapsed = started.elapsed() / ROUND_TRIPS as u32;
-    server.join().expect("server");
-    elapsed
+    started.elapsed() / ROUND_TRIPS as u32
+}
+
+// ---- main ------------------------------------------------------------------------
+
+fn median_and_range(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
 }
 
 fn main() {
-    let (ours, frame_bytes) = hyperion_throughput();
-    let plain = plain_throughput(frame_bytes);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("peer") {
+        run_peer(args.get(2).map(String::as_str).unwrap_or(""));
+        return;
+    }
+    let rounds: usize = args
+        .get(1)
+        .map(|n| n.parse().expect("rounds: a number"))
+        .unwrap_or(ROUNDS_DEFAULT);
+    let node = node();
+    let (mut one_way, mut round_trip) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let peer = Peer::start("hyperion");
+        let mut fields = peer.address.split(' ');
+        let peer_id = NodeId {
+            address: fields.next().and_then(|a| a.parse().ok()).expect("address"),
+            incarnation: fields
+                .next()
+                .and_then(|i| i.parse().ok())
+                .expect("incarnation"),
+        };
+        let (ours, frame_bytes, ours_rtt) = hyperion_round(&node, peer_id);
+        drop(peer);
+        let plain = plain_one_way(frame_bytes);
+        let plain_rtt = plain_round_trip(frame_bytes);
+        println!(
+            "round {round}: one-way, {PAYLOAD_BYTES}-byte payloads ({frame_bytes}-byte frames): \
+             hyperion {:.2} M msg/s | plain buffered frames {:.2} M frames/s | ratio {:.2}; \
+             round trip: hyperion {:.1} us | plain TCP_NODELAY ping-pong {:.1} us | ratio {:.2}",
+            ours / 1e6,
+            plain / 1e6,
+            ours / plain,
+            ours_rtt.as_secs_f64() * 1e6,
+            plain_rtt.as_secs_f64() * 1e6,
+            ours_rtt.as_secs_f64() / plain_rtt.as_secs_f64()
+        );
+        one_way.push(ours / plain);
+        round_trip.push(ours_rtt.as_secs_f64() / plain_rtt.as_secs_f64());
+    }
+    let (median, low, high) = median_and_range(one_way);
     println!(
-        "throughput, {PAYLOAD_BYTES}-byte payloads ({frame_bytes}-byte frames): hyperion {:>6.2} M msg/s | plain buffered TCP {:>6.2} M frames/s | ratio {:.2} (target >= 0.25)",
-        ours / 1e6,
-        plain / 1e6,
-        ours / plain
+        "one-way ratio (hyperion / plain, two processes): median {median:.2}, range {low:.2}-{high:.2} (target >= 0.25)"
     );
-    let ours = hyperion_round_trip();
-    let plain = plain_round_trip(frame_bytes);
+    let (median, low, high) = median_and_range(round_trip);
     println!(
-        "round trip: hyperion {:>7.1} us | plain TCP ping-pong (TCP_NODELAY) {:>7.1} us | ratio {:.2} (target <= 1.2)",
-        ours.as_secs_f64() * 1e6,
-        plain.as_secs_f64() * 1e6,
-        ours.as_secs_f64() / plain.as_secs_f64()
+        "round-trip ratio (hyperion / plain, two processes): median {median:.2}, range {low:.2}-{high:.2} (target <= 1.1)"
     );
 }

@@ -67,6 +67,7 @@ pub mod runtime;
 pub mod status;
 pub mod store;
 pub mod transport;
+mod varint;
 pub mod wire;
 
 pub use build_id::BuildId;

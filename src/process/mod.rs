@@ -14,6 +14,7 @@ pub mod id;
 pub mod port_monitor;
 pub mod receive;
 pub mod registry;
+pub mod room;
 pub mod signals;
 mod spawn;
 pub mod timer;

@@ -13,6 +13,7 @@
 pub mod tcp;
 
 use std::net::SocketAddr;
+use std::task::Waker;
 
 use crate::process::id::NodeId;
 use crate::wire::FRAME_BYTES_MAX;
@@ -51,4 +52,26 @@ pub trait Transport {
 
     /// Closes every connection and stops accepting new ones; peers see them closed.
     fn shutdown(&mut self);
+
+    /// Bytes queued for `peer` and not yet handed to the network. The default (a
+    /// transport without a send queue of its own, like the simulator's) is 0.
+    fn queued_bytes(&self, peer: NodeId) -> usize {
+        let _ = peer;
+        0
+    }
+
+    /// Whether the queue to `peer` is below the transport's high-water mark, so that a
+    /// producer may send on without risking the queue's hard limit (which breaks the
+    /// connection). The default is always.
+    fn has_room(&self, peer: NodeId) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// Wakes `waker` once [`has_room`](Transport::has_room) holds for `peer` (at once if
+    /// it holds now), or the peer's connection is gone. The default wakes it at once.
+    fn wake_on_room(&mut self, peer: NodeId, waker: &Waker) {
+        let _ = peer;
+        waker.wake_by_ref();
+    }
 }

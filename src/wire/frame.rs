@@ -308,31 +308,11 @@ mod data {
     use super::Frame;
     use crate::message::Fingerprint;
     use crate::process::id::{NodeId, ProcessId};
-
-    /// bincode's varint markers.
-    const SINGLE_BYTE_MAX: u8 = 250;
-    const U16_BYTE: u8 = 251;
-    const U32_BYTE: u8 = 252;
-    const U64_BYTE: u8 = 253;
+    use crate::varint;
 
     /// The most a process id takes: an IPv6 address, a port, flow info and scope id, and
     /// two `u64`s.
     const PID_BYTES_MAX: usize = 1 + 16 + 3 + 5 + 5 + 9 + 9;
-
-    fn put_varint(out: &mut Vec<u8>, value: u64) {
-        if value <= u64::from(SINGLE_BYTE_MAX) {
-            out.push(value as u8);
-        } else if value <= u64::from(u16::MAX) {
-            out.push(U16_BYTE);
-            out.extend_from_slice(&(value as u16).to_le_bytes());
-        } else if value <= u64::from(u32::MAX) {
-            out.push(U32_BYTE);
-            out.extend_from_slice(&(value as u32).to_le_bytes());
-        } else {
-            out.push(U64_BYTE);
-            out.extend_from_slice(&value.to_le_bytes());
-        }
-    }
 
     fn put_pid(out: &mut Vec<u8>, pid: &ProcessId) {
         // The node id's encoding (`WireNodeId`): variant index, then octets and port,
@@ -341,18 +321,18 @@ mod data {
             SocketAddr::V4(address) => {
                 out.push(0);
                 out.extend_from_slice(&address.ip().octets());
-                put_varint(out, u64::from(address.port()));
+                varint::put(out, u64::from(address.port()));
             }
             SocketAddr::V6(address) => {
                 out.push(1);
                 out.extend_from_slice(&address.ip().octets());
-                put_varint(out, u64::from(address.port()));
-                put_varint(out, u64::from(address.flowinfo()));
-                put_varint(out, u64::from(address.scope_id()));
+                varint::put(out, u64::from(address.port()));
+                varint::put(out, u64::from(address.flowinfo()));
+                varint::put(out, u64::from(address.scope_id()));
             }
         }
-        put_varint(out, pid.node.incarnation);
-        put_varint(out, pid.local);
+        varint::put(out, pid.node.incarnation);
+        varint::put(out, pid.local);
     }
 
     pub(super) fn encode(
@@ -361,12 +341,14 @@ mod data {
         fingerprint: Fingerprint,
         payload: &[u8],
     ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 2 * PID_BYTES_MAX + 9 + 9 + payload.len());
+        let mut out = Vec::with_capacity(
+            1 + 2 * PID_BYTES_MAX + 2 * varint::VARINT_BYTES_MAX + payload.len(),
+        );
         out.push(0); // Frame::Data
         put_pid(&mut out, to);
         put_pid(&mut out, from);
-        put_varint(&mut out, fingerprint.0);
-        put_varint(&mut out, payload.len() as u64);
+        varint::put(&mut out, fingerprint.0);
+        varint::put(&mut out, payload.len() as u64);
         out.extend_from_slice(payload);
         out
     }
@@ -394,30 +376,21 @@ mod data {
         }
 
         fn u64(&mut self) -> Option<u64> {
-            match self.byte()? {
-                byte @ 0..=SINGLE_BYTE_MAX => Some(u64::from(byte)),
-                U16_BYTE => Some(u64::from(u16::from_le_bytes(self.array()?))),
-                U32_BYTE => Some(u64::from(u32::from_le_bytes(self.array()?))),
-                U64_BYTE => Some(u64::from_le_bytes(self.array()?)),
-                _ => None,
-            }
+            let (value, rest) = varint::split_u64(self.bytes)?;
+            self.bytes = rest;
+            Some(value)
         }
 
         fn u32(&mut self) -> Option<u32> {
-            match self.byte()? {
-                byte @ 0..=SINGLE_BYTE_MAX => Some(u32::from(byte)),
-                U16_BYTE => Some(u32::from(u16::from_le_bytes(self.array()?))),
-                U32_BYTE => Some(u32::from_le_bytes(self.array()?)),
-                _ => None,
-            }
+            let (value, rest) = varint::split_u32(self.bytes)?;
+            self.bytes = rest;
+            Some(value)
         }
 
         fn u16(&mut self) -> Option<u16> {
-            match self.byte()? {
-                byte @ 0..=SINGLE_BYTE_MAX => Some(u16::from(byte)),
-                U16_BYTE => Some(u16::from_le_bytes(self.array()?)),
-                _ => None,
-            }
+            let (value, rest) = varint::split_u16(self.bytes)?;
+            self.bytes = rest;
+            Some(value)
         }
 
         fn pid(&mut self) -> Option<ProcessId> {

@@ -22,6 +22,12 @@ pub const HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 /// connection is not up yet) unless configured: 64 MiB, four maximal frames.
 pub const QUEUED_BYTES_MAX_DEFAULT: usize = 4 * FRAME_BYTES_MAX;
 
+/// The queue to one peer under which a producer that waits for room
+/// ([`Process::wait_for_room`](crate::Process::wait_for_room)) goes on sending, unless
+/// configured: 4 MiB, far enough below [`QUEUED_BYTES_MAX_DEFAULT`] that the largest
+/// frame still fits after it, and small enough to stay in cache.
+pub const QUEUED_BYTES_HIGH_WATER_DEFAULT: usize = 4 * 1024 * 1024;
+
 /// How long an inbound connection may take to deliver its hello (the first handshake
 /// message, sent at once by any real peer) unless configured: a connection that sends
 /// nothing, or dribbles bytes, gives its slot back long before the handshake timeout.
@@ -89,6 +95,9 @@ pub struct TcpConfig {
     pub(crate) handshake_timeout: Duration,
     pub(crate) frame_bytes_max: usize,
     pub(crate) queued_bytes_max: usize,
+    /// `None`: [`QUEUED_BYTES_HIGH_WATER_DEFAULT`], lowered to fit under a smaller
+    /// `queued_bytes_max`.
+    pub(crate) queued_bytes_high_water: Option<usize>,
     pub(crate) inbound_handshakes_max: usize,
     pub(crate) inbound_handshakes_per_source_max: usize,
     pub(crate) hello_timeout: Duration,
@@ -104,6 +113,7 @@ impl fmt::Debug for TcpConfig {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("frame_bytes_max", &self.frame_bytes_max)
             .field("queued_bytes_max", &self.queued_bytes_max)
+            .field("queued_bytes_high_water", &self.queued_bytes_high_water)
             .field("inbound_handshakes_max", &self.inbound_handshakes_max)
             .field(
                 "inbound_handshakes_per_source_max",
@@ -127,6 +137,7 @@ impl Default for TcpConfig {
             handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
             frame_bytes_max: FRAME_BYTES_MAX,
             queued_bytes_max: QUEUED_BYTES_MAX_DEFAULT,
+            queued_bytes_high_water: None,
             inbound_handshakes_max: INBOUND_HANDSHAKES_MAX_DEFAULT,
             inbound_handshakes_per_source_max: INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT,
             hello_timeout: HELLO_TIMEOUT_DEFAULT,
@@ -258,6 +269,26 @@ impl TcpConfig {
     /// ```
     pub fn queued_bytes_max(mut self, bytes: usize) -> TcpConfig {
         self.queued_bytes_max = bytes;
+        self
+    }
+
+    /// The high-water mark of the queue to one peer (default
+    /// [`QUEUED_BYTES_HIGH_WATER_DEFAULT`], 4 MiB): a process awaiting
+    /// [`Process::wait_for_room`](crate::Process::wait_for_room) resumes once fewer bytes
+    /// than this wait for that peer. A producer that waits before each send never queues
+    /// more than the mark plus one message, so it never reaches
+    /// [`queued_bytes_max`](TcpConfig::queued_bytes_max) as long as
+    /// `queued_bytes_high_water + frame_bytes_max + 4 <= queued_bytes_max` (checked by
+    /// [`TcpTransport::bind`](super::TcpTransport::bind)). Left unset, the default is
+    /// lowered as far as a smaller `queued_bytes_max` needs.
+    ///
+    /// ```
+    /// use hyperion::transport::tcp::TcpConfig;
+    /// let config = TcpConfig::default().queued_bytes_high_water(256 * 1024);
+    /// # let _ = config;
+    /// ```
+    pub fn queued_bytes_high_water(mut self, bytes: usize) -> TcpConfig {
+        self.queued_bytes_high_water = Some(bytes);
         self
     }
 

@@ -93,17 +93,31 @@
 //!
 //! This module reads the wall clock (`Instant::now`) and the operating system's random
 //! source (handshake nonces): it runs only in the real world, never in the simulator.
+//!
+//! # Files
+//!
+//! - this module: the transport's state, the driver's hooks and the timers;
+//! - `route`: how frames reach a peer (sending, dialing, the handshake's verdicts that
+//!   pick one connection per pair of nodes);
+//! - `socket_io`: one connection's I/O (connect, read, frames, write, close, break);
+//! - `listener`: accepting connections and admitting them to a handshake slot;
+//! - `connection`, `admission`, `advertise`, `config`: a connection's state, the limits
+//!   on unauthenticated peers, the advertised address, the settings.
 
 mod admission;
 mod advertise;
 mod config;
 mod connection;
+mod listener;
+mod route;
+mod socket_io;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::task::Waker;
 use std::time::Instant;
 
 use mio::event::Event;
@@ -115,18 +129,17 @@ pub use advertise::{AdvertiseAddress, Subnet};
 pub use config::{
     CookieSource, TcpConfig, BIND_ADDRESS_DEFAULT, CONNECT_TIMEOUT_DEFAULT,
     HANDSHAKE_TIMEOUT_DEFAULT, HELLO_TIMEOUT_DEFAULT, INBOUND_HANDSHAKES_MAX_DEFAULT,
-    INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT, INBOUND_HANDSHAKE_BYTES, QUEUED_BYTES_MAX_DEFAULT,
+    INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT, INBOUND_HANDSHAKE_BYTES,
+    QUEUED_BYTES_HIGH_WATER_DEFAULT, QUEUED_BYTES_MAX_DEFAULT,
 };
 
-use self::admission::{Admission, PreAuthWarnings, Source};
+use self::admission::{Admission, PreAuthWarnings};
 
 use self::connection::{Connection, Phase};
 use crate::process::id::NodeId;
 use crate::transport::{Transport, TransportEvent};
-use crate::wire::framing::{FrameReader, FrameWriter, LENGTH_PREFIX_BYTES, READ_CHUNK_BYTES};
-use crate::wire::handshake::{
-    Cookie, CookieError, Handshake, HandshakeError, Nonce, Step, Verdict, HANDSHAKE_BYTES_MAX,
-};
+use crate::wire::framing::{FrameWriter, LENGTH_PREFIX_BYTES};
+use crate::wire::handshake::{Cookie, CookieError, HANDSHAKE_BYTES_MAX};
 
 /// Bytes read from one connection for one readable event (or one timer turn) at most;
 /// the rest waits for the next turn.
@@ -152,6 +165,7 @@ struct Limits {
     handshake_timeout: std::time::Duration,
     frame_bytes_max: usize,
     queued_bytes_max: usize,
+    queued_bytes_high_water: usize,
     inbound_handshakes_max: usize,
     inbound_handshakes_per_source_max: usize,
     hello_timeout: std::time::Duration,
@@ -187,8 +201,9 @@ struct State {
     registry: Option<Registry>,
     connections: BTreeMap<Token, Connection>,
     next_token: usize,
-    /// Invariant: a `Dialing(t)` or `Established(t)` route names a live connection `t`
-    /// whose phase dials that peer, or is established with it.
+    /// Invariant (checked by [`State::check_routes`]): a `Dialing(t)` or
+    /// `Established(t)` route names a live connection `t` whose phase dials that peer, or
+    /// is established with it; an established route has no frames waiting in its link.
     peers: BTreeMap<NodeId, PeerLink>,
     /// Events produced outside the hooks (by `send`), reported by the next `flush`.
     pending_events: Vec<TransportEvent>,
@@ -200,6 +215,9 @@ struct State {
     /// The inbound handshakes in progress (the slots of unauthenticated peers).
     admission: Admission,
     warnings: PreAuthWarnings,
+    /// Processes waiting for the queue to a peer to fall below the high-water mark, in
+    /// the order they asked (see [`Transport::wake_on_room`]).
+    room_waiters: Vec<(NodeId, Waker)>,
     shut_down: bool,
 }
 
@@ -232,6 +250,21 @@ impl TcpTransport {
                 config.queued_bytes_max, config.frame_bytes_max
             )));
         }
+        // Room for one maximal frame above the mark (`queued_bytes_max` holds one frame,
+        // checked above), so that a producer waiting for room never reaches the limit.
+        let high_water_max = config.queued_bytes_max - config.frame_bytes_max - LENGTH_PREFIX_BYTES;
+        let queued_bytes_high_water = match config.queued_bytes_high_water {
+            None => QUEUED_BYTES_HIGH_WATER_DEFAULT.min(high_water_max),
+            Some(bytes) if bytes <= high_water_max => bytes,
+            Some(bytes) => {
+                return Err(invalid(format!(
+                    "queued_bytes_high_water {bytes} leaves no room under queued_bytes_max {} \
+                     for a frame of frame_bytes_max {}: a producer waiting for room could \
+                     still break its connection",
+                    config.queued_bytes_max, config.frame_bytes_max
+                )))
+            }
+        };
         let cookie = match &config.cookie {
             config::CookieSource::Value(cookie) => cookie.clone(),
             config::CookieSource::File(path) => Cookie::load_or_generate(path)?,
@@ -254,6 +287,7 @@ impl TcpTransport {
                     handshake_timeout: config.handshake_timeout,
                     frame_bytes_max: config.frame_bytes_max,
                     queued_bytes_max: config.queued_bytes_max,
+                    queued_bytes_high_water,
                     inbound_handshakes_max: config.inbound_handshakes_max,
                     inbound_handshakes_per_source_max: config.inbound_handshakes_per_source_max,
                     hello_timeout: config.hello_timeout,
@@ -271,6 +305,7 @@ impl TcpTransport {
                 read_backlog_since: None,
                 admission: Admission::default(),
                 warnings: PreAuthWarnings::default(),
+                room_waiters: Vec::new(),
                 shut_down: false,
             })),
         })
@@ -321,7 +356,10 @@ impl TcpTransport {
     /// would block, or [`READ_BYTES_PER_EVENT_MAX`]) and writes what is queued when the
     /// socket turns writable. Events for other tokens (the driver's waker) are ignored.
     pub fn on_event(&self, event: &Event, out: &mut Vec<TransportEvent>) {
-        self.state.borrow_mut().on_event(event, out);
+        let mut state = self.state.borrow_mut();
+        state.on_event(event, out);
+        state.check_routes();
+        state.wake_waiters_with_room();
     }
 
     /// Writes what is queued on every connection that has new frames (everything queued
@@ -335,7 +373,10 @@ impl TcpTransport {
     /// Applies the timeouts due at `now` (connects, handshakes, declined connections
     /// waiting for the peer's) and continues reads cut short by the per-event budget.
     pub fn on_timer(&self, now: Instant, out: &mut Vec<TransportEvent>) {
-        self.state.borrow_mut().on_timer(now, out);
+        let mut state = self.state.borrow_mut();
+        state.on_timer(now, out);
+        state.check_routes();
+        state.wake_waiters_with_room();
     }
 
     /// When [`on_timer`](TcpTransport::on_timer) next has work: the earliest timeout, or
@@ -355,6 +396,8 @@ impl Transport for TcpTransport {
         let mut events = std::mem::take(&mut state.pending_events);
         state.send(peer, &frame, &mut events);
         state.pending_events = events;
+        state.check_routes();
+        state.wake_waiters_with_room();
     }
 
     fn frame_bytes_max(&self) -> usize {
@@ -362,15 +405,112 @@ impl Transport for TcpTransport {
     }
 
     fn disconnect(&mut self, peer: NodeId) {
-        self.state.borrow_mut().disconnect(peer);
+        let mut state = self.state.borrow_mut();
+        state.disconnect(peer);
+        state.check_routes();
+        state.wake_waiters_with_room();
     }
 
     fn shutdown(&mut self) {
-        self.state.borrow_mut().shutdown();
+        let mut state = self.state.borrow_mut();
+        state.shutdown();
+        state.wake_waiters_with_room();
+    }
+
+    fn queued_bytes(&self, peer: NodeId) -> usize {
+        self.state.borrow().queued_bytes(peer)
+    }
+
+    fn has_room(&self, peer: NodeId) -> bool {
+        let state = self.state.borrow();
+        state.queued_bytes(peer) < state.limits.queued_bytes_high_water
+    }
+
+    fn wake_on_room(&mut self, peer: NodeId, waker: &Waker) {
+        let mut state = self.state.borrow_mut();
+        if state.queued_bytes(peer) < state.limits.queued_bytes_high_water {
+            waker.wake_by_ref();
+            return;
+        }
+        let known = state
+            .room_waiters
+            .iter_mut()
+            .find(|(waiting, known)| *waiting == peer && known.will_wake(waker));
+        if known.is_none() {
+            state.room_waiters.push((peer, waker.clone()));
+        }
     }
 }
 
 impl State {
+    /// Asserts the invariant of the routes (see [`State::peers`]) in debug builds, after
+    /// every hook: a route to a closed socket would queue frames that never leave.
+    fn check_routes(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        for (peer, link) in &self.peers {
+            let phase = |token: Token| self.connections.get(&token).map(|c| &c.phase);
+            match link.route {
+                Route::Dialing(token) => debug_assert!(
+                    matches!(
+                        phase(token),
+                        Some(Phase::Connecting { target })
+                            | Some(Phase::Handshaking { target: Some(target), .. })
+                            if target == peer
+                    ),
+                    "route to {peer} dials {token:?}, which is not a dial to it"
+                ),
+                Route::Established(token) => {
+                    debug_assert!(
+                        matches!(phase(token), Some(Phase::Established { peer: p }) if p == peer),
+                        "route to {peer} names {token:?}, which is not established with it"
+                    );
+                    debug_assert!(
+                        link.pending.is_empty(),
+                        "established route to {peer} still holds frames in its link"
+                    );
+                }
+                Route::AwaitingInbound { .. } => {}
+            }
+        }
+    }
+
+    /// Bytes waiting to be written to `peer`: those queued on its connection, or for it
+    /// while the connection is being made.
+    fn queued_bytes(&self, peer: NodeId) -> usize {
+        let Some(link) = self.peers.get(&peer) else {
+            return 0;
+        };
+        let on_connection = match link.route {
+            Route::Established(token) => self
+                .connections
+                .get(&token)
+                .map_or(0, |connection| connection.writer.pending_len()),
+            Route::Dialing(_) | Route::AwaitingInbound { .. } => 0,
+        };
+        on_connection + link.pending.pending_len()
+    }
+
+    /// Wakes the processes waiting for room whose peer's queue is now below the
+    /// high-water mark (or gone: a lost peer has an empty queue, and the waiter learns of
+    /// the loss from its monitors). One branch when nobody waits.
+    fn wake_waiters_with_room(&mut self) {
+        if self.room_waiters.is_empty() {
+            return;
+        }
+        let high_water = self.limits.queued_bytes_high_water;
+        let mut waiters = std::mem::take(&mut self.room_waiters);
+        waiters.retain(|(peer, waker)| {
+            let room = self.queued_bytes(*peer) < high_water;
+            if room {
+                waker.wake_by_ref();
+            }
+            !room
+        });
+        self.room_waiters = waiters;
+    }
+
     fn new_token(&mut self) -> Token {
         let token = Token(self.next_token);
         self.next_token += 1;
@@ -389,130 +529,6 @@ impl State {
     }
 
     // ---- sending -------------------------------------------------------------------
-
-    fn send(&mut self, peer: NodeId, body: &[u8], out: &mut Vec<TransportEvent>) {
-        if self.shut_down {
-            tracing::debug!(%peer, "frame dropped: the transport is shut down");
-            return;
-        }
-        if peer == self.local {
-            tracing::warn!(%peer, "frame to this node's own id dropped; nodes do not dial themselves");
-            out.push(TransportEvent::PeerLost(peer));
-            return;
-        }
-        if body.len() > self.limits.frame_bytes_max {
-            self.lose_peer(
-                peer,
-                &format!(
-                    "a frame of {} bytes exceeds the limit of {}",
-                    body.len(),
-                    self.limits.frame_bytes_max
-                ),
-                out,
-            );
-            return;
-        }
-        if !self.peers.contains_key(&peer) {
-            match self.dial(peer) {
-                Ok(token) => {
-                    self.peers.insert(
-                        peer,
-                        PeerLink {
-                            route: Route::Dialing(token),
-                            pending: FrameWriter::with_limit(self.limits.frame_bytes_max),
-                        },
-                    );
-                }
-                Err(err) => {
-                    tracing::info!(%peer, %err, "cannot connect");
-                    out.push(TransportEvent::PeerLost(peer));
-                    return;
-                }
-            }
-        }
-        let queued_max = self.limits.queued_bytes_max;
-        let Some(link) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        let queue = match link.route {
-            Route::Established(token) => match self.connections.get_mut(&token) {
-                Some(connection) => {
-                    self.dirty.insert(token);
-                    &mut connection.writer
-                }
-                None => &mut link.pending,
-            },
-            Route::Dialing(_) | Route::AwaitingInbound { .. } => &mut link.pending,
-        };
-        let queued = queue.pending_len();
-        if queued + LENGTH_PREFIX_BYTES + body.len() > queued_max {
-            self.lose_peer(
-                peer,
-                &format!(
-                    "{queued} bytes already queued; a frame of {} more exceeds the limit of \
-                     {queued_max}",
-                    body.len()
-                ),
-                out,
-            );
-            return;
-        }
-        if let Err(err) = queue.push(body) {
-            self.lose_peer(peer, &format!("frame refused: {err}"), out);
-        }
-    }
-
-    /// Starts a non-blocking connect to `peer`.
-    fn dial(&mut self, peer: NodeId) -> io::Result<Token> {
-        let mut stream = TcpStream::connect(peer.address)?;
-        let token = self.new_token();
-        self.register_connection(token, &mut stream)?;
-        tracing::debug!(%peer, "dialing");
-        self.connections.insert(
-            token,
-            Connection {
-                stream,
-                remote: peer.address,
-                phase: Phase::Connecting { target: peer },
-                reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
-                writer: FrameWriter::with_limit(self.limits.frame_bytes_max),
-                // No deadline if it is beyond what an `Instant` holds (`Duration::MAX`).
-                deadline: Instant::now().checked_add(self.limits.connect_timeout),
-                accepted_at: None,
-                slot: None,
-                hello_received: false,
-            },
-        );
-        Ok(token)
-    }
-
-    /// Breaks whatever links us to `peer` and reports it lost.
-    fn lose_peer(&mut self, peer: NodeId, why: &str, out: &mut Vec<TransportEvent>) {
-        tracing::warn!(%peer, why, "connection broken");
-        if let Some(link) = self.peers.remove(&peer) {
-            match link.route {
-                Route::Dialing(token) | Route::Established(token) => {
-                    self.close(token);
-                }
-                Route::AwaitingInbound { .. } => {}
-            }
-        }
-        out.push(TransportEvent::PeerLost(peer));
-    }
-
-    fn disconnect(&mut self, peer: NodeId) {
-        let Some(link) = self.peers.remove(&peer) else {
-            return;
-        };
-        tracing::info!(%peer, "disconnecting");
-        match link.route {
-            Route::Dialing(token) | Route::Established(token) => {
-                self.close(token);
-            }
-            Route::AwaitingInbound { .. } => {}
-        }
-    }
-
     fn shutdown(&mut self) {
         if self.shut_down {
             return;
@@ -550,6 +566,8 @@ impl State {
         for token in std::mem::take(&mut self.dirty) {
             self.write_queued(token, out);
         }
+        self.check_routes();
+        self.wake_waiters_with_room();
     }
 
     fn on_event(&mut self, event: &Event, out: &mut Vec<TransportEvent>) {
@@ -652,582 +670,4 @@ impl State {
     }
 
     // ---- connections ---------------------------------------------------------------
-
-    fn accept_all(&mut self) {
-        loop {
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            match listener.accept() {
-                Ok((stream, remote)) => self.on_accepted(stream, remote),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
-                Err(err) => {
-                    tracing::error!(%err, "accept failed");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Makes room for an inbound connection from `source`, if it may have any: over
-    /// the source's cap, its own oldest handshake gives way; over the total, the oldest
-    /// connection that has not sent its hello does (a real peer sends it at once, so it
-    /// is idle or dribbling). Returns whether the newcomer may stay.
-    fn admit(&mut self, source: Source, remote: SocketAddr, now: Instant) -> bool {
-        if self.admission.of_source(source) >= self.limits.inbound_handshakes_per_source_max {
-            let oldest = self
-                .connections
-                .iter()
-                .find(|(_, connection)| connection.slot == Some(source))
-                .map(|(token, connection)| (*token, connection.remote));
-            let Some((token, evicted)) = oldest else {
-                self.warnings.warn(
-                    now,
-                    "inbound handshakes from one source over the limit",
-                    remote,
-                    format_args!("limit {}", self.limits.inbound_handshakes_per_source_max),
-                );
-                return false;
-            };
-            self.close(token);
-            self.warnings.warn(
-                now,
-                "inbound handshakes from one source over the limit: its oldest gave way",
-                evicted,
-                format_args!("limit {}", self.limits.inbound_handshakes_per_source_max),
-            );
-        }
-        if self.admission.total() >= self.limits.inbound_handshakes_max {
-            let idle = self
-                .connections
-                .iter()
-                .find(|(_, connection)| connection.slot.is_some() && !connection.hello_received)
-                .map(|(token, connection)| (*token, connection.remote));
-            let Some((token, evicted)) = idle else {
-                self.warnings.warn(
-                    now,
-                    "too many inbound handshakes in progress",
-                    remote,
-                    format_args!("limit {}", self.limits.inbound_handshakes_max),
-                );
-                return false;
-            };
-            self.close(token);
-            self.warnings.warn(
-                now,
-                "too many inbound handshakes in progress: the oldest without a hello gave way",
-                evicted,
-                format_args!("limit {}", self.limits.inbound_handshakes_max),
-            );
-        }
-        true
-    }
-
-    fn on_accepted(&mut self, mut stream: TcpStream, remote: SocketAddr) {
-        let now = Instant::now();
-        let source = Source::of(remote.ip());
-        if !self.admit(source, remote, now) {
-            return;
-        }
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(%remote, %err, "cannot set TCP_NODELAY");
-        }
-        let nonce = match Nonce::random() {
-            Ok(nonce) => nonce,
-            Err(err) => {
-                tracing::error!(%err, "no randomness for a handshake nonce; connection closed");
-                return;
-            }
-        };
-        let handshake = Handshake::accept(self.local, self.cookie.clone(), nonce);
-        let mut writer = FrameWriter::with_limit(self.limits.frame_bytes_max);
-        if let Err(err) = writer.push(handshake.hello()) {
-            tracing::error!(%err, "cannot frame the hello; connection closed");
-            return;
-        }
-        let token = self.new_token();
-        if let Err(err) = self.register_connection(token, &mut stream) {
-            tracing::error!(%remote, %err, "cannot register an accepted connection");
-            return;
-        }
-        tracing::debug!(%remote, "accepted a connection");
-        self.admission.take(source);
-        self.connections.insert(
-            token,
-            Connection {
-                stream,
-                remote,
-                phase: Phase::Handshaking {
-                    handshake: Box::new(handshake),
-                    target: None,
-                },
-                reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
-                writer,
-                deadline: now
-                    .checked_add(self.limits.hello_timeout.min(self.limits.handshake_timeout)),
-                accepted_at: Some(now),
-                slot: Some(source),
-                hello_received: false,
-            },
-        );
-        self.dirty.insert(token);
-    }
-
-    /// Checks whether an outbound connect completed; if it did, starts the handshake.
-    /// Returns whether the connection is now handshaking.
-    fn finish_connect(&mut self, token: Token, out: &mut Vec<TransportEvent>) -> bool {
-        let Some(connection) = self.connections.get_mut(&token) else {
-            return false;
-        };
-        let Phase::Connecting { target } = connection.phase else {
-            return false;
-        };
-        match connection.stream.take_error() {
-            Ok(None) => {}
-            Ok(Some(err)) | Err(err) => {
-                self.break_connection(token, &format!("connect failed: {err}"), out);
-                return false;
-            }
-        }
-        match connection.stream.peer_addr() {
-            Ok(_) => {}
-            // A spurious wake-up: the connect is still in progress.
-            Err(err) if err.kind() == io::ErrorKind::NotConnected => return false,
-            Err(err) => {
-                self.break_connection(token, &format!("connect failed: {err}"), out);
-                return false;
-            }
-        }
-        if let Err(err) = connection.stream.set_nodelay(true) {
-            tracing::debug!(peer = %target, %err, "cannot set TCP_NODELAY");
-        }
-        let nonce = match Nonce::random() {
-            Ok(nonce) => nonce,
-            Err(err) => {
-                self.break_connection(token, &format!("no randomness for a nonce: {err}"), out);
-                return false;
-            }
-        };
-        let handshake = Handshake::initiate(self.local, self.cookie.clone(), nonce);
-        if let Err(err) = connection.writer.push(handshake.hello()) {
-            self.break_connection(token, &format!("cannot frame the hello: {err}"), out);
-            return false;
-        }
-        connection.phase = Phase::Handshaking {
-            handshake: Box::new(handshake),
-            target: Some(target),
-        };
-        connection.deadline = Instant::now().checked_add(self.limits.handshake_timeout);
-        self.dirty.insert(token);
-        true
-    }
-
-    /// Reads until the socket would block (or the budget is spent), acting on every
-    /// complete frame after each read.
-    fn read_ready(&mut self, token: Token, out: &mut Vec<TransportEvent>) {
-        self.read(token, true, out);
-    }
-
-    /// Reads what a readable event announced: like [`read_ready`](State::read_ready),
-    /// but a read that did not fill the room offered ends it. That read emptied the
-    /// socket's receive queue, and with edge-triggered readiness any byte arriving later
-    /// raises a new event: the read that would only report `WouldBlock` is saved (one
-    /// syscall per message on a ping-pong). An event that reports the peer's close or an
-    /// error reads until `WouldBlock`, so the end of the stream is never missed.
-    fn read_available(&mut self, token: Token, out: &mut Vec<TransportEvent>) {
-        self.read(token, false, out);
-    }
-
-    fn read(&mut self, token: Token, until_would_block: bool, out: &mut Vec<TransportEvent>) {
-        let mut budget = READ_BYTES_PER_EVENT_MAX;
-        loop {
-            let Some(connection) = self.connections.get_mut(&token) else {
-                return;
-            };
-            let chunk = match connection.phase {
-                Phase::Connecting { .. } => return,
-                Phase::Established { .. } => READ_CHUNK_BYTES,
-                // Little to say before the cookie is proven (or after a decline).
-                Phase::Handshaking { .. } | Phase::Closing => HANDSHAKE_READ_BYTES,
-            };
-            match connection
-                .reader
-                .read_at_most(&mut connection.stream, chunk)
-            {
-                Ok(0) => {
-                    self.break_connection(token, "closed by the peer", out);
-                    return;
-                }
-                Ok(read) => {
-                    self.process_frames(token, out);
-                    // A read short of the room offered emptied the socket.
-                    if !until_would_block && read < chunk {
-                        return;
-                    }
-                    budget = budget.saturating_sub(read);
-                    if budget == 0 {
-                        if self.connections.contains_key(&token) {
-                            self.read_backlog.insert(token);
-                            self.read_backlog_since.get_or_insert_with(Instant::now);
-                        }
-                        return;
-                    }
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => {
-                    self.break_connection(token, &format!("read failed: {err}"), out);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Acts on every complete frame buffered on a connection, in order.
-    fn process_frames(&mut self, token: Token, out: &mut Vec<TransportEvent>) {
-        loop {
-            let Some(connection) = self.connections.get_mut(&token) else {
-                return;
-            };
-            if let Phase::Established { peer } = connection.phase {
-                // The steady state: every frame is the node's, one lookup for them all.
-                let err = loop {
-                    match connection.reader.next_frame() {
-                        Ok(Some(body)) => out.push(TransportEvent::Received(peer, body)),
-                        Ok(None) => return,
-                        Err(err) => break err,
-                    }
-                };
-                self.break_connection(token, &format!("frame refused: {err}"), out);
-                return;
-            }
-            let body = match connection.reader.next_frame() {
-                Ok(Some(body)) => body,
-                Ok(None) => return,
-                Err(err) => {
-                    let remote = connection.remote;
-                    if connection.phase.is_inbound_handshake() {
-                        self.warnings.warn(
-                            Instant::now(),
-                            "handshake message refused",
-                            remote,
-                            &err,
-                        );
-                    } else if !matches!(connection.phase, Phase::Established { .. }) {
-                        tracing::warn!(%remote, %err, "handshake message refused; connection dropped");
-                    }
-                    self.break_connection(token, &format!("frame refused: {err}"), out);
-                    return;
-                }
-            };
-            match &connection.phase {
-                Phase::Established { peer } => out.push(TransportEvent::Received(*peer, body)),
-                Phase::Handshaking { .. } => self.handshake_step(token, &body, out),
-                Phase::Closing | Phase::Connecting { .. } => {}
-            }
-        }
-    }
-
-    /// Writes what is queued on one connection, as far as the socket takes it; the rest
-    /// goes when the socket reports it is writable again.
-    fn write_queued(&mut self, token: Token, out: &mut Vec<TransportEvent>) {
-        let Some(connection) = self.connections.get_mut(&token) else {
-            return;
-        };
-        if matches!(connection.phase, Phase::Connecting { .. }) || connection.writer.is_empty() {
-            return;
-        }
-        if let Err(err) = connection.writer.write_to(&mut connection.stream) {
-            self.break_connection(token, &format!("write failed: {err}"), out);
-        }
-    }
-
-    /// Closes a socket; no event, no change to the peer links.
-    fn close(&mut self, token: Token) -> Option<Connection> {
-        let mut connection = self.connections.remove(&token)?;
-        if let Some(source) = connection.slot.take() {
-            self.admission.release(source);
-        }
-        if let Some(registry) = &self.registry {
-            let _ = registry.deregister(&mut connection.stream);
-        }
-        self.dirty.remove(&token);
-        self.read_backlog.remove(&token);
-        Some(connection)
-    }
-
-    /// A connection broke (or failed to come up): closes it and reports its peer lost if
-    /// the peer counted on it.
-    fn break_connection(&mut self, token: Token, why: &str, out: &mut Vec<TransportEvent>) {
-        let Some(connection) = self.close(token) else {
-            return;
-        };
-        let remote = connection.remote;
-        let (peer, route) = match connection.phase {
-            Phase::Established { peer } => (peer, Route::Established(token)),
-            Phase::Connecting { target }
-            | Phase::Handshaking {
-                target: Some(target),
-                ..
-            } => (target, Route::Dialing(token)),
-            Phase::Handshaking { target: None, .. } | Phase::Closing => {
-                tracing::debug!(%remote, why, "connection dropped before it was established");
-                return;
-            }
-        };
-        if self.peers.get(&peer).map(|link| link.route) != Some(route) {
-            tracing::debug!(%peer, %remote, why, "superseded connection dropped");
-            return;
-        }
-        self.peers.remove(&peer);
-        match route {
-            Route::Established(_) => tracing::info!(%peer, %remote, why, "connection lost"),
-            _ => tracing::info!(%peer, %remote, why, "cannot connect"),
-        }
-        out.push(TransportEvent::PeerLost(peer));
-    }
-
-    // ---- the handshake -------------------------------------------------------------
-
-    fn handshake_step(&mut self, token: Token, body: &[u8], out: &mut Vec<TransportEvent>) {
-        let Some(connection) = self.connections.get_mut(&token) else {
-            return;
-        };
-        let remote = connection.remote;
-        if !connection.hello_received {
-            connection.hello_received = true;
-            if let Some(accepted_at) = connection.accepted_at {
-                // The hello came in time: the rest of the handshake has its own timeout.
-                connection.deadline = accepted_at.checked_add(self.limits.handshake_timeout);
-            }
-        }
-        let Phase::Handshaking { handshake, target } = &mut connection.phase else {
-            return;
-        };
-        let target = *target;
-        match handshake.receive(body) {
-            Err(err) => self.handshake_failed(token, &err, out),
-            Ok(Step::Hello { peer, reply }) => {
-                if let Some(target) = target.filter(|target| *target != peer) {
-                    tracing::info!(
-                        %remote,
-                        dialed = %target,
-                        found = %peer,
-                        "the address answers as another node: the node dialed is gone"
-                    );
-                    self.break_connection(token, "another node at the address", out);
-                    return;
-                }
-                if let Some(reply) = reply {
-                    self.queue_handshake_message(token, &reply, out);
-                }
-            }
-            Ok(Step::Proven { peer }) => self.decide_inbound(token, peer, out),
-            Ok(Step::Verdict { peer, verdict }) => self.on_verdict(token, peer, verdict, out),
-            Ok(Step::Replace { peer }) => {
-                tracing::info!(%peer, "the peer reconnected: its previous connection is gone");
-                self.establish(token, peer, out);
-            }
-        }
-    }
-
-    fn handshake_failed(
-        &mut self,
-        token: Token,
-        err: &HandshakeError,
-        out: &mut Vec<TransportEvent>,
-    ) {
-        if let Some(connection) = self.connections.get(&token) {
-            let claimed = match &connection.phase {
-                Phase::Handshaking { handshake, .. } => handshake.peer(),
-                _ => None,
-            };
-            if connection.phase.is_inbound_handshake() {
-                let remote = connection.remote;
-                self.warnings.warn(
-                    Instant::now(),
-                    "handshake failed",
-                    remote,
-                    format_args!("{err} (claimed {claimed:?})"),
-                );
-            } else {
-                tracing::warn!(
-                    remote = %connection.remote,
-                    claimed = ?claimed,
-                    %err,
-                    "handshake failed; connection dropped"
-                );
-            }
-        }
-        self.break_connection(token, &format!("handshake failed: {err}"), out);
-    }
-
-    fn queue_handshake_message(
-        &mut self,
-        token: Token,
-        message: &[u8],
-        out: &mut Vec<TransportEvent>,
-    ) {
-        let Some(connection) = self.connections.get_mut(&token) else {
-            return;
-        };
-        match connection.writer.push(message) {
-            Ok(()) => {
-                self.dirty.insert(token);
-            }
-            Err(err) => self.break_connection(
-                token,
-                &format!("cannot frame a handshake message: {err}"),
-                out,
-            ),
-        }
-    }
-
-    /// The acceptor's decision once the initiator proved itself (see the handshake's
-    /// module documentation for the rule).
-    fn decide_inbound(&mut self, token: Token, peer: NodeId, out: &mut Vec<TransportEvent>) {
-        let verdict = match self.peers.get(&peer).map(|link| link.route) {
-            None | Some(Route::AwaitingInbound { .. }) => Verdict::Accept,
-            // Both dialed at once: the connection initiated by the smaller id stays.
-            Some(Route::Dialing(_)) if self.local < peer => Verdict::Decline,
-            Some(Route::Dialing(_)) => Verdict::Accept,
-            Some(Route::Established(_)) => Verdict::Alive,
-        };
-        let Some(connection) = self.connections.get_mut(&token) else {
-            return;
-        };
-        let Phase::Handshaking { handshake, .. } = &mut connection.phase else {
-            return;
-        };
-        let message = match handshake.decide(verdict) {
-            Ok(message) => message,
-            Err(err) => {
-                self.handshake_failed(token, &err, out);
-                return;
-            }
-        };
-        if verdict == Verdict::Decline {
-            // Written by the next flush; the peer closes once it has read it. It proved
-            // the cookie: its handshake slot is free.
-            connection.phase = Phase::Closing;
-            if let Some(source) = connection.slot.take() {
-                self.admission.release(source);
-            }
-        }
-        self.queue_handshake_message(token, &message, out);
-        match verdict {
-            Verdict::Accept => self.establish(token, peer, out),
-            Verdict::Decline => {
-                tracing::debug!(%peer, "simultaneous connection declined: ours is kept");
-            }
-            Verdict::Alive => {
-                tracing::debug!(%peer, "connected peer dials again; asking whether it lost us");
-            }
-        }
-    }
-
-    /// The initiator's reaction to the acceptor's verdict.
-    fn on_verdict(
-        &mut self,
-        token: Token,
-        peer: NodeId,
-        verdict: Verdict,
-        out: &mut Vec<TransportEvent>,
-    ) {
-        match verdict {
-            Verdict::Accept => self.establish(token, peer, out),
-            Verdict::Decline => {
-                tracing::debug!(%peer, "the peer is dialing us at the same moment; waiting for it");
-                if let Some(link) = self.peers.get_mut(&peer) {
-                    if link.route == Route::Dialing(token) {
-                        link.route = Route::AwaitingInbound {
-                            deadline: saturating_deadline(
-                                self.limits
-                                    .connect_timeout
-                                    .saturating_add(self.limits.handshake_timeout),
-                            ),
-                        };
-                    }
-                }
-                self.close(token);
-            }
-            Verdict::Alive => {
-                let has_other = matches!(
-                    self.peers.get(&peer).map(|link| link.route),
-                    Some(Route::Established(other)) if other != token
-                );
-                if has_other {
-                    tracing::debug!(%peer, "stale simultaneous connection closed");
-                    self.close(token);
-                    return;
-                }
-                let Some(connection) = self.connections.get_mut(&token) else {
-                    return;
-                };
-                let Phase::Handshaking { handshake, .. } = &mut connection.phase else {
-                    return;
-                };
-                match handshake.replace() {
-                    Ok(message) => {
-                        self.queue_handshake_message(token, &message, out);
-                        self.establish(token, peer, out);
-                    }
-                    Err(err) => self.handshake_failed(token, &err, out),
-                }
-            }
-        }
-    }
-
-    /// Makes `token` the connection of `peer`: frames waiting for the peer follow the
-    /// handshake, a superseded dial is closed silently, a superseded established
-    /// connection is reported lost first.
-    fn establish(&mut self, token: Token, peer: NodeId, out: &mut Vec<TransportEvent>) {
-        if !self.connections.contains_key(&token) {
-            return;
-        }
-        let frame_bytes_max = self.limits.frame_bytes_max;
-        let link = self.peers.entry(peer).or_insert_with(|| PeerLink {
-            route: Route::Established(token),
-            pending: FrameWriter::with_limit(frame_bytes_max),
-        });
-        let previous = std::mem::replace(&mut link.route, Route::Established(token));
-        let pending = link.pending.take_pending();
-        match previous {
-            Route::Dialing(other) if other != token => {
-                tracing::debug!(%peer, "our own dial is superseded by the peer's connection");
-                self.close(other);
-            }
-            Route::Established(other) if other != token => {
-                self.close(other);
-                out.push(TransportEvent::PeerLost(peer));
-            }
-            _ => {}
-        }
-        let Some(connection) = self.connections.get_mut(&token) else {
-            return;
-        };
-        connection.phase = Phase::Established { peer };
-        connection.deadline = None;
-        if let Some(source) = connection.slot.take() {
-            self.admission.release(source);
-        }
-        connection.reader.set_limit(frame_bytes_max);
-        connection.writer.push_framed(&pending);
-        tracing::info!(%peer, remote = %connection.remote, "connected");
-        self.dirty.insert(token);
-        out.push(TransportEvent::PeerConnected(peer));
-    }
-}
-
-/// `now + wait`, or a century from now when `wait` is beyond what an `Instant` holds
-/// (`Duration::MAX` configured as "never").
-fn saturating_deadline(wait: std::time::Duration) -> Instant {
-    let now = Instant::now(); // real-world only: the TCP transport's timers
-    now.checked_add(wait)
-        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
 }

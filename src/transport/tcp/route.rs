@@ -1,0 +1,390 @@
+//! Route arbitration: how frames reach a peer. Sending picks (or dials) the peer's route;
+//! the handshake's verdicts decide which of two connections a pair of nodes keeps, and a
+//! connection that wins becomes the peer's route.
+
+use std::io;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::Token;
+
+use super::connection::{Connection, Phase};
+use super::{PeerLink, Route, State};
+use crate::process::id::NodeId;
+use crate::transport::TransportEvent;
+use crate::wire::framing::{FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
+use crate::wire::handshake::{HandshakeError, Step, Verdict, HANDSHAKE_BYTES_MAX};
+
+impl State {
+    pub(super) fn send(&mut self, peer: NodeId, body: &[u8], out: &mut Vec<TransportEvent>) {
+        if self.shut_down {
+            tracing::debug!(%peer, "frame dropped: the transport is shut down");
+            return;
+        }
+        if peer == self.local {
+            tracing::warn!(%peer, "frame to this node's own id dropped; nodes do not dial themselves");
+            out.push(TransportEvent::PeerLost(peer));
+            return;
+        }
+        if body.len() > self.limits.frame_bytes_max {
+            self.lose_peer(
+                peer,
+                &format!(
+                    "a frame of {} bytes exceeds the limit of {}",
+                    body.len(),
+                    self.limits.frame_bytes_max
+                ),
+                out,
+            );
+            return;
+        }
+        if !self.peers.contains_key(&peer) {
+            match self.dial(peer) {
+                Ok(token) => {
+                    self.peers.insert(
+                        peer,
+                        PeerLink {
+                            route: Route::Dialing(token),
+                            pending: FrameWriter::with_limit(self.limits.frame_bytes_max),
+                        },
+                    );
+                }
+                Err(err) => {
+                    tracing::info!(%peer, %err, "cannot connect");
+                    out.push(TransportEvent::PeerLost(peer));
+                    return;
+                }
+            }
+        }
+        let queued_max = self.limits.queued_bytes_max;
+        let Some(link) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let queue = match link.route {
+            Route::Established(token) => match self.connections.get_mut(&token) {
+                Some(connection) => {
+                    self.dirty.insert(token);
+                    &mut connection.writer
+                }
+                None => &mut link.pending,
+            },
+            Route::Dialing(_) | Route::AwaitingInbound { .. } => &mut link.pending,
+        };
+        let queued = queue.pending_len();
+        if queued + LENGTH_PREFIX_BYTES + body.len() > queued_max {
+            self.lose_peer(
+                peer,
+                &format!(
+                    "{queued} bytes already queued; a frame of {} more exceeds the limit of \
+                     {queued_max}",
+                    body.len()
+                ),
+                out,
+            );
+            return;
+        }
+        if let Err(err) = queue.push(body) {
+            self.lose_peer(peer, &format!("frame refused: {err}"), out);
+        }
+    }
+
+    /// Starts a non-blocking connect to `peer`.
+    pub(super) fn dial(&mut self, peer: NodeId) -> io::Result<Token> {
+        let mut stream = TcpStream::connect(peer.address)?;
+        let token = self.new_token();
+        self.register_connection(token, &mut stream)?;
+        tracing::debug!(%peer, "dialing");
+        self.connections.insert(
+            token,
+            Connection {
+                stream,
+                remote: peer.address,
+                phase: Phase::Connecting { target: peer },
+                reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
+                writer: FrameWriter::with_limit(self.limits.frame_bytes_max),
+                // No deadline if it is beyond what an `Instant` holds (`Duration::MAX`).
+                deadline: Instant::now().checked_add(self.limits.connect_timeout),
+                accepted_at: None,
+                slot: None,
+                hello_received: false,
+            },
+        );
+        Ok(token)
+    }
+
+    /// Breaks whatever links us to `peer` and reports it lost.
+    pub(super) fn lose_peer(&mut self, peer: NodeId, why: &str, out: &mut Vec<TransportEvent>) {
+        tracing::warn!(%peer, why, "connection broken");
+        if let Some(link) = self.peers.remove(&peer) {
+            match link.route {
+                Route::Dialing(token) | Route::Established(token) => {
+                    self.close(token);
+                }
+                Route::AwaitingInbound { .. } => {}
+            }
+        }
+        out.push(TransportEvent::PeerLost(peer));
+    }
+
+    pub(super) fn disconnect(&mut self, peer: NodeId) {
+        let Some(link) = self.peers.remove(&peer) else {
+            return;
+        };
+        tracing::info!(%peer, "disconnecting");
+        match link.route {
+            Route::Dialing(token) | Route::Established(token) => {
+                self.close(token);
+            }
+            Route::AwaitingInbound { .. } => {}
+        }
+    }
+
+    // ---- the handshake -------------------------------------------------------------
+
+    pub(super) fn handshake_step(
+        &mut self,
+        token: Token,
+        body: &[u8],
+        out: &mut Vec<TransportEvent>,
+    ) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let remote = connection.remote;
+        if !connection.hello_received {
+            connection.hello_received = true;
+            if let Some(accepted_at) = connection.accepted_at {
+                // The hello came in time: the rest of the handshake has its own timeout.
+                connection.deadline = accepted_at.checked_add(self.limits.handshake_timeout);
+            }
+        }
+        let Phase::Handshaking { handshake, target } = &mut connection.phase else {
+            return;
+        };
+        let target = *target;
+        match handshake.receive(body) {
+            Err(err) => self.handshake_failed(token, &err, out),
+            Ok(Step::Hello { peer, reply }) => {
+                if let Some(target) = target.filter(|target| *target != peer) {
+                    tracing::info!(
+                        %remote,
+                        dialed = %target,
+                        found = %peer,
+                        "the address answers as another node: the node dialed is gone"
+                    );
+                    self.break_connection(token, "another node at the address", out);
+                    return;
+                }
+                if let Some(reply) = reply {
+                    self.queue_handshake_message(token, &reply, out);
+                }
+            }
+            Ok(Step::Proven { peer }) => self.decide_inbound(token, peer, out),
+            Ok(Step::Verdict { peer, verdict }) => self.on_verdict(token, peer, verdict, out),
+            Ok(Step::Replace { peer }) => {
+                tracing::info!(%peer, "the peer reconnected: its previous connection is gone");
+                self.establish(token, peer, out);
+            }
+        }
+    }
+
+    pub(super) fn handshake_failed(
+        &mut self,
+        token: Token,
+        err: &HandshakeError,
+        out: &mut Vec<TransportEvent>,
+    ) {
+        if let Some(connection) = self.connections.get(&token) {
+            let claimed = match &connection.phase {
+                Phase::Handshaking { handshake, .. } => handshake.peer(),
+                _ => None,
+            };
+            if connection.phase.is_inbound_handshake() {
+                let remote = connection.remote;
+                self.warnings.warn(
+                    Instant::now(),
+                    "handshake failed",
+                    remote,
+                    format_args!("{err} (claimed {claimed:?})"),
+                );
+            } else {
+                tracing::warn!(
+                    remote = %connection.remote,
+                    claimed = ?claimed,
+                    %err,
+                    "handshake failed; connection dropped"
+                );
+            }
+        }
+        self.break_connection(token, &format!("handshake failed: {err}"), out);
+    }
+
+    pub(super) fn queue_handshake_message(
+        &mut self,
+        token: Token,
+        message: &[u8],
+        out: &mut Vec<TransportEvent>,
+    ) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        match connection.writer.push(message) {
+            Ok(()) => {
+                self.dirty.insert(token);
+            }
+            Err(err) => self.break_connection(
+                token,
+                &format!("cannot frame a handshake message: {err}"),
+                out,
+            ),
+        }
+    }
+
+    /// The acceptor's decision once the initiator proved itself (see the handshake's
+    /// module documentation for the rule).
+    pub(super) fn decide_inbound(
+        &mut self,
+        token: Token,
+        peer: NodeId,
+        out: &mut Vec<TransportEvent>,
+    ) {
+        let verdict = match self.peers.get(&peer).map(|link| link.route) {
+            None | Some(Route::AwaitingInbound { .. }) => Verdict::Accept,
+            // Both dialed at once: the connection initiated by the smaller id stays.
+            Some(Route::Dialing(_)) if self.local < peer => Verdict::Decline,
+            Some(Route::Dialing(_)) => Verdict::Accept,
+            Some(Route::Established(_)) => Verdict::Alive,
+        };
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let Phase::Handshaking { handshake, .. } = &mut connection.phase else {
+            return;
+        };
+        let message = match handshake.decide(verdict) {
+            Ok(message) => message,
+            Err(err) => {
+                self.handshake_failed(token, &err, out);
+                return;
+            }
+        };
+        if verdict == Verdict::Decline {
+            // Written by the next flush; the peer closes once it has read it. It proved
+            // the cookie: its handshake slot is free.
+            connection.phase = Phase::Closing;
+            if let Some(source) = connection.slot.take() {
+                self.admission.release(source);
+            }
+        }
+        self.queue_handshake_message(token, &message, out);
+        match verdict {
+            Verdict::Accept => self.establish(token, peer, out),
+            Verdict::Decline => {
+                tracing::debug!(%peer, "simultaneous connection declined: ours is kept");
+            }
+            Verdict::Alive => {
+                tracing::debug!(%peer, "connected peer dials again; asking whether it lost us");
+            }
+        }
+    }
+
+    /// The initiator's reaction to the acceptor's verdict.
+    pub(super) fn on_verdict(
+        &mut self,
+        token: Token,
+        peer: NodeId,
+        verdict: Verdict,
+        out: &mut Vec<TransportEvent>,
+    ) {
+        match verdict {
+            Verdict::Accept => self.establish(token, peer, out),
+            Verdict::Decline => {
+                tracing::debug!(%peer, "the peer is dialing us at the same moment; waiting for it");
+                if let Some(link) = self.peers.get_mut(&peer) {
+                    if link.route == Route::Dialing(token) {
+                        link.route = Route::AwaitingInbound {
+                            deadline: saturating_deadline(
+                                self.limits
+                                    .connect_timeout
+                                    .saturating_add(self.limits.handshake_timeout),
+                            ),
+                        };
+                    }
+                }
+                self.close(token);
+            }
+            Verdict::Alive => {
+                let has_other = matches!(
+                    self.peers.get(&peer).map(|link| link.route),
+                    Some(Route::Established(other)) if other != token
+                );
+                if has_other {
+                    tracing::debug!(%peer, "stale simultaneous connection closed");
+                    self.close(token);
+                    return;
+                }
+                let Some(connection) = self.connections.get_mut(&token) else {
+                    return;
+                };
+                let Phase::Handshaking { handshake, .. } = &mut connection.phase else {
+                    return;
+                };
+                match handshake.replace() {
+                    Ok(message) => {
+                        self.queue_handshake_message(token, &message, out);
+                        self.establish(token, peer, out);
+                    }
+                    Err(err) => self.handshake_failed(token, &err, out),
+                }
+            }
+        }
+    }
+
+    /// Makes `token` the connection of `peer`: frames waiting for the peer follow the
+    /// handshake, a superseded dial is closed silently, a superseded established
+    /// connection is reported lost first.
+    pub(super) fn establish(&mut self, token: Token, peer: NodeId, out: &mut Vec<TransportEvent>) {
+        if !self.connections.contains_key(&token) {
+            return;
+        }
+        let frame_bytes_max = self.limits.frame_bytes_max;
+        let link = self.peers.entry(peer).or_insert_with(|| PeerLink {
+            route: Route::Established(token),
+            pending: FrameWriter::with_limit(frame_bytes_max),
+        });
+        let previous = std::mem::replace(&mut link.route, Route::Established(token));
+        let pending = link.pending.take_pending();
+        match previous {
+            Route::Dialing(other) if other != token => {
+                tracing::debug!(%peer, "our own dial is superseded by the peer's connection");
+                self.close(other);
+            }
+            Route::Established(other) if other != token => {
+                self.close(other);
+                out.push(TransportEvent::PeerLost(peer));
+            }
+            _ => {}
+        }
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        connection.phase = Phase::Established { peer };
+        connection.deadline = None;
+        if let Some(source) = connection.slot.take() {
+            self.admission.release(source);
+        }
+        connection.reader.set_limit(frame_bytes_max);
+        connection.writer.push_framed(&pending);
+        tracing::info!(%peer, remote = %connection.remote, "connected");
+        self.dirty.insert(token);
+        out.push(TransportEvent::PeerConnected(peer));
+    }
+}
+
+/// `now + wait`, or a century from now when `wait` is beyond what an `Instant` holds
+/// (`Duration::MAX` configured as "never").
+fn saturating_deadline(wait: std::time::Duration) -> Instant {
+    let now = Instant::now(); // real-world only: the TCP transport's timers
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
+}
