@@ -219,49 +219,19 @@ impl<T: Serializable> LocalValue for T {
 /// (a varint length, then the bytes); the decoder takes only what bincode would read
 /// as the same vector and leaves everything else (errors included) to bincode.
 mod bytes {
-    // bincode's varint markers: a byte up to 250 is the value itself.
-    const U16_BYTE: u8 = 251;
-    const U32_BYTE: u8 = 252;
-    const U64_BYTE: u8 = 253;
+    use crate::varint;
 
+    /// Appends `bytes` as bincode writes a byte vector: its length, then the bytes.
     pub(super) fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
-        let length = bytes.len() as u64;
-        out.reserve(9 + bytes.len());
-        if length < u64::from(U16_BYTE) {
-            out.push(length as u8);
-        } else if let Ok(length) = u16::try_from(length) {
-            out.push(U16_BYTE);
-            out.extend_from_slice(&length.to_le_bytes());
-        } else if let Ok(length) = u32::try_from(length) {
-            out.push(U32_BYTE);
-            out.extend_from_slice(&length.to_le_bytes());
-        } else {
-            out.push(U64_BYTE);
-            out.extend_from_slice(&length.to_le_bytes());
-        }
+        out.reserve(varint::VARINT_BYTES_MAX + bytes.len());
+        varint::put(out, bytes.len() as u64);
         out.extend_from_slice(bytes);
     }
 
     /// Where the vector's bytes start in `encoded`, if it holds exactly one vector.
     /// (bincode's guard, sized by the input, always allows a vector the input holds.)
     pub(super) fn body_offset(encoded: &[u8]) -> Option<usize> {
-        let (&marker, rest) = encoded.split_first()?;
-        let (length, body) = match marker {
-            U16_BYTE => {
-                let (length, body) = rest.split_first_chunk::<2>()?;
-                (u64::from(u16::from_le_bytes(*length)), body)
-            }
-            U32_BYTE => {
-                let (length, body) = rest.split_first_chunk::<4>()?;
-                (u64::from(u32::from_le_bytes(*length)), body)
-            }
-            U64_BYTE => {
-                let (length, body) = rest.split_first_chunk::<8>()?;
-                (u64::from_le_bytes(*length), body)
-            }
-            byte if byte < U16_BYTE => (u64::from(byte), rest),
-            _ => return None,
-        };
+        let (length, body) = varint::split_u64(encoded)?;
         (length == body.len() as u64).then_some(encoded.len() - body.len())
     }
 

@@ -17,9 +17,7 @@ use super::worker_options::worker_option_builders;
 use super::{Allocation, CpuGrant, CpuPool, CpuRequestId, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
-use crate::remote::{
-    JobState, LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher,
-};
+use crate::remote::{JobState, LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
 
 /// How often a launch waiting for CPUs looks at the pool again.
 pub const CPU_POOL_POLL_INTERVAL: Duration = Duration::from_millis(100);
