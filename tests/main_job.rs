@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::scan_binary;
+use common::{alive, scan_binary};
 
 use std::path::Path;
 use std::process::Command;
@@ -329,23 +329,11 @@ fn sigint_writes_the_finished_results_stops_the_workers_and_says_what_is_missing
         .collect();
     assert!(!workers.is_empty(), "{log}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while workers.iter().any(|pid| running(*pid)) {
+    while workers.iter().any(|pid| alive(*pid)) {
         assert!(
             std::time::Instant::now() < deadline,
             "a worker kept running: {workers:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-}
-
-/// Whether process `pid` exists and is not a zombie.
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{scan_binary, temp_dir};
+use common::{alive, scan_binary, temp_dir};
 use serde_json::Value;
 
 /// How long any condition may take to come true before a test fails.
@@ -433,7 +433,7 @@ fn cancelling_a_running_task_stops_its_worker() {
             )
         })
     });
-    let pid: i32 = job.parse().expect("a local worker's job is its PID");
+    let pid: u32 = job.parse().expect("a local worker's job is its PID");
     assert!(alive(pid));
     let response = run.post("/api/tasks/cancel", &format!(r#"{{"key":"{key}"}}"#));
     assert_eq!(response.status, 202, "{}", response.body);
@@ -453,20 +453,6 @@ fn cancelling_a_running_task_stops_its_worker() {
         again.status, 409,
         "a cancelled task cannot be cancelled again"
     );
-}
-
-/// Whether process `pid` still runs (a zombie does not).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 #[test]
