@@ -122,8 +122,9 @@ impl AllocationLauncher {
             let reaper = std::thread::Builder::new()
                 .name(format!("hyperion-reap-step-{pid}"))
                 .spawn(move || {
-                    let deadline = std::time::Instant::now().checked_add(STEP_EXIT_GRACE);
-                    while deadline.is_none_or(|d| std::time::Instant::now() < d) {
+                    let deadline = std::time::Instant::now().checked_add(STEP_EXIT_GRACE); // real-world only
+                    let pending = |d: std::time::Instant| std::time::Instant::now() < d; // real-world only
+                    while deadline.is_none_or(pending) {
                         if let Ok(Some(_)) = child.try_wait() {
                             return;
                         }

@@ -86,8 +86,10 @@ impl LocalLauncher {
         let reaper = std::thread::Builder::new()
             .name(format!("hyperion-reap-{pid}"))
             .spawn(move || {
-                let deadline = std::time::Instant::now().checked_add(grace);
-                while deadline.is_none_or(|deadline| std::time::Instant::now() < deadline) {
+                // real-world only: a reaper thread of an operating-system process.
+                let deadline = std::time::Instant::now().checked_add(grace); // real-world only
+                let pending = |d: std::time::Instant| std::time::Instant::now() < d; // real-world only
+                while deadline.is_none_or(pending) {
                     if let Ok(Some(_)) = child.try_wait() {
                         return;
                     }

@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn warnings_past_the_first_of_an_interval_are_counted_then_summarised() {
         let mut warnings = PreAuthWarnings::default();
-        let start = Instant::now();
+        let start = Instant::now(); // real-world only
         for _ in 0..220 {
             warnings.warn(start, "handshake failed", "10.0.0.1:1", "bad");
         }

@@ -90,7 +90,7 @@ impl State {
     }
 
     pub(super) fn on_accepted(&mut self, mut stream: TcpStream, remote: SocketAddr) {
-        let now = Instant::now();
+        let now = Instant::now(); // real-world only
         let source = Source::of(remote.ip());
         if !self.admit(source, remote, now) {
             return;

@@ -103,7 +103,7 @@ impl State {
                 reader: FrameReader::with_limit(HANDSHAKE_BYTES_MAX),
                 writer: FrameWriter::with_limit(self.limits.frame_bytes_max),
                 // No deadline if it is beyond what an `Instant` holds (`Duration::MAX`).
-                deadline: Instant::now().checked_add(self.limits.connect_timeout),
+                deadline: Instant::now().checked_add(self.limits.connect_timeout), // real-world only
                 accepted_at: None,
                 slot: None,
                 hello_received: false,
@@ -202,7 +202,7 @@ impl State {
             if connection.phase.is_inbound_handshake() {
                 let remote = connection.remote;
                 self.warnings.warn(
-                    Instant::now(),
+                    Instant::now(), // real-world only
                     "handshake failed",
                     remote,
                     format_args!("{err} (claimed {claimed:?})"),

@@ -57,7 +57,7 @@ impl State {
             handshake: Box::new(handshake),
             target: Some(target),
         };
-        connection.deadline = Instant::now().checked_add(self.limits.handshake_timeout);
+        connection.deadline = Instant::now().checked_add(self.limits.handshake_timeout); // real-world only
         self.dirty.insert(token);
         true
     }
@@ -153,7 +153,7 @@ impl State {
                     let remote = connection.remote;
                     if connection.phase.is_inbound_handshake() {
                         self.warnings.warn(
-                            Instant::now(),
+                            Instant::now(), // real-world only
                             "handshake message refused",
                             remote,
                             &err,
