@@ -32,6 +32,10 @@
 //!     })
 //! }
 //! ```
+//!
+//! Size: about 600 lines of code and 100 of tests, for one idea (a program's two
+//! roles and the run directory they share); the run's binary, the terminal and
+//! interrupts are already in `cluster/`.
 
 mod binary;
 mod interrupt;

@@ -1,6 +1,6 @@
 //! Defects planted on purpose, to prove that the simulator's checkers catch them (the
 //! evidence tests of `hyperion-sim`). Compiled only with the `planted-defects` feature,
-//! which only test builds enable: without it [`is_planted`] is a constant `false` and
+//! which only test builds enable: without it `is_planted` is a constant `false` and
 //! the planted branches vanish, so no release build can carry a defect.
 
 /// A defect that can be planted.

@@ -2,6 +2,10 @@
 //! script on standard input, `scancel` when the service ends, `squeue` to notice a job
 //! that ended (or can never start) before its worker connected. With job arrays on,
 //! launches that arrive together share one `sbatch --array`, each worker one task.
+//!
+//! Size: about 890 lines of code and 90 of tests: sbatch, scancel and squeue, and
+//! job arrays since issue 16. Splitting the array batching into its own file is the
+//! next step.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;

@@ -11,7 +11,7 @@ use crate::process::id::{DiedReason, MonitorRef, NodeId, ProcessId};
 /// it must not call back into the node.
 pub type Observer = Rc<dyn Fn(&NodeEvent)>;
 
-/// What a node reports to its observer (see [`NodeEnv::observer`]): the facts the
+/// What a node reports to its observer (see [`NodeEnv::observer`](crate::node::local::NodeEnv::observer)): the facts the
 /// simulator's checkers need to verify the runtime's guarantees.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {

@@ -11,7 +11,7 @@
 //! [`Process::catch_exit`]: crate::Process::catch_exit
 //!
 //! The reason travels encoded with its type's fingerprint, so a watcher on another
-//! node matches it by type: [`DiedReason::reason_as`].
+//! node matches it by type: [`DiedReason::reason_as`](crate::process::id::DiedReason::reason_as).
 
 use std::fmt;
 
@@ -57,7 +57,7 @@ impl ExitReason {
         }
     }
 
-    /// A text reason (what [`Process::exit`] and [`Process::die`] give), typed `String`.
+    /// A text reason (what [`Process::exit`](crate::process::Process::exit) and [`Process::die`](crate::process::Process::die) give), typed `String`.
     pub fn text_reason(text: String) -> ExitReason {
         let mut reason = ExitReason::new(&text);
         reason.text = text;

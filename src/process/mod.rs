@@ -6,6 +6,10 @@
 //! once; sending never blocks; a message to a dead or unknown process is dropped
 //! silently (use a monitor to learn of deaths). Nothing is promised about the order of
 //! messages from different senders.
+//!
+//! Size: over 600 lines because this is the public surface of one type, [`Process`]:
+//! each method is a short call into the owner that does the work (kernel, links,
+//! registry, routing), documented where users look for it.
 
 pub mod channel;
 pub mod conveniences;

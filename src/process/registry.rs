@@ -37,7 +37,7 @@ pub enum RegistryError {
     Unsendable(String),
 }
 
-/// A change to a node's registry asked by another node ([`Control::Registry`]).
+/// A change to a node's registry asked by another node (`Control::Registry`).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum RegistryAction {
     /// `register`.

@@ -5,6 +5,9 @@
 //! Times are seconds on the master node's clock (time since the node started), so
 //! that the board holds nothing from the operating system and works in the simulator
 //! too; the run's wall-clock start is recorded once by the server.
+//!
+//! Size: about 560 lines of plain data types and 60 of tests; one idea (what the
+//! page shows), many small types.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,4 +1,7 @@
 //! Frame bodies: the node-to-node protocol.
+//!
+//! Size: about 450 lines of code and 190 of tests (every frame kind's round trip and
+//! its refusals), kept beside the codec they pin.
 
 use std::fmt;
 

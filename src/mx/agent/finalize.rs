@@ -17,7 +17,7 @@ use crate::Serializable;
 /// How an agent stopped, as its finalizer is told.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum MxAgentStop {
-    /// A sink returned [`mx_deactivate`] with this reason.
+    /// A sink returned [`mx_deactivate`](super::action::mx_deactivate) with this reason.
     Deactivated(String),
     /// Its process died: a sink panicked, it was killed or exited, or its node shut
     /// down.

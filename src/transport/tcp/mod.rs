@@ -103,6 +103,10 @@
 //! - `listener`: accepting connections and admitting them to a handshake slot;
 //! - `connection`, `admission`, `advertise`, `config`: a connection's state, the limits
 //!   on unauthenticated peers, the advertised address, the settings.
+//!
+//! Size: over 600 lines, but the transport's state and the hooks the driver calls
+//! are one state machine; route arbitration, socket I/O and the listener are in
+//! their own files.
 
 mod admission;
 mod advertise;

@@ -87,8 +87,8 @@
 //!
 //! # Files
 //!
-//! - [`cookie`]: the cluster's shared secret and the private file that keeps it;
-//! - [`hello`]: the byte layout of the two message kinds (hello, proof);
+//! - `cookie`: the cluster's shared secret and the private file that keeps it;
+//! - `hello`: the byte layout of the two message kinds (hello, proof);
 //! - this module: the state machine that orders them and checks the proofs.
 
 use std::fmt;
