@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{scan_binary, temp_dir};
+use common::{require_slurm, scan_binary, temp_dir};
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -21,19 +21,6 @@ use hyperion::{Node, NodeConfig};
 
 /// The cluster has two CPUs: one test at a time.
 static SLURM: Mutex<()> = Mutex::new(());
-
-/// Fails the test unless a Slurm answers.
-fn require_slurm() {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false);
-    assert!(
-        up,
-        "no Slurm answers: start one with scripts/local-slurm.sh (these tests are ignored by default)"
-    );
-}
 
 /// Job ids of our jobs still in the queue.
 /// (Each job is named `hyperion-scan-<service id>`.)

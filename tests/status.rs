@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{alive, scan_binary, temp_dir};
+use common::{alive, require_slurm, scan_binary, temp_dir};
 use serde_json::Value;
 
 /// How long any condition may take to come true before a test fails.
@@ -723,21 +723,6 @@ fn the_page_in_chromium_follows_the_run_and_its_retry_button_completes_a_held_ca
 }
 
 // ----- cancelling a Slurm job from the page -----
-
-/// Fails unless a Slurm answers. The Slurm test is `#[ignore]`d (as those of
-/// `tests/slurm.rs`), so a plain `cargo test` lists it as ignored rather than passing
-/// without Slurm; `.ci/run` starts one and runs it with `--include-ignored`.
-fn require_slurm() {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false);
-    assert!(
-        up,
-        "no Slurm answers: start one with scripts/local-slurm.sh (this test is ignored by default)"
-    );
-}
 
 /// Whether Slurm still has job `id` (pending, running or ending).
 fn slurm_has_job(id: &str) -> bool {

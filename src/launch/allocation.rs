@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::child_state::child_state;
+use super::child::{child_state, reap_in_background};
 use super::worker_options::worker_option_builders;
 use super::{Allocation, CpuGrant, CpuPool, CpuRequestId, WorkerOptions};
 use crate::process::id::NodeId;
@@ -115,29 +115,9 @@ impl AllocationLauncher {
         if kill {
             let _ = child.kill();
         }
-        // A worker sent ShutDown exits by itself; reap it without blocking the event
-        // loop: a reaper thread waits out the grace, then kills.
-        if !matches!(child.try_wait(), Ok(Some(_))) {
-            // real-world only: job steps are OS processes.
-            let reaper = std::thread::Builder::new()
-                .name(format!("hyperion-reap-step-{pid}"))
-                .spawn(move || {
-                    let deadline = std::time::Instant::now().checked_add(STEP_EXIT_GRACE); // real-world only
-                    let pending = |d: std::time::Instant| std::time::Instant::now() < d; // real-world only
-                    while deadline.is_none_or(pending) {
-                        if let Ok(Some(_)) = child.try_wait() {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    tracing::warn!(pid, "job step outlived its service; killing it");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                });
-            if let Err(err) = reaper {
-                tracing::error!(pid, %err, "cannot start a reaper thread; the step may linger");
-            }
-        }
+        // A worker sent ShutDown exits by itself; a lingering one is killed after the
+        // grace.
+        reap_in_background(child, pid, STEP_EXIT_GRACE, "job step");
         if let Err(err) = self.pool.borrow_mut().release(request) {
             tracing::error!(pid, %err, "CPUs of a job step were not in the pool");
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::child_state::child_state;
+use super::child::{child_state, reap_in_background};
 use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
 use crate::process::id::NodeId;
@@ -76,31 +76,8 @@ impl LocalLauncher {
     /// Waits up to `grace` for a worker to exit, then kills it. The wait happens on a
     /// reaper thread: the node's event loop must not block.
     fn reap(&self, pid: u32, grace: Duration) {
-        let Some(mut child) = self.children.borrow_mut().remove(&pid) else {
-            return;
-        };
-        if let Ok(Some(status)) = child.try_wait() {
-            tracing::debug!(pid, %status, "worker process exited");
-            return;
-        }
-        let reaper = std::thread::Builder::new()
-            .name(format!("hyperion-reap-{pid}"))
-            .spawn(move || {
-                // real-world only: a reaper thread of an operating-system process.
-                let deadline = std::time::Instant::now().checked_add(grace); // real-world only
-                let pending = |d: std::time::Instant| std::time::Instant::now() < d; // real-world only
-                while deadline.is_none_or(pending) {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                tracing::warn!(pid, "worker process outlived its service; killing it");
-                let _ = child.kill();
-                let _ = child.wait();
-            });
-        if let Err(err) = reaper {
-            tracing::error!(pid, %err, "cannot start a reaper thread; the worker may linger");
+        if let Some(child) = self.children.borrow_mut().remove(&pid) {
+            reap_in_background(child, pid, grace, "worker process");
         }
     }
 }

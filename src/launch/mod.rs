@@ -6,7 +6,7 @@
 
 mod allocation;
 mod auto;
-mod child_state;
+mod child;
 mod cpu_pool;
 mod local;
 mod pace;

@@ -266,12 +266,8 @@ async fn await_worker(
             ),
         ];
         let left = deadline.map(|deadline| deadline.saturating_sub(p.now()));
-        let wait = match (left, checking) {
-            (None, false) => None,
-            (None, true) => Some(JOB_CHECK_PERIOD),
-            (Some(left), false) => Some(left),
-            (Some(left), true) => Some(left.min(JOB_CHECK_PERIOD)),
-        };
+        // The sooner of the deadline and the next job check; neither: wait for ever.
+        let wait = left.into_iter().chain(checking.then_some(JOB_CHECK_PERIOD)).min();
         let taken = match wait {
             None => p.receive_wait(matches).await,
             Some(wait) => match p.receive_timeout(wait, matches).await {

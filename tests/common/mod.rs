@@ -111,3 +111,19 @@ pub fn alive(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Fails the test unless a Slurm answers. The real-Slurm tests are `#[ignore]`d, so a
+/// plain `cargo test` lists them as ignored rather than passing without Slurm;
+/// `.ci/run` starts one (`scripts/local-slurm.sh`) and runs them with
+/// `--include-ignored`.
+pub fn require_slurm() {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false);
+    assert!(
+        up,
+        "no Slurm answers: start one with scripts/local-slurm.sh (these tests are ignored by default)"
+    );
+}
