@@ -267,7 +267,10 @@ async fn await_worker(
         ];
         let left = deadline.map(|deadline| deadline.saturating_sub(p.now()));
         // The sooner of the deadline and the next job check; neither: wait for ever.
-        let wait = left.into_iter().chain(checking.then_some(JOB_CHECK_PERIOD)).min();
+        let wait = left
+            .into_iter()
+            .chain(checking.then_some(JOB_CHECK_PERIOD))
+            .min();
         let taken = match wait {
             None => p.receive_wait(matches).await,
             Some(wait) => match p.receive_timeout(wait, matches).await {
