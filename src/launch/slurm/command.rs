@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// A failed `sbatch`, `scancel` or `squeue` run.
@@ -33,7 +33,7 @@ impl fmt::Display for SlurmError {
 /// or why it failed.
 // real-world only: an operating-system process.
 pub(super) fn run(
-    program: &PathBuf,
+    program: &Path,
     args: &[String],
     stdin: Option<&str>,
 ) -> Result<String, SlurmError> {

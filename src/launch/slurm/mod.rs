@@ -12,10 +12,12 @@ mod command;
 mod options;
 mod queue;
 mod script;
+mod watch;
 
 pub use command::SlurmError;
 pub use options::{parse_job_id, SlurmOptions};
 pub use script::shell_quote;
+pub use watch::JOB_STATE_POLL_INTERVAL;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -28,10 +30,11 @@ use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
-use crate::remote::{LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
+use crate::remote::{JobState, LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
 use array::ArrayBatch;
 use command::run;
 use queue::{job_state, jobs_named, NEVER_STARTS, WAITING_STATES};
+use watch::JobWatch;
 
 /// Submissions tried before a transient `sbatch` failure is given up on.
 pub const SUBMIT_ATTEMPTS_MAX: u32 = 4;
@@ -119,6 +122,8 @@ pub struct SlurmLauncher {
     /// Job names whose submission had an unknown outcome that `squeue` could not
     /// settle: cancelled by name when the launcher is dropped.
     unsettled_names: RefCell<BTreeSet<String>>,
+    /// The states of jobs whose workers have not connected yet.
+    watch: JobWatch,
 }
 
 /// Owns a submitted job until its launch succeeds: if the launch fails, or its future
@@ -151,6 +156,7 @@ impl SlurmLauncher {
     /// A launcher submitting the current executable as worker jobs.
     pub fn new(options: SlurmOptions) -> std::io::Result<SlurmLauncher> {
         Ok(SlurmLauncher {
+            watch: JobWatch::new(options.squeue.clone(), options.sacct.clone()),
             options,
             program: std::env::current_exe()?,
             worker: WorkerOptions::new(Some(RUNNING_JOB_CONNECT_TIMEOUT)),
@@ -408,6 +414,13 @@ impl WorkerLauncher for SlurmLauncher {
     fn on_exit(&self, job: &SlurmJob) {
         // The worker exits on ShutDown; the scancel only catches one that did not.
         self.scancel_later(*job, Duration::from_secs(5));
+    }
+
+    /// From `squeue` (and `sacct`), polled in the background at most every
+    /// [`JOB_STATE_POLL_INTERVAL`]: a job or array task that ended before its worker's
+    /// hello fails that launch at once.
+    fn job_state(&self, job: &SlurmJob) -> JobState {
+        self.watch.state(*job)
     }
 }
 

@@ -46,6 +46,9 @@ pub struct SlurmOptions {
     pub scancel: PathBuf,
     /// The `squeue` program.
     pub squeue: PathBuf,
+    /// The `sacct` program (asked how a job that left the queue ended; where Slurm's
+    /// accounting is off, the launcher does without).
+    pub sacct: PathBuf,
 }
 
 impl Default for SlurmOptions {
@@ -70,6 +73,7 @@ impl Default for SlurmOptions {
             sbatch: "sbatch".into(),
             scancel: "scancel".into(),
             squeue: "squeue".into(),
+            sacct: "sacct".into(),
         }
     }
 }
