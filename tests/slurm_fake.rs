@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use hyperion::launch::{SlurmJob, SlurmLauncher, SlurmOptions};
-use hyperion::remote::{JobState, LaunchError, ServiceId, WorkerLauncher};
+use hyperion::remote::{JobState, LaunchError, Resources, ServiceId, WorkerLauncher};
 use hyperion_sim::Sim;
 
 const SBATCH: &str = r#"#!/bin/sh
@@ -520,6 +520,38 @@ fn a_cancelled_job_still_listed_has_ended() {
     .unwrap();
     let why = await_ended(&slurm, &launcher, &job);
     assert!(why.contains("CANCELLED"), "{why}");
+    launcher.cancel(&job);
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn a_worker_asking_resources_gets_them_as_sbatch_flags_in_a_job_of_its_own() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    let launcher = Rc::new(slurm.launcher().job_arrays(true));
+    let in_sim = launcher.clone();
+    let job = Sim::run_alone(1, move |p| async move {
+        let service = ServiceId::fresh(&p);
+        let big = Resources::default()
+            .cpus(2)
+            .memory_mb(4096)
+            .time_limit(Duration::from_secs(600))
+            .partition("bigmem");
+        in_sim.launch_with(&p, p.self_node(), &service, &big).await
+    })
+    .unwrap()
+    .expect("the job runs");
+    assert_eq!(job.task, None, "a job of its own, not an array task");
+    let sbatch = calls(slurm.dir.path());
+    let sbatch = sbatch.lines().find(|l| l.starts_with("sbatch")).unwrap();
+    for flag in [
+        "--cpus-per-task=2",
+        "--mem=4096M",
+        "--time=10",
+        "--partition=bigmem",
+    ] {
+        assert!(sbatch.contains(flag), "{flag} missing: {sbatch}");
+    }
+    assert!(!sbatch.contains("--array"), "{sbatch}");
     launcher.cancel(&job);
     slurm.assert_queue_drains();
 }

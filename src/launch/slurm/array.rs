@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{SlurmJob, SlurmLauncher, ARRAY_GATHER_WINDOW, ARRAY_TASKS_MAX};
 use crate::process::id::NodeId;
 use crate::process::Process;
-use crate::remote::{LaunchError, ServiceId};
+use crate::remote::{LaunchError, Resources, ServiceId};
 
 /// How often a launch that joined an array looks whether it was submitted.
 const ARRAY_POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -119,7 +119,12 @@ impl SlurmLauncher {
             let array = format!("--array=0-{}%{}", tasks - 1, self.max_jobs);
             let script = self.array_script(master, &services);
             let outcome = match self
-                .submit(p, &self.job_name(service), Some(array), script)
+                .submit(
+                    p,
+                    &self.job_name(service),
+                    (Some(array), &Resources::default()),
+                    script,
+                )
                 .await
             {
                 Ok(job) => {

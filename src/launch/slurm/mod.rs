@@ -30,7 +30,9 @@ use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
-use crate::remote::{JobState, LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
+use crate::remote::{
+    JobState, LaunchError, OnRemoteError, RemoteError, Resources, ServiceId, WorkerLauncher,
+};
 use array::ArrayBatch;
 use command::run;
 use queue::{job_state, jobs_named, NEVER_STARTS, WAITING_STATES};
@@ -238,15 +240,18 @@ impl SlurmLauncher {
     /// Submits the job named `name`, retrying transient failures. When `sbatch`'s
     /// outcome is unknown (it failed, or its output has no readable id), the job may
     /// exist anyway: it is looked up by name before anything is resubmitted, so no
-    /// job is ever left untracked.
+    /// job is ever left untracked. `resources` override the configured options.
     async fn submit(
         &self,
         p: &Process,
         name: &str,
-        array: Option<String>,
+        (array, resources): (Option<String>, &Resources),
         script: String,
     ) -> Result<u64, LaunchError> {
-        let mut args = self.options.sbatch_args_named(name);
+        let mut args = self
+            .options
+            .with_resources(resources)
+            .sbatch_args_named(name);
         args.extend(array);
         let what = || format!("{} {}", self.options.sbatch.display(), args.join(" "));
         let mut pause = SUBMIT_BACKOFF;
@@ -382,10 +387,24 @@ impl WorkerLauncher for SlurmLauncher {
         master: NodeId,
         service: &ServiceId,
     ) -> Result<SlurmJob, LaunchError> {
+        self.launch_with(p, master, service, &Resources::default())
+            .await
+    }
+
+    /// A job with the resources as `sbatch` flags (`--cpus-per-task`, `--mem`,
+    /// `--time`, `--partition`) over the configured ones. Workers asking resources of
+    /// their own get a job each; the others may share job arrays.
+    async fn launch_with(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+        resources: &Resources,
+    ) -> Result<SlurmJob, LaunchError> {
         while self.jobs.borrow().len() + self.gathered() >= self.max_jobs {
             p.sleep(JOB_POLL_INTERVAL).await;
         }
-        if self.arrays && !self.arrays_refused.get() {
+        if self.arrays && !self.arrays_refused.get() && resources.is_default() {
             if let Some(launched) = self.launch_in_array(p, master, service).await {
                 return launched;
             }
@@ -393,7 +412,7 @@ impl WorkerLauncher for SlurmLauncher {
         self.pacer.wait_turn(p).await;
         let name = self.job_name(service);
         let job = self
-            .submit(p, &name, None, self.script(master, service))
+            .submit(p, &name, (None, resources), self.script(master, service))
             .await?;
         self.wait_running(p, SlurmJob { job, task: None }, service)
             .await

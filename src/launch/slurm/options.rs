@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::remote::Resources;
+
 /// `sbatch` options for worker jobs. Every field maps to one `sbatch` option; `None`
 /// leaves Slurm's default.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +85,34 @@ impl SlurmOptions {
     pub fn job_name(mut self, name: &str) -> SlurmOptions {
         self.job_name = name.to_string();
         self
+    }
+
+    /// These options with `resources` over them: CPUs per task, memory (in MB), time
+    /// limit and partition asked replace the configured ones.
+    ///
+    /// ```
+    /// use hyperion::launch::SlurmOptions;
+    /// use hyperion::remote::Resources;
+    /// let options = SlurmOptions { cpus_per_task: Some(1), ..SlurmOptions::default() };
+    /// let big = options.with_resources(&Resources::default().cpus(8).memory_mb(4096).partition("big"));
+    /// let args = big.sbatch_args();
+    /// assert!(args.contains(&"--cpus-per-task=8".to_string()));
+    /// assert!(args.contains(&"--mem=4096M".to_string()));
+    /// assert!(args.contains(&"--partition=big".to_string()));
+    /// ```
+    pub fn with_resources(&self, resources: &Resources) -> SlurmOptions {
+        let mut options = self.clone();
+        let Resources {
+            cpus,
+            memory_mb,
+            time_limit,
+            partition,
+        } = resources;
+        options.cpus_per_task = cpus.or(options.cpus_per_task);
+        options.memory = memory_mb.map(|mb| format!("{mb}M")).or(options.memory);
+        options.time_limit = time_limit.or(options.time_limit);
+        options.partition = partition.clone().or(options.partition);
+        options
     }
 
     /// The `sbatch` argument vector (no shell involved).
