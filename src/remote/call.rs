@@ -309,11 +309,11 @@ impl<R: Serializable + Clone> RemoteTask<R> {
 /// Runs closures on one service's worker (hyperion's `RemoteProcessRunner`).
 #[derive(Clone, Debug)]
 pub struct Runner {
-    worker_node: NodeId,
-    worker: ProcessId,
-    service_id: ServiceId,
+    pub(super) worker_node: NodeId,
+    pub(super) worker: ProcessId,
+    pub(super) service_id: ServiceId,
     /// What the worker was started with.
-    resources: Resources,
+    pub(super) resources: Resources,
 }
 
 impl Runner {

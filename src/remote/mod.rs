@@ -23,6 +23,7 @@ mod call;
 mod errors;
 mod launcher;
 mod memo;
+mod pool;
 mod resources;
 mod service;
 mod service_id;
@@ -37,6 +38,9 @@ pub use errors::{
     LaunchError, RemoteError, RemoteErrorKind, ServiceError, DOES_NOT_FIT_PREFIX, TOO_LARGE_PREFIX,
 };
 pub use launcher::{JobState, OnRemoteError, RetryPolicy, WorkerLauncher};
+pub use pool::{
+    PoolConfig, PoolStats, WorkerPool, POOL_CLOSE_POLL_INTERVAL, POOL_LAUNCH_FAILURES_MAX,
+};
 pub use resources::Resources;
 pub use service::{with_service, with_service_using, WorkerHello, WorkerMessage};
 pub use service_id::ServiceId;
