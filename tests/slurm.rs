@@ -14,10 +14,13 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hyperion::launch::{SlurmLauncher, SlurmOptions};
-use hyperion::remote::{with_service, ServiceError};
+use hyperion::launch::{SlurmJob, SlurmLauncher, SlurmOptions};
+use hyperion::remote::{
+    with_service, JobState, LaunchError, OnRemoteError, RemoteError, ServiceError, ServiceId,
+    WorkerLauncher,
+};
 use hyperion::transport::tcp::TcpConfig;
-use hyperion::{Node, NodeConfig};
+use hyperion::{Node, NodeConfig, NodeId, Process};
 
 /// The cluster has two CPUs: one test at a time.
 static SLURM: Mutex<()> = Mutex::new(());
@@ -333,5 +336,86 @@ fn the_main_job_completes_with_its_workers_in_one_job_array() {
         submitted, 1,
         "the 4 workers started together share one array: {log}"
     );
+    assert_queue_drains();
+}
+
+/// A program that never says hello: the job runs, its worker never connects.
+fn silent_worker(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("silent-worker");
+    std::fs::write(&path, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A Slurm launcher whose jobs are cancelled as soon as they run, before their worker
+/// can say hello (as an operator, or a failing node, would).
+struct CancelledOnceRunning(SlurmLauncher);
+
+impl WorkerLauncher for CancelledOnceRunning {
+    type JobId = SlurmJob;
+
+    async fn launch(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<SlurmJob, LaunchError> {
+        let job = self.0.launch(p, master, service).await?;
+        let cancelled = Command::new("scancel").arg(job.to_string()).status();
+        assert!(cancelled.expect("scancel runs").success());
+        Ok(job)
+    }
+
+    fn connection_timeout(&self) -> Option<Duration> {
+        self.0.connection_timeout()
+    }
+
+    fn on_remote_error(&self, error: &RemoteError, retries_so_far: u32) -> OnRemoteError {
+        self.0.on_remote_error(error, retries_so_far)
+    }
+
+    fn cancel(&self, job: &SlurmJob) {
+        self.0.cancel(job)
+    }
+
+    fn on_exit(&self, job: &SlurmJob) {
+        self.0.on_exit(job)
+    }
+
+    fn job_state(&self, job: &SlurmJob) -> JobState {
+        self.0.job_state(job)
+    }
+}
+
+#[test]
+#[ignore = "needs Slurm: scripts/local-slurm.sh, then --include-ignored"]
+fn a_worker_job_cancelled_before_its_hello_fails_its_service_before_the_timeout() {
+    let _one_at_a_time = SLURM.lock().unwrap_or_else(|p| p.into_inner());
+    require_slurm();
+    let scratch = temp_dir("cancelled-before-hello");
+    let dir = scratch.path().to_path_buf();
+    let node = Node::tcp(
+        TcpConfig::bind("0.0.0.0:0").cookie_file(dir.join("cookie")),
+        NodeConfig::default(),
+    )
+    .unwrap();
+    let program = silent_worker(&dir);
+    // The timeout is far off: only the job's state can end the wait in time.
+    let outcome = node
+        .run(move |p| async move {
+            let launcher = SlurmLauncher::new(SlurmOptions::default().job_name("hyperion-scan"))
+                .unwrap()
+                .program(program)
+                .with_connection_timeout(Some(Duration::from_secs(90)));
+            with_service(&p, &CancelledOnceRunning(launcher), |_, _| async {}).await
+        })
+        .unwrap();
+    match outcome {
+        Err(ServiceError::WorkerEndedBeforeConnecting { why, .. }) => {
+            assert!(why.contains("Slurm job"), "{why}");
+        }
+        other => panic!("expected the worker's end before connecting, got {other:?}"),
+    }
     assert_queue_drains();
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::{select, Either};
 use hyperion::launch::{AllocatedNode, Allocation, AllocationLauncher};
-use hyperion::remote::{ServiceId, WorkerLauncher};
+use hyperion::remote::{Resources, ServiceId, WorkerLauncher};
 use hyperion_sim::Sim;
 
 /// Records `srun ARGS` then runs what follows `-w NODE` (the worker command).
@@ -150,4 +150,32 @@ fn a_worker_larger_than_every_node_fails_its_launch() {
     .expect_err("3 CPUs fit on no node");
     assert!(error.why.contains("largest node has 2"), "{error}");
     assert!(!dir.path().join("calls").exists(), "srun was never run");
+}
+
+#[test]
+fn a_worker_asking_cpus_and_memory_gets_a_step_of_that_size_and_a_partition_is_refused() {
+    let (dir, srun) = fake_srun();
+    let launcher = Rc::new(AllocationLauncher::new(allocation(&[1, 4]), "/bin/true").srun(&srun));
+    let in_sim = launcher.clone();
+    let (sized, partitioned) = Sim::run_alone(1, move |p| async move {
+        let big = Resources::default().cpus(3).memory_mb(512);
+        let sized = in_sim
+            .launch_with(&p, p.self_node(), &ServiceId::fresh(&p), &big)
+            .await;
+        let elsewhere = Resources::default().partition("gpu");
+        let partitioned = in_sim
+            .launch_with(&p, p.self_node(), &ServiceId::fresh(&p), &elsewhere)
+            .await;
+        (sized, partitioned)
+    })
+    .unwrap();
+    let pid = sized.expect("3 CPUs fit on the second node");
+    let line = calls(dir.path(), 1).join("\n");
+    assert!(
+        line.contains("-c 3") && line.contains("--mem=512M") && line.contains("-w n2"),
+        "{line}"
+    );
+    let refused = partitioned.expect_err("no partition inside an allocation");
+    assert!(refused.why.contains("job steps"), "{refused}");
+    launcher.cancel(&pid);
 }

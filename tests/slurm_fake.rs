@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use hyperion::launch::{SlurmJob, SlurmLauncher, SlurmOptions};
-use hyperion::remote::{LaunchError, ServiceId, WorkerLauncher};
+use hyperion::remote::{JobState, LaunchError, Resources, ServiceId, WorkerLauncher};
 use hyperion_sim::Sim;
 
 const SBATCH: &str = r#"#!/bin/sh
@@ -47,14 +47,21 @@ echo "squeue $*" >> "$S/calls"
 job=""; name=""
 for a in "$@"; do case "$a" in --jobs=*) job="${a#--jobs=}";; --name=*) name="${a#--name=}";; esac; done
 if [ -n "$job" ]; then
-    f="$S/jobs/$job"
-    if [ ! -f "$f" ] || [ "$(sed -n 2p "$f")" = "GONE" ]; then
-        rm -f "$f"
+    found=""
+    for j in $(echo "$job" | tr ',' ' '); do
+        f="$S/jobs/$j"
+        if [ ! -f "$f" ] || [ "$(sed -n 2p "$f")" = "GONE" ]; then rm -f "$f"; continue; fi
+        line="$(sed -n 2p "$f")"
+        state="${line%% *}"; reason="${line#* }"; [ "$reason" = "$line" ] && reason=""
+        base="${j%%_*}"; task="N/A"; case "$j" in *_*) task="${j#*_}";; esac
+        echo "$base|$task|$state|$reason"
+        found=1
+        if [ "$(wc -l < "$f")" -gt 2 ]; then sed -i 2d "$f"; fi
+    done
+    if [ -z "$found" ]; then
         echo "slurm_load_jobs error: Invalid job id specified" >&2
         exit 1
     fi
-    sed -n 2p "$f"
-    if [ "$(wc -l < "$f")" -gt 2 ]; then sed -i 2d "$f"; fi
     exit 0
 fi
 if [ -f "$S/squeue_fails" ]; then echo "squeue: error: slurm_load_jobs: Socket timed out" >&2; exit 1; fi
@@ -62,6 +69,16 @@ for f in "$S"/jobs/*; do
     [ -f "$f" ] && [ "$(head -n 1 "$f")" = "$name" ] && basename "$f"
 done
 exit 0
+"#;
+
+/// Accounting is off, as on the local Slurm, unless the test writes `accounted`
+/// (`sacct --parsable2` lines).
+const SACCT: &str = r#"#!/bin/sh
+S="$(dirname "$0")"
+echo "sacct $*" >> "$S/calls"
+if [ -f "$S/accounted" ]; then cat "$S/accounted"; exit 0; fi
+echo "Slurm accounting storage is disabled" >&2
+exit 1
 "#;
 
 const SCANCEL: &str = r#"#!/bin/sh
@@ -95,7 +112,12 @@ impl FakeSlurm {
             .unwrap();
         std::fs::create_dir(dir.path().join("jobs")).unwrap();
         std::fs::write(dir.path().join("initial"), states.join("\n") + "\n").unwrap();
-        for (name, text) in [("sbatch", SBATCH), ("squeue", SQUEUE), ("scancel", SCANCEL)] {
+        for (name, text) in [
+            ("sbatch", SBATCH),
+            ("squeue", SQUEUE),
+            ("sacct", SACCT),
+            ("scancel", SCANCEL),
+        ] {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -126,6 +148,7 @@ impl FakeSlurm {
         let options = SlurmOptions {
             sbatch: self.path("sbatch"),
             squeue: self.path("squeue"),
+            sacct: self.path("sacct"),
             scancel: self.path("scancel"),
             ..SlurmOptions::default().job_name("fake-run")
         };
@@ -422,5 +445,113 @@ fn a_refused_array_falls_back_to_one_job_per_worker() {
         "{sbatch_calls}"
     );
     drop(launcher);
+    slurm.assert_queue_drains();
+}
+
+/// Asks `launcher` for `job`'s state until it has ended (the answers come from polls on
+/// a thread: real time), failing at a generous deadline.
+fn await_ended(slurm: &FakeSlurm, launcher: &SlurmLauncher, job: &SlurmJob) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match launcher.job_state(job) {
+            JobState::Ended(why) => return why,
+            state => assert!(
+                Instant::now() < deadline,
+                "{job} still {state:?}; calls:\n{}",
+                calls(slurm.dir.path())
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_running_job_that_leaves_the_queue_has_ended_for_the_master() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    let launcher = Rc::new(slurm.launcher());
+    let job = launch(&launcher).expect("the job runs");
+    assert_eq!(launcher.job_state(&job), JobState::Running);
+    // Cancelled (or dead) before its worker's hello: gone from the queue.
+    std::fs::remove_file(slurm.path(&format!("jobs/{job}"))).unwrap();
+    let why = await_ended(&slurm, &launcher, &job);
+    assert!(why.contains("left the queue"), "{why}");
+    launcher.cancel(&job);
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn an_array_task_that_fails_after_running_has_ended_and_sacct_says_how() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    // Task 1 runs, then its state is OUT_OF_MEMORY's end.
+    std::fs::write(
+        slurm.path("initial_1"),
+        "RUNNING None\nRUNNING None\nGONE\n",
+    )
+    .unwrap();
+    let launcher = Rc::new(slurm.launcher().job_arrays(true));
+    let jobs: Vec<SlurmJob> = launch_together(&launcher, 2)
+        .into_iter()
+        .map(|launched| launched.expect("both tasks run"))
+        .collect();
+    let failing = *jobs.iter().find(|job| job.task == Some(1)).unwrap();
+    let other = *jobs.iter().find(|job| job.task == Some(0)).unwrap();
+    std::fs::write(
+        slurm.path("accounted"),
+        format!("{failing}|OUT_OF_MEMORY\n{failing}.batch|OUT_OF_MEMORY\n"),
+    )
+    .unwrap();
+    let why = await_ended(&slurm, &launcher, &failing);
+    assert!(why.contains("OUT_OF_MEMORY"), "{why}");
+    // The other task of the array still runs.
+    assert_eq!(launcher.job_state(&other), JobState::Running);
+    drop(launcher);
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn a_cancelled_job_still_listed_has_ended() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    let launcher = Rc::new(slurm.launcher());
+    let job = launch(&launcher).expect("the job runs");
+    std::fs::write(
+        slurm.path(&format!("jobs/{job}")),
+        "fake-run\nCANCELLED None\n",
+    )
+    .unwrap();
+    let why = await_ended(&slurm, &launcher, &job);
+    assert!(why.contains("CANCELLED"), "{why}");
+    launcher.cancel(&job);
+    slurm.assert_queue_drains();
+}
+
+#[test]
+fn a_worker_asking_resources_gets_them_as_sbatch_flags_in_a_job_of_its_own() {
+    let slurm = FakeSlurm::new(&["RUNNING None"]);
+    let launcher = Rc::new(slurm.launcher().job_arrays(true));
+    let in_sim = launcher.clone();
+    let job = Sim::run_alone(1, move |p| async move {
+        let service = ServiceId::fresh(&p);
+        let big = Resources::default()
+            .cpus(2)
+            .memory_mb(4096)
+            .time_limit(Duration::from_secs(600))
+            .partition("bigmem");
+        in_sim.launch_with(&p, p.self_node(), &service, &big).await
+    })
+    .unwrap()
+    .expect("the job runs");
+    assert_eq!(job.task, None, "a job of its own, not an array task");
+    let sbatch = calls(slurm.dir.path());
+    let sbatch = sbatch.lines().find(|l| l.starts_with("sbatch")).unwrap();
+    for flag in [
+        "--cpus-per-task=2",
+        "--mem=4096M",
+        "--time=10",
+        "--partition=bigmem",
+    ] {
+        assert!(sbatch.contains(flag), "{flag} missing: {sbatch}");
+    }
+    assert!(!sbatch.contains("--array"), "{sbatch}");
+    launcher.cancel(&job);
     slurm.assert_queue_drains();
 }

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use hyperion::remote::{
-    worker, LaunchError, OnRemoteError, RemoteError, RetryPolicy, ServiceId, WorkerConfig,
-    WorkerExit, WorkerLauncher,
+    worker, LaunchError, OnRemoteError, RemoteError, Resources, RetryPolicy, ServiceId,
+    WorkerConfig, WorkerExit, WorkerLauncher,
 };
 use hyperion::{BuildId, NodeId, Process, RemoteTable};
 
@@ -24,6 +24,8 @@ pub struct SimLauncher {
     policy: RetryPolicy,
     worker_config: WorkerConfig,
     launched: Rc<RefCell<Vec<usize>>>,
+    /// What each launched worker's node was started with, by node index.
+    resources: RefCell<std::collections::BTreeMap<usize, Resources>>,
     exits: Rc<RefCell<std::collections::BTreeMap<usize, WorkerExit>>>,
     crash_first: Cell<u32>,
     crash_after: Duration,
@@ -40,6 +42,7 @@ impl SimLauncher {
             policy: RetryPolicy::default(),
             worker_config: WorkerConfig::default(),
             launched: Rc::default(),
+            resources: RefCell::default(),
             exits: Rc::default(),
             crash_first: Cell::new(0),
             crash_after: Duration::ZERO,
@@ -87,6 +90,12 @@ impl SimLauncher {
         self.launched.borrow().clone()
     }
 
+    /// What the worker on node `index` was started with (a simulated node has what
+    /// it is asked for), if this launcher started it.
+    pub fn resources_of(&self, index: usize) -> Option<Resources> {
+        self.resources.borrow().get(&index).cloned()
+    }
+
     /// How each launched worker ended, by node index: absent if it did not end by
     /// itself (its node crashed, or the launcher's backstop stopped the node first).
     /// A worker whose service ended normally must end by `ShutDown`, not the backstop.
@@ -100,9 +109,22 @@ impl WorkerLauncher for SimLauncher {
 
     async fn launch(
         &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+    ) -> Result<usize, LaunchError> {
+        self.launch_with(p, master, service, &Resources::default())
+            .await
+    }
+
+    /// A simulated node has whatever it is started with: every request is granted
+    /// and recorded ([`resources_of`](SimLauncher::resources_of)).
+    async fn launch_with(
+        &self,
         _p: &Process,
         master: NodeId,
         service: &ServiceId,
+        resources: &Resources,
     ) -> Result<usize, LaunchError> {
         let service = service.clone();
         let config = self.worker_config;
@@ -126,6 +148,7 @@ impl WorkerLauncher for SimLauncher {
         let added = self.handle.add_node(options);
         debug_assert_eq!(added, index, "the node gets the index reserved for it");
         self.launched.borrow_mut().push(index);
+        self.resources.borrow_mut().insert(index, resources.clone());
         if self.crash_first.get() > 0 {
             self.crash_first.set(self.crash_first.get() - 1);
             self.handle

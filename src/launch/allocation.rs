@@ -17,7 +17,9 @@ use super::worker_options::worker_option_builders;
 use super::{Allocation, CpuGrant, CpuPool, CpuRequestId, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
-use crate::remote::{JobState, LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
+use crate::remote::{
+    JobState, LaunchError, OnRemoteError, RemoteError, Resources, ServiceId, WorkerLauncher,
+};
 
 /// How often a launch waiting for CPUs looks at the pool again.
 pub const CPU_POOL_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -83,11 +85,23 @@ impl AllocationLauncher {
         self.steps.borrow().keys().copied().collect()
     }
 
-    fn command(&self, grant: &CpuGrant, master: NodeId, service: &ServiceId) -> Command {
+    fn command(
+        &self,
+        grant: &CpuGrant,
+        (master, service): (NodeId, &ServiceId),
+        resources: &Resources,
+    ) -> Command {
         let mut command = Command::new(&self.srun);
         command
             .args(["--exact", "-N1", "-n1", "-c"])
-            .arg(grant.cpus.to_string())
+            .arg(grant.cpus.to_string());
+        if let Some(mb) = resources.memory_mb {
+            command.arg(format!("--mem={mb}M"));
+        }
+        if let Some(limit) = resources.time_limit {
+            command.arg(format!("--time={}", limit.as_secs().div_ceil(60).max(1)));
+        }
+        command
             .arg("--jobid")
             .arg(&self.allocation.job_id)
             .arg("-w")
@@ -148,15 +162,36 @@ impl WorkerLauncher for AllocationLauncher {
         master: NodeId,
         service: &ServiceId,
     ) -> Result<u32, LaunchError> {
+        self.launch_with(p, master, service, &Resources::default())
+            .await
+    }
+
+    /// A job step with the CPUs asked (else [`cpus_per_worker`](Self::cpus_per_worker))
+    /// from the pool, which waits until one node has them free; memory and time limit
+    /// as `srun` flags. A partition cannot be had inside an allocation: refused.
+    async fn launch_with(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+        resources: &Resources,
+    ) -> Result<u32, LaunchError> {
+        let cpus = resources.cpus.unwrap_or(self.cpus_per_worker);
+        if let Some(partition) = &resources.partition {
+            return Err(LaunchError {
+                what: format!("a worker in partition {partition}"),
+                why: format!(
+                    "workers are job steps of Slurm job {}, in its own partition",
+                    self.allocation.job_id
+                ),
+            });
+        }
         let request = self
             .pool
             .borrow_mut()
-            .request(self.cpus_per_worker)
+            .request(cpus)
             .map_err(|err| LaunchError {
-                what: format!(
-                    "{} CPUs in Slurm job {}",
-                    self.cpus_per_worker, self.allocation.job_id
-                ),
+                what: format!("{cpus} CPUs in Slurm job {}", self.allocation.job_id),
                 why: err.to_string(),
             })?;
         let mut pending = PendingRequest {
@@ -169,7 +204,7 @@ impl WorkerLauncher for AllocationLauncher {
             }
             p.sleep(CPU_POOL_POLL_INTERVAL).await;
         };
-        let mut command = self.command(&grant, master, service);
+        let mut command = self.command(&grant, (master, service), resources);
         let child = command.spawn().map_err(|err| LaunchError {
             what: format!("{command:?}"),
             why: err.to_string(),

@@ -12,7 +12,9 @@ use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
 use crate::process::id::NodeId;
 use crate::process::Process;
-use crate::remote::{JobState, LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
+use crate::remote::{
+    JobState, LaunchError, OnRemoteError, RemoteError, Resources, ServiceId, WorkerLauncher,
+};
 
 /// How long a worker process may take to exit after `ShutDown` before it is killed.
 pub const WORKER_EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -117,6 +119,30 @@ impl WorkerLauncher for LocalLauncher {
         tracing::info!(pid, %service, "launched a local worker process");
         self.children.borrow_mut().insert(pid, child);
         Ok(pid)
+    }
+
+    /// A local process shares this machine: CPUs up to the machine's are granted (not
+    /// reserved: every worker process may use every CPU), memory and time limits are
+    /// not enforced; a partition, or more CPUs than the machine has, is refused.
+    async fn launch_with(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+        resources: &Resources,
+    ) -> Result<u32, LaunchError> {
+        // real-world only: the machine's CPUs.
+        let machine = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let too_many = resources
+            .cpus
+            .is_some_and(|cpus| usize::try_from(cpus).map_or(true, |cpus| cpus > machine));
+        if too_many || resources.partition.is_some() {
+            return Err(LaunchError {
+                what: format!("a local worker with {resources}"),
+                why: format!("this machine has {machine} CPUs and no Slurm partitions"),
+            });
+        }
+        self.launch(p, master, service).await
     }
 
     fn connection_timeout(&self) -> Option<Duration> {

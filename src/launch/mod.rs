@@ -23,8 +23,8 @@ pub use local::{LocalLauncher, LOCAL_LAUNCH_INTERVAL};
 pub use pace::{LaunchPacer, LAUNCH_BURST_DEFAULT};
 pub use slurm::{
     parse_job_id, shell_quote, SlurmError, SlurmJob, SlurmLauncher, SlurmOptions,
-    ARRAY_GATHER_WINDOW, ARRAY_TASKS_MAX, JOB_POLL_INTERVAL, RUNNING_JOB_CONNECT_TIMEOUT,
-    SLURM_LAUNCH_INTERVAL, SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
+    ARRAY_GATHER_WINDOW, ARRAY_TASKS_MAX, JOB_POLL_INTERVAL, JOB_STATE_POLL_INTERVAL,
+    RUNNING_JOB_CONNECT_TIMEOUT, SLURM_LAUNCH_INTERVAL, SUBMIT_ATTEMPTS_MAX, SUBMIT_BACKOFF,
 };
 pub use slurm_env::{
     expand_node_list, parse_cpus_per_node, AllocatedNode, Allocation, SlurmParseError,

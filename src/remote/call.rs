@@ -9,9 +9,12 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
-use super::errors::{RemoteError, RemoteErrorKind, ServiceError, TOO_LARGE_PREFIX};
+use super::errors::{
+    RemoteError, RemoteErrorKind, ServiceError, DOES_NOT_FIT_PREFIX, TOO_LARGE_PREFIX,
+};
 use super::launcher::{OnRemoteError, WorkerLauncher};
 use super::memo::{Builder, Memo};
+use super::resources::Resources;
 use super::service::serve;
 use super::service_id::ServiceId;
 use crate::closure::{Closure, RemoteTable};
@@ -129,6 +132,8 @@ pub struct RemoteCall<R> {
     label: String,
     /// The encoded argument, or why it could not be built.
     argument: Memo<Result<Vec<u8>, String>>,
+    /// What the call needs of its worker.
+    resources: Resources,
     _result: std::marker::PhantomData<fn() -> R>,
 }
 
@@ -147,8 +152,29 @@ impl<R: Serializable + Clone> RemoteCall<R> {
         RemoteCall {
             label: label.to_string(),
             argument: Memo::new(builder),
+            resources: Resources::default(),
             _result: std::marker::PhantomData,
         }
+    }
+
+    /// The call needs `resources` of its worker: it runs only on a worker started with
+    /// at least those (see [`with_remote_runner_using`]); on a smaller one it fails,
+    /// unrun, with an error starting with [`DOES_NOT_FIT_PREFIX`], never retried.
+    ///
+    /// ```
+    /// use hyperion::remote::{RemoteCall, Resources};
+    /// let call: RemoteCall<u64> =
+    ///     RemoteCall::new("square", || async { 7u64 }).with_resources(Resources::default().cpus(2));
+    /// assert_eq!(call.resources().cpus, Some(2));
+    /// ```
+    pub fn with_resources(mut self, resources: Resources) -> RemoteCall<R> {
+        self.resources = resources;
+        self
+    }
+
+    /// What the call needs of its worker.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
     }
 
     /// How many times the building action ran (0 or 1).
@@ -283,9 +309,11 @@ impl<R: Serializable + Clone> RemoteTask<R> {
 /// Runs closures on one service's worker (hyperion's `RemoteProcessRunner`).
 #[derive(Clone, Debug)]
 pub struct Runner {
-    worker_node: NodeId,
-    worker: ProcessId,
-    service_id: ServiceId,
+    pub(super) worker_node: NodeId,
+    pub(super) worker: ProcessId,
+    pub(super) service_id: ServiceId,
+    /// What the worker was started with.
+    pub(super) resources: Resources,
 }
 
 impl Runner {
@@ -304,6 +332,11 @@ impl Runner {
         &self.service_id
     }
 
+    /// The resources the worker was started with.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
     /// Starts `call` on the worker (building its closure if this is the first time).
     pub async fn start<R: Serializable + Clone>(
         &self,
@@ -319,6 +352,13 @@ impl Runner {
             worker_watch_removed: std::cell::Cell::new(false),
             caller: p.clone_handle(),
         };
+        if !call.resources.fits_within(&self.resources) {
+            crate::reached!("remote.call_does_not_fit");
+            return settled(AsyncResult::Done(Err(format!(
+                "{DOES_NOT_FIT_PREFIX}the call {} needs {}, its worker has {}",
+                call.label, call.resources, self.resources
+            ))));
+        }
         let argument = match call.argument().await {
             Ok(argument) => argument,
             Err(why) => {
@@ -424,15 +464,33 @@ where
     F: Fn(Runner) -> Fut,
     Fut: Future<Output = Result<T, RemoteError>>,
 {
+    with_remote_runner_using(p, launcher, &Resources::default(), block).await
+}
+
+/// [`with_remote_runner`] with workers (the first and every retry's) started with
+/// `resources`: calls asking at most those run on them
+/// ([`RemoteCall::with_resources`]).
+pub async fn with_remote_runner_using<L, F, Fut, T>(
+    p: &Process,
+    launcher: &L,
+    resources: &Resources,
+    block: F,
+) -> Result<T, RunnerError>
+where
+    L: WorkerLauncher,
+    F: Fn(Runner) -> Fut,
+    Fut: Future<Output = Result<T, RemoteError>>,
+{
     let block = Rc::new(block);
     let mut retries = 0;
     loop {
         let block = block.clone();
-        let outcome = serve(p, launcher, |worker, service_id| async move {
+        let outcome = serve(p, launcher, resources, |worker, service_id| async move {
             block(Runner {
                 worker_node: worker.node,
                 worker,
                 service_id,
+                resources: resources.clone(),
             })
             .await
         })

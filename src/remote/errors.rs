@@ -65,6 +65,12 @@ impl std::error::Error for ServiceError {}
 /// way (see [`RemoteError::is_retryable`]).
 pub const TOO_LARGE_PREFIX: &str = "too large for the frame limit: ";
 
+/// How the text of a [`RemoteErrorKind::Exception`] starts when the call asks for more
+/// [`Resources`](crate::remote::Resources) than its worker was started with: it was not
+/// run, and a retry on a worker of the same size would fail the same way (see
+/// [`RemoteError::is_retryable`]).
+pub const DOES_NOT_FIT_PREFIX: &str = "does not fit the worker: ";
+
 /// How a remote call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RemoteErrorKind {
@@ -108,7 +114,10 @@ impl RemoteError {
     /// than the frame limit (its text starts with [`TOO_LARGE_PREFIX`]) would fail the
     /// same way on every worker: [`with_remote_runner`](crate::remote::with_remote_runner) gives it up at once, whatever
     /// the launcher's policy.
+    /// A call asking more resources than its worker has (its text starts with
+    /// [`DOES_NOT_FIT_PREFIX`]) is not retried either.
     pub fn is_retryable(&self) -> bool {
-        !matches!(&self.kind, RemoteErrorKind::Exception(text) if text.starts_with(TOO_LARGE_PREFIX))
+        !matches!(&self.kind, RemoteErrorKind::Exception(text)
+            if text.starts_with(TOO_LARGE_PREFIX) || text.starts_with(DOES_NOT_FIT_PREFIX))
     }
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::errors::{LaunchError, RemoteError};
+use super::resources::Resources;
 use super::service_id::ServiceId;
 use crate::process::id::NodeId;
 use crate::process::Process;
@@ -94,6 +95,28 @@ pub trait WorkerLauncher {
         master: NodeId,
         service: &ServiceId,
     ) -> impl Future<Output = Result<Self::JobId, LaunchError>>;
+
+    /// Starts a worker with `resources` (CPUs, memory, time limit, partition) that
+    /// will connect to `master` for `service`. Asking nothing is [`launch`](Self::launch);
+    /// a launcher that cannot reserve resources (the default) refuses anything else
+    /// with an error that says so, rather than start a worker that does not have them.
+    fn launch_with(
+        &self,
+        p: &Process,
+        master: NodeId,
+        service: &ServiceId,
+        resources: &Resources,
+    ) -> impl Future<Output = Result<Self::JobId, LaunchError>> {
+        async move {
+            if !resources.is_default() {
+                return Err(LaunchError {
+                    what: format!("a worker with {resources}"),
+                    why: "this launcher cannot reserve resources for a worker".into(),
+                });
+            }
+            self.launch(p, master, service).await
+        }
+    }
 
     /// How long to wait for the worker to connect; `None` waits forever (for batch
     /// queues where a job may wait hours to start).

@@ -13,25 +13,36 @@
 //! [`ResultStore`](crate::store::ResultStore): a result already stored (in this run or
 //! the run it resumed) is not computed again.
 //!
-//! Inside, imports go one way: `errors` and `service_id` are leaves; `launcher` and
+//! A call or a service may ask for [`Resources`] (CPUs, memory, time, partition): the
+//! launcher starts a worker with them, and a call never runs on a worker it does not fit.
+//!
+//! Inside, imports go one way: `errors`, `resources` and `service_id` are leaves; `launcher` and
 //! `service` use them; `call` uses those; `stored` and `worker` sit on top.
 
 mod call;
 mod errors;
 mod launcher;
 mod memo;
+mod pool;
+mod resources;
 mod service;
 mod service_id;
 mod stored;
 mod worker;
 
 pub use call::{
-    release_holds, with_remote_runner, CallEnvelope, ReleaseHold, RemoteCall, RemoteTask, Runner,
-    RunnerError,
+    release_holds, with_remote_runner, with_remote_runner_using, CallEnvelope, ReleaseHold,
+    RemoteCall, RemoteTask, Runner, RunnerError,
 };
-pub use errors::{LaunchError, RemoteError, RemoteErrorKind, ServiceError, TOO_LARGE_PREFIX};
+pub use errors::{
+    LaunchError, RemoteError, RemoteErrorKind, ServiceError, DOES_NOT_FIT_PREFIX, TOO_LARGE_PREFIX,
+};
 pub use launcher::{JobState, OnRemoteError, RetryPolicy, WorkerLauncher};
-pub use service::{with_service, WorkerHello, WorkerMessage};
+pub use pool::{
+    PoolConfig, PoolStats, WorkerPool, POOL_CLOSE_POLL_INTERVAL, POOL_LAUNCH_FAILURES_MAX,
+};
+pub use resources::Resources;
+pub use service::{with_service, with_service_using, WorkerHello, WorkerMessage};
 pub use service_id::ServiceId;
 pub use stored::{Memoized, StoredCallError};
 pub use worker::{

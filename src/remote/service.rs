@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::{LaunchError, ServiceError};
 use super::launcher::{JobState, WorkerLauncher};
+use super::resources::Resources;
 use super::service_id::ServiceId;
 use crate::build_id::{refusal_text, BuildId};
 use crate::match_if;
@@ -126,13 +127,34 @@ where
     F: FnOnce(NodeId, ServiceId) -> Fut,
     Fut: Future<Output = T>,
 {
-    serve(p, launcher, |worker, service| block(worker.node, service)).await
+    with_service_using(p, launcher, &Resources::default(), block).await
 }
 
-/// [`with_service`], handing the block the worker's process rather than its node.
+/// [`with_service`] with a worker started with `resources` (the launcher's
+/// [`launch_with`](WorkerLauncher::launch_with); one that cannot reserve them fails the
+/// service with a [`ServiceError::Launch`] that says so).
+pub async fn with_service_using<L, F, Fut, T>(
+    p: &Process,
+    launcher: &L,
+    resources: &Resources,
+    block: F,
+) -> Result<T, ServiceError>
+where
+    L: WorkerLauncher,
+    F: FnOnce(NodeId, ServiceId) -> Fut,
+    Fut: Future<Output = T>,
+{
+    serve(p, launcher, resources, |worker, service| {
+        block(worker.node, service)
+    })
+    .await
+}
+
+/// [`with_service_using`], handing the block the worker's process rather than its node.
 pub(crate) async fn serve<L, F, Fut, T>(
     p: &Process,
     launcher: &L,
+    resources: &Resources,
     block: F,
 ) -> Result<T, ServiceError>
 where
@@ -148,7 +170,7 @@ where
         service: &service,
     };
     let job = launcher
-        .launch(p, p.self_node(), &service)
+        .launch_with(p, p.self_node(), &service, resources)
         .await
         .map_err(ServiceError::Launch)?;
     tracing::info!(%service, ?job, "deployed worker");
