@@ -225,7 +225,7 @@ mod tests {
             NodeEnv::new(Rc::new(SystemClock::new()), 7, Rc::new(Inline)),
         );
         node.state()
-            .processes
+            .kernel
             .start_next_slot_at_generation(u32::MAX - 2);
         let mut seen = BTreeSet::new();
         let mut previous = Vec::new();

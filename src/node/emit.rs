@@ -197,7 +197,7 @@ impl NodeState {
         // The message is delivered at once: its `Received` event goes out now, with
         // the `Sent`, and `deliver_here` is told it is done.
         let with_received = self.mx.wants(MxEventKind::Received)
-            && self.processes.get(TaskId::from_u64(to)).is_some();
+            && self.kernel.is_alive(TaskId::from_u64(to));
         self.mx.received_published = with_received;
         self.mx_publish_local(from.local, to, info, true, with_received);
     }
@@ -232,7 +232,7 @@ impl NodeState {
 
     #[inline(never)]
     fn mx_received_slow(&mut self, pid: u64, message: &Message) {
-        if self.processes.get(TaskId::from_u64(pid)).is_some() {
+        if self.kernel.is_alive(TaskId::from_u64(pid)) {
             let info = Info::of_message(message);
             self.mx_publish_local(0, pid, info, false, true);
         }

@@ -104,12 +104,12 @@ impl Process {
 
     /// The build of the program this node runs (see [`crate::build_id`]).
     pub fn build_id(&self) -> &crate::build_id::BuildId {
-        &self.node.inner.build
+        self.node.build()
     }
 
     /// The node's clock: time since the node's epoch.
     pub fn now(&self) -> Duration {
-        self.node.inner.clock.now()
+        self.node.now()
     }
 
     // ----- spawning -----
@@ -651,7 +651,7 @@ impl Process {
         F: FnOnce() -> T + Send + 'static,
     {
         let (sender, receiver) = futures::channel::oneshot::channel();
-        self.node.inner.blocking.execute(Box::new(move || {
+        self.node.blocking().execute(Box::new(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             let _ = sender.send(result);
         }));

@@ -135,7 +135,7 @@ impl<S> AgentLoop<S> {
         let process = self.core.process.clone();
         let mut guard = process.local_node().state();
         let state = &mut *guard;
-        let slot = state.processes.get_mut(self.task)?;
+        let slot = state.kernel.slot_mut(self.task)?;
         if self.prefer == MxSource::Mailbox {
             if let Some(message) = slot.mailbox.pop_front() {
                 slot.mailbox_removals += 1;
