@@ -22,12 +22,17 @@ for rel in files:
         parts = parts[:-1] if rel != 'lib.rs' else []
     mod2file[tuple(parts)] = rel
 def resolve(path):
+    # a name the crate root re-exports (`crate::Process`) stands for where it is defined
+    if path and path[0] in root_names:
+        path = root_names[path[0]] + path[1:]
     # longest prefix that is a module
     for n in range(len(path), -1, -1):
         if tuple(path[:n]) in mod2file:
             return mod2file[tuple(path[:n])]
     return None
 def strip_comments(src):
+    # unit tests (by convention the file's last module) may reach any layer: left out
+    src = re.split(r'#\[cfg\(test\)\]\s*mod \w+', src)[0]
     src = re.sub(r'/\*.*?\*/', '', src, flags=re.S)
     out = []
     for line in src.split('\n'):
@@ -60,6 +65,11 @@ def expand(prefix, body):
         return res
     body = re.sub(r'\s+as\s+\w+$', '', body)
     return [prefix + [x for x in body.split('::') if x]]
+root_names = {}
+for m in re.finditer(r'\bpub use\s+([^;]+);', strip_comments(files.get('lib.rs', ''))):
+    for p in expand([], m.group(1)):
+        if len(p) > 1:
+            root_names[p[-1]] = p[:-1]
 edges = collections.defaultdict(set)
 for rel, src in files.items():
     src = strip_comments(src)

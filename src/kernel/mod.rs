@@ -7,16 +7,23 @@
 //! (`node::local`) composes it with those owners, which reach the processes only
 //! through [`Kernel`]'s methods (spawn a slot, deliver, wake, arm or cancel a timer,
 //! take the next ready task, poll one).
+//!
+//! Beside it: [`inbox`], the door from other threads (wakes, and jobs given the node,
+//! a type parameter here), and [`PollMarks`], each poll's begin and end for the
+//! real-world watchdog.
 
+pub(crate) mod inbox;
+mod poll_marks;
 mod table;
 
 use std::time::Duration;
 
+pub(crate) use poll_marks::PollMarks;
 pub(crate) use table::{Abandoned, ExitHook, ProcessFuture, ProcessSlot, Relations};
 
 use crate::message::Message;
-use crate::process::id::{DiedReason, ProcessId};
 use crate::runtime::{ReadyQueue, TaskId, TimerKey, Timers};
+use crate::types::id::{DiedReason, ProcessId};
 use table::ProcessTable;
 
 /// The processes of one node and what runs them. Every field is private: the owners

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
-use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{LaunchError, OnRemoteError, RemoteError, ServiceId, WorkerLauncher};
+use crate::types::id::NodeId;
 
 /// Submissions tried before a transient `sbatch` failure is given up on.
 pub const SUBMIT_ATTEMPTS_MAX: u32 = 4;

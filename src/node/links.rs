@@ -14,12 +14,12 @@ use super::event::NodeEvent;
 use super::local::NodeState;
 use crate::kernel::{Abandoned, ExitHook, Relations};
 use crate::message::Message;
-use crate::process::exit::ExitReason;
-use crate::process::id::{DiedReason, MonitorRef, NodeId, ProcessId};
-use crate::process::signals::{
+use crate::runtime::TaskId;
+use crate::types::exit::ExitReason;
+use crate::types::id::{DiedReason, MonitorRef, NodeId, ProcessId};
+use crate::types::signals::{
     NodeMonitorNotification, ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification,
 };
-use crate::runtime::TaskId;
 use crate::wire::Control;
 
 impl NodeState {

@@ -20,20 +20,25 @@ use std::time::Duration;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::channels::Channels;
 use super::event::Observer;
-use super::inbox::{Inbox, InboxItem, TaskWaker};
 use super::names::Registry;
 use super::network::{HeartbeatConfig, Network};
-use super::watchdog::PollMarks;
 use crate::clock::Clock;
 use crate::closure::{Closure, ClosureError};
-use crate::kernel::{Delivery, ExitHook, Kernel, PollStart, ProcessFuture, ProcessSlot};
+use crate::kernel::inbox::TaskWaker;
+use crate::kernel::{Delivery, ExitHook, Kernel, PollMarks, PollStart, ProcessFuture, ProcessSlot};
 use crate::message::Message;
-use crate::process::channel::Channels;
-use crate::process::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
 use crate::runtime::blocking::BlockingExecutor;
 use crate::runtime::{TaskId, TimerKey};
 use crate::transport::Transport;
+use crate::types::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
+
+/// A node's cross-thread inbox: wakes, and closures run with the node.
+pub type Inbox = crate::kernel::inbox::Inbox<LocalNode>;
+
+/// What is posted to a node's [`Inbox`].
+pub(crate) type InboxItem = crate::kernel::inbox::InboxItem<LocalNode>;
 
 /// What a node takes from the world it runs in: time, randomness, where blocking work
 /// goes, and (optionally) a transport to other nodes. The real world and the simulator
@@ -387,11 +392,7 @@ impl LocalNode {
 
     /// Whether `pid` is a live process of this node.
     pub fn is_alive(&self, pid: ProcessId) -> bool {
-        pid.node == self.inner.id
-            && self
-                .state()
-                .kernel
-                .is_alive(TaskId::from_u64(pid.local))
+        pid.node == self.inner.id && self.state().kernel.is_alive(TaskId::from_u64(pid.local))
     }
 
     /// How many processes are alive on this node.
@@ -646,7 +647,7 @@ impl NodeState {
     /// `task`, if there is one.
     pub(crate) fn take_from_channel(
         &mut self,
-        source: &crate::process::channel::PortSource,
+        source: &super::channels::PortSource,
         task: TaskId,
     ) -> Option<Message> {
         self.channels.take(source, task)

@@ -11,8 +11,8 @@
 
 use super::local::NodeState;
 use crate::message::Message;
-use crate::process::id::{MonitorRef, NodeId, ProcessId};
-use crate::process::registry::{RegistryAction, RegistryError};
+use crate::types::id::{MonitorRef, NodeId, ProcessId};
+use crate::types::registry::{RegistryAction, RegistryError};
 use crate::wire::Control;
 
 impl NodeState {

@@ -3,10 +3,10 @@
 
 use crate::message::Message;
 use crate::mx::events::MxRecipient;
-use crate::process::id::{DiedReason, NodeId, ProcessId};
-use crate::process::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
+use crate::types::id::{DiedReason, NodeId, ProcessId};
+use crate::types::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::wire::{decode_frame_limited, Control, Frame, WireError};
 
 use super::event::NodeEvent;
@@ -521,7 +521,7 @@ impl LocalNode {
                 result,
             } => self.state().deliver(
                 reply_to,
-                Message::new(crate::process::signals::RegistryReply { request, result }),
+                Message::new(crate::types::signals::RegistryReply { request, result }),
             ),
             Control::ExitWith {
                 from,
