@@ -49,11 +49,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::node::{Node, NodeConfig};
-use crate::process::id::NodeId;
 use crate::remote::{worker, ServiceId, WorkerConfig, WorkerExit};
 use crate::status::{StatusBoard, StatusConfig};
 use crate::store::{take_resume_flag, Resume, SqliteStore, StoreError};
 use crate::transport::tcp::TcpConfig;
+use crate::types::id::NodeId;
 use crate::{BuildId, RemoteTable};
 
 /// Where a cluster program keeps its files. Every run gets a fresh `run-NNNN` under

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::kernel::Abandoned;
 use crate::message::{Message, Serializable};
 use crate::node::LocalNode;
-use crate::process::id::{DiedReason, MonitorRef, ProcessId};
-use crate::process::signals::ProcessMonitorNotification;
 use crate::process::Process;
+use crate::types::id::{DiedReason, MonitorRef, ProcessId};
+use crate::types::signals::ProcessMonitorNotification;
 use crate::{match_if, Match};
 
 /// The outcome of an [`Async`].

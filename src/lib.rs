@@ -67,6 +67,7 @@ pub mod runtime;
 pub mod status;
 pub mod store;
 pub mod transport;
+mod types;
 mod varint;
 pub mod wire;
 
@@ -77,17 +78,17 @@ pub use message::{Message, Serializable};
 pub use node::{
     HeartbeatConfig, LocalNode, Node, NodeConfig, NodeEnv, NodeEvent, NodeResources, NodeStopped,
 };
-pub use process::channel::{ReceivePort, SendPort, SendPortId};
+pub use process::channel::{ReceivePort, SendPort};
 pub use process::conveniences::CallError;
-pub use process::exit::{ExitReason, ProcessTermination};
-pub use process::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
 pub use process::port_monitor::PortMonitorNotification;
 pub use process::receive::{match_any, match_any_if, match_chan, match_if, match_type, Match};
-pub use process::registry::RegistryError;
-pub use process::signals::{
+pub use process::{Process, SpawnError};
+pub use types::exit::{ExitReason, ProcessTermination};
+pub use types::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome, SendPortId};
+pub use types::registry::RegistryError;
+pub use types::signals::{
     NodeMonitorNotification, ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification,
 };
-pub use process::{Process, SpawnError};
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use super::{Closure, ClosureError};
 use crate::message::{decode, CodecError, Serializable};
 use crate::node::local::{ClosureRunner, LocalNode, NodeEnv};
-use crate::process::id::{panic_text, DiedReason, ProcessId, ProcessOutcome};
 use crate::process::Process;
+use crate::types::id::{panic_text, DiedReason, ProcessId, ProcessOutcome};
 
 pub(crate) type ProcessBody = Box<dyn FnOnce(Process) -> Pin<Box<dyn Future<Output = DiedReason>>>>;
 type Entry = Arc<dyn Fn(&[u8]) -> Result<ProcessBody, CodecError> + Send + Sync>;

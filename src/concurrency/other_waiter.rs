@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::{Async, AsyncResult};
 use crate::match_if;
 use crate::message::Serializable;
-use crate::process::id::DiedReason;
-use crate::process::signals::ProcessMonitorNotification;
 use crate::process::Process;
+use crate::types::id::DiedReason;
+use crate::types::signals::ProcessMonitorNotification;
 
 /// How a local task ended, for waiters other than its owner: its value, or why its
 /// process died first (kept, so a waiter that comes late still learns it).

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::task::Waker;
 
 use crate::message::{Fingerprint, Message};
-use crate::process::exit::ExitReason;
-use crate::process::id::{DiedReason, MonitorRef, ProcessId};
 use crate::runtime::TaskId;
+use crate::types::exit::ExitReason;
+use crate::types::id::{DiedReason, MonitorRef, ProcessId};
 
 pub(crate) type ProcessFuture = Pin<Box<dyn Future<Output = DiedReason>>>;
 pub(crate) type ExitHook = Box<dyn FnOnce(&DiedReason)>;
@@ -225,7 +225,7 @@ mod tests {
             NodeEnv::new(Rc::new(SystemClock::new()), 7, Rc::new(Inline)),
         );
         node.state()
-            .processes
+            .kernel
             .start_next_slot_at_generation(u32::MAX - 2);
         let mut seen = BTreeSet::new();
         let mut previous = Vec::new();

@@ -15,11 +15,11 @@ use std::time::Duration;
 use super::child::{child_state, reap_in_background};
 use super::worker_options::worker_option_builders;
 use super::{Allocation, CpuGrant, CpuPool, CpuRequestId, WorkerOptions};
-use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
     JobState, LaunchError, OnRemoteError, RemoteError, Resources, ServiceId, WorkerLauncher,
 };
+use crate::types::id::NodeId;
 
 /// How often a launch waiting for CPUs looks at the pool again.
 pub const CPU_POOL_POLL_INTERVAL: Duration = Duration::from_millis(100);

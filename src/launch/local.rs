@@ -10,11 +10,11 @@ use std::time::Duration;
 use super::child::{child_state, reap_in_background};
 use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
-use crate::process::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
     JobState, LaunchError, OnRemoteError, RemoteError, Resources, ServiceId, WorkerLauncher,
 };
+use crate::types::id::NodeId;
 
 /// How long a worker process may take to exit after `ShutDown` before it is killed.
 pub const WORKER_EXIT_GRACE: Duration = Duration::from_secs(5);

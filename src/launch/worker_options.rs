@@ -7,8 +7,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::process::id::NodeId;
 use crate::remote::{RetryPolicy, ServiceId};
+use crate::types::id::NodeId;
 
 /// The options a launcher's workers share.
 ///

@@ -4,7 +4,7 @@
 use super::agent::{mx_agent, mx_ready, mx_sink, MxAgent, MxAgentId};
 use super::events::MxEvent;
 use super::{MxError, MxHost};
-use crate::process::id::ProcessId;
+use crate::types::id::ProcessId;
 
 /// The id the tracing bridge registers under: one bridge per node.
 pub const TRACING_BRIDGE_AGENT_ID: &str = "hyperion.tracing-bridge";

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use super::events::{Info, MxEvent, MxEventKind};
 use crate::message::Message;
-use crate::process::id::{NodeId, ProcessId};
 use crate::runtime::TaskId;
+use crate::types::id::{NodeId, ProcessId};
 
 /// Most inputs one agent's bus queue holds; events published while it is full are
 /// dropped for that agent (and counted, see

@@ -7,8 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::message::{self, Fingerprint, Message};
-use crate::process::channel::SendPortId;
-use crate::process::id::{DiedReason, NodeId, ProcessId};
+use crate::types::id::SendPortId;
+use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::Serializable;
 
 /// What happened on a node, as its management bus reports it (Cloud Haskell's

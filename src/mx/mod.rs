@@ -94,7 +94,7 @@ pub use tracer::{start_tracer, TraceRecord, Tracer, TRACER_AGENT_ID, TRACE_MEMOR
 use std::fmt;
 
 use crate::node::LocalNode;
-use crate::process::id::ProcessId;
+use crate::types::id::ProcessId;
 use crate::RegistryError;
 
 /// What management calls accept to find the node: a [`Process`](crate::Process) (from inside a

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::events::MxEventKind;
-use crate::process::id::ProcessId;
+use crate::types::id::ProcessId;
 
 /// Where the tracer writes.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]

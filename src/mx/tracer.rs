@@ -18,8 +18,8 @@ use super::agent::{mx_agent_with_finalize, mx_receive, mx_sink, MxAgent, MxAgent
 use super::events::{MxEvent, MxMessageInfo};
 use super::trace_control::{TraceControl, TraceFlags, TraceTarget};
 use super::{MxError, MxHost};
-use crate::process::channel::SendPortId;
-use crate::process::id::{NodeId, ProcessId};
+use crate::types::id::SendPortId;
+use crate::types::id::{NodeId, ProcessId};
 
 /// The id the tracer agent registers under: one tracer per node.
 pub const TRACER_AGENT_ID: &str = "hyperion.tracer";
@@ -407,7 +407,7 @@ mod tests {
     use crate::message::Fingerprint;
     use crate::mx::events::Info;
     use crate::mx::{MxPayload, MxRecipient};
-    use crate::process::id::DiedReason;
+    use crate::types::id::DiedReason;
 
     fn one_of_each_kind() -> Vec<MxEvent> {
         let node = NodeId {

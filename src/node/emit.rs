@@ -17,9 +17,9 @@ use crate::message::{Fingerprint, Message};
 use crate::mx::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX, OBSERVED};
 use crate::mx::events::{Info, MxEvent, MxEventKind};
 use crate::mx::trace_control::is_local_only;
-use crate::process::channel::SendPortId;
-use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::runtime::TaskId;
+use crate::types::id::SendPortId;
+use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::Serializable;
 
 /// Causes read by both the observer and the bus, and the observer's own events.
@@ -196,8 +196,8 @@ impl NodeState {
         }
         // The message is delivered at once: its `Received` event goes out now, with
         // the `Sent`, and `deliver_here` is told it is done.
-        let with_received = self.mx.wants(MxEventKind::Received)
-            && self.processes.get(TaskId::from_u64(to)).is_some();
+        let with_received =
+            self.mx.wants(MxEventKind::Received) && self.kernel.is_alive(TaskId::from_u64(to));
         self.mx.received_published = with_received;
         self.mx_publish_local(from.local, to, info, true, with_received);
     }
@@ -232,7 +232,7 @@ impl NodeState {
 
     #[inline(never)]
     fn mx_received_slow(&mut self, pid: u64, message: &Message) {
-        if self.processes.get(TaskId::from_u64(pid)).is_some() {
+        if self.kernel.is_alive(TaskId::from_u64(pid)) {
             let info = Info::of_message(message);
             self.mx_publish_local(0, pid, info, false, true);
         }

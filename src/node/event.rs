@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use crate::process::id::{DiedReason, MonitorRef, NodeId, ProcessId};
+use crate::types::id::{DiedReason, MonitorRef, NodeId, ProcessId};
 
 /// A callback told of node events (see [`NodeEvent`]). It runs while the node is busy:
 /// it must not call back into the node.

@@ -14,12 +14,12 @@ use super::event::NodeEvent;
 use super::local::NodeState;
 use crate::kernel::{Abandoned, ExitHook, Relations};
 use crate::message::Message;
-use crate::process::exit::ExitReason;
-use crate::process::id::{DiedReason, MonitorRef, NodeId, ProcessId};
-use crate::process::signals::{
+use crate::runtime::TaskId;
+use crate::types::exit::ExitReason;
+use crate::types::id::{DiedReason, MonitorRef, NodeId, ProcessId};
+use crate::types::signals::{
     NodeMonitorNotification, ProcessExitSignal, ProcessLinkSignal, ProcessMonitorNotification,
 };
-use crate::runtime::TaskId;
 use crate::wire::Control;
 
 impl NodeState {
@@ -29,12 +29,12 @@ impl NodeState {
 
     pub(crate) fn is_alive(&self, pid: ProcessId) -> bool {
         self.local_task(pid)
-            .is_some_and(|task| self.processes.get(task).is_some())
+            .is_some_and(|task| self.kernel.slot(task).is_some())
     }
 
     pub(crate) fn relations_of(&mut self, pid: ProcessId) -> Option<&mut Relations> {
         let task = self.local_task(pid)?;
-        Some(self.processes.get_mut(task)?.relations())
+        Some(self.kernel.slot_mut(task)?.relations())
     }
 
     pub(crate) fn monitor(&mut self, watcher: ProcessId, target: ProcessId) -> MonitorRef {
@@ -256,14 +256,14 @@ impl NodeState {
         let Some(task) = self.local_task(target) else {
             return;
         };
-        if self.processes.get(task).is_none() {
+        if self.kernel.slot(task).is_none() {
             return;
         }
         let caught = ExitReason::text_reason(reason.clone());
         if self.catch_exit_signal(target, from, &caught) {
             return;
         }
-        let Some(slot) = self.processes.get(task) else {
+        let Some(slot) = self.kernel.slot(task) else {
             return;
         };
         if slot.trap_exits {
@@ -368,7 +368,7 @@ impl NodeState {
         let Some(task) = self.local_task(linker) else {
             return;
         };
-        let Some(slot) = self.processes.get_mut(task) else {
+        let Some(slot) = self.kernel.slot_mut(task) else {
             return;
         };
         if let Some(relations) = slot.relations.as_mut() {
@@ -438,7 +438,7 @@ impl NodeState {
         let Some(task) = self.local_task(pid) else {
             return;
         };
-        if let Some(slot) = self.processes.get_mut(task) {
+        if let Some(slot) = self.kernel.slot_mut(task) {
             let before = slot.mailbox.len();
             slot.mailbox.retain_mut(|message| !unwanted(message));
             if slot.mailbox.len() != before {
@@ -527,7 +527,7 @@ impl NodeState {
         let Some(task) = self.local_task(target) else {
             return false;
         };
-        let Some(slot) = self.processes.get_mut(task) else {
+        let Some(slot) = self.kernel.slot_mut(task) else {
             return false;
         };
         let Some(relations) = slot.relations.as_mut() else {
@@ -581,7 +581,7 @@ impl NodeState {
         let Some(task) = self.local_task(target) else {
             return;
         };
-        let Some(slot) = self.processes.get(task) else {
+        let Some(slot) = self.kernel.slot(task) else {
             return;
         };
         if slot.trap_exits {

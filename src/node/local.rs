@@ -1,12 +1,13 @@
-//! `LocalNode`: one node's state (the kernel's process table, ready queue and timers,
-//! and the owners of links, names, routes and events), owned by the one thread that
-//! drives the node, and the driver's entry points (run a task, fire timers, drain the
-//! inbox). Everything here is single-threaded (`Rc`, `RefCell`):
-//! the per-message path takes no lock.
+//! `LocalNode`: one node's state (the [`Kernel`], which runs the processes, and the
+//! owners of links, names, routes and events), owned by the one thread that drives the
+//! node, and the driver's entry points (run a task, fire timers, drain the inbox).
+//! Everything here is single-threaded (`Rc`, `RefCell`): the per-message path takes
+//! no lock.
 //!
-//! Size: over 600 lines; the owners of links, names and events already live in their
-//! own modules. What is left here is the state and the driver's entry points, which
-//! the next architecture step moves into a `Kernel` type of their own (issue 19).
+//! Size: over 600 lines; the owners of links, names and events live in their own
+//! modules, the processes' table, queue and timers in the kernel. What is left here is
+//! the node's construction, the driver's entry points and the life and death of a
+//! process (which every owner takes part in).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -19,20 +20,25 @@ use std::time::Duration;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::channels::Channels;
 use super::event::Observer;
-use super::inbox::{Inbox, InboxItem, TaskWaker};
 use super::names::Registry;
 use super::network::{HeartbeatConfig, Network};
-use super::watchdog::PollMarks;
 use crate::clock::Clock;
 use crate::closure::{Closure, ClosureError};
-use crate::kernel::{ExitHook, ProcessFuture, ProcessSlot, ProcessTable};
+use crate::kernel::inbox::TaskWaker;
+use crate::kernel::{Delivery, ExitHook, Kernel, PollMarks, PollStart, ProcessFuture, ProcessSlot};
 use crate::message::Message;
-use crate::process::channel::Channels;
-use crate::process::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
 use crate::runtime::blocking::BlockingExecutor;
-use crate::runtime::{ReadyQueue, TaskId, TimerKey, Timers};
+use crate::runtime::{TaskId, TimerKey};
 use crate::transport::Transport;
+use crate::types::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
+
+/// A node's cross-thread inbox: wakes, and closures run with the node.
+pub type Inbox = crate::kernel::inbox::Inbox<LocalNode>;
+
+/// What is posted to a node's [`Inbox`].
+pub(crate) type InboxItem = crate::kernel::inbox::InboxItem<LocalNode>;
 
 /// What a node takes from the world it runs in: time, randomness, where blocking work
 /// goes, and (optionally) a transport to other nodes. The real world and the simulator
@@ -154,13 +160,10 @@ pub(crate) struct NodeInner {
 /// Everything mutable about a node. Borrowed briefly, never across user code.
 pub(crate) struct NodeState {
     pub(crate) id: NodeId,
-    pub(crate) processes: ProcessTable,
-    pub(crate) ready: ReadyQueue,
-    pub(crate) timers: Timers,
+    /// The processes: their table, mailboxes, ready queue and timers.
+    pub(crate) kernel: Kernel,
     pub(crate) registry: Registry,
     pub(crate) channels: Channels,
-    /// The task being polled, if any: a `Process` handle may only block in its own task.
-    pub(crate) current: Option<TaskId>,
     /// Source of monitor references and channel ids.
     pub(crate) next_unique: u64,
     pub(crate) rng: ChaCha8Rng,
@@ -215,12 +218,9 @@ impl LocalNode {
                 poll_marks: Arc::default(),
                 state: RefCell::new(NodeState {
                     id,
-                    processes: ProcessTable::default(),
-                    ready: ReadyQueue::default(),
-                    timers: Timers::default(),
+                    kernel: Kernel::default(),
                     registry: Registry::default(),
                     channels: Channels::default(),
-                    current: None,
                     next_unique: 1,
                     rng: ChaCha8Rng::seed_from_u64(env.rng_seed),
                     stopped: false,
@@ -252,6 +252,24 @@ impl LocalNode {
         self.inner.state.borrow_mut()
     }
 
+    /// The build of the program this node runs.
+    pub(crate) fn build(&self) -> &crate::build_id::BuildId {
+        &self.inner.build
+    }
+
+    /// Where this node's blocking work goes.
+    pub(crate) fn blocking(&self) -> &Rc<dyn BlockingExecutor> {
+        &self.inner.blocking
+    }
+
+    /// Disarms a timer unless the node is borrowed already (a process torn down while
+    /// the node frees it): a stale timer then costs one harmless extra poll.
+    pub(crate) fn cancel_timer_if_free(&self, timer: TimerKey) {
+        if let Ok(mut state) = self.inner.state.try_borrow_mut() {
+            state.kernel.cancel_timer(timer);
+        }
+    }
+
     /// Inserts a new process's slot (ready to run, its future yet to come) and runs
     /// `setup` on it before anything else can (a link, a monitor, an exit hook). The
     /// caller builds the future (see `process::spawn`) and hands it to
@@ -261,19 +279,17 @@ impl LocalNode {
         setup: impl FnOnce(&mut NodeState, ProcessId),
     ) -> (TaskId, ProcessId) {
         let mut state = self.state();
-        let task = state.processes.next_id();
-        let pid = ProcessId {
-            node: self.inner.id,
-            local: task.to_u64(),
-        };
-        let waker = Waker::from(Arc::new(TaskWaker {
-            task,
-            inbox: self.inner.inbox.clone(),
-        }));
-        let inserted = state.processes.insert(ProcessSlot {
-            pid,
+        let node = self.inner.id;
+        let task = state.kernel.spawn_slot(|task| ProcessSlot {
+            pid: ProcessId {
+                node,
+                local: task.to_u64(),
+            },
             future: None,
-            waker: Some(waker),
+            waker: Some(Waker::from(Arc::new(TaskWaker {
+                task,
+                inbox: self.inner.inbox.clone(),
+            }))),
             scheduled: true,
             waiting_receive: false,
             mailbox: VecDeque::new(),
@@ -282,8 +298,10 @@ impl LocalNode {
             trap_exits: false,
             relations: None,
         });
-        debug_assert_eq!(inserted, task);
-        state.ready.push(task);
+        let pid = ProcessId {
+            node,
+            local: task.to_u64(),
+        };
         state.mx_spawned(pid); // mx hook
         setup(&mut state, pid);
         (task, pid)
@@ -310,9 +328,7 @@ impl LocalNode {
         };
         let stopped = {
             let mut state = self.state();
-            if let Some(slot) = state.processes.get_mut(task) {
-                slot.future = Some(future);
-            }
+            state.kernel.set_future(task, future);
             state.stopped
         };
         tracing::trace!(%pid, "spawned");
@@ -328,7 +344,7 @@ impl LocalNode {
         let hook = {
             let mut state = self.state();
             let task = TaskId::from_u64(pid.local);
-            match state.processes.get_mut(task) {
+            match state.kernel.slot_mut(task) {
                 Some(slot) if pid.node == self.inner.id => {
                     slot.relations().exit_hooks.push(hook);
                     return;
@@ -376,30 +392,25 @@ impl LocalNode {
 
     /// Whether `pid` is a live process of this node.
     pub fn is_alive(&self, pid: ProcessId) -> bool {
-        pid.node == self.inner.id
-            && self
-                .state()
-                .processes
-                .get(TaskId::from_u64(pid.local))
-                .is_some()
+        pid.node == self.inner.id && self.state().kernel.is_alive(TaskId::from_u64(pid.local))
     }
 
     /// How many processes are alive on this node.
     pub fn process_count(&self) -> usize {
-        self.state().processes.len()
+        self.state().kernel.process_count()
     }
 
     /// How many tasks are ready to run.
     pub fn ready_len(&self) -> usize {
-        self.state().ready.len()
+        self.state().kernel.ready_len()
     }
 
     /// What the node holds right now; a finished scenario that leaks shows it here.
     pub fn resources(&self) -> NodeResources {
         let state = self.state();
         NodeResources {
-            processes: state.processes.len(),
-            timers: state.timers.len(),
+            processes: state.kernel.process_count(),
+            timers: state.kernel.timer_count(),
             channels: state.channels.len(),
             names: state.registry.len(),
         }
@@ -412,7 +423,7 @@ impl LocalNode {
 
     /// Polls the oldest ready task. Returns `false` if none was ready.
     pub fn run_next(&self) -> bool {
-        let next = self.state().ready.pop();
+        let next = self.state().kernel.next_ready();
         match next {
             Some(task) => {
                 self.run_task(task);
@@ -425,7 +436,7 @@ impl LocalNode {
     /// Polls the ready task at position `index` of the ready queue (the simulator picks
     /// one at random). Returns the process polled, if there was such a task.
     pub fn run_ready_at(&self, index: usize) -> Option<ProcessId> {
-        let task = self.state().ready.take_at(index)?;
+        let task = self.state().kernel.take_ready_at(index)?;
         self.run_task(task);
         Some(ProcessId {
             node: self.inner.id,
@@ -434,26 +445,14 @@ impl LocalNode {
     }
 
     fn run_task(&self, task: TaskId) {
-        let (future, waker) = {
-            let mut state = self.state();
-            let Some(slot) = state.processes.get_mut(task) else {
-                return;
-            };
-            // A live task comes out of the ready queue only if `schedule` put it there
-            // (the flag keeps it in the queue at most once).
-            debug_assert!(slot.scheduled, "{} ran without being scheduled", slot.pid);
-            slot.scheduled = false;
-            slot.waiting_receive = false;
-            if let Some(reason) = slot.doom.take() {
-                drop(state);
+        let started = self.state().kernel.begin_poll(task);
+        let (future, waker) = match started {
+            PollStart::Nothing => return,
+            PollStart::Doomed(reason) => {
                 self.terminate(task, reason);
                 return;
             }
-            let (Some(future), Some(waker)) = (slot.future.take(), slot.waker.take()) else {
-                return;
-            };
-            state.current = Some(task);
-            (future, waker)
+            PollStart::Poll(future, waker) => (future, waker),
         };
         let mut future = future;
         let marks = &self.inner.poll_marks;
@@ -462,30 +461,27 @@ impl LocalNode {
             future.as_mut().poll(&mut Context::from_waker(&waker))
         }));
         marks.end();
-        let mut state = self.state();
-        state.current = None;
-        let outcome = match polled {
+        let (future, outcome) = match polled {
             Ok(Poll::Pending) => {
-                let Some(slot) = state.processes.get_mut(task) else {
-                    return;
-                };
-                match slot.doom.take() {
-                    None => {
-                        slot.future = Some(future);
-                        slot.waker = Some(waker);
-                        return;
-                    }
-                    Some(reason) => reason,
+                let ended = self.state().kernel.end_poll_pending(task, future, waker);
+                match ended {
+                    Ok(()) => return,
+                    // Gone meanwhile: the future is dropped here, the node not borrowed.
+                    Err((_, None)) => return,
+                    Err((future, Some(reason))) => (future, reason),
                 }
             }
-            Ok(Poll::Ready(reason)) => reason,
+            Ok(Poll::Ready(reason)) => {
+                self.state().kernel.end_poll();
+                (future, reason)
+            }
             Err(panic) => {
+                self.state().kernel.end_poll();
                 let reason = DiedReason::from_panic(panic.as_ref());
                 drop_quietly(panic);
-                reason
+                (future, reason)
             }
         };
-        drop(state);
         // The future's destructors are user code: a panic there is this process's death.
         let outcome = match drop_catching(future) {
             Some(panic) => panic,
@@ -496,7 +492,7 @@ impl LocalNode {
 
     /// Removes a process and tells everyone who asked: monitors, links, the registry.
     pub(crate) fn terminate(&self, task: TaskId, reason: DiedReason) {
-        let Some(mut slot) = self.state().processes.remove(task) else {
+        let Some(mut slot) = self.state().kernel.remove(task) else {
             return;
         };
         debug_assert_eq!(
@@ -531,11 +527,7 @@ impl LocalNode {
     pub fn fire_due_timers(&self) -> usize {
         let now = self.inner.clock.now();
         let mut state = self.state();
-        let mut fired = 0;
-        while let Some(task) = state.timers.pop_due(now) {
-            state.schedule(task);
-            fired += 1;
-        }
+        let fired = state.kernel.fire_due_timers(now);
         let silent = match &mut state.network {
             Some(network) => network.heartbeat_tick(now),
             None => Vec::new(),
@@ -550,7 +542,7 @@ impl LocalNode {
     pub fn next_deadline(&self) -> Option<Duration> {
         let state = self.state();
         let heartbeat = state.network.as_ref().and_then(|n| n.heartbeat_due);
-        match (state.timers.next_deadline(), heartbeat) {
+        match (state.kernel.next_timer_deadline(), heartbeat) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -578,7 +570,7 @@ impl LocalNode {
     pub fn shutdown(&self) {
         self.state().stopped = true;
         loop {
-            let tasks = self.state().processes.tasks();
+            let tasks = self.state().kernel.tasks();
             if tasks.is_empty() {
                 break;
             }
@@ -587,8 +579,7 @@ impl LocalNode {
             }
         }
         let mut state = self.state();
-        state.timers.clear();
-        while state.ready.pop().is_some() {}
+        state.kernel.clear_schedule();
         if let Some(network) = &mut state.network {
             network.transport.shutdown();
             network.heartbeat_due = None;
@@ -617,49 +608,36 @@ impl NodeState {
     /// moved into another process fails loudly rather than wait forever for wakes that
     /// go elsewhere.
     pub(crate) fn running_slot(&mut self, task: TaskId, pid: ProcessId) -> &mut ProcessSlot {
-        assert!(
-            self.current == Some(task),
-            "the Process handle of {pid} was awaited outside its own process"
-        );
-        self.processes
-            .get_mut(task)
-            .expect("a process is alive while it runs")
+        self.kernel.running_slot(task, pid)
     }
 
     /// The slot of a live task.
     pub(crate) fn slot_mut(&mut self, task: TaskId) -> Option<&mut ProcessSlot> {
-        self.processes.get_mut(task)
+        self.kernel.slot_mut(task)
     }
 
     /// Marks a task as blocked in a receive: the next delivery to it schedules it.
     pub(crate) fn wait_for_delivery(&mut self, task: TaskId) {
-        if let Some(slot) = self.processes.get_mut(task) {
-            slot.waiting_receive = true;
-        }
+        self.kernel.wait_for_delivery(task);
     }
 
     /// Whether exit and link signals reach `task` as messages instead of killing it.
     pub(crate) fn set_trap_exits(&mut self, task: TaskId, trap: bool) {
-        if let Some(slot) = self.processes.get_mut(task) {
+        if let Some(slot) = self.kernel.slot_mut(task) {
             slot.trap_exits = trap;
         }
     }
 
     /// Arms a timer that schedules `task` at `at` on the node's clock.
     pub(crate) fn arm_timer(&mut self, at: Duration, task: TaskId) -> TimerKey {
-        self.timers.arm(at, task)
-    }
-
-    /// Disarms a timer (a fired or unknown one is ignored).
-    pub(crate) fn cancel_timer(&mut self, timer: TimerKey) {
-        self.timers.cancel(timer);
+        self.kernel.arm_timer(at, task)
     }
 
     /// Opens a channel read by `task`, closed when it dies; returns its number.
     pub(crate) fn open_channel(&mut self, task: TaskId) -> u64 {
         let channel = self.unique();
         self.channels.open(channel, task);
-        if let Some(slot) = self.processes.get_mut(task) {
+        if let Some(slot) = self.kernel.slot_mut(task) {
             slot.relations().channels.push(channel);
         }
         channel
@@ -669,7 +647,7 @@ impl NodeState {
     /// `task`, if there is one.
     pub(crate) fn take_from_channel(
         &mut self,
-        source: &crate::process::channel::PortSource,
+        source: &super::channels::PortSource,
         task: TaskId,
     ) -> Option<Message> {
         self.channels.take(source, task)
@@ -697,12 +675,7 @@ impl NodeState {
 
     /// Puts a live task in the ready queue unless it is there already.
     pub(crate) fn schedule(&mut self, task: TaskId) {
-        if let Some(slot) = self.processes.get_mut(task) {
-            if !slot.scheduled {
-                slot.scheduled = true;
-                self.ready.push(task);
-            }
-        }
+        self.kernel.wake(task);
     }
 
     /// A fresh number, unique on this node.
@@ -728,50 +701,36 @@ impl NodeState {
     pub(crate) fn deliver_here(&mut self, local: u64, mut message: Message) {
         self.emit_delivering(local, &mut message);
         let task = TaskId::from_u64(local);
-        let Some(slot) = self.processes.get_mut(task) else {
-            tracing::trace!(to = local, ?message, "message to a dead process dropped");
-            return;
-        };
-        let mut message = message;
-        if let Some(relations) = slot.relations.as_mut() {
-            if !relations.abandoned.is_empty()
-                && NodeState::is_for_abandoned(relations, &mut message)
-            {
+        let delivery = self.kernel.deliver(task, message, |slot, message| {
+            slot.relations.as_mut().is_some_and(|relations| {
+                !relations.abandoned.is_empty() && NodeState::is_for_abandoned(relations, message)
+            })
+        });
+        match delivery {
+            Delivery::Queued => {}
+            Delivery::NoProcess(message) => {
+                tracing::trace!(to = local, ?message, "message to a dead process dropped");
+            }
+            Delivery::Refused(message) => {
                 tracing::trace!(
                     to = local,
                     ?message,
                     "message for an abandoned async dropped"
                 );
-                return;
             }
-        }
-        slot.mailbox.push_back(message);
-        if slot.waiting_receive && !slot.scheduled {
-            slot.waiting_receive = false;
-            slot.scheduled = true;
-            self.ready.push(task);
         }
     }
 
     /// Appends to a local channel and wakes its reader if it waits.
     pub(crate) fn deliver_chan(&mut self, channel: u64, message: Message) {
         if let Some(reader) = self.channels.push(channel, message) {
-            if self
-                .processes
-                .get(reader)
-                .is_some_and(|slot| slot.waiting_receive)
-            {
-                self.schedule(reader);
-            }
+            self.kernel.wake_receiver(reader);
         }
     }
 
     /// Marks a process to die with `reason` at its next turn, and gives it that turn.
     pub(crate) fn doom(&mut self, task: TaskId, reason: DiedReason) {
-        if let Some(slot) = self.processes.get_mut(task) {
-            slot.doom.get_or_insert(reason);
-            self.schedule(task);
-        }
+        self.kernel.doom(task, reason);
     }
 }
 

@@ -5,13 +5,14 @@
 //! ready queue and timers) with owners, each in its own module: `links` (links,
 //! monitors, exit signals), `registry` and `names` (the registry), `remote` and
 //! `network` (routing: local delivery or the network, the reconnect rule, what peers
-//! send), `emit` (the one event source, for the observer's `event`s and the mx bus), `inbox` (the door from
-//! other threads) and `watchdog` (a poll that holds the thread too long). Nothing here
+//! send), `emit` (the one event source, for the observer's `event`s and the mx bus), `channels`
+//! (the channel table) and `watchdog` (a poll that holds the thread too long). The door
+//! from other threads, [`Inbox`], is the kernel's, given the node as its jobs' argument. Nothing here
 //! names [`Process`](crate::Process): the handle sits on top of the node (`process`).
 
+pub(crate) mod channels;
 mod emit;
 mod event;
-pub(crate) mod inbox;
 mod links;
 pub(crate) mod local;
 mod names;
@@ -22,7 +23,7 @@ mod thread;
 mod watchdog;
 
 pub use event::{NodeEvent, Observer};
-pub use local::{LocalNode, NodeEnv, NodeResources};
+pub use local::{Inbox, LocalNode, NodeEnv, NodeResources};
 pub use network::HeartbeatConfig;
 pub use thread::{Node, NodeConfig, NodeStopped};
 pub use watchdog::POLL_WARNING_DEFAULT;

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::process::id::{MonitorRef, NodeId, ProcessId};
-use crate::process::registry::RegistryError;
+use crate::types::id::{MonitorRef, NodeId, ProcessId};
+use crate::types::registry::RegistryError;
 
 /// Names to processes. A `BTreeMap`, so any walk over it is reproducible.
 #[derive(Default)]

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::message::Message;
-use crate::process::id::{MonitorRef, NodeId, ProcessId};
 use crate::transport::Transport;
+use crate::types::id::{MonitorRef, NodeId, ProcessId};
 use crate::wire::{encode_frame_limited, Control, Frame, WireError};
 
 /// How often a node sends keep-alives to connected peers, unless configured.

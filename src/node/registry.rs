@@ -11,8 +11,8 @@
 
 use super::local::NodeState;
 use crate::message::Message;
-use crate::process::id::{MonitorRef, NodeId, ProcessId};
-use crate::process::registry::{RegistryAction, RegistryError};
+use crate::types::id::{MonitorRef, NodeId, ProcessId};
+use crate::types::registry::{RegistryAction, RegistryError};
 use crate::wire::Control;
 
 impl NodeState {
@@ -51,7 +51,7 @@ impl NodeState {
 
     fn check_alive_here(&self, pid: ProcessId) -> Result<(), RegistryError> {
         match self.local_task(pid) {
-            Some(task) if self.processes.get(task).is_none() => {
+            Some(task) if self.kernel.slot(task).is_none() => {
                 Err(RegistryError::ProcessNotAlive(pid))
             }
             _ => Ok(()),
@@ -64,7 +64,7 @@ impl NodeState {
         self.mx_registered(pid, name); // mx hook
         match self.local_task(pid) {
             Some(task) => {
-                if let Some(slot) = self.processes.get_mut(task) {
+                if let Some(slot) = self.kernel.slot_mut(task) {
                     slot.relations().names.push(name.to_string());
                 }
             }
@@ -77,7 +77,7 @@ impl NodeState {
         self.mx_unregistered(pid, name); // mx hook
         match self.local_task(pid) {
             Some(task) => {
-                if let Some(slot) = self.processes.get_mut(task) {
+                if let Some(slot) = self.kernel.slot_mut(task) {
                     slot.relations().names.retain(|held| held != name);
                 }
             }

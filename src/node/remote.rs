@@ -3,10 +3,10 @@
 
 use crate::message::Message;
 use crate::mx::events::MxRecipient;
-use crate::process::id::{DiedReason, NodeId, ProcessId};
-use crate::process::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
+use crate::types::id::{DiedReason, NodeId, ProcessId};
+use crate::types::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
 use crate::wire::{decode_frame_limited, Control, Frame, WireError};
 
 use super::event::NodeEvent;
@@ -27,7 +27,7 @@ impl NodeState {
         let Some(task) = (from.node == self.id).then(|| TaskId::from_u64(from.local)) else {
             return true;
         };
-        let Some(slot) = self.processes.get_mut(task) else {
+        let Some(slot) = self.kernel.slot_mut(task) else {
             return true;
         };
         match slot.relations().peer_epochs.entry(to) {
@@ -184,7 +184,7 @@ impl NodeState {
             };
             self.deliver(watcher, Message::new(notification));
         }
-        for slot in self.processes.iter_mut() {
+        for slot in self.kernel.slots_mut() {
             if let Some(relations) = slot.relations.as_mut() {
                 relations
                     .monitored_by
@@ -195,6 +195,30 @@ impl NodeState {
         if let Some(network) = &mut self.network {
             network.forget_if_unused(peer);
         }
+    }
+
+    /// Bytes queued for `node` and not yet written to its connection (0 for this node,
+    /// or without a transport).
+    pub(crate) fn queued_bytes(&self, node: NodeId) -> usize {
+        self.network
+            .as_ref()
+            .map_or(0, |network| network.transport.queued_bytes(node))
+    }
+
+    /// Whether the connection to `node` has room for more (always, for this node or
+    /// without a transport); if not, `waker` is woken when it has.
+    pub(crate) fn has_room_or_wake(&mut self, node: NodeId, waker: &std::task::Waker) -> bool {
+        if node == self.id {
+            return true;
+        }
+        let Some(network) = &mut self.network else {
+            return true;
+        };
+        if network.transport.has_room(node) {
+            return true;
+        }
+        network.transport.wake_on_room(node, waker);
+        false
     }
 }
 
@@ -497,7 +521,7 @@ impl LocalNode {
                 result,
             } => self.state().deliver(
                 reply_to,
-                Message::new(crate::process::signals::RegistryReply { request, result }),
+                Message::new(crate::types::signals::RegistryReply { request, result }),
             ),
             Control::ExitWith {
                 from,

@@ -1,9 +1,9 @@
 //! A node on its own OS thread, driven by the real-world [`Driver`]: how `main` and
-//! tests enter the runtime (Cloud Haskell's `runProcess`).
+//! tests enter the runtime (Cloud Haskell's `runProcess`). What runs a `Process` on it
+//! (`spawn`, `run`) is the process layer's (`process::spawn`): the node never names it.
 
 use crate::build_id::BuildId;
 use std::fmt;
-use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,15 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use super::inbox::{Inbox, InboxItem};
-use super::local::{LocalNode, NodeEnv};
+use super::local::{Inbox, InboxItem, LocalNode, NodeEnv};
 use super::network::HeartbeatConfig;
 use crate::clock::SystemClock;
-use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId, ProcessOutcome};
-use crate::process::Process;
 use crate::runtime::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
 use crate::runtime::driver::Driver;
 use crate::transport::tcp::{TcpConfig, TcpTransport};
+use crate::types::id::{panic_text, NodeId, ProcessId};
 use crate::{RemoteTable, Serializable};
 
 /// How to start a [`Node`]. Without a transport the node is on its own; with
@@ -237,16 +235,6 @@ impl Node {
         rx.recv().map_err(|_| NodeStopped)
     }
 
-    /// Starts a process on the node and returns its id.
-    pub fn spawn<F, Fut>(&self, body: F) -> Result<ProcessId, NodeStopped>
-    where
-        F: FnOnce(Process) -> Fut + Send + 'static,
-        Fut: Future + 'static,
-        Fut::Output: ProcessOutcome,
-    {
-        self.on_node(move |node| node.spawn(body))
-    }
-
     /// Sends a message to a process from outside the runtime; [`NodeStopped`] if the
     /// node's thread has ended (the message then goes nowhere).
     pub fn send<T: Serializable>(&self, to: ProcessId, message: T) -> Result<(), NodeStopped> {
@@ -260,23 +248,10 @@ impl Node {
         }
     }
 
-    /// Runs a process to completion and returns what it returned (Cloud Haskell's
-    /// `runProcess`). If it dies first (a panic, a kill, the node stopping), the error is
-    /// why; if the node's thread has ended (or ends while it runs), the error is
-    /// [`DiedReason::NodeDown`], never a wait forever.
-    pub fn run<F, Fut, T>(&self, body: F) -> Result<T, DiedReason>
-    where
-        F: FnOnce(Process) -> Fut + Send + 'static,
-        Fut: Future<Output = T> + 'static,
-        T: Send + 'static,
-    {
-        let (tx, rx) = mpsc::sync_channel::<Result<T, DiedReason>>(1);
-        self.inbox.post(InboxItem::Run(Box::new(move |node| {
-            node.spawn_with_result(body, move |result| {
-                let _ = tx.send(result);
-            });
-        })));
-        rx.recv().unwrap_or(Err(DiedReason::NodeDown))
+    /// Posts `job` to run on the node's thread, without waiting; `false` if the node's
+    /// thread has ended (the job is dropped at once).
+    pub(crate) fn post(&self, job: impl FnOnce(&LocalNode) + Send + 'static) -> bool {
+        self.inbox.post(InboxItem::Run(Box::new(job)))
     }
 
     /// Stops every process and the node's thread, and waits for it.

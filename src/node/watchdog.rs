@@ -13,13 +13,12 @@
 //!
 //! [`MxEvent::SlowPoll`]: crate::mx::MxEvent::SlowPoll
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::inbox::{Inbox, InboxItem};
-use super::local::LocalNode;
-use crate::process::id::{NodeId, ProcessId};
+use super::local::{Inbox, InboxItem, LocalNode};
+use crate::kernel::PollMarks;
+use crate::types::id::{NodeId, ProcessId};
 
 /// How long one poll may hold a node's thread before the watchdog warns, unless
 /// configured otherwise ([`NodeConfig::poll_warning`](crate::NodeConfig::poll_warning)).
@@ -28,42 +27,6 @@ pub const POLL_WARNING_DEFAULT: Duration = Duration::from_millis(100);
 /// Looks the watchdog takes per bound: a poll is reported between one and
 /// `1 + 1/POLL_LOOKS_PER_BOUND` bounds after it started.
 const POLL_LOOKS_PER_BOUND: u32 = 4;
-
-/// What the node's thread says about its polls, read by the watchdog thread.
-#[derive(Default)]
-pub(crate) struct PollMarks {
-    /// Polls begun (written by the node's thread only).
-    begun: AtomicU64,
-    /// Polls ended; equal to `begun` when no poll runs.
-    ended: AtomicU64,
-    /// The local number of the process being polled.
-    local: AtomicU64,
-}
-
-impl PollMarks {
-    /// A poll of the process numbered `local` begins.
-    #[inline(always)]
-    pub(crate) fn begin(&self, local: u64) {
-        self.local.store(local, Ordering::Relaxed);
-        // Only this thread writes `begun`: load + store, no read-modify-write.
-        let begun = self.begun.load(Ordering::Relaxed) + 1;
-        self.begun.store(begun, Ordering::Release);
-    }
-
-    /// The poll begun last has ended.
-    #[inline(always)]
-    pub(crate) fn end(&self) {
-        let begun = self.begun.load(Ordering::Relaxed);
-        self.ended.store(begun, Ordering::Release);
-    }
-
-    /// The poll running now, if any: its number and its process's local number.
-    fn running(&self) -> Option<(u64, u64)> {
-        let begun = self.begun.load(Ordering::Acquire);
-        let local = self.local.load(Ordering::Relaxed);
-        (self.ended.load(Ordering::Acquire) != begun).then_some((begun, local))
-    }
-}
 
 /// Starts the watchdog thread of a node (real world only). It ends by itself once the
 /// node is gone (the marks are dropped with it).

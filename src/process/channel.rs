@@ -6,24 +6,14 @@
 //! the order they were sent by any one sender.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
-use super::id::ProcessId;
-use crate::message::Message;
-use crate::runtime::TaskId;
+pub(crate) use crate::node::channels::PortSource;
 
-/// Names a channel: the owning process and a number unique on its node.
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-pub struct SendPortId {
-    /// The process that created the channel (and receives from it).
-    pub owner: ProcessId,
-    /// The channel's number on the owner's node.
-    pub channel: u64,
-}
+pub use crate::types::id::SendPortId;
 
 /// The sending end of a typed channel. Cheap to copy, and serializable: send it to
 /// another process (on any node) so that it can reply on the channel.
@@ -80,38 +70,6 @@ pub struct ReceivePort<T> {
     _type: PhantomData<fn() -> T>,
 }
 
-/// Where a [`ReceivePort`] takes from: one channel, or a merge of other ports that keeps
-/// each one's own policy (a tree, not a flat list of channels).
-pub(crate) enum PortSource {
-    /// One channel, by number.
-    Channel(u64),
-    /// Ports merged under one policy.
-    Merged {
-        ports: Vec<PortSource>,
-        round_robin: bool,
-        /// Where a round-robin merge starts looking next.
-        next: Cell<usize>,
-    },
-}
-
-impl fmt::Debug for PortSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PortSource::Channel(channel) => write!(f, "{channel}"),
-            PortSource::Merged {
-                ports, round_robin, ..
-            } => {
-                let policy = if *round_robin {
-                    "round-robin"
-                } else {
-                    "biased"
-                };
-                write!(f, "{policy}{ports:?}")
-            }
-        }
-    }
-}
-
 impl<T> ReceivePort<T> {
     pub(crate) fn new(channel: u64) -> ReceivePort<T> {
         ReceivePort {
@@ -149,78 +107,5 @@ impl<T> ReceivePort<T> {
 impl<T> fmt::Debug for ReceivePort<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ReceivePort({:?})", self.source)
-    }
-}
-
-pub(crate) struct ChannelQueue {
-    /// The task to wake on a delivery: the owner, or whoever last waited on the channel.
-    pub(crate) reader: TaskId,
-    pub(crate) messages: VecDeque<Message>,
-}
-
-/// Every channel of a node, by number.
-#[derive(Default)]
-pub(crate) struct Channels {
-    queues: BTreeMap<u64, ChannelQueue>,
-}
-
-impl Channels {
-    pub(crate) fn open(&mut self, channel: u64, owner: TaskId) {
-        self.queues.insert(
-            channel,
-            ChannelQueue {
-                reader: owner,
-                messages: VecDeque::new(),
-            },
-        );
-    }
-
-    pub(crate) fn close(&mut self, channel: u64) {
-        self.queues.remove(&channel);
-    }
-
-    /// Appends to a channel; returns the task to wake, or `None` if the channel is gone.
-    pub(crate) fn push(&mut self, channel: u64, message: Message) -> Option<TaskId> {
-        let queue = self.queues.get_mut(&channel)?;
-        queue.messages.push_back(message);
-        Some(queue.reader)
-    }
-
-    /// Takes the next message from a (possibly merged) port, each merge level by its
-    /// own policy, and records `reader` as the task to wake for every channel looked at.
-    pub(crate) fn take(&mut self, source: &PortSource, reader: TaskId) -> Option<Message> {
-        match source {
-            PortSource::Channel(channel) => {
-                let queue = self.queues.get_mut(channel)?;
-                queue.reader = reader;
-                queue.messages.pop_front()
-            }
-            PortSource::Merged {
-                ports,
-                round_robin,
-                next,
-            } => {
-                let count = ports.len();
-                let start = if *round_robin {
-                    next.get() % count.max(1)
-                } else {
-                    0
-                };
-                for offset in 0..count {
-                    let position = (start + offset) % count;
-                    if let Some(message) = self.take(&ports[position], reader) {
-                        if *round_robin {
-                            next.set(position + 1);
-                        }
-                        return Some(message);
-                    }
-                }
-                None
-            }
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.queues.len()
     }
 }

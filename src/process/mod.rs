@@ -1,6 +1,9 @@
 //! Processes: the [`Process`] handle each process runs with, and everything it can do:
 //! send and selectively receive messages, typed channels, the registry, links,
-//! monitors, exit signals, timers and blocking work.
+//! monitors, exit signals, timers and blocking work. It sits on top of the node
+//! (`node`), which never names it; the ids, reasons and signals it speaks of are the
+//! shared vocabulary's (`types`), re-exported here as `id`, `exit`, `signals` and
+//! `registry`.
 //!
 //! Guarantees: messages from one process to another arrive in the order sent, at most
 //! once; sending never blocks; a message to a dead or unknown process is dropped
@@ -12,14 +15,11 @@
 //! registry, routing), documented where users look for it.
 
 pub mod channel;
+pub use crate::types::{exit, id, registry, signals};
 pub mod conveniences;
-pub mod exit;
-pub mod id;
 pub mod port_monitor;
 pub mod receive;
-pub mod registry;
 pub mod room;
-pub mod signals;
 mod spawn;
 pub mod timer;
 mod typed_exit;
@@ -104,12 +104,12 @@ impl Process {
 
     /// The build of the program this node runs (see [`crate::build_id`]).
     pub fn build_id(&self) -> &crate::build_id::BuildId {
-        &self.node.inner.build
+        self.node.build()
     }
 
     /// The node's clock: time since the node's epoch.
     pub fn now(&self) -> Duration {
-        self.node.inner.clock.now()
+        self.node.now()
     }
 
     // ----- spawning -----
@@ -651,7 +651,7 @@ impl Process {
         F: FnOnce() -> T + Send + 'static,
     {
         let (sender, receiver) = futures::channel::oneshot::channel();
-        self.node.inner.blocking.execute(Box::new(move || {
+        self.node.blocking().execute(Box::new(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             let _ = sender.send(result);
         }));

@@ -47,11 +47,7 @@ impl Process {
     /// Bytes queued for `node` and not yet written to its connection (0 for this node,
     /// or without a transport).
     pub fn queued_bytes(&self, node: NodeId) -> usize {
-        let state = self.node().state();
-        state
-            .network
-            .as_ref()
-            .map_or(0, |network| network.transport.queued_bytes(node))
+        self.node().state().queued_bytes(node)
     }
 }
 
@@ -67,16 +63,10 @@ impl Future for WaitForRoom<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let mut state = this.process.node().state();
-        if this.node == state.id {
-            return Poll::Ready(());
+        if state.has_room_or_wake(this.node, cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
-        let Some(network) = &mut state.network else {
-            return Poll::Ready(());
-        };
-        if network.transport.has_room(this.node) {
-            return Poll::Ready(());
-        }
-        network.transport.wake_on_room(this.node, cx.waker());
-        Poll::Pending
     }
 }

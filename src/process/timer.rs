@@ -37,9 +37,7 @@ impl Deadline {
     #[inline]
     pub(crate) fn cancel(&mut self, process: &Process) {
         if let Some(timer) = self.timer.take() {
-            if let Ok(mut state) = process.node().inner.state.try_borrow_mut() {
-                state.cancel_timer(timer);
-            }
+            process.node().cancel_timer_if_free(timer);
         }
     }
 }

@@ -20,9 +20,9 @@ use super::service_id::ServiceId;
 use crate::closure::{Closure, RemoteTable};
 use crate::concurrency::{Async, AsyncReply, AsyncResult};
 use crate::message::{decode, encode, Serializable};
-use crate::process::id::{panic_text, DiedReason, NodeId, ProcessId};
 use crate::process::Process;
 use crate::status::StatusNotice;
+use crate::types::id::{panic_text, DiedReason, NodeId, ProcessId};
 use crate::wire::WireError;
 use crate::{match_if, match_type, ProcessMonitorNotification, SpawnError};
 

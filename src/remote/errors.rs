@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::service_id::ServiceId;
-use crate::process::id::DiedReason;
+use crate::types::id::DiedReason;
 
 /// Why a worker could not be launched.
 #[derive(Clone, Debug, PartialEq, Eq)]

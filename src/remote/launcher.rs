@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::errors::{LaunchError, RemoteError};
 use super::resources::Resources;
 use super::service_id::ServiceId;
-use crate::process::id::NodeId;
 use crate::process::Process;
+use crate::types::id::NodeId;
 
 /// What to do after a [`RemoteError`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use super::launcher::{OnRemoteError, WorkerLauncher};
 use super::resources::Resources;
 use super::service::serve;
 use crate::message::Serializable;
-use crate::process::id::{DiedReason, ProcessId};
+use crate::types::id::{DiedReason, ProcessId};
 use crate::process::Process;
 use crate::{match_if, match_type};
 

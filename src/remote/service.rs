@@ -12,9 +12,9 @@ use super::service_id::ServiceId;
 use crate::build_id::{refusal_text, BuildId};
 use crate::match_if;
 use crate::process::channel::SendPort;
-use crate::process::id::{NodeId, ProcessId};
 use crate::process::Process;
 use crate::status::StatusNotice;
+use crate::types::id::{NodeId, ProcessId};
 
 /// What a master tells its worker.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::service::{WorkerHello, WorkerMessage};
 use super::service_id::ServiceId;
-use crate::process::id::NodeId;
-use crate::process::signals::NodeMonitorNotification;
 use crate::process::Process;
+use crate::types::id::NodeId;
+use crate::types::signals::NodeMonitorNotification;
 use crate::{match_chan, match_if, match_type};
 
 /// Handshake attempts a worker makes by default (hyperion's 5).

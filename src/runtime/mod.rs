@@ -1,5 +1,6 @@
 //! The scheduler's parts: task ids, the ready queue, timers and the pool for blocking
-//! work (the kernel, `crate::kernel`, puts them together with the process table). No I/O and no threads of its own: a *driver* polls it.
+//! work (the kernel, `crate::kernel`, owns a queue and timers beside the process table,
+//! behind its own API). No I/O and no threads of its own: a *driver* polls it.
 //!
 //! Two drivers exist. The real one ([`driver`]) runs one node on one OS thread and
 //! sleeps in `mio` (epoll) until a timer, a socket or a wake. The simulator's (in the
@@ -12,8 +13,8 @@ pub mod blocking;
 pub mod driver;
 mod timers;
 
-/// The node's cross-thread inbox (it lives with the node, which it posts to).
-pub use crate::node::inbox::Inbox;
+/// The node's cross-thread inbox (the kernel's, given the node as its jobs' argument).
+pub use crate::node::Inbox;
 pub(crate) use timers::{TimerKey, Timers};
 
 use std::collections::VecDeque;

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::{Snapshot, StatusBoard};
-use crate::node::inbox::{Inbox, InboxItem};
-use crate::process::id::ProcessId;
+use crate::node::local::{Inbox, InboxItem};
 use crate::process::Process;
 use crate::remote::ReleaseHold;
+use crate::types::id::ProcessId;
 use crate::{match_type, Message};
 
 /// The name the status agent is registered under on the master's node.

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::process::id::ProcessId;
 use crate::process::Process;
 use crate::remote::ServiceId;
+use crate::types::id::ProcessId;
 
 /// Most points kept in the progress series; past it, every other point is dropped, so
 /// a run of millions of tasks keeps a bounded chart.

@@ -15,7 +15,7 @@ pub mod tcp;
 use std::net::SocketAddr;
 use std::task::Waker;
 
-use crate::process::id::NodeId;
+use crate::types::id::NodeId;
 use crate::wire::FRAME_BYTES_MAX;
 
 /// What a transport reports to its node.

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::closure::Closure;
 use crate::message::Fingerprint;
-use crate::process::channel::SendPortId;
-use crate::process::id::{DiedReason, MonitorRef, ProcessId};
+use crate::types::id::SendPortId;
+use crate::types::id::{DiedReason, MonitorRef, ProcessId};
 
 /// Largest frame body a node sends or accepts by default, in bytes (16 MiB). A longer
 /// frame is refused before anything is allocated for it. The TCP transport's
@@ -171,7 +171,7 @@ pub enum Control {
         /// The name.
         name: String,
         /// What to do with it.
-        action: crate::process::registry::RegistryAction,
+        action: crate::types::registry::RegistryAction,
     },
     /// The outcome of a [`Control::Registry`].
     RegistryReply {
@@ -180,7 +180,7 @@ pub enum Control {
         /// Who waits for it.
         reply_to: ProcessId,
         /// Done, or why not.
-        result: Result<(), crate::process::registry::RegistryError>,
+        result: Result<(), crate::types::registry::RegistryError>,
     },
     /// An exit signal with a reason of any serializable type (`exit_with`).
     ExitWith {
@@ -189,7 +189,7 @@ pub enum Control {
         /// Who should exit.
         target: ProcessId,
         /// The reason given.
-        reason: crate::process::exit::ExitReason,
+        reason: crate::types::exit::ExitReason,
     },
 }
 
@@ -310,7 +310,7 @@ mod data {
 
     use super::Frame;
     use crate::message::Fingerprint;
-    use crate::process::id::{NodeId, ProcessId};
+    use crate::types::id::{NodeId, ProcessId};
     use crate::varint;
 
     /// The most a process id takes: an IPv6 address, a port, flow info and scope id, and

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{SlurmJob, SlurmLauncher, ARRAY_GATHER_WINDOW, ARRAY_TASKS_MAX};
-use crate::process::id::NodeId;
+use crate::types::id::NodeId;
 use crate::process::Process;
 use crate::remote::{LaunchError, Resources, ServiceId};
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
-use crate::process::id::NodeId;
+use crate::types::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
     JobState, LaunchError, OnRemoteError, RemoteError, Resources, ServiceId, WorkerLauncher,

@@ -2,7 +2,7 @@
 //! the worker of launch `i`). Every word is quoted; nothing else goes through a shell.
 
 use super::SlurmLauncher;
-use crate::process::id::NodeId;
+use crate::types::id::NodeId;
 use crate::remote::ServiceId;
 
 /// Quotes `word` for a POSIX shell script.

@@ -11,7 +11,7 @@ use super::id::MxAgentId;
 use crate::message::Message;
 use crate::mx::bus::BusItem;
 use crate::node::LocalNode;
-use crate::process::id::{DiedReason, ProcessId};
+use crate::types::id::{DiedReason, ProcessId};
 use crate::Serializable;
 
 /// How an agent stopped, as its finalizer is told.
@@ -128,7 +128,7 @@ impl<S> Shared<S> {
             node,
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| finalizer(context))) {
-            let text = crate::process::id::panic_text(panic.as_ref());
+            let text = crate::types::id::panic_text(panic.as_ref());
             tracing::error!(agent = %self.id, %text, "management agent finalizer panicked");
         }
     }

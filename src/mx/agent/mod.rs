@@ -32,7 +32,7 @@ use super::{MxError, MxHost};
 use crate::message::Message;
 use crate::node::local::NodeInner;
 use crate::node::LocalNode;
-use crate::process::id::ProcessId;
+use crate::types::id::ProcessId;
 use crate::Serializable;
 use finalize::Shared;
 use run_loop::AgentLoop;

@@ -15,9 +15,9 @@ use super::id::MxAgentId;
 use super::sink::{Input, MxSink};
 use crate::mx::bus::BusItem;
 use crate::mx::events::{Info, MxEvent, MxEventKind};
-use crate::process::id::{DiedReason, NodeId, ProcessId};
 use crate::process::Process;
 use crate::runtime::TaskId;
+use crate::types::id::{DiedReason, NodeId, ProcessId};
 
 /// Inputs an agent handles in one turn before it lets other processes run. An agent
 /// that handles the events its own sinks cause (a send per `Sent` event) would
@@ -135,7 +135,7 @@ impl<S> AgentLoop<S> {
         let process = self.core.process.clone();
         let mut guard = process.local_node().state();
         let state = &mut *guard;
-        let slot = state.processes.get_mut(self.task)?;
+        let slot = state.kernel.slot_mut(self.task)?;
         if self.prefer == MxSource::Mailbox {
             if let Some(message) = slot.mailbox.pop_front() {
                 slot.mailbox_removals += 1;

@@ -9,7 +9,7 @@ use super::context::MxAgent;
 use crate::message::Message;
 use crate::mx::bus::BusItem;
 use crate::mx::events::{MxEvent, MxEventKind};
-use crate::process::id::NodeId;
+use crate::types::id::NodeId;
 use crate::Serializable;
 
 /// One input: a message (from the mailbox, or a user's value from the bus) or a

@@ -6,7 +6,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::admission::Source;
-use crate::process::id::NodeId;
+use crate::types::id::NodeId;
 use crate::wire::framing::{FrameReader, FrameWriter};
 use crate::wire::handshake::Handshake;
 

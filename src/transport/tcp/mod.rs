@@ -140,8 +140,8 @@ pub use config::{
 use self::admission::{Admission, PreAuthWarnings};
 
 use self::connection::{Connection, Phase};
-use crate::process::id::NodeId;
 use crate::transport::{Transport, TransportEvent};
+use crate::types::id::NodeId;
 use crate::wire::framing::{FrameWriter, LENGTH_PREFIX_BYTES};
 use crate::wire::handshake::{Cookie, CookieError, HANDSHAKE_BYTES_MAX};
 

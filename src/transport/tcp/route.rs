@@ -10,8 +10,8 @@ use mio::Token;
 
 use super::connection::{Connection, Phase};
 use super::{PeerLink, Route, State};
-use crate::process::id::NodeId;
 use crate::transport::TransportEvent;
+use crate::types::id::NodeId;
 use crate::wire::framing::{FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
 use crate::wire::handshake::{HandshakeError, Step, Verdict, HANDSHAKE_BYTES_MAX};
 

@@ -5,7 +5,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::{fill_random, HandshakeError, MAC_BYTES, MAGIC, NONCE_BYTES, PROTOCOL_VERSION};
-use crate::process::id::NodeId;
+use crate::types::id::NodeId;
 
 /// A handshake nonce: fresh randomness chosen by one side for the other to prove with.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]

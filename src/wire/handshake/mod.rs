@@ -97,7 +97,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::frame::WireError;
-use crate::process::id::NodeId;
+use crate::types::id::NodeId;
 
 mod cookie;
 mod hello;

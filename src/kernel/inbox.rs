@@ -1,24 +1,27 @@
 //! The one door into a node from outside its thread: wakes from `std::task::Waker`s
 //! (a blocking job finished, a foreign future is ready) and closures to run on the node
 //! (spawn from `main`, shut down).
+//!
+//! Generic over what a posted closure is given (`N`, the node: `node::Inbox` names
+//! it), so that the kernel knows nothing of the node built on it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Wake;
 
-use super::local::LocalNode;
 use crate::runtime::TaskId;
 
-/// Work posted to a node from any thread.
-pub(crate) enum InboxItem {
+/// Work posted to a node from any thread: a task to wake, or a closure to run with
+/// the node (`N`).
+pub(crate) enum InboxItem<N> {
     Wake(TaskId),
-    Run(Box<dyn FnOnce(&LocalNode) + Send>),
+    Run(Box<dyn FnOnce(&N) + Send>),
 }
 
 /// A node's cross-thread queue. Posting to an empty inbox calls the node's notifier
 /// (the real driver's `mio::Waker`), so a sleeping driver wakes exactly when needed.
-pub struct Inbox {
-    items: Mutex<Vec<InboxItem>>,
+pub struct Inbox<N> {
+    items: Mutex<Vec<InboxItem<N>>>,
     /// Set when the node's thread is gone: nothing posted would ever run, so posts are
     /// refused (dropping the item tells a caller waiting on it that the node stopped).
     closed: AtomicBool,
@@ -27,8 +30,8 @@ pub struct Inbox {
     notifier: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
-impl Inbox {
-    pub(crate) fn new() -> Arc<Inbox> {
+impl<N> Inbox<N> {
+    pub(crate) fn new() -> Arc<Inbox<N>> {
         Arc::new(Inbox {
             items: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -43,7 +46,7 @@ impl Inbox {
     }
 
     /// Posts `item`; `false` if the inbox is closed (the item is dropped at once).
-    pub(crate) fn post(&self, item: InboxItem) -> bool {
+    pub(crate) fn post(&self, item: InboxItem<N>) -> bool {
         let was_empty = {
             let mut items = self
                 .items
@@ -84,7 +87,7 @@ impl Inbox {
         drop(left);
     }
 
-    pub(crate) fn take_all(&self) -> Vec<InboxItem> {
+    pub(crate) fn take_all(&self) -> Vec<InboxItem<N>> {
         let mut items = self
             .items
             .lock()
@@ -111,12 +114,12 @@ impl Inbox {
 /// The `std::task::Waker` of one task: waking posts the task id to its node's inbox.
 /// Hyperion's own futures never use it (a delivery schedules its receiver directly);
 /// it exists for foreign futures awaited inside a process.
-pub(crate) struct TaskWaker {
+pub(crate) struct TaskWaker<N> {
     pub(crate) task: TaskId,
-    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) inbox: Arc<Inbox<N>>,
 }
 
-impl Wake for TaskWaker {
+impl<N: 'static> Wake for TaskWaker<N> {
     fn wake(self: Arc<Self>) {
         self.inbox.post(InboxItem::Wake(self.task));
     }

@@ -258,3 +258,12 @@ impl<E: fmt::Display> ProcessOutcome for Result<(), E> {
         }
     }
 }
+
+/// Names a channel: the owning process and a number unique on its node.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct SendPortId {
+    /// The process that created the channel (and receives from it).
+    pub owner: ProcessId,
+    /// The channel's number on the owner's node.
+    pub channel: u64,
+}

@@ -69,7 +69,7 @@ pub struct RegistryReply {
     /// The request answered.
     pub request: u64,
     /// Done, or why not.
-    pub result: Result<(), crate::RegistryError>,
+    pub result: Result<(), super::registry::RegistryError>,
 }
 
 /// The answer to a remote registry query, delivered to the requester's mailbox
