@@ -42,6 +42,10 @@ fn unmonitor_from_one_node_leaves_an_equal_reference_of_another_node_firing() {
             Some(c_ref),
             "seed {seed}: the test needs the two nodes' references to be equal"
         );
-        assert_eq!(notified, Some(c_ref), "seed {seed}: C's monitor never fired");
+        assert_eq!(
+            notified,
+            Some(c_ref),
+            "seed {seed}: C's monitor never fired"
+        );
     }
 }

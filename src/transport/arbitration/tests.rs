@@ -182,9 +182,8 @@ impl Model {
             if deliverable.is_empty() && sendable.is_empty() {
                 // At rest, a wait for the peer's connection (after a decline) times out:
                 // the peer may have given its dial up.
-                let awaiting = (0..2).find(|n| {
-                    matches!(self.nodes[*n].route, Some(Route::AwaitingInbound { .. }))
-                });
+                let awaiting = (0..2)
+                    .find(|n| matches!(self.nodes[*n].route, Some(Route::AwaitingInbound { .. })));
                 match awaiting {
                     Some(node) => {
                         self.nodes[node].route = None;
@@ -293,8 +292,14 @@ fn a_node_that_lost_its_connection_replaces_the_one_its_peer_still_believes_in()
     model.deliver(1, 0);
     model.deliver(1, 1);
     assert_eq!(model.nodes[1].route, Some(Route::Established(1)));
-    assert_eq!(model.nodes[1].losses, 1, "the replaced connection is reported lost");
+    assert_eq!(
+        model.nodes[1].losses, 1,
+        "the replaced connection is reported lost"
+    );
     model.run(&[], 2, false);
-    assert_eq!(model.nodes[1].losses, 1, "the late close of the replaced one is no loss");
+    assert_eq!(
+        model.nodes[1].losses, 1,
+        "the late close of the replaced one is no loss"
+    );
     assert_eq!(model.nodes[0].route, Some(Route::Established(1)));
 }
