@@ -3,9 +3,9 @@
 //! its own connection (two dials of a pair can cross), the handshake's proof, verdict and
 //! replace travel on the connection, and the [`Arbiter`] the TCP transport runs decides
 //! which connection a pair keeps. A close travels as a message behind the frames sent
-//! before it (so it arrives late), a break reaches each side after its own delay, and a
-//! node that crashed silently leaves its peers' ends half-open until they send (then a
-//! reset comes back) or their heartbeats give up.
+//! before it (so it arrives late; a close sent into a partition is lost), a break reaches
+//! each side after its own delay, and a node that crashed silently leaves its peers' ends
+//! half-open until they send (then a reset comes back) or their heartbeats give up.
 //!
 //! What it checks (reported as violations): frames of one connection arrive in order, at
 //! most once; and a connection one end closes silently (a superseded or stale dial) is
@@ -223,6 +223,12 @@ impl Arbitrated {
         };
         delivery.sequence = sequence;
         if !net.blocked.is_empty() && net.blocked(from, to) {
+            if delivery.control == Some(Control::Fin) {
+                // A close into a black hole: the closed socket's retransmissions give up,
+                // and the other end stays half-open, believing the connection alive,
+                // until it sends (a reset answers) or its peer redials (a replace).
+                return;
+            }
             connection.stalled[end].push((sequence, delivery));
             return;
         }

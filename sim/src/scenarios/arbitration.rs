@@ -114,8 +114,8 @@ fn booted(index: usize, directory: &Directory, results: &Rc<RefCell<Vec<String>>
 }
 
 /// Four nodes talk to each other every second over arbitrated connections while node 0
-/// schedules a silent or reset crash and restart, a break, and a pause longer than the
-/// heartbeat bound, at random moments.
+/// schedules a silent or reset crash and restart, a break, a pause longer than the
+/// heartbeat bound, and a partition that heals around that bound, at random moments.
 pub(super) fn arbitration(sim: &mut Sim) -> Result<(), String> {
     sim.set_virtual_time_limit(SCENARIO_TIME_LIMIT);
     sim.set_arbitrated_connections();
@@ -127,6 +127,8 @@ pub(super) fn arbitration(sim: &mut Sim) -> Result<(), String> {
     }
     let handle = sim.handle();
     let pause_bound = sim.liveness_bound();
+    // Scenarios run with the default heartbeat (see `Scenario::world`).
+    let heartbeat_bound = hyperion::HeartbeatConfig::default().detection_bound();
     let ran = sim.run_until(&driver, move |p| async move {
         let pick = |p: &Process| 1 + (p.random_u64() % (NODES as u64 - 1)) as usize;
         let millis = |p: &Process, max: u64| Duration::from_millis(p.random_u64() % max);
@@ -144,6 +146,23 @@ pub(super) fn arbitration(sim: &mut Sim) -> Result<(), String> {
         }
         p.sleep(millis(&p, 10_000)).await;
         handle.schedule_in(Duration::ZERO, Fault::Pause(pick(&p), pause_bound));
+        // A partition that heals around the time the heartbeats give up: one side may
+        // have given the other up (its close lost in the partition) while the other
+        // still believes the connection, and redials it after the heal (a replace).
+        p.sleep(millis(&p, 10_000)).await;
+        let (a, b) = (pick(&p), pick(&p));
+        if a != b {
+            handle.schedule_in(
+                Duration::ZERO,
+                Fault::Partition {
+                    from: a,
+                    to: b,
+                    both_ways: true,
+                },
+            );
+            let around = heartbeat_bound.mul_f64(0.5 + (p.random_u64() % 1000) as f64 / 1000.0);
+            handle.schedule_in(around, Fault::HealAll);
+        }
         p.sleep(Duration::from_secs(ROUNDS + 5)).await;
     });
     ran.map_err(|err| err.to_string())?;
