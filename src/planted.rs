@@ -23,6 +23,9 @@ pub enum Defect {
     TimeoutFiresEarly = 64,
     /// A name held by a remote process stays registered after the holder died.
     NameKeptAfterHolderDied = 128,
+    /// When two nodes dial each other at once, the node whose own dial should win (the
+    /// smaller id) accepts the other's dial too: the two ends keep different connections.
+    CrossedDialAccepted = 256,
 }
 
 #[cfg(feature = "planted-defects")]

@@ -206,6 +206,14 @@ impl Checkers {
         }
     }
 
+    pub(crate) fn on_arbitration(&mut self, now: Duration, detail: String) {
+        self.violate(
+            now,
+            "a pair of nodes keeps one connection, the same at both ends",
+            detail,
+        );
+    }
+
     pub(crate) fn on_frame_fifo(&mut self, now: Duration, detail: String) {
         self.violate(
             now,

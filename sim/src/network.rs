@@ -16,6 +16,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::clock::WorldTime;
 use crate::faults::Faults;
 
+mod arbitrated;
+
+use arbitrated::{Arbitrated, Control};
+
 /// How long a connection attempt to an unreachable node takes to fail.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -60,6 +64,9 @@ pub(crate) struct Delivery {
     generation: u64,
     /// For frames, the per-direction sequence number (from 1); 0 otherwise.
     sequence: u64,
+    /// A message of an arbitrated connection's own protocol (then `event` is a
+    /// `PeerLost` naming the sender, never delivered as such).
+    control: Option<Control>,
 }
 
 impl Delivery {
@@ -71,6 +78,7 @@ impl Delivery {
             event: TransportEvent::Received(from, frame),
             generation,
             sequence,
+            control: None,
         }
     }
 
@@ -80,6 +88,16 @@ impl Delivery {
             event,
             generation: 0,
             sequence: 0,
+            control: None,
+        }
+    }
+
+    /// The peer the event is about (the sender of a frame).
+    fn peer(&self) -> NodeId {
+        match &self.event {
+            TransportEvent::Received(peer, _)
+            | TransportEvent::PeerConnected(peer)
+            | TransportEvent::PeerLost(peer) => *peer,
         }
     }
 }
@@ -139,6 +157,10 @@ pub(crate) struct NetworkState {
     pub(crate) reorder_for_testing: bool,
     /// Deliberately delivers every frame twice, to prove the checker notices.
     pub(crate) duplicate_for_testing: bool,
+    /// Connections made as the TCP transport makes them (dials that cross, the
+    /// arbitration, late closes, half-open ends), if the world asked for them; `None`:
+    /// one shared connection per pair, closed at once (the default, and the fastest).
+    pub(crate) arbitrated: Option<Box<Arbitrated>>,
 }
 
 /// The shared network of one world.
@@ -166,6 +188,7 @@ impl Network {
                 fifo_violations: Vec::new(),
                 reorder_for_testing: false,
                 duplicate_for_testing: false,
+                arbitrated: None,
             })),
         }
     }
@@ -179,6 +202,32 @@ impl Network {
 }
 
 impl NetworkState {
+    /// Runs `f` on the arbitrated connections, if the world has them.
+    fn with_arbitrated<R>(
+        &mut self,
+        f: impl FnOnce(&mut Arbitrated, &mut NetworkState) -> R,
+    ) -> Option<R> {
+        let mut arbitrated = self.arbitrated.take()?;
+        let result = f(&mut arbitrated, self);
+        self.arbitrated = Some(arbitrated);
+        Some(result)
+    }
+
+    /// Makes connections as the TCP transport does from now on (see `arbitrated`).
+    pub(crate) fn arbitrate(&mut self) {
+        if self.arbitrated.is_none() {
+            self.arbitrated = Some(Box::default());
+        }
+    }
+
+    /// The arbitration's breaches seen since the last call.
+    pub(crate) fn take_arbitration_violations(&mut self) -> Vec<String> {
+        self.arbitrated
+            .as_mut()
+            .map(|arbitrated| std::mem::take(&mut arbitrated.violations))
+            .unwrap_or_default()
+    }
+
     pub(crate) fn host_up(&mut self, node: NodeId) {
         self.hosts.insert(node.address, Host { node, alive: true });
     }
@@ -230,6 +279,15 @@ impl NetworkState {
                 return None;
             }
             let delivery = self.in_flight.pop().expect("peeked").delivery;
+            if delivery.generation > 0 && self.arbitrated.is_some() {
+                let event = self.with_arbitrated(|arbitrated, network| {
+                    arbitrated.on_delivery(network, delivery)
+                });
+                match event.flatten() {
+                    Some(event) if self.is_up(event.to) => return Some(event),
+                    _ => continue,
+                }
+            }
             if !self.is_up(delivery.to) {
                 continue;
             }
@@ -279,6 +337,10 @@ impl NetworkState {
 
     pub(crate) fn send(&mut self, from: NodeId, to: NodeId, frame: Vec<u8>) {
         if !self.is_up(from) {
+            return;
+        }
+        if self.arbitrated.is_some() {
+            self.with_arbitrated(|arbitrated, network| arbitrated.send(network, from, to, frame));
             return;
         }
         let key = pair(from, to);
@@ -365,6 +427,7 @@ impl NetworkState {
                 event: TransportEvent::PeerConnected(from),
                 generation,
                 sequence: 0,
+                control: None,
             },
         );
         self.schedule(
@@ -374,6 +437,7 @@ impl NetworkState {
                 event: TransportEvent::PeerConnected(to),
                 generation,
                 sequence: 0,
+                control: None,
             },
         );
         true
@@ -382,6 +446,11 @@ impl NetworkState {
     /// Breaks the connection between `a` and `b`: frames in flight are lost, and each
     /// side in `notify` is told at once.
     pub(crate) fn break_connection(&mut self, a: NodeId, b: NodeId, notify: &[NodeId]) -> bool {
+        if let Some(broke) =
+            self.with_arbitrated(|arbitrated, network| arbitrated.break_pair(network, a, b))
+        {
+            return broke;
+        }
         if self.connections.remove(&pair(a, b)).is_none() {
             return false;
         }
@@ -414,6 +483,7 @@ impl NetworkState {
         if let Some(host) = self.hosts.get_mut(&node.address) {
             host.alive = false;
         }
+        self.with_arbitrated(|arbitrated, network| arbitrated.crash(network, node, reset));
         for peer in self.peers_of(node) {
             let notify: &[NodeId] = if reset { &[peer] } else { &[] };
             self.break_connection(node, peer, notify);
@@ -428,6 +498,7 @@ impl NetworkState {
     /// Lifts every partition and releases the frames they held, in order.
     pub(crate) fn heal_all(&mut self) {
         self.blocked.clear();
+        self.with_arbitrated(|arbitrated, network| arbitrated.heal(network));
         let now = self.time.now();
         let keys: Vec<Pair> = self.connections.keys().copied().collect();
         for key in keys {
@@ -451,6 +522,9 @@ impl NetworkState {
     }
 
     pub(crate) fn connection_count(&self) -> usize {
+        if let Some(arbitrated) = &self.arbitrated {
+            return arbitrated.open_connections();
+        }
         self.connections.len()
     }
 
@@ -478,15 +552,22 @@ impl Transport for SimTransport {
     }
 
     fn disconnect(&mut self, peer: NodeId) {
+        let local = self.local;
+        let mut state = self.network.state.borrow_mut();
+        if state
+            .with_arbitrated(|arbitrated, network| arbitrated.disconnect(network, local, peer))
+            .is_some()
+        {
+            return;
+        }
         // The caller handles its own side; the peer hears of it at once (a FIN).
-        self.network
-            .state
-            .borrow_mut()
-            .break_connection(self.local, peer, &[peer]);
+        state.break_connection(self.local, peer, &[peer]);
     }
 
     fn shutdown(&mut self) {
+        let local = self.local;
         let mut state = self.network.state.borrow_mut();
+        state.with_arbitrated(|arbitrated, network| arbitrated.shutdown(network, local));
         for peer in state.peers_of(self.local) {
             state.break_connection(self.local, peer, &[peer]);
         }

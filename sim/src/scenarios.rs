@@ -14,6 +14,7 @@ use hyperion::{
 use crate::world::{NodeOptions, Sim};
 
 mod agents;
+mod arbitration;
 mod registry;
 mod remote;
 mod silent;
@@ -168,6 +169,19 @@ const SCENARIOS: &[Scenario] = &[
             about: "3 nodes: a server paused as by SIGSTOP, a partition that holds frames without closing; peers report the silent node lost within the heartbeat bound, replies stay in order, and after healing every server answers within the liveness bound",
             run: silent::silent_failures,
             probes: &[],
+            known_defect: None,
+        },
+        Scenario {
+            name: "arbitration",
+            about: "4 nodes over connections made as TCP makes them, talking at the same moments: crossed dials, a silent crash (half-open ends), a break noticed late, a pause (a replace); both ends keep one and the same connection, replies in order",
+            run: arbitration::arbitration,
+            probes: &[
+                required("arbitration.crossed_dials_resolved"),
+                required("arbitration.half_open_detected"),
+                required("arbitration.delayed_close"),
+                optional("arbitration.crossed_dials"),
+                optional("arbitration.replaced"),
+            ],
             known_defect: None,
         },
 ];

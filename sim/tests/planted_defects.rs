@@ -212,3 +212,13 @@ fn a_name_kept_after_its_holder_died_is_caught() {
     drop(_defect);
     assert_eq!(run_checked(&mut Sim::new(seed), &registry), Ok(()));
 }
+
+#[test]
+fn a_crossed_dial_accepted_by_both_ends_is_caught_by_the_arbitration_checker() {
+    let _defect = plant(Defect::CrossedDialAccepted);
+    let arbitration = scenario("arbitration");
+    let (seed, why) = first_catch("crossed dial accepted", Sim::new, |_| {}, &arbitration);
+    assert!(why.contains("disagree"), "{why}");
+    drop(_defect);
+    assert_eq!(run_checked(&mut Sim::new(seed), &arbitration), Ok(()));
+}

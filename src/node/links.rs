@@ -88,13 +88,14 @@ impl NodeState {
             Some(relations) => {
                 // Most processes have one watcher at most: no room for four (`Vec`'s
                 // first growth) in a `spawn_monitor` loop.
-                // A monitor is recorded once on its target: one notification.
+                // A monitor is recorded once on its target: one notification. (Two
+                // nodes may hold equal references: each numbers its own.)
                 debug_assert!(
                     !relations
                         .monitored_by
                         .iter()
-                        .any(|(r, _)| *r == monitor_ref),
-                    "monitor {monitor_ref:?} recorded twice on {target}"
+                        .any(|(r, w)| *r == monitor_ref && w.node == watcher.node),
+                    "monitor {monitor_ref:?} of {watcher} recorded twice on {target}"
                 );
                 relations.monitored_by.reserve_exact(1);
                 relations.monitored_by.push((monitor_ref, watcher));
@@ -124,8 +125,12 @@ impl NodeState {
     fn forget_monitor(&mut self, monitor_ref: MonitorRef) {
         let target = monitor_ref.target;
         if target.node == self.id {
+            let local = self.id;
             if let Some(relations) = self.relations_of(target) {
-                relations.monitored_by.retain(|(r, _)| *r != monitor_ref);
+                // Only this node's: a remote watcher's reference may be equal.
+                relations
+                    .monitored_by
+                    .retain(|(r, watcher)| *r != monitor_ref || watcher.node != local);
             }
         } else if let Some(network) = &mut self.network {
             let peer = network.peer(target.node);

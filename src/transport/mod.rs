@@ -10,6 +10,7 @@
 //! delays, breaks, partitions and crashes, reproducibly) and the production TCP
 //! transport.
 
+pub mod arbitration;
 pub mod tcp;
 
 use std::net::SocketAddr;

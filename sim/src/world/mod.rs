@@ -375,6 +375,49 @@ impl Sim {
         self
     }
 
+    /// Makes connections as the TCP transport makes them, from now on (call it before the
+    /// nodes talk): each node dials its own connection, two dials of a pair can cross,
+    /// and the TCP transport's arbitration ([`hyperion::transport::arbitration`]) decides
+    /// which one the pair keeps; closes arrive late, behind the frames sent before them;
+    /// a break reaches each side after its own delay; a node that crashed silently leaves
+    /// its peers' connections half-open until they send or their heartbeats give up.
+    /// A world that two ends disagree on the kept connection reports a violation.
+    ///
+    /// Off by default: one shared connection per pair, closed at once, is faster and
+    /// keeps the traces of existing seeds.
+    ///
+    /// ```
+    /// let mut sim = hyperion_sim::Sim::new(1).arbitrated_connections();
+    /// let (a, b) = (sim.add_node(), sim.add_node());
+    /// let b_id = b.id();
+    /// let sent = sim.run_until(&a, move |p| async move {
+    ///     p.nsend_remote(b_id, "nobody", 1u8);
+    /// });
+    /// assert!(sent.is_ok());
+    /// ```
+    pub fn arbitrated_connections(mut self) -> Sim {
+        self.set_arbitrated_connections();
+        self
+    }
+
+    /// [`arbitrated_connections`](Sim::arbitrated_connections) on a world in use (a
+    /// scenario's), before its nodes talk.
+    pub fn set_arbitrated_connections(&mut self) {
+        self.network.state.borrow_mut().arbitrate();
+    }
+
+    /// With [`arbitrated_connections`](Sim::arbitrated_connections): the pairs of nodes
+    /// whose two ends now hold different connections as established (none once the
+    /// world is at rest).
+    pub fn arbitration_disagreements(&self) -> Vec<String> {
+        let network = self.network.state.borrow();
+        network
+            .arbitrated
+            .as_ref()
+            .map(|arbitrated| arbitrated.disagreements())
+            .unwrap_or_default()
+    }
+
     /// Breaks the simulator on purpose: jitter may reorder frames on a connection. Only
     /// for proving that the FIFO checker catches such a bug.
     #[doc(hidden)]

@@ -164,6 +164,14 @@ impl Sim {
         for detail in fifo {
             self.checkers.borrow_mut().on_frame_fifo(now, detail);
         }
+        let disagreements = self
+            .network
+            .state
+            .borrow_mut()
+            .take_arbitration_violations();
+        for detail in disagreements {
+            self.checkers.borrow_mut().on_arbitration(now, detail);
+        }
         for index in 0..self.nodes.len() {
             let sim_node = &self.nodes[index];
             if sim_node.crashed || sim_node.paused_until > now || sim_node.timers_late_until > now {

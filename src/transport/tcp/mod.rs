@@ -179,17 +179,9 @@ struct Limits {
 /// message and its prefix, so an unauthenticated connection's buffer stays small.
 const HANDSHAKE_READ_BYTES: usize = 2 * (HANDSHAKE_BYTES_MAX + LENGTH_PREFIX_BYTES);
 
-/// How frames reach a peer.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Route {
-    /// Our connection is being made; frames wait in the link.
-    Dialing(Token),
-    /// The peer declined our connection because it is dialing us; frames wait for its
-    /// connection until the deadline, then the peer is reported lost.
-    AwaitingInbound { deadline: Instant },
-    /// Frames go to this connection.
-    Established(Token),
-}
+/// How frames reach a peer: the arbitration's route (see [`crate::transport::arbitration`])
+/// over this transport's connections and wall-clock deadlines.
+type Route = crate::transport::arbitration::Route<Token, Instant>;
 
 struct PeerLink {
     route: Route,

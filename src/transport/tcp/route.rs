@@ -1,6 +1,7 @@
-//! Route arbitration: how frames reach a peer. Sending picks (or dials) the peer's route;
+//! Routes: how frames reach a peer. Sending picks (or dials) the peer's route;
 //! the handshake's verdicts decide which of two connections a pair of nodes keeps, and a
-//! connection that wins becomes the peer's route.
+//! connection that wins becomes the peer's route. The decisions are the sans-I/O
+//! [`Arbiter`]'s (shared with the simulator's network); this file applies them to sockets.
 
 use std::io;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use mio::Token;
 
 use super::connection::{Connection, Phase};
 use super::{PeerLink, Route, State};
+use crate::transport::arbitration::{Arbiter, Transition};
 use crate::transport::TransportEvent;
 use crate::types::id::NodeId;
 use crate::wire::framing::{FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
@@ -41,10 +43,11 @@ impl State {
         if !self.peers.contains_key(&peer) {
             match self.dial(peer) {
                 Ok(token) => {
+                    let dialing = Arbiter::new(self.local).dial(None, token);
                     self.peers.insert(
                         peer,
                         PeerLink {
-                            route: Route::Dialing(token),
+                            route: dialing.route.expect("a dial is a route"),
                             pending: FrameWriter::with_limit(self.limits.frame_bytes_max),
                         },
                     );
@@ -115,13 +118,10 @@ impl State {
     /// Breaks whatever links us to `peer` and reports it lost.
     pub(super) fn lose_peer(&mut self, peer: NodeId, why: &str, out: &mut Vec<TransportEvent>) {
         tracing::warn!(%peer, why, "connection broken");
-        if let Some(link) = self.peers.remove(&peer) {
-            match link.route {
-                Route::Dialing(token) | Route::Established(token) => {
-                    self.close(token);
-                }
-                Route::AwaitingInbound { .. } => {}
-            }
+        let route = self.peers.remove(&peer).map(|link| link.route);
+        let given_up = Arbiter::new(self.local).give_up(route, true);
+        if let Some(token) = given_up.actions.close {
+            self.close(token);
         }
         out.push(TransportEvent::PeerLost(peer));
     }
@@ -131,11 +131,9 @@ impl State {
             return;
         };
         tracing::info!(%peer, "disconnecting");
-        match link.route {
-            Route::Dialing(token) | Route::Established(token) => {
-                self.close(token);
-            }
-            Route::AwaitingInbound { .. } => {}
+        let given_up = Arbiter::new(self.local).give_up(Some(link.route), false);
+        if let Some(token) = given_up.actions.close {
+            self.close(token);
         }
     }
 
@@ -183,7 +181,9 @@ impl State {
             Ok(Step::Verdict { peer, verdict }) => self.on_verdict(token, peer, verdict, out),
             Ok(Step::Replace { peer }) => {
                 tracing::info!(%peer, "the peer reconnected: its previous connection is gone");
-                self.establish(token, peer, out);
+                let route = self.peers.get(&peer).map(|link| link.route);
+                let transition = Arbiter::new(self.local).on_replace(route, token);
+                self.establish(token, peer, transition, out);
             }
         }
     }
@@ -248,12 +248,11 @@ impl State {
         peer: NodeId,
         out: &mut Vec<TransportEvent>,
     ) {
-        let verdict = match self.peers.get(&peer).map(|link| link.route) {
-            None | Some(Route::AwaitingInbound { .. }) => Verdict::Accept,
-            // Both dialed at once: the connection initiated by the smaller id stays.
-            Some(Route::Dialing(_)) if self.local < peer => Verdict::Decline,
-            Some(Route::Dialing(_)) => Verdict::Accept,
-            Some(Route::Established(_)) => Verdict::Alive,
+        let route = self.peers.get(&peer).map(|link| link.route);
+        let transition = Arbiter::new(self.local).decide(peer, route, token);
+        let Some(verdict) = transition.actions.verdict else {
+            debug_assert!(false, "the acceptor always answers");
+            return;
         };
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
@@ -278,7 +277,7 @@ impl State {
         }
         self.queue_handshake_message(token, &message, out);
         match verdict {
-            Verdict::Accept => self.establish(token, peer, out),
+            Verdict::Accept => self.establish(token, peer, transition, out),
             Verdict::Decline => {
                 tracing::debug!(%peer, "simultaneous connection declined: ours is kept");
             }
@@ -296,33 +295,27 @@ impl State {
         verdict: Verdict,
         out: &mut Vec<TransportEvent>,
     ) {
+        let route = self.peers.get(&peer).map(|link| link.route);
+        let await_deadline = saturating_deadline(
+            self.limits
+                .connect_timeout
+                .saturating_add(self.limits.handshake_timeout),
+        );
+        let transition = Arbiter::new(self.local).on_verdict(route, token, verdict, await_deadline);
         match verdict {
-            Verdict::Accept => self.establish(token, peer, out),
+            Verdict::Accept => self.establish(token, peer, transition, out),
             Verdict::Decline => {
                 tracing::debug!(%peer, "the peer is dialing us at the same moment; waiting for it");
-                if let Some(link) = self.peers.get_mut(&peer) {
-                    if link.route == Route::Dialing(token) {
-                        link.route = Route::AwaitingInbound {
-                            deadline: saturating_deadline(
-                                self.limits
-                                    .connect_timeout
-                                    .saturating_add(self.limits.handshake_timeout),
-                            ),
-                        };
-                    }
+                if let (Some(link), Some(route)) = (self.peers.get_mut(&peer), transition.route) {
+                    link.route = route;
                 }
                 self.close(token);
             }
+            Verdict::Alive if !transition.actions.replace => {
+                tracing::debug!(%peer, "stale simultaneous connection closed");
+                self.close(token);
+            }
             Verdict::Alive => {
-                let has_other = matches!(
-                    self.peers.get(&peer).map(|link| link.route),
-                    Some(Route::Established(other)) if other != token
-                );
-                if has_other {
-                    tracing::debug!(%peer, "stale simultaneous connection closed");
-                    self.close(token);
-                    return;
-                }
                 let Some(connection) = self.connections.get_mut(&token) else {
                     return;
                 };
@@ -332,7 +325,7 @@ impl State {
                 match handshake.replace() {
                     Ok(message) => {
                         self.queue_handshake_message(token, &message, out);
-                        self.establish(token, peer, out);
+                        self.establish(token, peer, transition, out);
                     }
                     Err(err) => self.handshake_failed(token, &err, out),
                 }
@@ -340,30 +333,36 @@ impl State {
         }
     }
 
-    /// Makes `token` the connection of `peer`: frames waiting for the peer follow the
-    /// handshake, a superseded dial is closed silently, a superseded established
-    /// connection is reported lost first.
-    pub(super) fn establish(&mut self, token: Token, peer: NodeId, out: &mut Vec<TransportEvent>) {
+    /// Makes `token` the connection of `peer`, as the arbitration's `transition` says:
+    /// frames waiting for the peer follow the handshake, a superseded dial is closed
+    /// silently, a superseded established connection is reported lost first.
+    pub(super) fn establish(
+        &mut self,
+        token: Token,
+        peer: NodeId,
+        transition: Transition<Token, Instant>,
+        out: &mut Vec<TransportEvent>,
+    ) {
         if !self.connections.contains_key(&token) {
             return;
         }
+        debug_assert_eq!(transition.actions.establish, Some(token));
+        let route = transition.route.unwrap_or(Route::Established(token));
         let frame_bytes_max = self.limits.frame_bytes_max;
         let link = self.peers.entry(peer).or_insert_with(|| PeerLink {
-            route: Route::Established(token),
+            route,
             pending: FrameWriter::with_limit(frame_bytes_max),
         });
-        let previous = std::mem::replace(&mut link.route, Route::Established(token));
+        link.route = route;
         let pending = link.pending.take_pending();
-        match previous {
-            Route::Dialing(other) if other != token => {
+        if let Some(other) = transition.actions.close {
+            if transition.actions.lost {
+                self.close(other);
+                out.push(TransportEvent::PeerLost(peer));
+            } else {
                 tracing::debug!(%peer, "our own dial is superseded by the peer's connection");
                 self.close(other);
             }
-            Route::Established(other) if other != token => {
-                self.close(other);
-                out.push(TransportEvent::PeerLost(peer));
-            }
-            _ => {}
         }
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
