@@ -383,7 +383,7 @@ fn send_with_queues_in_place_and_refuses_an_overlong_body_without_breaking_anyth
     let mut b = Endpoint::new(config(), 2);
     let (a_id, b_id) = (a.id(), b.id());
     connect(&mut a, &mut b);
-    let mut write = |bytes: Vec<u8>| {
+    let write = |bytes: Vec<u8>| {
         move |out: &mut Vec<u8>| -> Result<(), WireError> {
             out.extend_from_slice(&bytes);
             Ok(())
