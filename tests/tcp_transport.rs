@@ -373,6 +373,62 @@ fn a_frame_over_the_limit_is_not_sent_and_breaks_the_connection() {
     assert_eq!(b.received_from(a_id).len(), 1);
 }
 
+/// Frames written in place by `send_with` arrive as sent ones do, in order with them;
+/// one that fails to encode or is over the limit is refused to the caller, and neither
+/// breaks the connection nor, to a new peer, opens one.
+#[test]
+fn send_with_queues_in_place_and_refuses_an_overlong_body_without_breaking_anything() {
+    use hyperion::wire::WireError;
+    let mut a = Endpoint::new(config().frame_bytes_max(1024), 1);
+    let mut b = Endpoint::new(config(), 2);
+    let (a_id, b_id) = (a.id(), b.id());
+    connect(&mut a, &mut b);
+    let write = |bytes: Vec<u8>| {
+        move |out: &mut Vec<u8>| -> Result<(), WireError> {
+            out.extend_from_slice(&bytes);
+            Ok(())
+        }
+    };
+    assert_eq!(
+        a.transport.send_with(b_id, &mut write(vec![1; 1024])),
+        Ok(())
+    );
+    assert!(matches!(
+        a.transport.send_with(b_id, &mut write(vec![2; 1025])),
+        Err(WireError::FrameTooLong {
+            length: 1025,
+            limit: 1024
+        })
+    ));
+    let refused = a.transport.send_with(b_id, &mut |out: &mut Vec<u8>| {
+        out.push(3);
+        Err(WireError::Encode("refused".into()))
+    });
+    assert_eq!(refused, Err(WireError::Encode("refused".into())));
+    a.send(b_id, b"after");
+    drive(&mut [&mut a, &mut b], |e| {
+        e[1].received_from(a_id).len() == 3
+    });
+    assert_eq!(
+        b.received_from(a_id),
+        [b"hello".to_vec(), vec![1; 1024], b"after".to_vec()]
+    );
+    assert_eq!(a.count(&TransportEvent::PeerLost(b_id)), 0);
+    assert_eq!(b.count(&TransportEvent::PeerLost(a_id)), 0);
+
+    // To a peer with no connection yet: refused before dialing.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = NodeId {
+        address: silent.local_addr().unwrap(),
+        incarnation: 1,
+    };
+    assert!(a
+        .transport
+        .send_with(peer, &mut write(vec![2; 1025]))
+        .is_err());
+    assert_eq!(a.transport.open_connections(), 1);
+}
+
 #[test]
 fn a_wrong_cookie_is_refused_while_a_good_peer_is_served() {
     let mut server = Endpoint::new(config(), 1);

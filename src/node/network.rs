@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::message::Message;
 use crate::transport::Transport;
 use crate::types::id::{MonitorRef, NodeId, ProcessId};
-use crate::wire::{encode_frame_limited, Control, Frame, WireError};
+use crate::wire::{encode_frame_into, Control, Frame, WireError};
 
 /// How often a node sends keep-alives to connected peers, unless configured.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -140,12 +140,14 @@ impl Network {
     /// A peer we send to is watched by the heartbeat from then on, even before it
     /// answers: a peer that died while the connection was being made is noticed too.
     pub(crate) fn send_frame(&mut self, node: NodeId, frame: &Frame) -> Result<(), WireError> {
-        let bytes = encode_frame_limited(frame, self.frame_bytes_max)?;
+        let limit = self.frame_bytes_max;
+        // Encoded straight into the transport's queue: no buffer per frame.
+        self.transport
+            .send_with(node, &mut |out| encode_frame_into(frame, out, limit))?;
         if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
             let now = self.clock.now();
             self.heard_from(node, now);
         }
-        self.transport.send(node, bytes);
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::types::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
-use crate::wire::{decode_frame_limited, Control, Frame, WireError};
+use crate::wire::{decode_frame_owned, Control, Frame, WireError};
 
 use super::event::NodeEvent;
 use super::local::{LocalNode, NodeState};
@@ -274,7 +274,7 @@ impl LocalNode {
                     limit = network.frame_bytes_max();
                 }
                 *heard = Some(peer);
-                match decode_frame_limited(&bytes, limit) {
+                match decode_frame_owned(bytes, limit) {
                     Ok(frame) => {
                         if matches!(frame, Frame::Control(_)) {
                             // Control may change anything about the peer.

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::task::Waker;
 
 use crate::types::id::NodeId;
-use crate::wire::FRAME_BYTES_MAX;
+use crate::wire::{WireError, FRAME_BYTES_MAX};
 
 /// What a transport reports to its node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,33 @@ pub trait Transport {
     /// Queues a frame body for `peer`, connecting first if there is no connection.
     /// Never blocks; a failure shows up later as [`TransportEvent::PeerLost`].
     fn send(&mut self, peer: NodeId, frame: Vec<u8>);
+
+    /// Queues a frame body for `peer` that `write` appends to the end of a buffer,
+    /// connecting first if there is no connection: a transport with a send queue of its
+    /// own has the body written straight into it, without a buffer per frame. If
+    /// `write` fails, or the body is longer than
+    /// [`frame_bytes_max`](Transport::frame_bytes_max), nothing is queued, no
+    /// connection is opened or touched, and the error is returned; otherwise the frame
+    /// goes as with [`send`](Transport::send), failures showing up later as
+    /// [`TransportEvent::PeerLost`]. The default writes into a fresh buffer and calls
+    /// `send`.
+    fn send_with(
+        &mut self,
+        peer: NodeId,
+        write: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), WireError>,
+    ) -> Result<(), WireError> {
+        let mut body = Vec::new();
+        write(&mut body)?;
+        let limit = self.frame_bytes_max();
+        if body.len() > limit {
+            return Err(WireError::FrameTooLong {
+                length: body.len() as u64,
+                limit,
+            });
+        }
+        self.send(peer, body);
+        Ok(())
+    }
 
     /// The longest frame body this transport sends and accepts. The node encodes and
     /// decodes every frame under this one limit and refuses a longer one before

@@ -262,6 +262,47 @@ impl FrameWriter {
         write_frame(&mut self.buffer, body, self.frame_bytes_max)
     }
 
+    /// Queues one frame whose body `write` appends to the outgoing buffer in place (no
+    /// buffer of its own per frame); returns the body's length. If `write` fails, or
+    /// the body is longer than the limit ([`WireError::FrameTooLong`]), nothing is
+    /// queued and the error is returned.
+    ///
+    /// ```
+    /// use hyperion::wire::{FrameReader, FrameWriter};
+    /// let mut writer = FrameWriter::new();
+    /// writer.push_with(|out| { out.extend_from_slice(b"hello"); Ok(()) }).unwrap();
+    /// let mut wire = Vec::new();
+    /// writer.write_to(&mut wire).unwrap();
+    /// let mut reader = FrameReader::new();
+    /// reader.push(&wire);
+    /// assert_eq!(reader.next_frame(), Ok(Some(b"hello".to_vec())));
+    /// ```
+    pub fn push_with<F>(&mut self, write: F) -> Result<usize, WireError>
+    where
+        F: FnOnce(&mut Vec<u8>) -> Result<(), WireError>,
+    {
+        let start = self.buffer.len();
+        self.buffer.extend_from_slice(&[0; LENGTH_PREFIX_BYTES]);
+        let body_start = self.buffer.len();
+        if let Err(err) = write(&mut self.buffer) {
+            self.buffer.truncate(start);
+            return Err(err);
+        }
+        let body_len = self.buffer.len() - body_start;
+        let limit = self.frame_bytes_max.min(PREFIX_LIMIT_MAX);
+        if body_len > limit {
+            self.buffer.truncate(start);
+            return Err(WireError::FrameTooLong {
+                length: body_len as u64,
+                limit,
+            });
+        }
+        // Fits in the prefix: the limit is at most `u32::MAX`.
+        let prefix = (body_len as u32).to_be_bytes();
+        self.buffer[start..body_start].copy_from_slice(&prefix);
+        Ok(body_len)
+    }
+
     /// Queues bytes that are already framed (another writer's
     /// [`take_pending`](FrameWriter::take_pending)).
     pub fn push_framed(&mut self, framed: &[u8]) {
@@ -544,6 +585,49 @@ mod tests {
         assert_eq!(sink.taken, [0, 0, 0]);
         assert_eq!(rest, [6, b'a', b'b', b'c', b'd', b'e', b'f']);
         assert!(writer.is_empty());
+    }
+
+    #[test]
+    fn a_frame_written_in_place_is_framed_as_a_pushed_one() {
+        let mut writer = FrameWriter::with_limit(300);
+        writer.push(b"first").unwrap();
+        let written = writer
+            .push_with(|out| {
+                out.extend_from_slice(&[5; 300]);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(written, 300);
+        writer.push(b"").unwrap();
+        let mut wire = Vec::new();
+        writer.write_to(&mut wire).unwrap();
+        assert_eq!(wire, framed(&[b"first", &[5; 300], b""]));
+    }
+
+    #[test]
+    fn a_frame_written_in_place_over_the_limit_or_failing_leaves_the_queue_as_it_was() {
+        let mut writer = FrameWriter::with_limit(4);
+        writer.push(b"ok").unwrap();
+        let too_long = writer.push_with(|out| {
+            out.extend_from_slice(b"too long");
+            Ok(())
+        });
+        assert_eq!(
+            too_long,
+            Err(WireError::FrameTooLong {
+                length: 8,
+                limit: 4
+            })
+        );
+        let failed = writer.push_with(|out| {
+            out.push(1);
+            Err(WireError::Encode("refused".into()))
+        });
+        assert_eq!(failed, Err(WireError::Encode("refused".into())));
+        assert_eq!(writer.pending_len(), 6);
+        let mut wire = Vec::new();
+        writer.write_to(&mut wire).unwrap();
+        assert_eq!(wire, framed(&[b"ok"]));
     }
 
     #[test]

@@ -15,8 +15,8 @@ pub mod framing;
 pub mod handshake;
 
 pub use frame::{
-    decode_frame, decode_frame_limited, encode_frame, encode_frame_limited, Control, Frame,
-    WireError, FRAME_BYTES_MAX,
+    decode_frame, decode_frame_limited, decode_frame_owned, encode_frame, encode_frame_into,
+    encode_frame_limited, Control, Frame, WireError, FRAME_BYTES_MAX,
 };
 pub use framing::{write_frame, FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
 pub use handshake::{Cookie, Handshake, HandshakeError};

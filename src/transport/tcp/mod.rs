@@ -144,6 +144,7 @@ use crate::transport::{Transport, TransportEvent};
 use crate::types::id::NodeId;
 use crate::wire::framing::{FrameWriter, LENGTH_PREFIX_BYTES};
 use crate::wire::handshake::{Cookie, CookieError, HANDSHAKE_BYTES_MAX};
+use crate::wire::WireError;
 
 /// Bytes read from one connection for one readable event (or one timer turn) at most;
 /// the rest waits for the next turn.
@@ -394,6 +395,20 @@ impl Transport for TcpTransport {
         state.pending_events = events;
         state.check_routes();
         state.wake_waiters_with_room();
+    }
+
+    fn send_with(
+        &mut self,
+        peer: NodeId,
+        write: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), WireError>,
+    ) -> Result<(), WireError> {
+        let mut state = self.state.borrow_mut();
+        let mut events = std::mem::take(&mut state.pending_events);
+        let sent = state.send_with(peer, write, &mut events);
+        state.pending_events = events;
+        state.check_routes();
+        state.wake_waiters_with_room();
+        sent
     }
 
     fn frame_bytes_max(&self) -> usize {

@@ -16,19 +16,13 @@ use crate::transport::TransportEvent;
 use crate::types::id::NodeId;
 use crate::wire::framing::{FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
 use crate::wire::handshake::{HandshakeError, Step, Verdict, HANDSHAKE_BYTES_MAX};
+use crate::wire::WireError;
 
 impl State {
+    /// Queues an encoded frame body for `peer`; one over the frame limit breaks the
+    /// connection (the node refuses such frames before they get here).
     pub(super) fn send(&mut self, peer: NodeId, body: &[u8], out: &mut Vec<TransportEvent>) {
-        if self.shut_down {
-            tracing::debug!(%peer, "frame dropped: the transport is shut down");
-            return;
-        }
-        if peer == self.local {
-            tracing::warn!(%peer, "frame to this node's own id dropped; nodes do not dial themselves");
-            out.push(TransportEvent::PeerLost(peer));
-            return;
-        }
-        if body.len() > self.limits.frame_bytes_max {
+        if !self.shut_down && peer != self.local && body.len() > self.limits.frame_bytes_max {
             self.lose_peer(
                 peer,
                 &format!(
@@ -40,7 +34,39 @@ impl State {
             );
             return;
         }
+        let _ = self.send_with(
+            peer,
+            &mut |buffer| {
+                buffer.extend_from_slice(body);
+                Ok(())
+            },
+            out,
+        );
+    }
+
+    /// Queues a frame body that `write` appends straight to the peer's queue (see
+    /// [`Transport::send_with`](crate::transport::Transport::send_with)): a body that
+    /// fails to encode or is over the frame limit is not queued, no connection is
+    /// opened or touched, and the error is returned.
+    pub(super) fn send_with(
+        &mut self,
+        peer: NodeId,
+        write: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), WireError>,
+        out: &mut Vec<TransportEvent>,
+    ) -> Result<(), WireError> {
+        if self.shut_down {
+            tracing::debug!(%peer, "frame dropped: the transport is shut down");
+            return Ok(());
+        }
+        if peer == self.local {
+            tracing::warn!(%peer, "frame to this node's own id dropped; nodes do not dial themselves");
+            out.push(TransportEvent::PeerLost(peer));
+            return Ok(());
+        }
         if !self.peers.contains_key(&peer) {
+            // Encoded before dialing: a frame refused opens no connection.
+            let mut pending = FrameWriter::with_limit(self.limits.frame_bytes_max);
+            pending.push_with(write)?;
             match self.dial(peer) {
                 Ok(token) => {
                     let dialing = Arbiter::new(self.local).dial(None, token);
@@ -48,20 +74,20 @@ impl State {
                         peer,
                         PeerLink {
                             route: dialing.route.expect("a dial is a route"),
-                            pending: FrameWriter::with_limit(self.limits.frame_bytes_max),
+                            pending,
                         },
                     );
                 }
                 Err(err) => {
                     tracing::info!(%peer, %err, "cannot connect");
                     out.push(TransportEvent::PeerLost(peer));
-                    return;
                 }
             }
+            return Ok(());
         }
         let queued_max = self.limits.queued_bytes_max;
         let Some(link) = self.peers.get_mut(&peer) else {
-            return;
+            return Ok(());
         };
         let queue = match link.route {
             Route::Established(token) => match self.connections.get_mut(&token) {
@@ -74,21 +100,19 @@ impl State {
             Route::Dialing(_) | Route::AwaitingInbound { .. } => &mut link.pending,
         };
         let queued = queue.pending_len();
-        if queued + LENGTH_PREFIX_BYTES + body.len() > queued_max {
+        let body_len = queue.push_with(write)?;
+        if queued + LENGTH_PREFIX_BYTES + body_len > queued_max {
+            // The queue goes with the connection: the frame is not sent.
             self.lose_peer(
                 peer,
                 &format!(
-                    "{queued} bytes already queued; a frame of {} more exceeds the limit of \
-                     {queued_max}",
-                    body.len()
+                    "{queued} bytes already queued; a frame of {body_len} more exceeds the \
+                     limit of {queued_max}"
                 ),
                 out,
             );
-            return;
         }
-        if let Err(err) = queue.push(body) {
-            self.lose_peer(peer, &format!("frame refused: {err}"), out);
-        }
+        Ok(())
     }
 
     /// Starts a non-blocking connect to `peer`.
