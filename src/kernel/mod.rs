@@ -6,4 +6,6 @@
 
 mod table;
 
-pub(crate) use table::{Abandoned, ExitHook, ProcessFuture, ProcessSlot, ProcessTable, Relations};
+pub(crate) use table::{
+    Abandoned, ExitHook, LocalMonitor, ProcessFuture, ProcessSlot, ProcessTable, Relations,
+};

@@ -408,10 +408,7 @@ impl LocalNode {
                 }
             }
             Control::Unmonitor { monitor_ref } => {
-                let mut state = self.state();
-                if let Some(relations) = state.relations_of(monitor_ref.target) {
-                    relations.monitored_by.retain(|(r, _)| *r != monitor_ref);
-                }
+                self.state().remove_watcher(monitor_ref, false);
             }
             Control::Link { linker, target } => {
                 let mut state = self.state();
