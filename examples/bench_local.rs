@@ -328,7 +328,11 @@ async fn timed(run: impl std::future::Future<Output = ()>) -> Timed {
 fn best_of_timed(runs: usize, mut measure: impl FnMut() -> Timed) -> Timed {
     let timings: Vec<Timed> = (0..runs).map(|_| measure()).collect();
     Timed {
-        wall: timings.iter().map(|t| t.wall).min().expect("at least one run"),
+        wall: timings
+            .iter()
+            .map(|t| t.wall)
+            .min()
+            .expect("at least one run"),
         cpu: timings.iter().map(|t| t.cpu).min().flatten(),
     }
 }

@@ -275,7 +275,10 @@ mod tests {
                 .processes
                 .get(TaskId::from_u64(target.local))
                 .expect("target alive");
-            assert!(slot.relations.is_none(), "relations allocated for a monitor");
+            assert!(
+                slot.relations.is_none(),
+                "relations allocated for a monitor"
+            );
         }
         node.send_as(target, target, 1u8);
         while node.run_next() {}
