@@ -19,6 +19,7 @@
 //! cargo run --release --example bench_local            # everything
 //! cargo run --release --example bench_local messages   # 1. alone
 //! cargo run --release --example bench_local monitors   # 4. alone
+//! cargo run --release --example bench_local monitors 100000   # 4. at one size
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -76,9 +77,18 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn main() {
     let node = Node::new().expect("start a node");
-    // `bench_local monitors` runs the spawn_monitor benchmark alone.
+    // `bench_local monitors [N ...]` runs the spawn_monitor benchmark alone, at the
+    // default sizes or those given.
     if std::env::args().nth(1).as_deref() == Some("monitors") {
-        spawn_monitor_figures(&node);
+        let sizes: Vec<u64> = std::env::args()
+            .skip(2)
+            .map(|size| size.parse().expect("a process count"))
+            .collect();
+        if sizes.is_empty() {
+            spawn_monitor_figures(&node, &MONITORED_SPAWNS);
+        } else {
+            spawn_monitor_figures(&node, &sizes);
+        }
         return;
     }
     // `bench_local messages` runs the message benchmarks alone.
@@ -117,7 +127,7 @@ fn main() {
         bytes / 1024.0
     );
 
-    spawn_monitor_figures(&node);
+    spawn_monitor_figures(&node, &MONITORED_SPAWNS);
 }
 
 /// A message type too large to be held in the envelope: it is boxed.
@@ -235,12 +245,12 @@ fn envelope_cast_figures() {
     );
 }
 
-fn spawn_monitor_figures(node: &Node) {
-    for count in MONITORED_SPAWNS {
-        let monitored = best_of(3, || hyperion_spawn_monitors(node, count));
-        let plain = best_of(3, || hyperion_spawns_of(node, count));
-        let monitored_each = monitored.as_secs_f64() / count as f64 * 1e6;
-        let plain_each = plain.as_secs_f64() / count as f64 * 1e6;
+fn spawn_monitor_figures(node: &Node, sizes: &[u64]) {
+    for &count in sizes {
+        let monitored = best_of_timed(3, || hyperion_spawn_monitors(node, count));
+        let plain = best_of_timed(3, || hyperion_spawns_of(node, count));
+        let monitored_each = monitored.wall.as_secs_f64() / count as f64 * 1e6;
+        let plain_each = plain.wall.as_secs_f64() / count as f64 * 1e6;
         let erlang = erlang_spawn_monitors(count)
             .map(|erlang_each| {
                 format!(
@@ -252,37 +262,111 @@ fn spawn_monitor_figures(node: &Node) {
         println!(
             "spawn_monitor x{count:<9} hyperion {monitored_each:>6.3} us/process (until the last notification) | spawn+exit without monitor {plain_each:>6.3} us/process{erlang} (target <= 1 us at 100000)"
         );
+        if let (Some(monitored_cpu), Some(plain_cpu)) = (monitored.cpu, plain.cpu) {
+            println!(
+                "  node thread's CPU time: spawn_monitor {:>6.3} us/process | spawn+exit {:>6.3} us/process",
+                monitored_cpu.as_secs_f64() / count as f64 * 1e6,
+                plain_cpu.as_secs_f64() / count as f64 * 1e6,
+            );
+        }
+    }
+}
+
+/// A run's wall-clock time, and the CPU time its thread got (where the system says):
+/// on a shared machine the wall clock also counts the time other programs ran.
+#[derive(Clone, Copy)]
+struct Timed {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+/// The CPU time the calling thread has run so far (`CLOCK_THREAD_CPUTIME_ID`, which
+/// the C library std links already provides; Linux on 64-bit targets only).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn thread_cpu_time() -> Option<Duration> {
+    #[repr(C)]
+    struct Timespec {
+        seconds: i64,
+        nanoseconds: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut time = Timespec {
+        seconds: 0,
+        nanoseconds: 0,
+    };
+    // SAFETY: `time` is a valid `struct timespec` (two 64-bit fields on these targets).
+    let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    (status == 0).then(|| {
+        Duration::new(
+            u64::try_from(time.seconds).unwrap_or(0),
+            u32::try_from(time.nanoseconds).unwrap_or(0),
+        )
+    })
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
+}
+
+/// Times `run` by the wall clock and by its thread's CPU time.
+async fn timed(run: impl std::future::Future<Output = ()>) -> Timed {
+    let cpu_before = thread_cpu_time();
+    let started = Instant::now();
+    run.await;
+    let wall = started.elapsed();
+    let cpu = thread_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    Timed { wall, cpu }
+}
+
+/// The best of `runs` timings, each figure on its own.
+fn best_of_timed(runs: usize, mut measure: impl FnMut() -> Timed) -> Timed {
+    let timings: Vec<Timed> = (0..runs).map(|_| measure()).collect();
+    Timed {
+        wall: timings
+            .iter()
+            .map(|t| t.wall)
+            .min()
+            .expect("at least one run"),
+        cpu: timings.iter().map(|t| t.cpu).min().flatten(),
     }
 }
 
 /// `count` children spawned and monitored, each returning at once; the clock stops at
 /// the last notification.
-fn hyperion_spawn_monitors(node: &Node, count: u64) -> Duration {
+fn hyperion_spawn_monitors(node: &Node, count: u64) -> Timed {
     node.run(move |p| async move {
-        let started = Instant::now();
-        for _ in 0..count {
-            p.spawn_monitor(|_| async {});
-        }
-        for _ in 0..count {
-            let _: ProcessMonitorNotification = p.expect().await;
-        }
-        started.elapsed()
+        timed(async {
+            for _ in 0..count {
+                p.spawn_monitor(|_| async {});
+            }
+            for _ in 0..count {
+                let _: ProcessMonitorNotification = p.expect().await;
+            }
+        })
+        .await
     })
     .expect("benchmark process")
 }
 
 /// [`hyperion_spawns`] for `count` processes.
-fn hyperion_spawns_of(node: &Node, count: u64) -> Duration {
+fn hyperion_spawns_of(node: &Node, count: u64) -> Timed {
     node.run(move |p| async move {
-        let started = Instant::now();
-        for _ in 0..count {
-            p.spawn_local(|_| async {});
-        }
-        p.yield_now().await;
-        while p.local_node().process_count() > 1 {
+        timed(async {
+            for _ in 0..count {
+                p.spawn_local(|_| async {});
+            }
             p.yield_now().await;
-        }
-        started.elapsed()
+            while p.local_node().process_count() > 1 {
+                p.yield_now().await;
+            }
+        })
+        .await
     })
     .expect("benchmark process")
 }

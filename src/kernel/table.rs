@@ -31,14 +31,31 @@ pub(crate) struct ProcessSlot {
     /// Set when the process must die at its next turn (killed, an exit signal, a link).
     pub(crate) doom: Option<DiedReason>,
     pub(crate) trap_exits: bool,
+    /// The oldest monitor on this process, if its watcher is a local process and no
+    /// older monitor is still recorded in [`Relations::monitored_by`]. Most monitored
+    /// processes have one watcher, here: a `spawn_monitor` child needs no
+    /// [`Relations`] at all (their allocation was most of what a monitor cost).
+    pub(crate) first_monitor: Option<LocalMonitor>,
     /// Allocated on first use: most processes never link, monitor or register.
     pub(crate) relations: Option<Box<Relations>>,
+}
+
+/// A monitor held on its target's slot ([`ProcessSlot::first_monitor`]): the target
+/// is the slot's process and the watcher a process of the same node, so two numbers
+/// say it all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LocalMonitor {
+    /// The monitor's id ([`MonitorRef::id`]).
+    pub(crate) id: u64,
+    /// The watcher's local number ([`ProcessId::local`]).
+    pub(crate) watcher: u64,
 }
 
 /// Who cares about a process, and whom it cares about; everything to undo at death.
 #[derive(Default)]
 pub(crate) struct Relations {
-    /// Monitors on this process: (reference, the watcher).
+    /// Monitors on this process: (reference, the watcher), in creation order, all
+    /// younger than [`ProcessSlot::first_monitor`] if that is set.
     pub(crate) monitored_by: Vec<(MonitorRef, ProcessId)>,
     /// Processes linked to this one: they get a link signal when it dies.
     pub(crate) linked_by: Vec<ProcessId>,
@@ -210,20 +227,104 @@ mod tests {
 
     use crate::clock::SystemClock;
     use crate::runtime::blocking::Inline;
-    use crate::{LocalNode, NodeEnv, NodeId};
+    use crate::runtime::TaskId;
+    use crate::{DiedReason, LocalNode, NodeEnv, NodeId, ProcessMonitorNotification};
+
+    fn test_node() -> LocalNode {
+        let id = NodeId {
+            address: "127.0.0.1:1".parse().unwrap(),
+            incarnation: 1,
+        };
+        LocalNode::new(
+            id,
+            NodeEnv::new(Rc::new(SystemClock::new()), 7, Rc::new(Inline)),
+        )
+    }
+
+    /// The notifications queued for `watcher`, in order: (monitor id, reason).
+    fn notifications(node: &LocalNode, watcher: crate::ProcessId) -> Vec<(u64, DiedReason)> {
+        let mut state = node.state();
+        let slot = state
+            .kernel
+            .slot_mut(TaskId::from_u64(watcher.local))
+            .expect("watcher alive");
+        slot.mailbox
+            .iter_mut()
+            .filter_map(|m| m.peek::<ProcessMonitorNotification>())
+            .map(|n| (n.monitor_ref.id, n.reason.clone()))
+            .collect()
+    }
+
+    /// A process monitored by one local watcher (a `spawn_monitor` child) keeps the
+    /// monitor in its slot: no relations are allocated for it, and the monitor still
+    /// fires exactly once.
+    #[test]
+    fn a_local_monitor_is_held_in_its_target_slot_without_relations() {
+        let node = test_node();
+        let watcher = node.spawn(|p| async move {
+            p.expect::<u8>().await;
+        });
+        let target = node.spawn(|p| async move {
+            p.expect::<u8>().await;
+        });
+        while node.run_next() {}
+        let monitor_ref = node.state().monitor(watcher, target);
+        {
+            let state = node.state();
+            let slot = state
+                .kernel
+                .slot(TaskId::from_u64(target.local))
+                .expect("target alive");
+            assert!(
+                slot.relations.is_none(),
+                "relations allocated for a monitor"
+            );
+        }
+        node.send_as(target, target, 1u8);
+        while node.run_next() {}
+        assert!(!node.is_alive(target));
+        assert_eq!(
+            notifications(&node, watcher),
+            vec![(monitor_ref.id, DiedReason::Normal)]
+        );
+    }
+
+    /// Monitors on one target fire in creation order, whichever are held in the slot
+    /// and whichever in the list, and an unmonitored one (slot or list) never fires.
+    #[test]
+    fn monitors_on_one_target_fire_in_creation_order_after_unmonitors() {
+        let node = test_node();
+        let watcher = node.spawn(|p| async move {
+            p.expect::<u8>().await;
+        });
+        let target = node.spawn(|p| async move {
+            p.expect::<u8>().await;
+        });
+        while node.run_next() {}
+        let mut state = node.state();
+        let first = state.monitor(watcher, target);
+        let second = state.monitor(watcher, target);
+        state.unmonitor(watcher, first);
+        let third = state.monitor(watcher, target);
+        let fourth = state.monitor(watcher, target);
+        state.unmonitor(watcher, third);
+        drop(state);
+        node.send_as(target, target, 1u8);
+        while node.run_next() {}
+        assert_eq!(
+            notifications(&node, watcher),
+            vec![
+                (second.id, DiedReason::Normal),
+                (fourth.id, DiedReason::Normal)
+            ]
+        );
+    }
 
     /// A spawn/exit loop in a slot near the end of its generations never hands out an
     /// id twice, and an old id never names a new process.
     #[test]
     fn process_ids_are_not_reused_when_a_slot_generation_runs_out() {
-        let id = NodeId {
-            address: "127.0.0.1:1".parse().unwrap(),
-            incarnation: 1,
-        };
-        let node = LocalNode::new(
-            id,
-            NodeEnv::new(Rc::new(SystemClock::new()), 7, Rc::new(Inline)),
-        );
+        let node = test_node();
         node.state()
             .kernel
             .start_next_slot_at_generation(u32::MAX - 2);

@@ -12,7 +12,7 @@
 
 use super::event::NodeEvent;
 use super::local::NodeState;
-use crate::kernel::{Abandoned, ExitHook, Relations};
+use crate::kernel::{Abandoned, ExitHook, LocalMonitor, Relations};
 use crate::message::Message;
 use crate::runtime::TaskId;
 use crate::types::exit::ExitReason;
@@ -84,23 +84,65 @@ impl NodeState {
         monitor_ref: MonitorRef,
         watcher: ProcessId,
     ) {
-        match self.relations_of(target) {
-            Some(relations) => {
-                // Most processes have one watcher at most: no room for four (`Vec`'s
-                // first growth) in a `spawn_monitor` loop.
-                // A monitor is recorded once on its target: one notification. (Two
-                // nodes may hold equal references: each numbers its own.)
-                debug_assert!(
-                    !relations
-                        .monitored_by
-                        .iter()
-                        .any(|(r, w)| *r == monitor_ref && w.node == watcher.node),
-                    "monitor {monitor_ref:?} of {watcher} recorded twice on {target}"
-                );
-                relations.monitored_by.reserve_exact(1);
-                relations.monitored_by.push((monitor_ref, watcher));
-            }
-            None => self.notify_monitor(watcher, monitor_ref, DiedReason::UnknownProcess),
+        debug_assert_eq!(monitor_ref.target, target, "a monitor names its target");
+        let here = self.id;
+        let slot = self
+            .local_task(target)
+            .and_then(|task| self.kernel.slot_mut(task));
+        let Some(slot) = slot else {
+            self.notify_monitor(watcher, monitor_ref, DiedReason::UnknownProcess);
+            return;
+        };
+        // A monitor is recorded once on its target: one notification. (Two nodes may
+        // hold equal references: each numbers its own.)
+        debug_assert!(
+            slot.first_monitor
+                .is_none_or(|m| m.id != monitor_ref.id || watcher.node != here)
+                && slot.relations.as_ref().is_none_or(|relations| !relations
+                    .monitored_by
+                    .iter()
+                    .any(|(r, w)| *r == monitor_ref && w.node == watcher.node)),
+            "monitor {monitor_ref:?} of {watcher} recorded twice on {target}"
+        );
+        // The slot holds the oldest monitor only, so that notifications still go out
+        // in creation order: slot first, then the list.
+        let older_listed = slot
+            .relations
+            .as_ref()
+            .is_some_and(|relations| !relations.monitored_by.is_empty());
+        if watcher.node == here && slot.first_monitor.is_none() && !older_listed {
+            slot.first_monitor = Some(LocalMonitor {
+                id: monitor_ref.id,
+                watcher: watcher.local,
+            });
+            return;
+        }
+        let relations = slot.relations();
+        // Most processes have one watcher at most: no room for four (`Vec`'s first
+        // growth) for a second one.
+        relations.monitored_by.reserve_exact(1);
+        relations.monitored_by.push((monitor_ref, watcher));
+    }
+
+    /// Removes the monitor `monitor_ref` of a watcher on `watcher_node` from its local
+    /// target (if that is alive). Monitor ids are unique per node only: the watcher's
+    /// node tells apart two monitors that share one.
+    pub(crate) fn remove_watcher(&mut self, monitor_ref: MonitorRef, watcher_node: NodeId) {
+        let here = self.id;
+        let Some(slot) = self
+            .local_task(monitor_ref.target)
+            .and_then(|task| self.kernel.slot_mut(task))
+        else {
+            return;
+        };
+        if watcher_node == here && slot.first_monitor.is_some_and(|m| m.id == monitor_ref.id) {
+            slot.first_monitor = None;
+            return;
+        }
+        if let Some(relations) = slot.relations.as_mut() {
+            relations
+                .monitored_by
+                .retain(|(r, watcher)| *r != monitor_ref || watcher.node != watcher_node);
         }
     }
 
@@ -125,13 +167,7 @@ impl NodeState {
     fn forget_monitor(&mut self, monitor_ref: MonitorRef) {
         let target = monitor_ref.target;
         if target.node == self.id {
-            let local = self.id;
-            if let Some(relations) = self.relations_of(target) {
-                // Only this node's: a remote watcher's reference may be equal.
-                relations
-                    .monitored_by
-                    .retain(|(r, watcher)| *r != monitor_ref || watcher.node != local);
-            }
+            self.remove_watcher(monitor_ref, self.id);
         } else if let Some(network) = &mut self.network {
             let peer = network.peer(target.node);
             peer.monitors.retain(|(r, _)| *r != monitor_ref);
@@ -458,9 +494,22 @@ impl NodeState {
     pub(crate) fn release_relations(
         &mut self,
         pid: ProcessId,
-        relations: Relations,
+        first_monitor: Option<LocalMonitor>,
+        relations: Option<Box<Relations>>,
         reason: &DiedReason,
     ) -> Vec<ExitHook> {
+        // The slot's monitor is older than the listed ones: it is notified first.
+        if let Some(LocalMonitor { id, watcher }) = first_monitor {
+            let monitor_ref = MonitorRef { target: pid, id };
+            let watcher = ProcessId {
+                node: self.id,
+                local: watcher,
+            };
+            self.notify_monitor(watcher, monitor_ref, reason.clone());
+        }
+        let Some(relations) = relations else {
+            return Vec::new();
+        };
         let Relations {
             monitored_by,
             linked_by,
@@ -472,7 +521,7 @@ impl NodeState {
             peer_epochs,
             exit_catchers: _,
             abandoned: _,
-        } = relations;
+        } = *relations;
         // Every monitor and link recorded on a process names it as target: the
         // notifications below go out for this process only, once per watcher.
         debug_assert!(

@@ -296,6 +296,7 @@ impl LocalNode {
             mailbox_removals: 0,
             doom: None,
             trap_exits: false,
+            first_monitor: None,
             relations: None,
         });
         let pid = ProcessId {
@@ -509,9 +510,12 @@ impl LocalNode {
         let pid = slot.pid;
         self.state().mx_process_died(&pid, &reason); // mx hook
         tracing::trace!(%pid, %reason, "process died");
-        let hooks = match slot.relations.take() {
-            Some(relations) => self.state().release_relations(pid, *relations, &reason),
-            None => Vec::new(),
+        let hooks = match (slot.first_monitor.take(), slot.relations.take()) {
+            (None, None) => Vec::new(),
+            (first_monitor, relations) => {
+                self.state()
+                    .release_relations(pid, first_monitor, relations, &reason)
+            }
         };
         // Queued messages are user values too; their destructors must not unwind here.
         if let Some(panic) = drop_catching(slot) {

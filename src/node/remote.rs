@@ -432,14 +432,9 @@ impl LocalNode {
                 }
             }
             Control::Unmonitor { monitor_ref } => {
-                let mut state = self.state();
-                if let Some(relations) = state.relations_of(monitor_ref.target) {
-                    // Only the sender's: each node numbers its references itself, so
-                    // another node's (or this node's own) monitor may have an equal one.
-                    relations
-                        .monitored_by
-                        .retain(|(r, watcher)| *r != monitor_ref || watcher.node != peer);
-                }
+                // Only the sender's: each node numbers its references itself, so
+                // another node's (or this node's own) monitor may have an equal one.
+                self.state().remove_watcher(monitor_ref, peer);
             }
             Control::Link { linker, target } => {
                 let mut state = self.state();
