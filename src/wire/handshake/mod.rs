@@ -167,10 +167,10 @@ pub enum HandshakeError {
     /// one protocol version (see [`BuildId::compatible`]): their messages may encode
     /// differently.
     BuildMismatch {
-        /// This node's build.
-        ours: BuildId,
+        /// This node's build (boxed: the error stays small on every other path).
+        ours: Box<BuildId>,
         /// The peer's build.
-        theirs: BuildId,
+        theirs: Box<BuildId>,
         /// Who the peer claimed to be (not proven: the hello comes before the proofs).
         claimed: NodeId,
     },
@@ -466,8 +466,8 @@ impl Handshake {
         // and both sides see the mismatch (each checks the other's hello).
         if !self.build.compatible(&hello.build) {
             return Err(HandshakeError::BuildMismatch {
-                ours: self.build.clone(),
-                theirs: hello.build,
+                ours: Box::new(self.build.clone()),
+                theirs: Box::new(hello.build),
                 claimed: hello.node,
             });
         }

@@ -326,10 +326,10 @@ fn builds_declaring_one_protocol_version_complete_the_handshake() {
         .with_build(BuildId::named("aaaa").with_protocol(4));
     let mut a = Handshake::accept(id(2000, 2), cookie(), Nonce([2; 32]))
         .with_build(BuildId::named("bbbb").with_protocol(4));
-    assert!(a.receive(&i.hello().to_vec()).is_ok());
+    assert!(a.receive(i.hello()).is_ok());
     let Ok(Step::Hello {
         reply: Some(proof), ..
-    }) = i.receive(&a.hello().to_vec())
+    }) = i.receive(a.hello())
     else {
         panic!("the initiator refused a build of the same protocol version");
     };
