@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 /// Which build of the program a node runs: a hash of its executable (or a value set in
 /// its configuration), hyperion's version, and an optional protocol version that the
 /// user bumps by hand to declare builds compatible on purpose.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct BuildId {
     /// The executable's SHA-256 in hex (or a name chosen by whoever set it).
     pub hash: String,

@@ -11,6 +11,7 @@
 //! any other is boxed. Both leave the envelope through checked downcasts: no `unsafe`.
 
 mod inline;
+mod shape;
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -36,23 +37,66 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Serializable for T {}
 
 /// A stable identifier of a message type.
 ///
-/// Equal for one type in every process of one build, different between types:
-/// it is a 64-bit FNV-1a hash of the type's full path (`std::any::type_name`), which
-/// unlike `TypeId` does not change between processes. Two builds that name a type
-/// differently (a renamed module, another crate version) do not interoperate.
+/// Equal for one type in every process of one build, different between types: it is
+/// a 64-bit FNV-1a hash of the type's full path (`std::any::type_name`), which unlike
+/// `TypeId` does not change between processes, and of the shape of its serde encoding
+/// (its fields in order, its variants and their payloads), so that two builds in which
+/// a type of one name gained, lost or reordered a field do not take each other's
+/// messages for that type. The shape is traced once per type and process, then cached
+/// (see [`Fingerprint::of`]). Two builds that name a type differently (a renamed
+/// module, another crate version) do not interoperate.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Fingerprint(pub u64);
 
 impl Fingerprint {
-    /// The fingerprint of `T`.
+    /// The fingerprint of `T`: its name and the shape of its serde encoding. The first
+    /// call for a type in a process traces its `Deserialize` implementation; later
+    /// calls read a per-thread cache. A type whose shape cannot be traced (a custom
+    /// `Deserialize` that validates what it reads, one that calls `deserialize_any`)
+    /// has its [name-only](Fingerprint::of_name) fingerprint, with a debug log.
     ///
     /// ```
     /// use hyperion::message::Fingerprint;
     /// assert_eq!(Fingerprint::of::<u64>(), Fingerprint::of::<u64>());
     /// assert_ne!(Fingerprint::of::<u64>(), Fingerprint::of::<String>());
     /// ```
-    pub fn of<T: ?Sized + 'static>() -> Fingerprint {
+    #[inline]
+    pub fn of<T: DeserializeOwned + 'static>() -> Fingerprint {
+        shape::of::<T>()
+    }
+
+    /// The fingerprint of `T`'s name alone: what [`Fingerprint::of`] falls back to when
+    /// it cannot trace the type's shape.
+    ///
+    /// ```
+    /// use hyperion::message::Fingerprint;
+    /// assert_ne!(Fingerprint::of_name::<u64>(), Fingerprint::of_name::<u32>());
+    /// ```
+    pub fn of_name<T: ?Sized + 'static>() -> Fingerprint {
         Fingerprint(fnv1a(std::any::type_name::<T>().as_bytes()))
+    }
+
+    /// The fingerprint a type named `name` with `T`'s shape has: what another build of
+    /// the program, in which the type of that name has `T`'s fields, computes for it.
+    /// Traced at each call (not cached): for tests and simulations of mixed builds.
+    ///
+    /// ```
+    /// use hyperion::message::Fingerprint;
+    /// #[derive(serde::Deserialize)]
+    /// struct Old { id: u32 }
+    /// #[derive(serde::Deserialize)]
+    /// struct New { id: u32, note: String }
+    /// assert_ne!(Fingerprint::of_as::<Old>("app::Job"), Fingerprint::of_as::<New>("app::Job"));
+    /// ```
+    pub fn of_as<T: DeserializeOwned>(name: &str) -> Fingerprint {
+        shape::named::<T>(name)
+    }
+
+    /// The fingerprint of the type named `name` (as `std::any::type_name` spells it) if
+    /// this process computed it with [`Fingerprint::of`], else the fingerprint of the
+    /// name alone.
+    pub fn of_type_name(name: &str) -> Fingerprint {
+        shape::of_type_name(name).unwrap_or_else(|| Fingerprint(fnv1a(name.as_bytes())))
     }
 }
 
@@ -62,8 +106,15 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
+/// FNV-1a's initial state.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
 fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_extend(FNV_OFFSET, bytes)
+}
+
+/// Continues an FNV-1a hash in state `hash` over `bytes`.
+fn fnv1a_extend(mut hash: u64, bytes: &[u8]) -> u64 {
     for byte in bytes {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);

@@ -58,3 +58,18 @@ fn builds_of_one_declared_protocol_work_together() {
         assert_eq!(outcome, Ok(42), "seed {seed}");
     }
 }
+
+/// Builds declared compatible that disagree on the shape of message types of one name:
+/// over seeds (calm, then under faults), no message of the old shape is read as a value
+/// of the new one; each surfaces as unmatched (another fingerprint) or as a reported
+/// decode failure (see the `mixed_shapes` scenario).
+#[test]
+fn mixed_shapes_never_decode_as_wrong_values() {
+    let run = hyperion_sim::scenarios::find("mixed_shapes").unwrap().run;
+    for seed in 0..12 {
+        let mut calm = Sim::with_faults(seed, Faults::calm());
+        run(&mut calm).unwrap_or_else(|err| panic!("calm seed {seed}: {err}"));
+        let mut faulty = Sim::new(seed);
+        run(&mut faulty).unwrap_or_else(|err| panic!("seed {seed}: {err}"));
+    }
+}

@@ -185,7 +185,11 @@ fn an_undecodable_frame_from_a_peer_breaks_the_connection() {
     let server = node(table(), TcpConfig::bind("127.0.0.1:0"));
     let server_id = server.id();
     // A peer that holds the cookie but speaks garbage once connected.
-    let raw = TcpTransport::bind(TcpConfig::bind("127.0.0.1:0").cookie(cookie()), 1).unwrap();
+    // Of the node's build (the test binary's), or its hello would be refused first.
+    let raw_config = TcpConfig::bind("127.0.0.1:0")
+        .cookie(cookie())
+        .build(hyperion::BuildId::of_current_exe());
+    let raw = TcpTransport::bind(raw_config, 1).unwrap();
     let mut poll = mio::Poll::new().unwrap();
     let mut events = mio::Events::with_capacity(64);
     raw.register(poll.registry()).unwrap();

@@ -14,7 +14,7 @@ use hyperion::wire::handshake::{
     Handshake, Hello, Nonce, Role, Step, Verdict, HANDSHAKE_BYTES_MAX, PROTOCOL_VERSION,
 };
 use hyperion::wire::{Cookie, FrameReader};
-use hyperion::NodeId;
+use hyperion::{BuildId, NodeId};
 
 /// Long enough for anything that should happen on loopback; reached only on failure.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -546,6 +546,8 @@ fn a_client_of_another_protocol_version_is_refused() {
         role: Role::Initiator,
         node: raw_id(1),
         nonce: Nonce([1; 32]),
+
+        build: BuildId::fixed(),
     };
     assert_refused_while_serving(&framed(&hello.encode()), NEVER);
 }
@@ -557,6 +559,8 @@ fn a_client_with_the_wrong_magic_is_refused() {
         role: Role::Initiator,
         node: raw_id(1),
         nonce: Nonce([1; 32]),
+
+        build: BuildId::fixed(),
     }
     .encode();
     hello[0] ^= 0xff;
@@ -581,6 +585,8 @@ fn half_a_frame_then_a_stall_is_dropped_at_the_handshake_timeout() {
         role: Role::Initiator,
         node: raw_id(1),
         nonce: Nonce([1; 32]),
+
+        build: BuildId::fixed(),
     };
     let whole = framed(&hello.encode());
     assert_refused_while_serving(&whole[..whole.len() / 2], Duration::from_secs(1));
@@ -628,6 +634,8 @@ fn over_the_per_source_limit_that_sources_oldest_connection_gives_way() {
         role: Role::Initiator,
         node: raw_id(1),
         nonce: Nonce([1; 32]),
+
+        build: BuildId::fixed(),
     };
     first.write(&framed(&hello.encode()));
     let mut second = RawClient::connect(address);

@@ -17,7 +17,7 @@ use hyperion::wire::{
     decode_frame, decode_frame_limited, encode_frame, encode_frame_limited, write_frame, Control,
     Frame, FrameReader, WireError, FRAME_BYTES_MAX,
 };
-use hyperion::{DiedReason, NodeId, ProcessId};
+use hyperion::{BuildId, DiedReason, NodeId, ProcessId};
 use proptest::prelude::*;
 
 fn node(port: u16, incarnation: u64) -> NodeId {
@@ -406,6 +406,8 @@ fn a_hello_of_another_version_is_named_even_when_mutated_after_the_version() {
         role: Role::Initiator,
         node: node(1, 1),
         nonce: Nonce([0; 32]),
+
+        build: BuildId::fixed(),
     }
     .encode();
     hello.truncate(14);

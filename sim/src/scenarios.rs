@@ -17,6 +17,7 @@ mod agents;
 mod arbitration;
 mod registry;
 mod remote;
+mod shapes;
 mod silent;
 
 /// A named scenario.
@@ -148,6 +149,16 @@ const SCENARIOS: &[Scenario] = &[
             about: "two services at once, one launching workers of another build: it is refused (the error names both builds), its workers end refused, the other service answers",
             run: remote::mixed_builds,
             probes: &[required("mixed_builds.refused")],
+            known_defect: None,
+        },
+        Scenario {
+            name: "mixed_shapes",
+            about: "two builds declared compatible send messages of one type name in other shapes: a reordered struct stays unmatched (its fingerprint covers the shape), an untraceable one is dropped undecodable with an mx event; never a wrong value",
+            run: shapes::mixed_shapes,
+            probes: &[
+                required("mixed_shapes.unmatched"),
+                required("mixed_shapes.undecodable_reported"),
+            ],
             known_defect: None,
         },
         Scenario {

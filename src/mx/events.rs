@@ -316,10 +316,11 @@ impl fmt::Display for MxRecipient {
 /// use hyperion::message::{Fingerprint, Message};
 /// use hyperion::mx::MxMessageInfo;
 ///
+/// let fingerprint = Fingerprint::of::<u64>();
 /// let info = MxMessageInfo::of(&Message::new(7u64));
 /// assert!(info.is::<u64>());
 /// assert_eq!(info.type_name(), Some("u64"));
-/// assert_eq!(info.fingerprint(), Fingerprint::of::<u64>());
+/// assert_eq!(info.fingerprint(), fingerprint);
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MxMessageInfo {
@@ -347,11 +348,12 @@ impl MxMessageInfo {
         }
     }
 
-    /// The type's fingerprint (computed from the name for a local value: equal to
-    /// [`Fingerprint::of`] for its type).
+    /// The type's fingerprint. For a local value it is looked up by the type's name
+    /// ([`Fingerprint::of_type_name`]): equal to [`Fingerprint::of`] for its type once
+    /// this process computed that (any type sent to or received from another node).
     pub fn fingerprint(&self) -> Fingerprint {
         match &self.kind {
-            InfoKind::Named(name) => Fingerprint(fnv1a(name.as_bytes())),
+            InfoKind::Named(name) => Fingerprint::of_type_name(name),
             InfoKind::Encoded(fingerprint) => *fingerprint,
         }
     }
@@ -405,17 +407,6 @@ impl From<Info> for MxMessageInfo {
         };
         MxMessageInfo { kind }
     }
-}
-
-/// The same hash as [`Fingerprint::of`] (FNV-1a over the type's name); a test in this
-/// module checks that the two agree.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 /// The value of a user trace event ([`MxEvent::User`]), encoded once when published so
@@ -488,8 +479,9 @@ mod tests {
 
     #[test]
     fn the_fingerprint_of_a_named_type_equals_the_message_fingerprint() {
+        let fingerprint = Fingerprint::of::<Local>();
         let info = MxMessageInfo::of(&Message::new(Local(1)));
-        assert_eq!(info.fingerprint(), Fingerprint::of::<Local>());
+        assert_eq!(info.fingerprint(), fingerprint);
         assert!(info.is::<Local>());
         assert!(!info.is::<u8>());
     }

@@ -44,8 +44,11 @@ pub struct NodeConfig {
     pub transport: Option<TcpConfig>,
     /// Keep-alive interval and silence tolerated before a peer is declared lost.
     pub heartbeat: HeartbeatConfig,
-    /// The program's build identity, compared in the worker handshake; `None`: the
-    /// hash of the running executable ([`BuildId::of_current_exe`]).
+    /// The program's build identity, compared in the worker handshake and in the hello
+    /// between nodes (a node of an incompatible build is refused); `None`: the one set
+    /// with [`TcpConfig::build`], else the hash of the running executable
+    /// ([`BuildId::of_current_exe`]). Declare builds compatible on purpose with
+    /// [`BuildId::with_protocol`].
     pub build: Option<BuildId>,
     /// How long one poll of a process may hold the node's thread before a watchdog
     /// warns (a `tracing` warning and [`MxEvent::SlowPoll`](crate::mx::MxEvent::SlowPoll)
@@ -134,6 +137,12 @@ impl Node {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread_stop = stop.clone();
+        // real-world only: hashes the executable (once per process).
+        let build = config
+            .build
+            .clone()
+            .or_else(|| config.transport.as_ref().and_then(|tcp| tcp.build.clone()))
+            .unwrap_or_else(BuildId::of_current_exe);
         let thread = std::thread::Builder::new()
             .name("hyperion-node".to_string())
             .spawn(move || {
@@ -145,7 +154,7 @@ impl Node {
                         },
                         None,
                     ),
-                    Some(tcp) => match TcpTransport::bind(tcp, incarnation) {
+                    Some(tcp) => match TcpTransport::bind(tcp.build(build.clone()), incarnation) {
                         Ok(transport) => (transport.local_node_id(), Some(transport)),
                         Err(err) => {
                             let _ = ready_tx.send(Err(err));
@@ -158,8 +167,7 @@ impl Node {
                     NodeEnv::new(Rc::new(SystemClock::new()), rng_seed, Rc::new(pool.clone()))
                         .remote_table(config.remote_table)
                         .heartbeat(config.heartbeat)
-                        // real-world only: hashes the executable (once per process).
-                        .build(config.build.unwrap_or_else(BuildId::of_current_exe));
+                        .build(build);
                 if let Some(transport) = &transport {
                     env = env.transport(Box::new(transport.clone()));
                 }

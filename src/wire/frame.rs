@@ -717,6 +717,8 @@ mod tests {
             role: crate::wire::handshake::Role::Initiator,
             node,
             nonce: crate::wire::handshake::Nonce([0; 32]),
+
+            build: crate::build_id::BuildId::fixed(),
         };
         let from_hello = crate::wire::handshake::Hello::decode(&hello.encode())
             .unwrap()

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::build_id::BuildId;
 use crate::wire::handshake::Cookie;
 use crate::wire::FRAME_BYTES_MAX;
 
@@ -101,6 +102,8 @@ pub struct TcpConfig {
     pub(crate) inbound_handshakes_max: usize,
     pub(crate) inbound_handshakes_per_source_max: usize,
     pub(crate) hello_timeout: Duration,
+    /// `None`: [`BuildId::fixed`]; a [`Node`](crate::Node) sets its own build here.
+    pub(crate) build: Option<BuildId>,
 }
 
 impl fmt::Debug for TcpConfig {
@@ -120,6 +123,7 @@ impl fmt::Debug for TcpConfig {
                 &self.inbound_handshakes_per_source_max,
             )
             .field("hello_timeout", &self.hello_timeout)
+            .field("build", &self.build)
             .finish()
     }
 }
@@ -138,6 +142,7 @@ impl Default for TcpConfig {
             frame_bytes_max: FRAME_BYTES_MAX,
             queued_bytes_max: QUEUED_BYTES_MAX_DEFAULT,
             queued_bytes_high_water: None,
+            build: None,
             inbound_handshakes_max: INBOUND_HANDSHAKES_MAX_DEFAULT,
             inbound_handshakes_per_source_max: INBOUND_HANDSHAKES_PER_SOURCE_MAX_DEFAULT,
             hello_timeout: HELLO_TIMEOUT_DEFAULT,
@@ -192,6 +197,24 @@ impl TcpConfig {
     /// ```
     pub fn cookie(mut self, cookie: Cookie) -> TcpConfig {
         self.cookie = CookieSource::Value(cookie);
+        self
+    }
+
+    /// The program build this transport's hellos carry: a peer of a build that is not
+    /// [compatible](BuildId::compatible) is refused with an error naming both (see
+    /// [`HandshakeError::BuildMismatch`](crate::wire::handshake::HandshakeError::BuildMismatch)).
+    /// Default: [`BuildId::fixed`], the same for every transport that sets none; a
+    /// [`Node`](crate::Node) sets its [`NodeConfig::build`](crate::NodeConfig::build)
+    /// here (by default the hash of the running executable).
+    ///
+    /// ```
+    /// use hyperion::transport::tcp::TcpConfig;
+    /// use hyperion::BuildId;
+    /// let config = TcpConfig::default().build(BuildId::named("scan-2026-11").with_protocol(4));
+    /// # let _ = config;
+    /// ```
+    pub fn build(mut self, build: BuildId) -> TcpConfig {
+        self.build = Some(build);
         self
     }
 

@@ -105,7 +105,8 @@ impl State {
                 return;
             }
         };
-        let handshake = Handshake::accept(self.local, self.cookie.clone(), nonce);
+        let handshake = Handshake::accept(self.local, self.cookie.clone(), nonce)
+            .with_build(self.build.clone());
         let mut writer = FrameWriter::with_limit(self.limits.frame_bytes_max);
         if let Err(err) = writer.push(handshake.hello()) {
             tracing::error!(%err, "cannot frame the hello; connection closed");

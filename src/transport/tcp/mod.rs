@@ -110,6 +110,7 @@
 
 mod admission;
 mod advertise;
+mod builds;
 mod config;
 mod connection;
 mod listener;
@@ -130,6 +131,7 @@ use mio::{Interest, Registry, Token};
 
 pub use admission::PRE_AUTH_WARNING_INTERVAL;
 pub use advertise::{AdvertiseAddress, Subnet};
+pub use builds::REPORTED_BUILDS_MAX;
 pub use config::{
     CookieSource, TcpConfig, BIND_ADDRESS_DEFAULT, CONNECT_TIMEOUT_DEFAULT,
     HANDSHAKE_TIMEOUT_DEFAULT, HELLO_TIMEOUT_DEFAULT, INBOUND_HANDSHAKES_MAX_DEFAULT,
@@ -140,8 +142,9 @@ pub use config::{
 use self::admission::{Admission, PreAuthWarnings};
 
 use self::connection::{Connection, Phase};
-use crate::transport::{Transport, TransportEvent};
+use crate::build_id::BuildId;
 use crate::types::id::NodeId;
+use crate::transport::{Transport, TransportEvent};
 use crate::wire::framing::{FrameWriter, LENGTH_PREFIX_BYTES};
 use crate::wire::handshake::{Cookie, CookieError, HANDSHAKE_BYTES_MAX};
 use crate::wire::WireError;
@@ -194,6 +197,11 @@ struct State {
     limits: Limits,
     local: NodeId,
     cookie: Cookie,
+    /// The build this node's hellos carry.
+    build: BuildId,
+    /// The other builds already reported as errors (at most
+    /// [`REPORTED_BUILDS_MAX`]).
+    reported_builds: BTreeSet<BuildId>,
     listener: Option<TcpListener>,
     registry: Option<Registry>,
     connections: BTreeMap<Token, Connection>,
@@ -291,6 +299,8 @@ impl TcpTransport {
                 },
                 local,
                 cookie,
+                build: config.build.clone().unwrap_or_else(BuildId::fixed),
+                reported_builds: BTreeSet::new(),
                 listener: Some(listener),
                 registry: None,
                 connections: BTreeMap::new(),

@@ -218,6 +218,9 @@ impl State {
         err: &HandshakeError,
         out: &mut Vec<TransportEvent>,
     ) {
+        if let HandshakeError::BuildMismatch { theirs, .. } = err {
+            self.report_build_mismatch(theirs, err);
+        }
         if let Some(connection) = self.connections.get(&token) {
             let claimed = match &connection.phase {
                 Phase::Handshaking { handshake, .. } => handshake.peer(),

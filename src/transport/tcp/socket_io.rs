@@ -48,7 +48,8 @@ impl State {
                 return false;
             }
         };
-        let handshake = Handshake::initiate(self.local, self.cookie.clone(), nonce);
+        let handshake = Handshake::initiate(self.local, self.cookie.clone(), nonce)
+            .with_build(self.build.clone());
         if let Err(err) = connection.writer.push(handshake.hello()) {
             self.break_connection(token, &format!("cannot frame the hello: {err}"), out);
             return false;

@@ -4,7 +4,13 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use super::{fill_random, HandshakeError, MAC_BYTES, MAGIC, NONCE_BYTES, PROTOCOL_VERSION};
+use sha2::{Digest, Sha256};
+
+use super::{
+    fill_random, HandshakeError, BUILD_TEXT_BYTES_MAX, MAC_BYTES, MAGIC, NONCE_BYTES,
+    PROTOCOL_VERSION,
+};
+use crate::build_id::BuildId;
 use crate::types::id::NodeId;
 
 /// A handshake nonce: fresh randomness chosen by one side for the other to prove with.
@@ -40,6 +46,10 @@ pub struct Hello {
     pub node: NodeId,
     /// The sender's challenge to the receiver.
     pub nonce: Nonce,
+    /// The build of the program the sender runs (see [`crate::build_id`]): nodes of
+    /// incompatible builds refuse each other. A hash or version longer than
+    /// [`BUILD_TEXT_BYTES_MAX`] travels as its SHA-256 in hex.
+    pub build: BuildId,
 }
 
 impl Hello {
@@ -68,6 +78,15 @@ impl Hello {
         }
         out.extend_from_slice(&self.node.incarnation.to_be_bytes());
         out.extend_from_slice(&self.nonce.0);
+        put_text(&mut out, &self.build.hash);
+        put_text(&mut out, &self.build.version);
+        match self.build.protocol {
+            None => out.push(0),
+            Some(protocol) => {
+                out.push(1);
+                out.extend_from_slice(&protocol.to_be_bytes());
+            }
+        }
         out
     }
 
@@ -118,6 +137,17 @@ impl Hello {
         };
         let incarnation = cursor.u64()?;
         let nonce = Nonce(cursor.array::<NONCE_BYTES>()?);
+        let hash = cursor.text("build hash")?;
+        let build_version = cursor.text("build version")?;
+        let protocol = match cursor.u8()? {
+            0 => None,
+            1 => Some(cursor.u32()?),
+            other => {
+                return Err(HandshakeError::Malformed(format!(
+                    "unknown build protocol flag {other}"
+                )))
+            }
+        };
         cursor.finish()?;
         Ok(Hello {
             version,
@@ -127,7 +157,44 @@ impl Hello {
                 incarnation,
             },
             nonce,
+            build: BuildId {
+                hash,
+                version: build_version,
+                protocol,
+            },
         })
+    }
+}
+
+/// Appends `text` as a length (u8) and its wire form (see [`wire_text`]).
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    let text = wire_text(text);
+    // At most BUILD_TEXT_BYTES_MAX (64): the length fits in a byte.
+    out.push(text.len() as u8);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A build text as a hello carries it: itself, or its SHA-256 in hex when it is longer
+/// than [`BUILD_TEXT_BYTES_MAX`], so that a hello always fits the handshake's limit and
+/// two equal texts still compare equal.
+fn wire_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= BUILD_TEXT_BYTES_MAX {
+        return text.into();
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    digest
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<String>()
+        .into()
+}
+
+/// `build` as a peer decodes it from a hello: what comparisons between nodes use.
+pub(super) fn wire_build(build: &BuildId) -> BuildId {
+    BuildId {
+        hash: wire_text(&build.hash).into_owned(),
+        version: wire_text(&build.version).into_owned(),
+        protocol: build.protocol,
     }
 }
 
@@ -239,6 +306,19 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
+    /// A length-prefixed UTF-8 text of at most [`BUILD_TEXT_BYTES_MAX`] bytes.
+    fn text(&mut self, what: &str) -> Result<String, HandshakeError> {
+        let length = usize::from(self.u8()?);
+        if length > BUILD_TEXT_BYTES_MAX {
+            return Err(HandshakeError::Malformed(format!(
+                "{what} of {length} bytes, over {BUILD_TEXT_BYTES_MAX}"
+            )));
+        }
+        let bytes = self.take(length)?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| HandshakeError::Malformed(format!("{what} is not UTF-8")))
+    }
+
     fn finish(&self) -> Result<(), HandshakeError> {
         if self.bytes.is_empty() {
             Ok(())
@@ -266,9 +346,34 @@ mod tests {
                 incarnation: u64::MAX,
             },
             nonce: Nonce([0xab; 32]),
+            build: BuildId::named("a1b2").with_protocol(u32::MAX),
         };
         let bytes = hello.encode();
         assert!(bytes.len() <= HANDSHAKE_BYTES_MAX);
         assert_eq!(Hello::decode(&bytes), Ok(hello));
+    }
+
+    #[test]
+    fn the_longest_hello_fits_and_a_long_build_name_travels_hashed() {
+        let long = "x".repeat(1000);
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Acceptor,
+            node: NodeId {
+                address: "[fe80::1%3]:9000".parse().unwrap(),
+                incarnation: 1,
+            },
+            nonce: Nonce([1; 32]),
+            build: BuildId {
+                hash: long.clone(),
+                version: long,
+                protocol: Some(1),
+            },
+        };
+        let bytes = hello.encode();
+        assert!(bytes.len() <= HANDSHAKE_BYTES_MAX, "{} bytes", bytes.len());
+        let decoded = Hello::decode(&bytes).unwrap();
+        assert_eq!(decoded.build.hash.len(), BUILD_TEXT_BYTES_MAX);
+        assert_eq!(decoded.build.hash, decoded.build.version);
     }
 }

@@ -13,8 +13,8 @@
 //! it the *acceptor* `A`.
 //!
 //! ```text
-//! I -> A   Hello { magic, version, role: initiator, node id of I, nonce nI }
-//! A -> I   Hello { magic, version, role: acceptor,  node id of A, nonce nA }
+//! I -> A   Hello { magic, version, role: initiator, node id of I, nonce nI, build of I }
+//! A -> I   Hello { magic, version, role: acceptor,  node id of A, nonce nA, build of A }
 //!          (both hellos are sent at once, without waiting for the other)
 //! I -> A   Proof(Initiator)          I proves first, only to the node it chose to dial
 //! A -> I   Proof(Accept | Decline | Alive)   the acceptor's verdict, proving A
@@ -41,8 +41,11 @@
 //!
 //! A hello with the wrong magic is refused ([`HandshakeError::BadMagic`]); one with
 //! another protocol version is refused with an error naming both versions
-//! ([`HandshakeError::VersionMismatch`]); a proof that does not verify is
-//! [`HandshakeError::WrongCookie`], and nothing the peer sent is acted on. Future
+//! ([`HandshakeError::VersionMismatch`]); one of a build that is not
+//! [compatible](crate::BuildId::compatible) with this node's is refused by both sides
+//! with an error naming both builds and what to do ([`HandshakeError::BuildMismatch`]);
+//! a proof that does not verify is [`HandshakeError::WrongCookie`], and nothing the
+//! peer sent is acted on. Future
 //! versions must keep the hello's first twelve bytes (magic, then version) so that the
 //! mismatch can still be named.
 //!
@@ -65,7 +68,9 @@
 //! Integers are big-endian. A hello is: magic (8 bytes, [`MAGIC`]), version (u32), role
 //! (u8: 0 initiator, 1 acceptor), node address (u8 family 4 or 6; the IP, 4 or 16 bytes;
 //! port u16; for IPv6 also flow info u32 and scope id u32), incarnation (u64), nonce (32
-//! bytes). A proof is a kind (u8: 1 initiator, 2 accept, 3 decline, 4 alive, 5 replace)
+//! bytes), build hash and build version (each a u8 length, at most
+//! [`BUILD_TEXT_BYTES_MAX`], then UTF-8), build protocol (u8: 0 none, 1 then a u32).
+//! A proof is a kind (u8: 1 initiator, 2 accept, 3 decline, 4 alive, 5 replace)
 //! and the MAC (32 bytes). Nothing may follow.
 //!
 //! ```
@@ -97,6 +102,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::frame::WireError;
+use crate::build_id::BuildId;
 use crate::types::id::NodeId;
 
 mod cookie;
@@ -113,8 +119,13 @@ pub const MAGIC: [u8; 8] = *b"HYPERION";
 
 /// The version of the node-to-node protocol (handshake and frames) this build speaks.
 /// Nodes of different versions refuse each other. (2: a node id in a frame keeps an IPv6
-/// address's flow info and scope id, as the hello does.)
-pub const PROTOCOL_VERSION: u32 = 2;
+/// address's flow info and scope id, as the hello does; 3: the hello carries the
+/// program's build identity.)
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Longest build hash or version a hello carries, in bytes; a longer one travels as its
+/// SHA-256 in hex (64 bytes).
+pub const BUILD_TEXT_BYTES_MAX: usize = 64;
 
 /// Largest handshake message body, in bytes. A connection accepts nothing larger until
 /// its handshake is done.
@@ -152,6 +163,17 @@ pub enum HandshakeError {
         /// The peer's version.
         theirs: u32,
     },
+    /// The peer runs another build of the program, and the two builds do not declare
+    /// one protocol version (see [`BuildId::compatible`]): their messages may encode
+    /// differently.
+    BuildMismatch {
+        /// This node's build (boxed: the error stays small on every other path).
+        ours: Box<BuildId>,
+        /// The peer's build.
+        theirs: Box<BuildId>,
+        /// Who the peer claimed to be (not proven: the hello comes before the proofs).
+        claimed: NodeId,
+    },
     /// A handshake message that does not parse.
     Malformed(String),
     /// The peer's proof does not verify: it does not hold this node's cookie.
@@ -178,6 +200,16 @@ impl fmt::Display for HandshakeError {
                 f,
                 "protocol version mismatch: this node speaks version {ours}, \
                  the peer speaks version {theirs}"
+            ),
+            HandshakeError::BuildMismatch {
+                ours,
+                theirs,
+                claimed,
+            } => write!(
+                f,
+                "the node {claimed} runs another build of the program: rebuild so that \
+                 both run one build, or declare the builds compatible with one protocol \
+                 version (BuildId::with_protocol) (this node: {ours}; the peer: {theirs})"
             ),
             HandshakeError::Malformed(why) => write!(f, "malformed handshake message: {why}"),
             HandshakeError::WrongCookie { claimed } => write!(
@@ -266,6 +298,8 @@ pub struct Handshake {
     local: NodeId,
     cookie: Cookie,
     nonce: Nonce,
+    /// This side's build as the peer sees it (its wire form).
+    build: BuildId,
     hello: Vec<u8>,
     peer_hello: Option<(Hello, Vec<u8>)>,
     stage: Stage,
@@ -294,22 +328,53 @@ impl Handshake {
     }
 
     fn new(role: Role, local: NodeId, cookie: Cookie, nonce: Nonce) -> Handshake {
-        let hello = Hello {
-            version: PROTOCOL_VERSION,
-            role,
-            node: local,
-            nonce,
-        }
-        .encode();
-        Handshake {
+        let mut handshake = Handshake {
             role,
             local,
             cookie,
             nonce,
-            hello,
+            build: BuildId::fixed(),
+            hello: Vec::new(),
             peer_hello: None,
             stage: Stage::AwaitHello,
+        };
+        handshake.encode_hello();
+        handshake
+    }
+
+    /// This side runs `build` (default [`BuildId::fixed`]): a peer whose build is not
+    /// [compatible](BuildId::compatible) is refused with
+    /// [`HandshakeError::BuildMismatch`]. Set before the hello is sent.
+    ///
+    /// ```
+    /// use hyperion::wire::handshake::{Cookie, Handshake, HandshakeError, Nonce};
+    /// use hyperion::{BuildId, NodeId};
+    ///
+    /// let cookie = Cookie::new("sesame").unwrap();
+    /// let i_id = NodeId { address: "127.0.0.1:4000".parse().unwrap(), incarnation: 1 };
+    /// let a_id = NodeId { address: "127.0.0.1:5000".parse().unwrap(), incarnation: 2 };
+    /// let mut i = Handshake::initiate(i_id, cookie.clone(), Nonce([1; 32]))
+    ///     .with_build(BuildId::named("aaaa"));
+    /// let a = Handshake::accept(a_id, cookie, Nonce([2; 32])).with_build(BuildId::named("bbbb"));
+    /// let refused = i.receive(a.hello()).unwrap_err();
+    /// assert!(matches!(refused, HandshakeError::BuildMismatch { .. }));
+    /// assert!(refused.to_string().contains("runs another build of the program"));
+    /// ```
+    pub fn with_build(mut self, build: BuildId) -> Handshake {
+        self.build = hello::wire_build(&build);
+        self.encode_hello();
+        self
+    }
+
+    fn encode_hello(&mut self) {
+        self.hello = Hello {
+            version: PROTOCOL_VERSION,
+            role: self.role,
+            node: self.local,
+            nonce: self.nonce,
+            build: self.build.clone(),
         }
+        .encode();
     }
 
     /// This side's hello: the first message to send, at once.
@@ -396,6 +461,15 @@ impl Handshake {
             return Err(HandshakeError::Reflected(
                 "the peer sent this node's own nonce".into(),
             ));
+        }
+        // Refused before any proof: the builds decide whether the two may talk at all,
+        // and both sides see the mismatch (each checks the other's hello).
+        if !self.build.compatible(&hello.build) {
+            return Err(HandshakeError::BuildMismatch {
+                ours: Box::new(self.build.clone()),
+                theirs: Box::new(hello.build),
+                claimed: hello.node,
+            });
         }
         let peer = hello.node;
         self.peer_hello = Some((hello, body.to_vec()));

@@ -11,6 +11,10 @@ fn id(port: u16, incarnation: u64) -> NodeId {
     }
 }
 
+fn cookie() -> Cookie {
+    Cookie::new("sesame").unwrap()
+}
+
 fn pair(initiator_cookie: &str, acceptor_cookie: &str) -> (Handshake, Handshake) {
     (
         Handshake::initiate(
@@ -119,6 +123,8 @@ fn a_version_mismatch_names_both_versions() {
         role: Role::Acceptor,
         node: id(2000, 2),
         nonce: Nonce([5; 32]),
+
+        build: BuildId::fixed(),
     };
     let err = i.receive(&hello.encode()).unwrap_err();
     assert_eq!(
@@ -187,6 +193,8 @@ fn a_reflected_hello_is_refused() {
         role: Role::Acceptor,
         node: id(1000, 1),
         nonce: Nonce([9; 32]),
+
+        build: BuildId::fixed(),
     };
     assert!(matches!(
         i.receive(&claiming_self.encode()),
@@ -279,4 +287,59 @@ fn every_truncation_of_every_message_is_a_typed_error() {
     for cut in 0..proof.len() {
         assert!(Proof::decode(&proof[..cut]).is_err());
     }
+}
+
+#[test]
+fn builds_that_are_not_compatible_refuse_each_other_at_the_hello() {
+    let i = Handshake::initiate(id(1000, 1), cookie(), Nonce([1; 32]))
+        .with_build(BuildId::named("aaaa"));
+    let a =
+        Handshake::accept(id(2000, 2), cookie(), Nonce([2; 32])).with_build(BuildId::named("bbbb"));
+    // Each side refuses the other's hello, naming both builds.
+    let (mut i, mut a) = (i, a);
+    let (i_hello, a_hello) = (i.hello().to_vec(), a.hello().to_vec());
+    for (err, ours, theirs) in [
+        (a.receive(&i_hello).unwrap_err(), "bbbb", "aaaa"),
+        (i.receive(&a_hello).unwrap_err(), "aaaa", "bbbb"),
+    ] {
+        let HandshakeError::BuildMismatch {
+            ours: mine,
+            theirs: peer,
+            ..
+        } = &err
+        else {
+            panic!("not a build mismatch: {err}");
+        };
+        assert_eq!((mine.hash.as_str(), peer.hash.as_str()), (ours, theirs));
+        let text = err.to_string();
+        assert!(text.contains(&format!("this node: build {ours}")), "{text}");
+        assert!(
+            text.contains(&format!("the peer: build {theirs}")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn builds_declaring_one_protocol_version_complete_the_handshake() {
+    let mut i = Handshake::initiate(id(1000, 1), cookie(), Nonce([1; 32]))
+        .with_build(BuildId::named("aaaa").with_protocol(4));
+    let mut a = Handshake::accept(id(2000, 2), cookie(), Nonce([2; 32]))
+        .with_build(BuildId::named("bbbb").with_protocol(4));
+    assert!(a.receive(i.hello()).is_ok());
+    let Ok(Step::Hello {
+        reply: Some(proof), ..
+    }) = i.receive(a.hello())
+    else {
+        panic!("the initiator refused a build of the same protocol version");
+    };
+    assert!(matches!(a.receive(&proof), Ok(Step::Proven { .. })));
+}
+
+#[test]
+fn a_long_build_name_is_compared_in_its_wire_form() {
+    let long = BuildId::named(&"z".repeat(300));
+    let i = Handshake::initiate(id(1000, 1), cookie(), Nonce([1; 32])).with_build(long.clone());
+    let mut a = Handshake::accept(id(2000, 2), cookie(), Nonce([2; 32])).with_build(long);
+    assert!(a.receive(i.hello()).is_ok());
 }
