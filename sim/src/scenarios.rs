@@ -16,6 +16,7 @@ use crate::world::{NodeOptions, Sim};
 mod agents;
 mod registry;
 mod remote;
+mod scan;
 mod silent;
 
 /// A named scenario.
@@ -168,6 +169,20 @@ const SCENARIOS: &[Scenario] = &[
             about: "3 nodes: a server paused as by SIGSTOP, a partition that holds frames without closing; peers report the silent node lost within the heartbeat bound, replies stay in order, and after healing every server answers within the liveness bound",
             run: silent::silent_failures,
             probes: &[],
+            known_defect: None,
+        },
+        Scenario {
+            name: "scan",
+            about: "the main job (the scan example's own master loop and closures): a master crashes at a random moment, a second resumes from the store; it ends, every point is in its result once and right, nothing committed runs again, no worker outlives it",
+            run: scan::scan,
+            probes: &[
+                required("scan.point_retried"),
+                required("scan.worker_replaced"),
+                required("runtime.buggify.blocking_job_stalls"),
+                optional("scan.resumed"),
+                optional("scan.service_restarted"),
+                optional("remote.retry"),
+            ],
             known_defect: None,
         },
 ];
