@@ -23,7 +23,6 @@
 //! see that happen).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,8 +35,7 @@ use hyperion::launch::{
     Allocation, AllocationLauncher, LauncherChoice, LocalLauncher, SlurmLauncher, SlurmOptions,
 };
 use hyperion::remote::{
-    with_remote_runner, LaunchError, Memoized, OnRemoteError, RemoteCall, RemoteError, RetryPolicy,
-    ServiceId, StoredCallError, WorkerLauncher,
+    LaunchError, OnRemoteError, RemoteCall, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
 };
 use hyperion::status::StatusBoard;
 use hyperion::store::{MemoryDisk, MemoryStore, ResultStore};
@@ -46,59 +44,17 @@ use hyperion::{Node, NodeConfig, NodeId, Process, RemoteTable};
 use hyperion_sim::{Sim, SimLauncher};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// The store's version tag: change it when the integrand or the quadrature changes, so
-/// that old results are not reused.
-const STORE_VERSION: &str = "scan-v1";
+// The integral, the workers' closures and the master's loop, shared with the
+// simulator's `scan` scenario (which explores this very code under faults).
+#[path = "scan/job.rs"]
+mod job;
 
-/// The integrand's parameter range.
-const A_MIN: f64 = 0.5;
-const A_MAX: f64 = 4.0;
-
-fn integrand(a: f64, x: f64) -> f64 {
-    (-a * x * x).exp() * (3.0 * x).cos()
-}
-
-fn simpson(a: f64, lo: f64, hi: f64) -> f64 {
-    let mid = 0.5 * (lo + hi);
-    (hi - lo) / 6.0 * (integrand(a, lo) + 4.0 * integrand(a, mid) + integrand(a, hi))
-}
-
-fn adaptive(a: f64, lo: f64, hi: f64, whole: f64, tolerance: f64, depth: u32) -> f64 {
-    let mid = 0.5 * (lo + hi);
-    let (left, right) = (simpson(a, lo, mid), simpson(a, mid, hi));
-    if depth == 0 || (left + right - whole).abs() <= 15.0 * tolerance {
-        return left + right + (left + right - whole) / 15.0;
-    }
-    adaptive(a, lo, mid, left, tolerance / 2.0, depth - 1)
-        + adaptive(a, mid, hi, right, tolerance / 2.0, depth - 1)
-}
-
-/// The work a worker does for one parameter.
-fn integrate(a: f64) -> f64 {
-    adaptive(a, 0.0, 10.0, simpson(a, 0.0, 10.0), 1e-13, 50)
-}
-
-fn exact(a: f64) -> f64 {
-    0.5 * (std::f64::consts::PI / a).sqrt() * (-9.0 / (4.0 * a)).exp()
-}
+use job::{exact, Settings, STORE_VERSION};
 
 fn table() -> RemoteTable {
     let mut table = RemoteTable::new();
-    table.register_call("integrate", |p: Process, a: f64| async move {
-        if !(a.is_finite() && a > 0.0) {
-            return Err(format!("parameter {a} out of range"));
-        }
-        Ok::<_, String>(p.run_blocking(move || integrate(a)).await)
-    });
-    // The same work, after a pause: for watching retries and kills happen.
-    table.register_call(
-        "integrate_slowly",
-        |p: Process, (a, pause_ms): (f64, u64)| async move {
-            p.sleep(Duration::from_millis(pause_ms)).await;
-            Ok::<_, String>(p.run_blocking(move || integrate(a)).await)
-        },
-    );
-    // The same work, failing its first attempt: the first call creates `marker`.
+    job::register(&mut table);
+    // The work, failing its first attempt: the first call creates `marker`.
     table.register_call(
         "integrate_flaky",
         |p: Process, (a, marker): (f64, String)| async move {
@@ -110,7 +66,7 @@ fn table() -> RemoteTable {
             if first {
                 return Err(format!("injected failure: first attempt of a = {a}"));
             }
-            Ok::<_, String>(p.run_blocking(move || integrate(a)).await)
+            Ok::<_, String>(p.run_blocking(move || job::integrate(a)).await)
         },
     );
     table
@@ -301,19 +257,27 @@ impl Options {
     }
 }
 
-/// Progress shown while the scan runs: on the terminal, and on the status page.
+/// Progress shown while the scan runs: on the terminal, on the status page, and in the
+/// results file (each result appended as it completes, so a killed scan keeps them).
 struct Progress {
     bar: ProgressBar,
     alive: Cell<usize>,
     retries: Cell<usize>,
     /// The status page's board, to which each task's state is reported.
     board: StatusBoard,
+    /// Each task's parameter, and its key on the status page.
+    params: Vec<f64>,
+    keys: Vec<String>,
+    /// Taken back at the end, for the report.
+    out: RefCell<Option<ResultsFile>>,
+    /// The signal that stopped the scan.
+    signal: Cell<Option<nix::sys::signal::Signal>>,
 }
 
 impl Progress {
-    fn new(tasks: usize, visible: bool, board: StatusBoard) -> Progress {
+    fn new(params: &[f64], visible: bool, board: StatusBoard, out: ResultsFile) -> Progress {
         let bar = if visible {
-            ProgressBar::new(tasks as u64)
+            ProgressBar::new(params.len() as u64)
         } else {
             ProgressBar::hidden()
         };
@@ -326,6 +290,10 @@ impl Progress {
             alive: Cell::new(0),
             retries: Cell::new(0),
             board,
+            params: params.to_vec(),
+            keys: params.iter().enumerate().map(|(i, &a)| key(i, a)).collect(),
+            out: RefCell::new(Some(out)),
+            signal: Cell::new(None),
         }
     }
 
@@ -338,18 +306,52 @@ impl Progress {
     }
 }
 
-/// How a scan runs.
-#[derive(Clone, Copy)]
-struct Settings {
-    /// Worker services at once.
-    workers: usize,
-    /// The pause before each integral.
-    pause_ms: u64,
-    /// Whether SIGINT/SIGTERM stop the scan (real-world masters only).
-    interruptible: bool,
-    /// Whether a failed task waits for the status page (the launcher holds) and is then
-    /// retried first by its slot, rather than going back on the queue.
-    hold: bool,
+impl job::Watch for Progress {
+    fn queued(&self, p: &Process, task: usize, label: &str) {
+        self.board.task_queued(p, &self.keys[task], label);
+    }
+
+    fn started(&self, p: &Process, task: usize, service: &ServiceId) {
+        self.board.task_started(p, &self.keys[task], service);
+    }
+
+    fn done(&self, p: &Process, task: usize, value: f64, stored: bool) {
+        if !stored {
+            if let Some(out) = self.out.borrow_mut().as_mut() {
+                out.append(self.params[task], value);
+            }
+        }
+        self.board.task_done(p, &self.keys[task]);
+        self.bar.inc(1);
+    }
+
+    fn failed(&self, p: &Process, task: usize, why: &str) {
+        self.board.task_failed(p, &self.keys[task], why);
+    }
+
+    fn cancelled(&self, task: usize) -> bool {
+        self.board.is_cancelled(&self.keys[task])
+    }
+
+    fn worker(&self, up: bool, failed: bool) {
+        if up {
+            self.alive.set(self.alive.get() + 1);
+        } else {
+            self.alive.set(self.alive.get() - 1);
+        }
+        if failed {
+            self.retries.set(self.retries.get() + 1);
+        }
+        self.show();
+    }
+
+    fn interrupted(&self) -> bool {
+        let signal = cluster::interrupted();
+        if signal.is_some() {
+            self.signal.set(signal);
+        }
+        signal.is_some()
+    }
 }
 
 /// What the scan computes: the parameters, and a task that fails its first attempt
@@ -357,6 +359,25 @@ struct Settings {
 struct Work {
     params: Vec<f64>,
     fail_once: Option<(usize, String)>,
+    /// The pause before each integral.
+    pause_ms: u64,
+}
+
+impl Work {
+    /// Each task's remote call.
+    fn calls(&self) -> Vec<RemoteCall<f64>> {
+        self.params
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| match &self.fail_once {
+                Some((k, marker)) if *k == i => {
+                    let marker = marker.clone();
+                    RemoteCall::new("integrate_flaky", move || async move { (a, marker) })
+                }
+                _ => job::call(a, self.pause_ms),
+            })
+            .collect()
+    }
 }
 
 /// The key of task `i` on the status page.
@@ -364,10 +385,8 @@ fn key(i: usize, a: f64) -> String {
     format!("{i:03} a={a:.4}")
 }
 
-/// The master: results already in the store are taken from it; `workers` services pull
-/// the missing parameters from a shared queue until it is empty, each result committed
-/// to the store as it arrives. A failed worker's task goes back on the queue; the
-/// launcher's policy starts a replacement.
+/// The master's loop ([`job::scan`]) with this program's progress, status page and
+/// results file.
 async fn scan<L: WorkerLauncher + 'static>(
     p: &Process,
     launcher: Rc<L>,
@@ -375,158 +394,18 @@ async fn scan<L: WorkerLauncher + 'static>(
     work: Work,
     settings: Settings,
     progress: Rc<Progress>,
-    out: ResultsFile,
 ) -> Scanned {
-    let Settings {
-        workers,
-        pause_ms,
-        interruptible,
-        hold,
-    } = settings;
-    let Work { params, fail_once } = work;
-    // Shared by the slots; taken back at the end (killed slots may hold a clone).
-    let out = Rc::new(RefCell::new(Some(out)));
-    let memo = Rc::new(Memoized::new(store));
-    let queue: Rc<RefCell<VecDeque<usize>>> = Rc::default();
-    let error: Rc<RefCell<Option<String>>> = Rc::default();
-    let params: Rc<Vec<f64>> = Rc::new(params);
-    let results: Rc<RefCell<Vec<Option<f64>>>> = Rc::new(RefCell::new(vec![None; params.len()]));
-    let keys: Rc<Vec<String>> =
-        Rc::new(params.iter().enumerate().map(|(i, &a)| key(i, a)).collect());
-    let calls: Rc<Vec<RemoteCall<f64>>> = Rc::new(
-        params
-            .iter()
-            .enumerate()
-            .map(|(i, &a)| match &fail_once {
-                Some((k, marker)) if *k == i => {
-                    let marker = marker.clone();
-                    RemoteCall::new("integrate_flaky", move || async move { (a, marker) })
-                }
-                _ if pause_ms == 0 => RemoteCall::new("integrate", move || async move { a }),
-                _ => RemoteCall::new("integrate_slowly", move || async move { (a, pause_ms) }),
-            })
-            .collect(),
-    );
-    // Only what the store lacks is queued, and only as many workers as it needs.
-    for (task, call) in calls.iter().enumerate() {
-        progress.board.task_queued(p, &keys[task], call.label());
-        match memo.lookup(p, call).await {
-            Ok(Some(value)) => {
-                results.borrow_mut()[task] = Some(value);
-                progress.board.task_done(p, &keys[task]);
-                progress.bar.inc(1);
-            }
-            Ok(None) => queue.borrow_mut().push_back(task),
-            Err(err) => *error.borrow_mut() = Some(err.to_string()),
-        }
-    }
-    let workers = if error.borrow().is_some() {
-        0
-    } else {
-        workers.min(queue.borrow().len())
-    };
-    let slots: Vec<_> = (0..workers)
-        .map(|_| {
-            let (launcher, queue, results, calls, keys, progress, out, params, memo, error) = (
-                launcher.clone(),
-                queue.clone(),
-                results.clone(),
-                calls.clone(),
-                keys.clone(),
-                progress.clone(),
-                out.clone(),
-                params.clone(),
-                memo.clone(),
-                error.clone(),
-            );
-            p.async_task(move |slot| async move {
-                let slot = &slot;
-                // The task this slot's last worker failed, retried first when held.
-                let retry_first: Rc<Cell<Option<usize>>> = Rc::default();
-                let outcome = with_remote_runner(slot, &*launcher, |runner| {
-                    let (queue, results, calls, keys, progress, out, params, memo, error) = (
-                        queue.clone(),
-                        results.clone(),
-                        calls.clone(),
-                        keys.clone(),
-                        progress.clone(),
-                        out.clone(),
-                        params.clone(),
-                        memo.clone(),
-                        error.clone(),
-                    );
-                    let retry_first = retry_first.clone();
-                    async move {
-                        progress.alive.set(progress.alive.get() + 1);
-                        progress.show();
-                        let tasks = Tasks {
-                            queue: &queue,
-                            results: &results,
-                            calls: &calls,
-                            keys: &keys,
-                            params: &params,
-                            out: &out,
-                            memo: &memo,
-                            error: &error,
-                            hold,
-                            retry_first: &retry_first,
-                        };
-                        let outcome = serve_tasks(slot, &runner, &tasks, &progress).await;
-                        progress.alive.set(progress.alive.get() - 1);
-                        if outcome.is_err() {
-                            progress.retries.set(progress.retries.get() + 1);
-                        }
-                        progress.show();
-                        outcome
-                    }
-                })
-                .await;
-                outcome.map_err(|err| err.to_string())
-            })
-        })
-        .collect();
-    let mut interrupted = None;
-    'slots: for slot in &slots {
-        let outcome = loop {
-            if !interruptible {
-                break slot.wait(p).await;
-            }
-            if let Some(signal) = cluster::interrupted() {
-                interrupted = Some(signal);
-                break 'slots;
-            }
-            match slot.wait_timeout(p, cluster::INTERRUPT_POLL_INTERVAL).await {
-                hyperion::AsyncResult::Pending => continue,
-                outcome => break outcome,
-            }
-        };
-        if let hyperion::AsyncResult::Done(Err(err)) = outcome {
-            tracing::error!(%err, "a worker slot gave up");
-        }
-    }
-    if let Some(signal) = interrupted {
-        tracing::warn!(%signal, "interrupted; stopping the workers");
-        // Killing a slot ends its service: its worker gets ShutDown and its launcher
-        // stops it.
-        queue.borrow_mut().clear();
-        for slot in &slots {
-            slot.cancel(p);
-        }
-    }
+    let scanned = job::scan(p, launcher, store, work.calls(), settings, progress.clone()).await;
     progress.bar.finish_and_clear();
-    let done = results.borrow().clone();
-    let out = out
+    let out = progress
+        .out
         .borrow_mut()
         .take()
         .expect("the results file is taken once");
-    let error = error.borrow_mut().take();
     Scanned {
-        results: done,
-        interrupted,
+        interrupted: progress.signal.get().filter(|_| scanned.interrupted),
+        scanned,
         out,
-        from_store: memo.hits(),
-        computed: memo.runs(),
-        error,
     }
 }
 
@@ -586,90 +465,17 @@ impl ResultsFile {
 
 /// What a scan computed, and whether a signal stopped it.
 struct Scanned {
-    results: Vec<Option<f64>>,
+    scanned: job::Scanned,
     interrupted: Option<nix::sys::signal::Signal>,
     out: ResultsFile,
-    /// Results read from the store (a resumed run's).
-    from_store: u64,
-    /// Results computed by workers in this run.
-    computed: u64,
-    /// Why the scan stopped early (the store failed).
-    error: Option<String>,
 }
 
-/// The scan's shared state, as one worker's service sees it.
-struct Tasks<'a> {
-    queue: &'a RefCell<VecDeque<usize>>,
-    results: &'a RefCell<Vec<Option<f64>>>,
-    calls: &'a [RemoteCall<f64>],
-    /// Each task's key on the status page.
-    keys: &'a [String],
-    params: &'a [f64],
-    out: &'a RefCell<Option<ResultsFile>>,
-    memo: &'a Memoized<dyn ResultStore>,
-    /// The store's failure, which stops the scan.
-    error: &'a RefCell<Option<String>>,
-    /// Whether a failed task is held (see [`Settings::hold`]).
-    hold: bool,
-    /// The task this slot's last worker failed, retried first when held.
-    retry_first: &'a Cell<Option<usize>>,
-}
-
-async fn serve_tasks(
-    p: &Process,
-    runner: &hyperion::remote::Runner,
-    tasks: &Tasks<'_>,
-    progress: &Progress,
-) -> Result<(), RemoteError> {
-    let board = &progress.board;
-    loop {
-        let next = tasks.retry_first.take();
-        let Some(task) = next.or_else(|| tasks.queue.borrow_mut().pop_front()) else {
-            return Ok(());
-        };
-        let key = &tasks.keys[task];
-        if board.is_cancelled(key) {
-            continue;
-        }
-        board.task_started(p, key, runner.service_id());
-        match tasks.memo.run(p, runner, &tasks.calls[task]).await {
-            Ok(value) => {
-                tasks.results.borrow_mut()[task] = Some(value);
-                if let Some(out) = tasks.out.borrow_mut().as_mut() {
-                    out.append(tasks.params[task], value);
-                }
-                board.task_done(p, key);
-                progress.bar.inc(1);
-            }
-            Err(StoredCallError::Remote(err)) => {
-                board.task_failed(p, key, &err.to_string());
-                if tasks.hold {
-                    tasks.retry_first.set(Some(task));
-                } else {
-                    board.task_queued(p, key, tasks.calls[task].label());
-                    tasks.queue.borrow_mut().push_back(task);
-                }
-                return Err(err);
-            }
-            Err(StoredCallError::Store(err)) => {
-                board.task_failed(p, key, &err.to_string());
-                // Results can no longer be kept: stop, keeping what is stored.
-                tracing::error!(%err, "the result store failed; stopping the scan");
-                tasks.error.borrow_mut().get_or_insert(err.to_string());
-                tasks.queue.borrow_mut().clear();
-                return Ok(());
-            }
-        }
-    }
-}
-
-fn params(tasks: usize) -> Vec<f64> {
-    (0..tasks)
-        .map(|i| A_MIN + (A_MAX - A_MIN) * i as f64 / (tasks.max(2) - 1) as f64)
-        .collect()
-}
-
-fn report(params: &[f64], mut scanned: Scanned, elapsed: Duration) -> ExitCode {
+fn report(params: &[f64], scanned: Scanned, elapsed: Duration) -> ExitCode {
+    let Scanned {
+        scanned,
+        interrupted,
+        mut out,
+    } = scanned;
     let mut worst: f64 = 0.0;
     let mut missing = 0;
     for (a, value) in params.iter().zip(&scanned.results) {
@@ -678,17 +484,17 @@ fn report(params: &[f64], mut scanned: Scanned, elapsed: Duration) -> ExitCode {
             None => missing += 1,
         }
     }
-    if let Err(err) = scanned.out.rewrite(params, &scanned.results) {
+    if let Err(err) = out.rewrite(params, &scanned.results) {
         eprintln!(
             "scan: cannot write {}: {}",
-            scanned.out.path.display(),
+            out.path.display(),
             cluster::io_cause(&err)
         );
         return ExitCode::FAILURE;
     }
-    let out = &scanned.out.path;
+    let out = &out.path;
     let done = params.len() - missing;
-    if let Some(signal) = scanned.interrupted {
+    if let Some(signal) = interrupted {
         println!(
             "scan: interrupted by {signal}: {done} of {} integrals done, {missing} not computed; finished results in {}",
             params.len(),
@@ -708,7 +514,7 @@ fn report(params: &[f64], mut scanned: Scanned, elapsed: Duration) -> ExitCode {
         eprintln!("scan: {error}");
         return ExitCode::FAILURE;
     }
-    if missing == 0 && worst < 1e-9 {
+    if missing == 0 && worst < job::ERROR_MAX {
         ExitCode::SUCCESS
     } else {
         eprintln!("scan: incomplete or inaccurate: {missing} missing, worst error {worst:.1e}");
@@ -722,7 +528,6 @@ struct Run {
     work: Work,
     settings: Settings,
     progress: Rc<Progress>,
-    file: ResultsFile,
 }
 
 impl Run {
@@ -738,20 +543,19 @@ impl Run {
             work,
             settings,
             progress,
-            file,
         } = self;
         if hold {
             let launcher = Rc::new(Holding(launcher));
-            scan(p, launcher, store, work, settings, progress, file).await
+            scan(p, launcher, store, work, settings, progress).await
         } else {
-            scan(p, Rc::new(launcher), store, work, settings, progress, file).await
+            scan(p, Rc::new(launcher), store, work, settings, progress).await
         }
     }
 }
 
 fn run_master(master: Master, options: Options) -> ExitCode {
     let tasks = usize::try_from(options.tasks).expect("--tasks is at most TASKS_MAX");
-    let params = params(tasks);
+    let params = job::params(tasks);
     let out = options
         .out
         .clone()
@@ -783,6 +587,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
     let work = Work {
         params: params.clone(),
         fail_once,
+        pause_ms: options.pause_ms,
     };
     let board = master.status.clone();
     board.set_launcher(place.name());
@@ -798,19 +603,17 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     pause_max: Duration::from_secs(5),
                 },
             ));
-            let (pause_ms, file) = (options.pause_ms, out);
             // The simulator keeps results in memory (a simulated disk).
             let store: Rc<dyn ResultStore> =
                 Rc::new(MemoryStore::new(MemoryDisk::new(), STORE_VERSION));
             let scanned = sim.run_until(&node, move |p| async move {
-                let progress = Rc::new(Progress::new(0, false, board));
+                let progress = Rc::new(Progress::new(&work.params, false, board, out));
                 let settings = Settings {
                     workers,
-                    pause_ms,
-                    interruptible: false,
                     hold: false,
+                    interrupt_poll: None,
                 };
-                scan(&p, launcher, store, work, settings, progress, file).await
+                scan(&p, launcher, store, work, settings, progress).await
             });
             println!(
                 "scan: simulated with seed {} ({} frames, {:.1} s of virtual time, faults drawn from the seed)",
@@ -851,7 +654,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let (pause_ms, hold, file) = (options.pause_ms, options.hold, out);
+            let hold = options.hold;
             let job_arrays = options.job_arrays;
             let (cookie, log_dir) = (master.cookie_file.clone(), master.log_dir.clone());
             let binary = master.worker_binary();
@@ -859,12 +662,11 @@ fn run_master(master: Master, options: Options) -> ExitCode {
             let outcome = node.run(move |p| async move {
                 board.attach(&p);
                 let store: Rc<dyn ResultStore> = Rc::new(store);
-                let progress = Rc::new(Progress::new(tasks, true, board));
+                let progress = Rc::new(Progress::new(&work.params, true, board, out));
                 let settings = Settings {
                     workers,
-                    pause_ms,
-                    interruptible: true,
                     hold,
+                    interrupt_poll: Some(cluster::INTERRUPT_POLL_INTERVAL),
                 };
                 let bar = progress.bar.clone();
                 cluster::print_notices_with(move |line| {
@@ -884,7 +686,6 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     work,
                     settings,
                     progress,
-                    file,
                 };
                 match place {
                     Place::Local => {

@@ -56,8 +56,8 @@ proptest! {
     /// connection timeout — never hangs past the timeout, and leaves no worker process
     /// or node behind, whatever the faults (worker nodes may crash).
     #[test]
-    fn with_service_always_ends_and_leaks_nothing(seed in any::<u64>(), faults in Faults::strategy()) {
-        let mut sim = Sim::with_faults(seed, faults);
+    fn with_service_always_ends_and_leaks_nothing(seed in any::<u64>(), plan in Faults::strategy()) {
+        let mut sim = Sim::new(seed).follow_plan(&plan);
         let master = sim.add_node();
         let launcher = SimLauncher::new(sim.handle(), table())
             .with_connection_timeout(Some(Duration::from_secs(90)));

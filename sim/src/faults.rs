@@ -13,6 +13,8 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
+
+use crate::plan::{Plan, PlanFault, PlannedFault};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -141,8 +143,56 @@ impl Faults {
         self.latency.1 + self.jitter
     }
 
-    /// A `proptest` strategy over fault plans, from calm to brutal (swarm-drawn).
-    pub fn strategy() -> impl Strategy<Value = Faults> {
+    /// A `proptest` strategy over explicit fault plans: up to [`PLAN_FAULTS_MAX`] timed
+    /// faults (breaks, partitions with their duration, crashes with or without a
+    /// restart, slow spells, silent pauses, clock drifts) among [`PLAN_NODES`] nodes
+    /// within the first [`PLAN_SPAN`] of virtual time. Node 0 is, by convention, the
+    /// test's own node (the one whose body `run_until` runs): it is never crashed nor
+    /// paused. Follow a plan with [`Sim::follow_plan`](crate::Sim::follow_plan); when a
+    /// property fails, proptest shrinks the plan itself (fewer faults, earlier, shorter,
+    /// on lower nodes), so the failure it reports is a small list of named faults.
+    ///
+    /// ```
+    /// use hyperion_sim::{Faults, Sim};
+    /// use proptest::strategy::{Strategy, ValueTree};
+    /// use proptest::test_runner::TestRunner;
+    ///
+    /// let plan = Faults::strategy().new_tree(&mut TestRunner::deterministic()).unwrap().current();
+    /// assert!(plan.faults.len() <= hyperion_sim::PLAN_FAULTS_MAX);
+    /// let mut sim = Sim::new(7).follow_plan(&plan);
+    /// let node = sim.add_node();
+    /// let slept = sim.run_until(&node, |p| async move { p.sleep(std::time::Duration::from_secs(1)).await });
+    /// assert!(slept.is_ok());
+    /// ```
+    pub fn strategy() -> impl Strategy<Value = Plan> {
+        Faults::plans(PLAN_NODES, PLAN_SPAN, PLAN_FAULTS_MAX)
+    }
+
+    /// [`strategy`](Faults::strategy) for `nodes` nodes (at least 2; node 0 never crashed
+    /// nor paused), faults within the first `span` of virtual time, at most `faults_max`
+    /// of them.
+    pub fn plans(nodes: usize, span: Duration, faults_max: usize) -> impl Strategy<Value = Plan> {
+        let nodes = nodes.max(2);
+        let span_ms = (span.as_millis() as u64).max(1);
+        let step = (0..span_ms, planned_fault(nodes)).prop_map(|(at_ms, fault)| PlanFault {
+            // A clock's rate is set when its node is made: a drift has no time.
+            at: match fault {
+                PlannedFault::Drift { .. } => Duration::ZERO,
+                _ => Duration::from_millis(at_ms),
+            },
+            fault,
+        });
+        proptest::collection::vec(step, 0..=faults_max).prop_map(|faults| Plan {
+            scenario: String::new(),
+            seed: 0,
+            faults,
+            buggify: Vec::new(),
+        })
+    }
+
+    /// A `proptest` strategy over fault rates, from calm to brutal (swarm-drawn): random
+    /// weather a seed decides, rather than a plan proptest can shrink.
+    pub fn rates_strategy() -> impl Strategy<Value = Faults> {
         prop_oneof![
             1 => Just(Faults::none()),
             1 => Just(Faults::calm()),
@@ -150,6 +200,55 @@ impl Faults {
             5 => any::<u64>().prop_map(Faults::swarm),
         ]
     }
+}
+
+/// Nodes the plans of [`Faults::strategy`] name.
+pub const PLAN_NODES: usize = 4;
+/// Virtual time within which the plans of [`Faults::strategy`] inject their faults.
+pub const PLAN_SPAN: Duration = Duration::from_secs(60);
+/// Most faults in a plan of [`Faults::strategy`].
+pub const PLAN_FAULTS_MAX: usize = 6;
+
+/// One fault among `nodes` nodes; node 0 is never crashed nor paused. The variants come
+/// in the order proptest shrinks towards (a break is the simplest fault), and every
+/// number shrinks towards the mildest value.
+fn planned_fault(nodes: usize) -> impl Strategy<Value = PlannedFault> {
+    let millis = |low: u64, high: u64| (low..high).prop_map(Duration::from_millis);
+    let pair = (0..nodes, 1..nodes).prop_map(move |(a, offset)| (a, (a + offset) % nodes));
+    prop_oneof![
+        pair.clone().prop_map(|(a, b)| PlannedFault::Break(a, b)),
+        (pair, any::<bool>(), millis(100, 10_000)).prop_map(
+            |((from, to), both_ways, heal_after)| {
+                PlannedFault::Partition {
+                    from,
+                    to,
+                    both_ways,
+                    heal_after,
+                }
+            }
+        ),
+        (
+            1..nodes,
+            any::<bool>(),
+            proptest::option::of(millis(100, 10_000))
+        )
+            .prop_map(|(index, reset, restart_after)| PlannedFault::Crash {
+                index,
+                reset,
+                restart_after,
+            }),
+        (0..nodes, millis(1, 3), millis(100, 20_000)).prop_map(|(index, cost, lasting)| {
+            PlannedFault::Slow {
+                index,
+                cost,
+                lasting,
+            }
+        }),
+        (1..nodes, millis(100, 20_000))
+            .prop_map(|(index, duration)| PlannedFault::Pause { index, duration }),
+        (0..nodes, -200_000i32..=200_000)
+            .prop_map(|(index, ppm)| PlannedFault::Drift { index, ppm }),
+    ]
 }
 
 impl Default for Faults {

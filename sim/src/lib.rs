@@ -24,7 +24,7 @@ mod trace;
 mod world;
 
 pub use checkers::Violation;
-pub use faults::{Fault, Faults};
+pub use faults::{Fault, Faults, PLAN_FAULTS_MAX, PLAN_NODES, PLAN_SPAN};
 pub use launcher::SimLauncher;
 pub use network::{SimTransport, CONNECT_TIMEOUT};
 pub use plan::{Plan, PlanBuggify, PlanError, PlanFault, PlannedFault};

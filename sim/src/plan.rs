@@ -16,6 +16,9 @@
 //! fault 2000000000 partition 0 1 both 3000000000
 //! fault 4000000000 crash 2 reset restart 500000000
 //! fault 5000000000 crash 3 silent
+//! fault 6000000000 slow 1 2000000 4000000000
+//! fault 7000000000 pause 2 5000000000
+//! fault 0 drift 1 -150000
 //! buggify 7 src/remote/call.rs:120:12
 //! ```
 
@@ -50,6 +53,33 @@ pub enum PlannedFault {
         reset: bool,
         /// When it comes back.
         restart_after: Option<Duration>,
+    },
+    /// Make a node spend `cost` of virtual time per task (a loaded host) for `lasting`,
+    /// then run at its former pace.
+    Slow {
+        /// The node.
+        index: usize,
+        /// Virtual time per task.
+        cost: Duration,
+        /// How long it stays slow.
+        lasting: Duration,
+    },
+    /// Stop a node for `duration`, as SIGSTOP does: a silent node, whose connections
+    /// stay open and whose peers must notice by heartbeat alone.
+    Pause {
+        /// The node.
+        index: usize,
+        /// How long it stays stopped.
+        duration: Duration,
+    },
+    /// A node's clock runs `ppm` parts per million fast (slow, if negative) from its
+    /// start. A clock's rate is set when its node is made, so this step applies to a
+    /// node added after the plan is followed; its time is not used (write 0).
+    Drift {
+        /// The node.
+        index: usize,
+        /// Parts per million, either way (at most ±500 000).
+        ppm: i32,
     },
 }
 
@@ -192,6 +222,19 @@ fn parse_fault(words: &[&str]) -> Option<PlannedFault> {
                 _ => return None,
             },
         },
+        ["slow", victim, cost, lasting] => PlannedFault::Slow {
+            index: index(victim)?,
+            cost: nanos(cost)?,
+            lasting: nanos(lasting)?,
+        },
+        ["pause", victim, duration] => PlannedFault::Pause {
+            index: index(victim)?,
+            duration: nanos(duration)?,
+        },
+        ["drift", victim, ppm] => PlannedFault::Drift {
+            index: index(victim)?,
+            ppm: ppm.parse().ok().filter(|ppm: &i32| ppm.abs() <= 500_000)?,
+        },
         _ => return None,
     })
 }
@@ -221,6 +264,15 @@ impl fmt::Display for PlannedFault {
                 }
                 Ok(())
             }
+            PlannedFault::Slow {
+                index,
+                cost,
+                lasting,
+            } => write!(f, "slow {index} {} {}", cost.as_nanos(), lasting.as_nanos()),
+            PlannedFault::Pause { index, duration } => {
+                write!(f, "pause {index} {}", duration.as_nanos())
+            }
+            PlannedFault::Drift { index, ppm } => write!(f, "drift {index} {ppm}"),
         }
     }
 }

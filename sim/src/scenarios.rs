@@ -17,6 +17,7 @@ mod agents;
 mod arbitration;
 mod registry;
 mod remote;
+mod scan;
 mod shapes;
 mod silent;
 
@@ -192,6 +193,20 @@ const SCENARIOS: &[Scenario] = &[
                 required("arbitration.delayed_close"),
                 optional("arbitration.crossed_dials"),
                 optional("arbitration.replaced"),
+            ],
+            known_defect: None,
+        },
+        Scenario {
+            name: "scan",
+            about: "the main job (the scan example's own master loop and closures): a master crashes at a random moment, a second resumes from the store; it ends, every point is in its result once and right, nothing committed runs again, no worker outlives it",
+            run: scan::scan,
+            probes: &[
+                required("scan.point_retried"),
+                required("scan.worker_replaced"),
+                required("runtime.buggify.blocking_job_stalls"),
+                optional("scan.resumed"),
+                optional("scan.service_restarted"),
+                optional("remote.retry"),
             ],
             known_defect: None,
         },

@@ -137,7 +137,8 @@ pub fn shrink(
             break;
         }
     }
-    // Shorter partitions, earlier restarts: halve each duration while it still fails.
+    // Shorter partitions, pauses and slow spells, earlier restarts: halve each duration
+    // while it still fails.
     for index in 0..best.0.faults.len() {
         for _ in 0..8 {
             let mut candidate = best.0.clone();
@@ -147,6 +148,8 @@ pub fn shrink(
                     restart_after: Some(after),
                     ..
                 } => halve(after),
+                PlannedFault::Slow { lasting, .. } => halve(lasting),
+                PlannedFault::Pause { duration, .. } => halve(duration),
                 _ => false,
             };
             if !shorter || !attempt(&candidate, &mut best) {

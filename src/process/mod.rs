@@ -44,6 +44,10 @@ use crate::node::local::{LocalNode, NodeState};
 use crate::runtime::TaskId;
 use crate::wire::{Control, Frame, WireError};
 
+/// Longest stall, in milliseconds of virtual time, of a blocking job whose completion
+/// a simulator holds back (the `buggify!` point of [`Process::run_blocking`]).
+const BLOCKING_STALL_MS_MAX: u64 = 10_000;
+
 /// The handle a process runs with: its identity and its way to act on the world.
 ///
 /// A process body receives its `Process` by value; borrow it (`&p`) in futures that run
@@ -637,7 +641,10 @@ impl Process {
 
     /// Runs a blocking or CPU-heavy closure off the node's thread (on a thread pool; in
     /// the simulator, inline) and waits for its result. A panic in `job` becomes a
-    /// panic of this process.
+    /// panic of this process. In a simulator with buggify on, the job's completion may
+    /// be held back (up to 10 s of virtual time, the probe
+    /// `runtime.buggify.blocking_job_stalls`), as on a pool whose threads are all busy;
+    /// await the future in the process that called this.
     ///
     /// ```
     /// # hyperion::Node::new().unwrap().run(|p| async move {
@@ -655,8 +662,20 @@ impl Process {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             let _ = sender.send(result);
         }));
+        // A simulator may hold the job's completion back, as a pool whose threads are
+        // all busy (or a job stuck on a slow disk) does: the caller then waits, in
+        // virtual time, while the rest of the world goes on.
+        let stall = crate::buggify!().then(|| {
+            crate::reached!("runtime.buggify.blocking_job_stalls");
+            let pause = Duration::from_millis(1 + self.random_u64() % BLOCKING_STALL_MS_MAX);
+            (self.clone_handle(), pause)
+        });
         async move {
-            match receiver.await {
+            let outcome = receiver.await;
+            if let Some((p, pause)) = stall {
+                p.sleep(pause).await;
+            }
+            match outcome {
                 Ok(Ok(value)) => value,
                 Ok(Err(panic)) => std::panic::resume_unwind(panic),
                 Err(_) => panic!("the blocking pool dropped the job (node shutting down)"),

@@ -110,7 +110,14 @@ impl Sim {
         let known = match &planned {
             PlannedFault::Break(a, b) => *a < count && *b < count,
             PlannedFault::Partition { from, to, .. } => *from < count && *to < count,
-            PlannedFault::Crash { index, .. } => *index < count,
+            PlannedFault::Crash { index, .. }
+            | PlannedFault::Slow { index, .. }
+            | PlannedFault::Pause { index, .. } => *index < count,
+            // A clock's rate is set when its node is made (see `add_node_with`).
+            PlannedFault::Drift { .. } => {
+                tracing::warn!(fault = %planned, "a drift step applies to nodes made after the plan is followed; skipped");
+                return;
+            }
         };
         if !known {
             tracing::warn!(fault = %planned, nodes = count, "plan step names a node the world does not have; skipped");
@@ -155,6 +162,17 @@ impl Sim {
                     self.schedule(now + after, Fault::Restart(index));
                 }
             }
+            PlannedFault::Slow {
+                index,
+                cost,
+                lasting,
+            } => {
+                let former = self.nodes[index].poll_cost;
+                self.apply(Fault::Slow(index, cost));
+                self.schedule(now + lasting, Fault::Slow(index, former));
+            }
+            PlannedFault::Pause { index, duration } => self.apply(Fault::Pause(index, duration)),
+            PlannedFault::Drift { .. } => {}
         }
     }
 
@@ -245,7 +263,13 @@ impl Sim {
             .map(|n| n.clock.world_span(local))
             .max()
             .unwrap_or(local);
-        slowest + 2 * self.faults.latency_bound() + self.faults.slow_poll_cost * 1000
+        // A slow node's backlog: the slowest pace any node runs at, by rate or by plan.
+        let poll_cost = self
+            .nodes
+            .iter()
+            .map(|n| n.poll_cost)
+            .fold(self.faults.slow_poll_cost, Duration::max);
+        slowest + 2 * self.faults.latency_bound() + poll_cost * 1000
     }
 
     /// Stops node `index` for `duration`, as SIGSTOP does: it runs nothing, fires no

@@ -116,6 +116,8 @@ pub struct Sim {
     planned: std::collections::VecDeque<PlanFault>,
     /// The faults injected so far (random or planned), for [`Sim::injected`].
     injected: Vec<PlanFault>,
+    /// The plan's clock drifts, by node index, applied as each node is made.
+    planned_drift: BTreeMap<usize, i32>,
     heartbeat: HeartbeatConfig,
     trace: Rc<RefCell<Trace>>,
     checkers: Rc<RefCell<Checkers>>,
@@ -168,6 +170,7 @@ impl Sim {
             following_plan: false,
             planned: std::collections::VecDeque::new(),
             injected: Vec::new(),
+            planned_drift: BTreeMap::new(),
             heartbeat: HeartbeatConfig::default(),
             trace,
             checkers: Rc::default(),
@@ -370,6 +373,14 @@ impl Sim {
         self.next_random_fault = None;
         let mut faults = plan.faults.clone();
         faults.sort_by_key(|step| step.at);
+        // A clock's rate is set when its node is made: drifts wait for their nodes.
+        faults.retain(|step| match step.fault {
+            crate::plan::PlannedFault::Drift { index, ppm } => {
+                self.planned_drift.insert(index, ppm);
+                false
+            }
+            _ => true,
+        });
         self.planned = faults.into();
         self.hooks.follow_buggify(&plan.buggify);
         self

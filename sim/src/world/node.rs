@@ -117,6 +117,19 @@ impl Sim {
         } else {
             (self.rng.next_u64() % (2 * drift_max as u64 + 1)) as i64 - drift_max
         };
+        // A plan's drift replaces the draw (made all the same, so that the world's
+        // generator draws alike either way).
+        let drift = match self.planned_drift.get(&index) {
+            Some(&ppm) => {
+                let fault = crate::plan::PlannedFault::Drift { index, ppm };
+                self.injected.push(crate::plan::PlanFault {
+                    at: self.time.now(),
+                    fault,
+                });
+                i64::from(ppm)
+            }
+            None => drift,
+        };
         let offset = Duration::from_millis(self.rng.next_u64() % 1000);
         let slow = self.unit() < self.faults.slow_node_probability;
         let clock = Rc::new(NodeClock::new(self.time.clone(), offset, drift as i32));
