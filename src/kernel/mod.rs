@@ -19,9 +19,7 @@ mod table;
 use std::time::Duration;
 
 pub(crate) use poll_marks::PollMarks;
-pub(crate) use table::{
-    Abandoned, ExitHook, LocalMonitor, ProcessFuture, ProcessSlot, Relations,
-};
+pub(crate) use table::{Abandoned, ExitHook, LocalMonitor, ProcessFuture, ProcessSlot, Relations};
 
 use crate::message::Message;
 use crate::runtime::{ReadyQueue, TaskId, TimerKey, Timers};

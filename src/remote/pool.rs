@@ -23,8 +23,8 @@ use super::launcher::{OnRemoteError, WorkerLauncher};
 use super::resources::Resources;
 use super::service::serve;
 use crate::message::Serializable;
-use crate::types::id::{DiedReason, ProcessId};
 use crate::process::Process;
+use crate::types::id::{DiedReason, ProcessId};
 use crate::{match_if, match_type};
 
 /// Launches that may fail in a row (no worker connected in between) before the pool

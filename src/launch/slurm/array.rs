@@ -6,9 +6,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{SlurmJob, SlurmLauncher, ARRAY_GATHER_WINDOW, ARRAY_TASKS_MAX};
-use crate::types::id::NodeId;
 use crate::process::Process;
 use crate::remote::{LaunchError, Resources, ServiceId};
+use crate::types::id::NodeId;
 
 /// How often a launch that joined an array looks whether it was submitted.
 const ARRAY_POLL_INTERVAL: Duration = Duration::from_millis(50);

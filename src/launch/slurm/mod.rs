@@ -28,11 +28,11 @@ use std::time::Duration;
 
 use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
-use crate::types::id::NodeId;
 use crate::process::Process;
 use crate::remote::{
     JobState, LaunchError, OnRemoteError, RemoteError, Resources, ServiceId, WorkerLauncher,
 };
+use crate::types::id::NodeId;
 use array::ArrayBatch;
 use command::run;
 use queue::{job_state, jobs_named, NEVER_STARTS, WAITING_STATES};

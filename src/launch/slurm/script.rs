@@ -2,8 +2,8 @@
 //! the worker of launch `i`). Every word is quoted; nothing else goes through a shell.
 
 use super::SlurmLauncher;
-use crate::types::id::NodeId;
 use crate::remote::ServiceId;
+use crate::types::id::NodeId;
 
 /// Quotes `word` for a POSIX shell script.
 ///

@@ -143,8 +143,8 @@ use self::admission::{Admission, PreAuthWarnings};
 
 use self::connection::{Connection, Phase};
 use crate::build_id::BuildId;
-use crate::types::id::NodeId;
 use crate::transport::{Transport, TransportEvent};
+use crate::types::id::NodeId;
 use crate::wire::framing::{FrameWriter, LENGTH_PREFIX_BYTES};
 use crate::wire::handshake::{Cookie, CookieError, HANDSHAKE_BYTES_MAX};
 use crate::wire::WireError;
