@@ -128,14 +128,24 @@ fn a_hundred_workers_answer_a_thousand_tasks_under_swarm_faults() {
     check(0..3, 100, 1_000);
 }
 
-/// The full size: 1,000 workers, 10,000 tasks, over seeds (`SCALE_SEEDS`, default 3).
-/// Slow in debug: run it with `--release`.
+/// A knob of the full-size test from the environment, or its default.
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name) // real-world only: the test's own knobs
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The full size: 1,000 workers, 10,000 tasks, over seeds (`SCALE_SEEDS`, default 3;
+/// `SCALE_WORKERS` and `SCALE_TASKS` change the size). Slow in debug: run it with
+/// `--release`.
 #[test]
 #[ignore = "the full size: run with --release --ignored"]
 fn a_thousand_workers_answer_ten_thousand_tasks_under_swarm_faults() {
-    let seeds = std::env::var("SCALE_SEEDS") // real-world only: the test's own knob
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    check(0..seeds, 1_000, 10_000);
+    let workers = knob("SCALE_WORKERS", 1_000) as usize;
+    check(
+        0..knob("SCALE_SEEDS", 3),
+        workers,
+        knob("SCALE_TASKS", 10_000),
+    );
 }
