@@ -401,10 +401,15 @@ fn a_worker_job_cancelled_before_its_hello_fails_its_service_before_the_timeout(
     )
     .unwrap();
     let program = silent_worker(&dir);
+    // Slurm's own log of the job goes to the scratch directory, not the working one.
+    let options = SlurmOptions {
+        output: Some(dir.join("slurm-%j.out")),
+        ..SlurmOptions::default().job_name("hyperion-scan")
+    };
     // The timeout is far off: only the job's state can end the wait in time.
     let outcome = node
         .run(move |p| async move {
-            let launcher = SlurmLauncher::new(SlurmOptions::default().job_name("hyperion-scan"))
+            let launcher = SlurmLauncher::new(options)
                 .unwrap()
                 .program(program)
                 .with_connection_timeout(Some(Duration::from_secs(90)));
