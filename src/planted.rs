@@ -26,6 +26,9 @@ pub enum Defect {
     /// When two nodes dial each other at once, the node whose own dial should win (the
     /// smaller id) accepts the other's dial too: the two ends keep different connections.
     CrossedDialAccepted = 256,
+    /// A `with_service` block that ends never sends its worker `ShutDown` (the
+    /// launcher's backstop still stops the worker, so nothing else notices).
+    ShutDownNotSent = 512,
 }
 
 #[cfg(feature = "planted-defects")]

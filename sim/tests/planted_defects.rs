@@ -222,3 +222,13 @@ fn a_crossed_dial_accepted_by_both_ends_is_caught_by_the_arbitration_checker() {
     drop(_defect);
     assert_eq!(run_checked(&mut Sim::new(seed), &arbitration), Ok(()));
 }
+
+#[test]
+fn a_shutdown_never_sent_is_caught_by_how_the_worker_ended() {
+    let _defect = plant(Defect::ShutDownNotSent);
+    let services = scenario("services");
+    let (seed, why) = first_catch("ShutDown not sent", Sim::new, |_| {}, &services);
+    assert!(why.contains("not by ShutDown"), "{why}");
+    drop(_defect);
+    assert_eq!(run_checked(&mut Sim::new(seed), &services), Ok(()));
+}

@@ -60,7 +60,9 @@ impl<L: WorkerLauncher> Drop for ShutdownGuard<'_, L> {
         // goes out on a fresh connection if there is none. (A worker that saw the break
         // has stopped already, having lost its master.)
         self.p.reconnect(self.worker);
-        self.p.send(self.worker, WorkerMessage::ShutDown);
+        if !crate::planted::is_planted(crate::planted::Defect::ShutDownNotSent) {
+            self.p.send(self.worker, WorkerMessage::ShutDown);
+        }
         self.launcher.on_exit(&self.job);
         crate::status::notify(
             self.p,
