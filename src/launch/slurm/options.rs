@@ -132,7 +132,7 @@ impl SlurmOptions {
     }
 
     /// [`sbatch_args`](SlurmOptions::sbatch_args) with another job name (the launcher
-    /// gives each job its own, see [`SlurmLauncher::job_name`]).
+    /// gives each job its own, see [`SlurmLauncher::job_name`](super::SlurmLauncher::job_name)).
     pub fn sbatch_args_named(&self, job_name: &str) -> Vec<String> {
         let mut args = vec!["--parsable".to_string(), format!("--job-name={job_name}")];
         let mut option = |name: &str, value: Option<String>| {

@@ -64,7 +64,7 @@ impl JobWatch {
             .is_none_or(|at| at.elapsed() >= JOB_STATE_POLL_INTERVAL);
         if due && !seen.polling {
             seen.polling = true;
-            seen.polled_at = Some(Instant::now());
+            seen.polled_at = Some(Instant::now()); // real-world only: Slurm is never simulated
             let jobs: Vec<SlurmJob> = std::mem::take(&mut seen.asked).into_iter().collect();
             let (squeue, sacct, shared) =
                 (self.squeue.clone(), self.sacct.clone(), self.seen.clone());

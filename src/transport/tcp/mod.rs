@@ -77,12 +77,12 @@
 //!     transport.flush(&mut out);
 //!     let timeout = transport
 //!         .next_deadline()
-//!         .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+//!         .map(|deadline| deadline.saturating_duration_since(Instant::now())); // real-world only
 //!     poll.poll(&mut events, timeout)?;
 //!     for event in events.iter() {
 //!         transport.on_event(event, &mut out);
 //!     }
-//!     transport.on_timer(Instant::now(), &mut out);
+//!     transport.on_timer(Instant::now(), &mut out); // real-world only
 //!     for event in out.drain(..) {
 //!         // node.handle_transport_event(event);
 //!         # let _ = event;
