@@ -29,6 +29,9 @@ pub enum Defect {
     /// A `with_service` block that ends never sends its worker `ShutDown` (the
     /// launcher's backstop still stops the worker, so nothing else notices).
     ShutDownNotSent = 512,
+    /// Data frames to another node are held back until the next control frame to that
+    /// node, so a death notice (a control frame) can overtake its sender's last data.
+    DeathNoticeOvertakesData = 1024,
 }
 
 #[cfg(feature = "planted-defects")]

@@ -232,3 +232,31 @@ fn a_shutdown_never_sent_is_caught_by_how_the_worker_ended() {
     drop(_defect);
     assert_eq!(run_checked(&mut Sim::new(seed), &services), Ok(()));
 }
+
+/// A process on one node sends its watcher on another node a message, then ends; the
+/// watcher monitors it and waits.
+fn last_words(sim: &mut Sim) -> Result<(), String> {
+    let a = sim.add_node();
+    let b = sim.add_node();
+    let speaker = b.spawn(|p| async move {
+        let watcher: hyperion::ProcessId = p.expect().await;
+        p.sleep(Duration::from_millis(p.random_u64() % 50)).await;
+        p.send(watcher, 7u64);
+    });
+    a.spawn(move |p| async move {
+        p.send(speaker, p.self_pid());
+        p.monitor(speaker);
+        p.expect::<()>().await;
+    });
+    sim.run_for(Duration::from_secs(5));
+    Ok(())
+}
+
+#[test]
+fn a_death_notice_that_overtakes_its_senders_data_is_caught() {
+    let _defect = plant(Defect::DeathNoticeOvertakesData);
+    let (seed, why) = first_catch("death notice overtakes data", Sim::new, |_| {}, &last_words);
+    assert!(why.contains("after being told it died"), "{why}");
+    drop(_defect);
+    assert_eq!(run_checked(&mut Sim::new(seed), &last_words), Ok(()));
+}

@@ -92,6 +92,12 @@ pub(crate) struct Network {
     /// The transport's frame limit, read once: every frame is encoded and decoded
     /// under it.
     frame_bytes_max: usize,
+    /// Data frames held back under [`Defect::DeathNoticeOvertakesData`]: sent after
+    /// the next control frame to their node (test builds only).
+    ///
+    /// [`Defect::DeathNoticeOvertakesData`]: crate::planted::Defect::DeathNoticeOvertakesData
+    #[cfg(feature = "planted-defects")]
+    pub(crate) held_back: Vec<(NodeId, Frame)>,
 }
 
 /// The largest payload buffer kept for the next message (a rare huge message does not
@@ -106,6 +112,8 @@ impl Network {
     ) -> Network {
         Network {
             frame_bytes_max: transport.frame_bytes_max(),
+            #[cfg(feature = "planted-defects")]
+            held_back: Vec::new(),
             transport,
             clock,
             peers: BTreeMap::new(),
@@ -170,6 +178,11 @@ impl Network {
                     fingerprint,
                     payload,
                 };
+                #[cfg(feature = "planted-defects")]
+                if crate::planted::is_planted(crate::planted::Defect::DeathNoticeOvertakesData) {
+                    self.held_back.push((to.node, frame));
+                    return Ok(());
+                }
                 let sent = self.send_frame(to.node, &frame);
                 let Frame::Data { payload: kept, .. } = frame else {
                     unreachable!("built above as a data frame")
@@ -191,6 +204,16 @@ impl Network {
     pub(crate) fn send_control(&mut self, node: NodeId, control: Control) {
         if let Err(err) = self.send_frame(node, &Frame::Control(control)) {
             tracing::error!(%node, %err, "control frame dropped");
+        }
+        #[cfg(feature = "planted-defects")]
+        {
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_back)
+                .into_iter()
+                .partition(|(to, _)| *to == node);
+            self.held_back = later;
+            for (_, frame) in due {
+                let _ = self.send_frame(node, &frame);
+            }
         }
     }
 
