@@ -24,6 +24,13 @@ use hyperion::remote::{with_remote_runner, Memoized, RemoteCall, StoredCallError
 use hyperion::store::{Key, ResultMeta, ResultStore, SqliteStore};
 use hyperion::{Node, NodeConfig, Process, RemoteTable};
 
+// The scan example's work, I(a) = ∫₀¹⁰ exp(−a x²) cos(3x) dx by adaptive Simpson: the
+// example's own job module (only its integral is used here).
+#[path = "scan/job.rs"]
+#[allow(dead_code)]
+mod job;
+use job::integrate;
+
 const VALUE_BYTES: usize = 1024;
 const COMMITS_SERIAL: u64 = 5_000;
 const COMMITS_CONCURRENT: u64 = 6_400;
@@ -47,30 +54,6 @@ fn table() -> RemoteTable {
         Ok::<_, String>(p.run_blocking(move || integrate(a)).await)
     });
     table
-}
-
-// The scan example's work: I(a) = ∫₀¹⁰ exp(−a x²) cos(3x) dx by adaptive Simpson.
-fn integrand(a: f64, x: f64) -> f64 {
-    (-a * x * x).exp() * (3.0 * x).cos()
-}
-
-fn simpson(a: f64, lo: f64, hi: f64) -> f64 {
-    let mid = 0.5 * (lo + hi);
-    (hi - lo) / 6.0 * (integrand(a, lo) + 4.0 * integrand(a, mid) + integrand(a, hi))
-}
-
-fn adaptive(a: f64, lo: f64, hi: f64, whole: f64, tolerance: f64, depth: u32) -> f64 {
-    let mid = 0.5 * (lo + hi);
-    let (left, right) = (simpson(a, lo, mid), simpson(a, mid, hi));
-    if depth == 0 || (left + right - whole).abs() <= 15.0 * tolerance {
-        return left + right + (left + right - whole) / 15.0;
-    }
-    adaptive(a, lo, mid, left, tolerance / 2.0, depth - 1)
-        + adaptive(a, mid, hi, right, tolerance / 2.0, depth - 1)
-}
-
-fn integrate(a: f64) -> f64 {
-    adaptive(a, 0.0, 10.0, simpson(a, 0.0, 10.0), 1e-13, 50)
 }
 
 /// One scan of `SCAN_TASKS` integrals (parameters from `first`) on `SCAN_WORKERS` new
