@@ -8,7 +8,7 @@
 
 use crate::mx::{MxEvent, MxEventKind};
 use crate::node::local::NodeState;
-use crate::process::id::ProcessId;
+use crate::types::id::ProcessId;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::channel::{PortSource, ReceivePort};
 use super::timer::Deadline;
-use super::Process;
+use super::handle::Process;
 use crate::message::{Message, Serializable};
 
 /// One alternative of a [`Process::receive_wait`]: which messages it accepts and what

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::Process;
+use super::handle::Process;
 use crate::runtime::TimerKey;
 
 /// A deadline armed on first use, `timeout` after that moment.
