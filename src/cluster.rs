@@ -43,7 +43,7 @@ mod terminal;
 
 pub use binary::{copy_program, remove_program_copy, run_binary_path};
 pub use interrupt::{catch_interrupts, interrupted, wait_for_interrupt, INTERRUPT_POLL_INTERVAL};
-pub use terminal::{notice, print_notices_with};
+pub use crate::notice::{notice, print_notices_with};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -58,6 +58,7 @@ pub mod launch;
 pub mod message;
 pub mod mx;
 pub mod node;
+mod notice;
 #[doc(hidden)]
 pub mod planted;
 pub mod probe;

@@ -212,7 +212,7 @@ where
         let why = refusal_text(p.build_id(), &hello.build);
         crate::reached!("remote.worker_of_another_build");
         tracing::info!(%service, worker = %hello.pid, "{why}");
-        crate::cluster::notice(&format!("worker {} for {service}: {why}", hello.pid));
+        crate::notice::notice(&format!("worker {} for {service}: {why}", hello.pid));
         p.send_chan(hello.reply, WorkerMessage::Refused);
         return Err(ServiceError::Launch(LaunchError {
             what: format!("worker {} for {service}", hello.pid),
