@@ -48,7 +48,7 @@ pub use crate::notice::{notice, print_notices_with};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::node::{Node, NodeConfig};
+use crate::runtime::{Node, NodeConfig};
 use crate::remote::{worker, ServiceId, WorkerConfig, WorkerExit};
 use crate::status::{StatusBoard, StatusConfig};
 use crate::store::{take_resume_flag, Resume, SqliteStore, StoreError};

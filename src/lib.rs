@@ -76,14 +76,13 @@ pub use build_id::BuildId;
 pub use closure::{Closure, ClosureError, RemoteTable};
 pub use concurrency::{Async, AsyncResult};
 pub use message::{Message, Serializable};
-pub use node::{
-    HeartbeatConfig, LocalNode, Node, NodeConfig, NodeEnv, NodeEvent, NodeResources, NodeStopped,
-};
+pub use node::{HeartbeatConfig, LocalNode, NodeEnv, NodeEvent, NodeResources};
 pub use process::channel::{ReceivePort, SendPort};
 pub use process::conveniences::CallError;
 pub use process::port_monitor::PortMonitorNotification;
 pub use process::receive::{match_any, match_any_if, match_chan, match_if, match_type, Match};
 pub use process::{Process, SpawnError};
+pub use runtime::{Node, NodeConfig, NodeStopped};
 pub use types::exit::{ExitReason, ProcessTermination};
 pub use types::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome, SendPortId};
 pub use types::registry::RegistryError;

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Closure, ClosureError};
+use crate::types::closure::{Closure, ClosureError};
 use crate::message::{decode, CodecError, Serializable};
 use crate::node::local::{ClosureRunner, LocalNode, NodeEnv};
 use crate::process::Process;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::events::{Info, MxEvent, MxEventKind};
 use crate::message::Message;
-use crate::runtime::TaskId;
+use crate::kernel::TaskId;
 use crate::types::id::{NodeId, ProcessId};
 
 /// Most inputs one agent's bus queue holds; events published while it is full are

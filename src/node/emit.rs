@@ -17,7 +17,7 @@ use crate::message::{Fingerprint, Message};
 use crate::mx::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX, OBSERVED};
 use crate::mx::events::{Info, MxEvent, MxEventKind};
 use crate::mx::trace_control::is_local_only;
-use crate::runtime::TaskId;
+use crate::kernel::TaskId;
 use crate::types::id::SendPortId;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::Serializable;

@@ -25,12 +25,12 @@ use super::event::Observer;
 use super::names::Registry;
 use super::network::{HeartbeatConfig, Network};
 use crate::clock::Clock;
-use crate::closure::{Closure, ClosureError};
+use crate::types::closure::{Closure, ClosureError};
 use crate::kernel::inbox::TaskWaker;
 use crate::kernel::{Delivery, ExitHook, Kernel, PollMarks, PollStart, ProcessFuture, ProcessSlot};
 use crate::message::Message;
-use crate::runtime::blocking::BlockingExecutor;
-use crate::runtime::{TaskId, TimerKey};
+use crate::kernel::blocking::BlockingExecutor;
+use crate::kernel::{TaskId, TimerKey};
 use crate::transport::Transport;
 use crate::types::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
 

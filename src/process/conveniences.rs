@@ -9,7 +9,7 @@ use std::rc::Rc;
 use super::channel::{ReceivePort, SendPort};
 use super::id::{DiedReason, NodeId, ProcessId, ProcessOutcome};
 use super::Process;
-use crate::closure::Closure;
+use crate::types::closure::Closure;
 use crate::concurrency::{Async, AsyncResult};
 use crate::message::{encode, Message, Serializable};
 use crate::remote::CallEnvelope;

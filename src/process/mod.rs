@@ -39,7 +39,7 @@ use self::receive::{match_chan, Expect, Match, Receive};
 use self::registry::{RegistryAction, RegistryError};
 use self::signals::{NodeMonitorNotification, RegistryReply, SpawnReply, WhereIsReply};
 use self::timer::Sleep;
-use crate::closure::Closure;
+use crate::types::closure::Closure;
 use crate::message::{Message, Serializable};
 use crate::mx::MxRecipient;
 use crate::node::local::LocalNode;

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::handle::Process;
-use crate::runtime::TimerKey;
+use crate::kernel::TimerKey;
 
 /// A deadline armed on first use, `timeout` after that moment.
 #[derive(Default)]

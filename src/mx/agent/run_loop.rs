@@ -16,7 +16,7 @@ use super::sink::{Input, MxSink};
 use crate::mx::bus::BusItem;
 use crate::mx::events::{Info, MxEvent, MxEventKind};
 use crate::process::Process;
-use crate::runtime::TaskId;
+use crate::kernel::TaskId;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 
 /// Inputs an agent handles in one turn before it lets other processes run. An agent
