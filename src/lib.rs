@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod build_id;
+mod bus;
 pub mod clock;
 pub mod closure;
 pub mod cluster;

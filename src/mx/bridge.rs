@@ -2,7 +2,7 @@
 //! crate, so a node's management log lands wherever the program's logs go.
 
 use super::agent::{mx_agent, mx_ready, mx_sink, MxAgent, MxAgentId};
-use super::events::MxEvent;
+use crate::bus::events::MxEvent;
 use super::{MxError, MxHost};
 use crate::types::id::ProcessId;
 

@@ -2,7 +2,7 @@
 //! reconnect rule), and acting on what peers send.
 
 use crate::message::Message;
-use crate::mx::events::MxRecipient;
+use crate::bus::events::MxRecipient;
 use crate::kernel::TaskId;
 use crate::transport::TransportEvent;
 use crate::types::id::{DiedReason, NodeId, ProcessId};

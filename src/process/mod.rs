@@ -41,8 +41,7 @@ use self::signals::{NodeMonitorNotification, RegistryReply, SpawnReply, WhereIsR
 use self::timer::Sleep;
 use crate::types::closure::Closure;
 use crate::message::{Message, Serializable};
-use crate::mx::MxRecipient;
-use crate::node::local::LocalNode;
+use crate::bus::events::MxRecipient;
 use crate::wire::{Control, Frame, WireError};
 
 /// Longest stall, in milliseconds of virtual time, of a blocking job whose completion
@@ -615,13 +614,6 @@ impl Process {
                 Err(_) => panic!("the blocking pool dropped the job (node shutting down)"),
             }
         }
-    }
-}
-
-/// Management calls accept a process (see [`MxHost`](crate::mx::MxHost)).
-impl crate::mx::MxHost for Process {
-    fn mx_node(&self) -> &LocalNode {
-        self.local_node()
     }
 }
 

@@ -6,7 +6,7 @@
 //! looked at again: waiting costs time linear in the new arrivals, not in the mailbox.
 //! Channel matches are tried after the mailbox, in list order.
 
-use crate::mx::{MxEvent, MxEventKind};
+use crate::bus::events::{MxEvent, MxEventKind};
 use crate::node::local::NodeState;
 use crate::types::id::ProcessId;
 use std::collections::VecDeque;

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use super::action::{MxAction, Verdict};
 use super::id::MxAgentId;
 use crate::message::Message;
-use crate::mx::bus::BusItem;
+use crate::bus::BusItem;
 use crate::process::Process;
 use crate::Serializable;
 

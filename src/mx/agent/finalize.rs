@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::id::MxAgentId;
 use crate::message::Message;
-use crate::mx::bus::BusItem;
+use crate::bus::BusItem;
 use crate::node::LocalNode;
 use crate::types::id::{DiedReason, ProcessId};
 use crate::Serializable;

@@ -7,8 +7,8 @@ use std::fmt;
 use super::action::{mx_skip, MxAction, Verdict};
 use super::context::MxAgent;
 use crate::message::Message;
-use crate::mx::bus::BusItem;
-use crate::mx::events::{MxEvent, MxEventKind};
+use crate::bus::BusItem;
+use crate::bus::events::{MxEvent, MxEventKind};
 use crate::types::id::NodeId;
 use crate::Serializable;
 
