@@ -24,9 +24,11 @@ mod errors;
 mod launcher;
 mod memo;
 mod pool;
+mod process_call;
 mod resources;
 mod service;
 mod service_id;
+pub(crate) mod status_notice;
 mod stored;
 mod worker;
 

@@ -13,7 +13,7 @@ use crate::build_id::{refusal_text, BuildId};
 use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::Process;
-use crate::status::StatusNotice;
+use super::status_notice::{notify, StatusNotice};
 use crate::types::id::{NodeId, ProcessId};
 
 /// What a master tells its worker.
@@ -64,7 +64,7 @@ impl<L: WorkerLauncher> Drop for ShutdownGuard<'_, L> {
             self.p.send(self.worker, WorkerMessage::ShutDown);
         }
         self.launcher.on_exit(&self.job);
-        crate::status::notify(
+        notify(
             self.p,
             StatusNotice::Ended {
                 service: self.service.to_string(),
@@ -176,7 +176,7 @@ where
         .await
         .map_err(ServiceError::Launch)?;
     tracing::info!(%service, ?job, "deployed worker");
-    crate::status::notify(
+    notify(
         p,
         StatusNotice::Launched {
             service: service.to_string(),
@@ -222,7 +222,7 @@ where
     let job = pending.connected();
     tracing::info!(%service, ?job, worker = %hello.pid, "acquired worker");
     p.send_chan(hello.reply, WorkerMessage::Connected);
-    crate::status::notify(
+    notify(
         p,
         StatusNotice::Connected {
             service: service.to_string(),

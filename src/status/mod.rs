@@ -48,7 +48,8 @@ mod snapshot;
 
 use std::net::SocketAddr;
 
-pub use agent::{notify, StatusCommand, StatusNotice, STATUS_AGENT_NAME};
+pub use crate::remote::status_notice::{notify, StatusNotice, STATUS_AGENT_NAME};
+pub use agent::StatusCommand;
 pub use api::{BODY_BYTES_MAX, BODY_TIMEOUT, LOG_LINES_MAX, TASKS_PAGE_MAX};
 pub use auth::{Token, TOKEN_BYTES, TOKEN_COOKIE, TOKEN_HEADER};
 pub use server::{StatusConfig, StatusServer};
