@@ -21,8 +21,8 @@ pub(crate) mod trace_control;
 use std::collections::BTreeMap;
 
 use self::events::{Info, MxEvent, MxEventKind};
-use crate::message::Message;
 use crate::kernel::TaskId;
+use crate::message::Message;
 use crate::types::id::{NodeId, ProcessId};
 
 /// Most inputs one agent's bus queue holds; events published while it is full are

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 pub(crate) use poll_marks::PollMarks;
 pub(crate) use table::{Abandoned, ExitHook, LocalMonitor, ProcessFuture, ProcessSlot, Relations};
-pub use task::TaskId;
 pub(crate) use task::ReadyQueue;
+pub use task::TaskId;
 pub(crate) use timers::{TimerKey, Timers};
 
 use crate::message::Message;

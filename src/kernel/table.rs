@@ -6,8 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Waker;
 
-use crate::message::{Fingerprint, Message};
 use super::task::TaskId;
+use crate::message::{Fingerprint, Message};
 use crate::types::exit::ExitReason;
 use crate::types::id::{DiedReason, MonitorRef, ProcessId};
 

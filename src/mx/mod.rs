@@ -81,15 +81,15 @@ mod agent;
 mod bridge;
 mod tracer;
 
+pub use crate::bus::events::{MxEvent, MxEventKind, MxMessageInfo, MxPayload, MxRecipient};
+pub use crate::bus::trace_control::{TraceControl, TraceFlags, TraceTarget};
+pub use crate::bus::MX_AGENT_BACKLOG_MAX;
 pub use agent::{
     mx_agent, mx_agent_with_finalize, mx_agents, mx_deactivate, mx_log, mx_notify, mx_ready,
     mx_receive, mx_receive_chan, mx_sink, mx_sink_events, mx_skip, mx_trace_message, MxAction,
     MxAgent, MxAgentId, MxAgentStop, MxFinalize, MxSink, MxSource, MX_AGENT_INPUTS_PER_TURN,
 };
 pub use bridge::{start_tracing_bridge, TRACING_BRIDGE_AGENT_ID};
-pub use crate::bus::events::{MxEvent, MxEventKind, MxMessageInfo, MxPayload, MxRecipient};
-pub use crate::bus::trace_control::{TraceControl, TraceFlags, TraceTarget};
-pub use crate::bus::MX_AGENT_BACKLOG_MAX;
 pub use tracer::{start_tracer, TraceRecord, Tracer, TRACER_AGENT_ID, TRACE_MEMORY_RECORDS_MAX};
 
 use std::fmt;

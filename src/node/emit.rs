@@ -13,11 +13,11 @@
 
 use super::event::NodeEvent;
 use super::local::NodeState;
-use crate::message::{Fingerprint, Message};
-use crate::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX, OBSERVED};
 use crate::bus::events::{Info, MxEvent, MxEventKind};
 use crate::bus::trace_control::is_local_only;
+use crate::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX, OBSERVED};
 use crate::kernel::TaskId;
+use crate::message::{Fingerprint, Message};
 use crate::types::id::SendPortId;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::Serializable;

@@ -25,13 +25,13 @@ use super::event::Observer;
 use super::names::Registry;
 use super::network::{HeartbeatConfig, Network};
 use crate::clock::Clock;
-use crate::types::closure::{Closure, ClosureError};
+use crate::kernel::blocking::BlockingExecutor;
 use crate::kernel::inbox::TaskWaker;
 use crate::kernel::{Delivery, ExitHook, Kernel, PollMarks, PollStart, ProcessFuture, ProcessSlot};
-use crate::message::Message;
-use crate::kernel::blocking::BlockingExecutor;
 use crate::kernel::{TaskId, TimerKey};
+use crate::message::Message;
 use crate::transport::Transport;
+use crate::types::closure::{Closure, ClosureError};
 use crate::types::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
 
 /// A node's cross-thread inbox: wakes, and closures run with the node.

@@ -1,9 +1,9 @@
 //! The node layer over a transport: routing sends to other nodes (with Cloud Haskell's
 //! reconnect rule), and acting on what peers send.
 
-use crate::message::Message;
 use crate::bus::events::MxRecipient;
 use crate::kernel::TaskId;
+use crate::message::Message;
 use crate::transport::TransportEvent;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::types::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::kernel::ProcessSlot;
-use crate::node::local::{LocalNode, NodeState};
 use crate::kernel::TaskId;
+use crate::node::local::{LocalNode, NodeState};
 use crate::types::id::{NodeId, ProcessId};
 
 /// The handle a process runs with: its identity and its way to act on the world.

@@ -39,9 +39,9 @@ use self::receive::{match_chan, Expect, Match, Receive};
 use self::registry::{RegistryAction, RegistryError};
 use self::signals::{NodeMonitorNotification, RegistryReply, SpawnReply, WhereIsReply};
 use self::timer::Sleep;
-use crate::types::closure::Closure;
-use crate::message::{Message, Serializable};
 use crate::bus::events::MxRecipient;
+use crate::message::{Message, Serializable};
+use crate::types::closure::Closure;
 use crate::wire::{Control, Frame, WireError};
 
 /// Longest stall, in milliseconds of virtual time, of a blocking job whose completion

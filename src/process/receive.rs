@@ -16,8 +16,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::channel::{PortSource, ReceivePort};
-use super::timer::Deadline;
 use super::handle::Process;
+use super::timer::Deadline;
 use crate::message::{Message, Serializable};
 
 /// One alternative of a [`Process::receive_wait`]: which messages it accepts and what

@@ -9,11 +9,11 @@ use super::errors::{LaunchError, ServiceError};
 use super::launcher::{JobState, WorkerLauncher};
 use super::resources::Resources;
 use super::service_id::ServiceId;
+use super::status_notice::{notify, StatusNotice};
 use crate::build_id::{refusal_text, BuildId};
 use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::Process;
-use super::status_notice::{notify, StatusNotice};
 use crate::types::id::{NodeId, ProcessId};
 
 /// What a master tells its worker.

@@ -15,8 +15,8 @@ use std::thread::JoinHandle;
 
 use super::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
 use super::driver::Driver;
-use crate::closure::RemoteTable;
 use crate::clock::SystemClock;
+use crate::closure::RemoteTable;
 use crate::message::Serializable;
 use crate::node::local::{Inbox, InboxItem, LocalNode, NodeEnv};
 use crate::node::watchdog;
