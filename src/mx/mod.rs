@@ -99,7 +99,7 @@ use crate::process::Process;
 use crate::types::id::ProcessId;
 use crate::RegistryError;
 
-/// What management calls accept to find the node: a [`Process`](crate::Process) (from inside a
+/// What management calls accept to find the node: a [`Process`] (from inside a
 /// process) or a [`LocalNode`] (from a driver or boot code).
 pub trait MxHost {
     /// The node whose bus is meant.

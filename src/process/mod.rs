@@ -3,7 +3,10 @@
 //! monitors, exit signals, timers and blocking work. It sits on top of the node
 //! (`node`), which never names it; the ids, reasons and signals it speaks of are the
 //! shared vocabulary's (`types`), re-exported here as `id`, `exit`, `signals` and
-//! `registry`.
+//! `registry`. Above it, and never named here: what processes build (closures'
+//! `RemoteTable`, `Async`, management agents), the remote layer (`Process::call` is in
+//! `remote::process_call`) and the runtime (`Node`, with `Node::spawn` and `Node::run`);
+//! `tests/architecture.rs` checks the layers. The handle itself is in `handle`.
 //!
 //! Guarantees: messages from one process to another arrive in the order sent, at most
 //! once; sending never blocks; a message to a dead or unknown process is dropped
