@@ -41,15 +41,15 @@ mod binary;
 mod interrupt;
 mod terminal;
 
+pub use crate::notice::{notice, print_notices_with};
 pub use binary::{copy_program, remove_program_copy, run_binary_path};
 pub use interrupt::{catch_interrupts, interrupted, wait_for_interrupt, INTERRUPT_POLL_INTERVAL};
-pub use terminal::{notice, print_notices_with};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::node::{Node, NodeConfig};
 use crate::remote::{worker, ServiceId, WorkerConfig, WorkerExit};
+use crate::runtime::{Node, NodeConfig};
 use crate::status::{StatusBoard, StatusConfig};
 use crate::store::{take_resume_flag, Resume, SqliteStore, StoreError};
 use crate::transport::tcp::TcpConfig;

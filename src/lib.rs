@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod build_id;
+mod bus;
 pub mod clock;
 pub mod closure;
 pub mod cluster;
@@ -58,6 +59,7 @@ pub mod launch;
 pub mod message;
 pub mod mx;
 pub mod node;
+mod notice;
 #[doc(hidden)]
 pub mod planted;
 pub mod probe;
@@ -75,14 +77,13 @@ pub use build_id::BuildId;
 pub use closure::{Closure, ClosureError, RemoteTable};
 pub use concurrency::{Async, AsyncResult};
 pub use message::{Message, Serializable};
-pub use node::{
-    HeartbeatConfig, LocalNode, Node, NodeConfig, NodeEnv, NodeEvent, NodeResources, NodeStopped,
-};
+pub use node::{HeartbeatConfig, LocalNode, NodeEnv, NodeEvent, NodeResources};
 pub use process::channel::{ReceivePort, SendPort};
 pub use process::conveniences::CallError;
 pub use process::port_monitor::PortMonitorNotification;
 pub use process::receive::{match_any, match_any_if, match_chan, match_if, match_type, Match};
 pub use process::{Process, SpawnError};
+pub use runtime::{Node, NodeConfig, NodeStopped};
 pub use types::exit::{ExitReason, ProcessTermination};
 pub use types::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome, SendPortId};
 pub use types::registry::RegistryError;

@@ -9,10 +9,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Closure, ClosureError};
 use crate::message::{decode, CodecError, Serializable};
 use crate::node::local::{ClosureRunner, LocalNode, NodeEnv};
 use crate::process::Process;
+use crate::types::closure::{Closure, ClosureError};
 use crate::types::id::{panic_text, DiedReason, ProcessId, ProcessOutcome};
 
 pub(crate) type ProcessBody = Box<dyn FnOnce(Process) -> Pin<Box<dyn Future<Output = DiedReason>>>>;

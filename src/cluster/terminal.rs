@@ -1,37 +1,19 @@
 //! What a master tells its user on the terminal: the first warning or error of each
 //! kind (each place in the code that reports one), with the log's path, so that a
-//! failure is not found only by reading `master.log`.
+//! failure is not found only by reading `master.log`. The printer itself is the leaf
+//! `crate::notice`, which the remote layer also prints through.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use crate::notice::notice;
+
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
-
-/// Prints a line on the terminal without breaking what the program draws there (a
-/// progress bar); `None`: standard error.
-type Printer = Box<dyn Fn(&str) + Send>;
-
-static PRINTER: Mutex<Option<Printer>> = Mutex::new(None);
-
-/// Routes the master's terminal notices (see [`crate::cluster`]) through `print`, for
-/// a program that draws on the terminal itself (e.g. `indicatif`'s
-/// `ProgressBar::println`, which prints above the bar).
-pub fn print_notices_with(print: impl Fn(&str) + Send + 'static) {
-    *PRINTER.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(print));
-}
-
-/// Prints one notice line on the terminal.
-pub fn notice(line: &str) {
-    match &*PRINTER.lock().unwrap_or_else(|p| p.into_inner()) {
-        Some(print) => print(line),
-        None => eprintln!("{line}"),
-    }
-}
 
 /// A `tracing` layer printing the first warning or error of each call site.
 pub(crate) struct FirstOfEachKind {

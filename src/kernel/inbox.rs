@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Wake;
 
-use crate::runtime::TaskId;
+use super::task::TaskId;
 
 /// Work posted to a node from any thread: a task to wake, or a closure to run with
 /// the node (`N`).

@@ -1,7 +1,8 @@
 //! The kernel: what every node needs to run processes, behind one narrow API. It owns
 //! the process table (each slot: the task's future, its mailbox, its relations), the
 //! ready queue, the timers and the task being polled, built on the scheduler's parts
-//! in [`runtime`](crate::runtime) (task ids, the queue and timer structures).
+//! beside it: [`TaskId`] and the queue (`task`), the timer structure (`timers`), and
+//! the executor of blocking jobs a node is given (`blocking`).
 //!
 //! It knows nothing of the network, the registry, links or management: the node
 //! (`node::local`) composes it with those owners, which reach the processes only
@@ -12,17 +13,22 @@
 //! a type parameter here), and [`PollMarks`], each poll's begin and end for the
 //! real-world watchdog.
 
+pub(crate) mod blocking;
 pub(crate) mod inbox;
 mod poll_marks;
 mod table;
+mod task;
+mod timers;
 
 use std::time::Duration;
 
 pub(crate) use poll_marks::PollMarks;
 pub(crate) use table::{Abandoned, ExitHook, LocalMonitor, ProcessFuture, ProcessSlot, Relations};
+pub(crate) use task::ReadyQueue;
+pub use task::TaskId;
+pub(crate) use timers::{TimerKey, Timers};
 
 use crate::message::Message;
-use crate::runtime::{ReadyQueue, TaskId, TimerKey, Timers};
 use crate::types::id::{DiedReason, ProcessId};
 use table::ProcessTable;
 

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Waker;
 
+use super::task::TaskId;
 use crate::message::{Fingerprint, Message};
-use crate::runtime::TaskId;
 use crate::types::exit::ExitReason;
 use crate::types::id::{DiedReason, MonitorRef, ProcessId};
 
@@ -226,8 +226,8 @@ mod tests {
     use std::rc::Rc;
 
     use crate::clock::SystemClock;
-    use crate::runtime::blocking::Inline;
-    use crate::runtime::TaskId;
+    use crate::kernel::blocking::Inline;
+    use crate::kernel::TaskId;
     use crate::{DiedReason, LocalNode, NodeEnv, NodeId, ProcessMonitorNotification};
 
     fn test_node() -> LocalNode {

@@ -2,8 +2,8 @@
 //! crate, so a node's management log lands wherever the program's logs go.
 
 use super::agent::{mx_agent, mx_ready, mx_sink, MxAgent, MxAgentId};
-use super::events::MxEvent;
 use super::{MxError, MxHost};
+use crate::bus::events::MxEvent;
 use crate::types::id::ProcessId;
 
 /// The id the tracing bridge registers under: one bridge per node.

@@ -72,32 +72,34 @@
 //!
 //! Tracing: [`start_tracer`] records events to memory or a JSON-lines file, switchable
 //! at run time; [`start_tracing_bridge`] forwards [`MxEvent::Log`] lines to `tracing`.
+//!
+//! Layers: the bus and the events it carries (`crate::bus`) sit below the node, which
+//! publishes on them; this module, the agents, sits above the process layer (an agent
+//! is a process) and re-exports the bus's public types.
 
 mod agent;
 mod bridge;
-pub(crate) mod bus;
-pub(crate) mod events;
-pub(crate) mod trace_control;
 mod tracer;
 
+pub use crate::bus::events::{MxEvent, MxEventKind, MxMessageInfo, MxPayload, MxRecipient};
+pub use crate::bus::trace_control::{TraceControl, TraceFlags, TraceTarget};
+pub use crate::bus::MX_AGENT_BACKLOG_MAX;
 pub use agent::{
     mx_agent, mx_agent_with_finalize, mx_agents, mx_deactivate, mx_log, mx_notify, mx_ready,
     mx_receive, mx_receive_chan, mx_sink, mx_sink_events, mx_skip, mx_trace_message, MxAction,
     MxAgent, MxAgentId, MxAgentStop, MxFinalize, MxSink, MxSource, MX_AGENT_INPUTS_PER_TURN,
 };
 pub use bridge::{start_tracing_bridge, TRACING_BRIDGE_AGENT_ID};
-pub use bus::MX_AGENT_BACKLOG_MAX;
-pub use events::{MxEvent, MxEventKind, MxMessageInfo, MxPayload, MxRecipient};
-pub use trace_control::{TraceControl, TraceFlags, TraceTarget};
 pub use tracer::{start_tracer, TraceRecord, Tracer, TRACER_AGENT_ID, TRACE_MEMORY_RECORDS_MAX};
 
 use std::fmt;
 
 use crate::node::LocalNode;
+use crate::process::Process;
 use crate::types::id::ProcessId;
 use crate::RegistryError;
 
-/// What management calls accept to find the node: a [`Process`](crate::Process) (from inside a
+/// What management calls accept to find the node: a [`Process`] (from inside a
 /// process) or a [`LocalNode`] (from a driver or boot code).
 pub trait MxHost {
     /// The node whose bus is meant.
@@ -107,6 +109,14 @@ pub trait MxHost {
 impl MxHost for LocalNode {
     fn mx_node(&self) -> &LocalNode {
         self
+    }
+}
+
+/// Management calls accept a process (here, not in `process/`, because management sits
+/// above the process layer).
+impl MxHost for Process {
+    fn mx_node(&self) -> &LocalNode {
+        self.local_node()
     }
 }
 

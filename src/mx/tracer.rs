@@ -15,9 +15,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::agent::{mx_agent_with_finalize, mx_receive, mx_sink, MxAgent, MxAgentId};
-use super::events::{MxEvent, MxMessageInfo};
-use super::trace_control::{TraceControl, TraceFlags, TraceTarget};
 use super::{MxError, MxHost};
+use crate::bus::events::{MxEvent, MxMessageInfo};
+use crate::bus::trace_control::{TraceControl, TraceFlags, TraceTarget};
 use crate::types::id::SendPortId;
 use crate::types::id::{NodeId, ProcessId};
 
@@ -404,8 +404,8 @@ pub fn start_tracer(host: &impl MxHost, target: TraceTarget) -> Result<Tracer, M
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::events::Info;
     use crate::message::Fingerprint;
-    use crate::mx::events::Info;
     use crate::mx::{MxPayload, MxRecipient};
     use crate::types::id::DiedReason;
 

@@ -7,8 +7,8 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
+use crate::kernel::TaskId;
 use crate::message::Message;
-use crate::runtime::TaskId;
 
 /// Where a [`ReceivePort`](crate::ReceivePort) takes from: one channel, or a merge of other ports that keeps
 /// each one's own policy (a tree, not a flat list of channels).

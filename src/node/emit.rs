@@ -13,11 +13,11 @@
 
 use super::event::NodeEvent;
 use super::local::NodeState;
+use crate::bus::events::{Info, MxEvent, MxEventKind};
+use crate::bus::trace_control::is_local_only;
+use crate::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX, OBSERVED};
+use crate::kernel::TaskId;
 use crate::message::{Fingerprint, Message};
-use crate::mx::bus::{refuse, BusItem, MX_AGENT_BACKLOG_MAX, OBSERVED};
-use crate::mx::events::{Info, MxEvent, MxEventKind};
-use crate::mx::trace_control::is_local_only;
-use crate::runtime::TaskId;
 use crate::types::id::SendPortId;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::Serializable;
@@ -292,7 +292,7 @@ impl NodeState {
     pub(crate) fn mx_message_refused(
         &mut self,
         from: ProcessId,
-        to: crate::mx::events::MxRecipient,
+        to: crate::bus::events::MxRecipient,
         err: &crate::wire::WireError,
     ) {
         let crate::wire::WireError::FrameTooLong { length, limit } = *err else {

@@ -12,9 +12,9 @@
 
 use super::event::NodeEvent;
 use super::local::NodeState;
+use crate::kernel::TaskId;
 use crate::kernel::{Abandoned, ExitHook, LocalMonitor, Relations};
 use crate::message::Message;
-use crate::runtime::TaskId;
 use crate::types::exit::ExitReason;
 use crate::types::id::{DiedReason, MonitorRef, NodeId, ProcessId};
 use crate::types::signals::{

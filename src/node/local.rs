@@ -25,13 +25,13 @@ use super::event::Observer;
 use super::names::Registry;
 use super::network::{HeartbeatConfig, Network};
 use crate::clock::Clock;
-use crate::closure::{Closure, ClosureError};
+use crate::kernel::blocking::BlockingExecutor;
 use crate::kernel::inbox::TaskWaker;
 use crate::kernel::{Delivery, ExitHook, Kernel, PollMarks, PollStart, ProcessFuture, ProcessSlot};
+use crate::kernel::{TaskId, TimerKey};
 use crate::message::Message;
-use crate::runtime::blocking::BlockingExecutor;
-use crate::runtime::{TaskId, TimerKey};
 use crate::transport::Transport;
+use crate::types::closure::{Closure, ClosureError};
 use crate::types::id::{panic_text, DiedReason, MonitorRef, NodeId, ProcessId};
 
 /// A node's cross-thread inbox: wakes, and closures run with the node.
@@ -171,7 +171,7 @@ pub(crate) struct NodeState {
     pub(crate) network: Option<Network>,
     pub(crate) observer: Option<Observer>,
     /// The management event bus (mx hook).
-    pub(crate) mx: crate::mx::bus::Bus,
+    pub(crate) mx: crate::bus::Bus,
     /// Each port monitor's helper process (see `process::port_monitor`).
     pub(crate) port_monitors: BTreeMap<MonitorRef, ProcessId>,
 }
@@ -225,7 +225,7 @@ impl LocalNode {
                     rng: ChaCha8Rng::seed_from_u64(env.rng_seed),
                     stopped: false,
                     network,
-                    mx: crate::mx::bus::Bus::observed(env.observer.is_some()),
+                    mx: crate::bus::Bus::observed(env.observer.is_some()),
                     observer: env.observer,
                     port_monitors: Default::default(),
                 }),

@@ -1,8 +1,9 @@
-//! Nodes: [`LocalNode`], a node's state on the thread that drives it, and [`Node`], a
-//! node running on its own thread in the real world, usable from ordinary code.
+//! Nodes: [`LocalNode`], a node's state on the thread that drives it. (A node running
+//! on its own thread in the real world, [`Node`](crate::Node), is the runtime's:
+//! `crate::runtime`, above the process layer.)
 //!
-//! A node composes the kernel (`crate::kernel`: the process table, with the runtime's
-//! ready queue and timers) with owners, each in its own module: `links` (links,
+//! A node composes the kernel (`crate::kernel`: the process table, the ready queue and
+//! the timers) with owners, each in its own module: `links` (links,
 //! monitors, exit signals), `registry` and `names` (the registry), `remote` and
 //! `network` (routing: local delivery or the network, the reconnect rule, what peers
 //! send), `emit` (the one event source, for the observer's `event`s and the mx bus), `channels`
@@ -19,11 +20,9 @@ mod names;
 pub mod network;
 mod registry;
 mod remote;
-mod thread;
-mod watchdog;
+pub(crate) mod watchdog;
 
 pub use event::{NodeEvent, Observer};
 pub use local::{Inbox, LocalNode, NodeEnv, NodeResources};
 pub use network::HeartbeatConfig;
-pub use thread::{Node, NodeConfig, NodeStopped};
 pub use watchdog::POLL_WARNING_DEFAULT;

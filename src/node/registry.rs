@@ -190,7 +190,7 @@ impl NodeState {
             if let Err(err) = network.send_message(from, holder, &message) {
                 self.mx_message_refused(
                     from,
-                    crate::mx::events::MxRecipient::Process(holder),
+                    crate::bus::events::MxRecipient::Process(holder),
                     &err,
                 );
             }

@@ -1,9 +1,9 @@
 //! The node layer over a transport: routing sends to other nodes (with Cloud Haskell's
 //! reconnect rule), and acting on what peers send.
 
+use crate::bus::events::MxRecipient;
+use crate::kernel::TaskId;
 use crate::message::Message;
-use crate::mx::events::MxRecipient;
-use crate::runtime::TaskId;
 use crate::transport::TransportEvent;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::types::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
@@ -562,8 +562,8 @@ impl LocalNode {
     /// lives on.
     pub fn spawn_closure(
         &self,
-        closure: &crate::Closure,
-    ) -> Result<ProcessId, crate::ClosureError> {
+        closure: &crate::types::closure::Closure,
+    ) -> Result<ProcessId, crate::types::closure::ClosureError> {
         let closures = self.inner.closures.clone();
         closures.spawn_closure(self, closure)
     }

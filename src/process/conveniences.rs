@@ -1,4 +1,6 @@
-//! Conveniences Cloud Haskell users reach for: `usend`, `call`, `spawnChannelLocal`.
+//! Conveniences Cloud Haskell users reach for: `usend`, `spawnChannelLocal`, and the
+//! error of `call` ([`CallError`]; [`Process::call`] itself waits with an `Async`, so it
+//! sits above the process layer, in `remote::process_call`).
 //! (`matchAnyIf` is [`match_any_if`](crate::match_any_if), beside the other matches.)
 
 use std::cell::RefCell;
@@ -7,13 +9,9 @@ use std::future::Future;
 use std::rc::Rc;
 
 use super::channel::{ReceivePort, SendPort};
-use super::id::{DiedReason, NodeId, ProcessId, ProcessOutcome};
+use super::id::{DiedReason, ProcessId, ProcessOutcome};
 use super::Process;
-use crate::closure::Closure;
-use crate::concurrency::{Async, AsyncResult};
-use crate::message::{encode, Message, Serializable};
-use crate::remote::CallEnvelope;
-use crate::SpawnError;
+use crate::message::{Message, Serializable};
 
 /// Why a [`Process::call`] has no result.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -47,61 +45,6 @@ impl Process {
         self.node()
             .state()
             .send_unreliable(self.self_pid(), to, Message::new(message));
-    }
-
-    /// Runs the function registered as `label` with
-    /// [`RemoteTable::register_call`](crate::RemoteTable::register_call) on `node` with
-    /// `argument`, and waits for its result (Cloud Haskell's `call`).
-    ///
-    /// ```
-    /// use hyperion::{Process, RemoteTable};
-    /// let mut table = RemoteTable::new();
-    /// table.register_call("square", |_p: Process, x: u64| async move { Ok::<_, String>(x * x) });
-    /// let node = hyperion::Node::with_config(hyperion::NodeConfig {
-    ///     remote_table: table,
-    ///     ..Default::default()
-    /// }).unwrap();
-    /// let squared = node.run(|p| async move { p.call::<u64, u64>(p.self_node(), "square", &9).await });
-    /// assert_eq!(squared, Ok(Ok(81)));
-    /// ```
-    pub async fn call<A: Serializable, R: Serializable + Clone>(
-        &self,
-        node: NodeId,
-        label: &str,
-        argument: &A,
-    ) -> Result<R, CallError> {
-        let id = self.random_u64();
-        let envelope = CallEnvelope {
-            argument: encode(argument).map_err(|err| CallError::Refused(err.to_string()))?,
-            reply_to: self.self_pid(),
-            call: id,
-        };
-        let closure = Closure {
-            label: label.to_string(),
-            environment: encode(&envelope).map_err(|err| CallError::Refused(err.to_string()))?,
-        };
-        let pid = match self.spawn(node, closure).await {
-            Ok(pid) => pid,
-            Err(SpawnError::Refused(why)) => return Err(CallError::Refused(why)),
-            Err(err @ SpawnError::TooLarge { .. }) => {
-                return Err(CallError::Refused(err.to_string()))
-            }
-            Err(SpawnError::Disconnected(_)) => {
-                return Err(CallError::Died(DiedReason::Disconnect))
-            }
-        };
-        let monitor = self.monitor(pid);
-        let task: Async<Result<R, String>> = Async::from_parts(self, pid, id, monitor);
-        match task.wait(self).await {
-            AsyncResult::Done(Ok(value)) => Ok(value),
-            AsyncResult::Done(Err(why)) => Err(CallError::Failed(why)),
-            AsyncResult::Failed(reason) | AsyncResult::LinkFailed(reason) => {
-                Err(CallError::Died(reason))
-            }
-            AsyncResult::Cancelled | AsyncResult::Pending => {
-                unreachable!("a call is neither cancelled nor waited on with a timeout")
-            }
-        }
     }
 
     /// Starts a process on this node that owns a new channel and receives its

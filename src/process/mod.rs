@@ -3,7 +3,10 @@
 //! monitors, exit signals, timers and blocking work. It sits on top of the node
 //! (`node`), which never names it; the ids, reasons and signals it speaks of are the
 //! shared vocabulary's (`types`), re-exported here as `id`, `exit`, `signals` and
-//! `registry`.
+//! `registry`. Above it, and never named here: what processes build (closures'
+//! `RemoteTable`, `Async`, management agents), the remote layer (`Process::call` is in
+//! `remote::process_call`) and the runtime (`Node`, with `Node::spawn` and `Node::run`);
+//! `tests/architecture.rs` checks the layers. The handle itself is in `handle`.
 //!
 //! Guarantees: messages from one process to another arrive in the order sent, at most
 //! once; sending never blocks; a message to a dead or unknown process is dropped
@@ -17,6 +20,7 @@
 pub mod channel;
 pub use crate::types::{exit, id, registry, signals};
 pub mod conveniences;
+mod handle;
 pub mod port_monitor;
 pub mod receive;
 pub mod room;
@@ -29,6 +33,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+pub use self::handle::Process;
+
 use self::channel::{ReceivePort, SendPort, SendPortId};
 use self::id::{DiedReason, MonitorRef, NodeId, ProcessId, ProcessOutcome};
 use self::receive::match_if;
@@ -36,86 +42,16 @@ use self::receive::{match_chan, Expect, Match, Receive};
 use self::registry::{RegistryAction, RegistryError};
 use self::signals::{NodeMonitorNotification, RegistryReply, SpawnReply, WhereIsReply};
 use self::timer::Sleep;
-use crate::closure::Closure;
-use crate::kernel::ProcessSlot;
+use crate::bus::events::MxRecipient;
 use crate::message::{Message, Serializable};
-use crate::mx::MxRecipient;
-use crate::node::local::{LocalNode, NodeState};
-use crate::runtime::TaskId;
+use crate::types::closure::Closure;
 use crate::wire::{Control, Frame, WireError};
 
 /// Longest stall, in milliseconds of virtual time, of a blocking job whose completion
 /// a simulator holds back (the `buggify!` point of [`Process::run_blocking`]).
 const BLOCKING_STALL_MS_MAX: u64 = 10_000;
 
-/// The handle a process runs with: its identity and its way to act on the world.
-///
-/// A process body receives its `Process` by value; borrow it (`&p`) in futures that run
-/// inside the same process. Blocking operations (receives, sleeps) may only be awaited
-/// by the process the handle belongs to; using it from another process panics with a
-/// clear message rather than hanging.
-pub struct Process {
-    node: LocalNode,
-    pid: ProcessId,
-    task: TaskId,
-}
-
 impl Process {
-    pub(crate) fn new(node: LocalNode, pid: ProcessId, task: TaskId) -> Process {
-        Process { node, pid, task }
-    }
-
-    pub(crate) fn node(&self) -> &LocalNode {
-        &self.node
-    }
-
-    /// A second handle on this process, for values that must act for it when dropped.
-    pub(crate) fn clone_handle(&self) -> Process {
-        Process::new(self.node.clone(), self.pid, self.task)
-    }
-
-    /// This process's slot, checking that it is the one being polled: a handle moved
-    /// into another process must fail loudly, not wait forever for wakes that go
-    /// elsewhere.
-    pub(crate) fn running_slot<'s>(&self, state: &'s mut NodeState) -> &'s mut ProcessSlot {
-        state.running_slot(self.task, self.pid)
-    }
-
-    /// Panics unless this handle's own process is the one being polled.
-    pub(crate) fn assert_running(&self) {
-        self.running_slot(&mut self.node.state());
-    }
-
-    /// Marks the process as blocked in a receive, so that the next delivery wakes it.
-    pub(crate) fn wait_for_delivery(&self) {
-        self.node.state().wait_for_delivery(self.task);
-    }
-
-    /// This process's id (Cloud Haskell's `getSelfPid`).
-    pub fn self_pid(&self) -> ProcessId {
-        self.pid
-    }
-
-    /// The id of the node this process runs on (`getSelfNode`).
-    pub fn self_node(&self) -> NodeId {
-        self.pid.node
-    }
-
-    /// The node this process runs on.
-    pub fn local_node(&self) -> &LocalNode {
-        &self.node
-    }
-
-    /// The build of the program this node runs (see [`crate::build_id`]).
-    pub fn build_id(&self) -> &crate::build_id::BuildId {
-        self.node.build()
-    }
-
-    /// The node's clock: time since the node's epoch.
-    pub fn now(&self) -> Duration {
-        self.node.now()
-    }
-
     // ----- spawning -----
 
     /// Starts a new process on this node (Cloud Haskell's `spawnLocal`).
@@ -681,13 +617,6 @@ impl Process {
                 Err(_) => panic!("the blocking pool dropped the job (node shutting down)"),
             }
         }
-    }
-}
-
-/// Management calls accept a process (see [`MxHost`](crate::mx::MxHost)).
-impl crate::mx::MxHost for Process {
-    fn mx_node(&self) -> &LocalNode {
-        self.local_node()
     }
 }
 

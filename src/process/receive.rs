@@ -6,9 +6,9 @@
 //! looked at again: waiting costs time linear in the new arrivals, not in the mailbox.
 //! Channel matches are tried after the mailbox, in list order.
 
-use crate::mx::{MxEvent, MxEventKind};
+use crate::bus::events::{MxEvent, MxEventKind};
 use crate::node::local::NodeState;
-use crate::process::id::ProcessId;
+use crate::types::id::ProcessId;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,8 +16,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::channel::{PortSource, ReceivePort};
+use super::handle::Process;
 use super::timer::Deadline;
-use super::Process;
 use crate::message::{Message, Serializable};
 
 /// One alternative of a [`Process::receive_wait`]: which messages it accepts and what

@@ -7,13 +7,11 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::mpsc;
 
 use super::id::{DiedReason, ProcessId, ProcessOutcome};
 use super::Process;
 use crate::kernel::{ExitHook, ProcessFuture};
 use crate::node::local::{LocalNode, NodeState};
-use crate::node::{Node, NodeStopped};
 
 impl LocalNode {
     /// Starts a process running `body`. It runs when the driver next polls this node.
@@ -90,37 +88,5 @@ impl LocalNode {
         match spawned {
             Ok(pid) | Err((pid, _)) => pid,
         }
-    }
-}
-
-/// Running processes on a real-world [`Node`] from ordinary code.
-impl Node {
-    /// Starts a process on the node and returns its id.
-    pub fn spawn<F, Fut>(&self, body: F) -> Result<ProcessId, NodeStopped>
-    where
-        F: FnOnce(Process) -> Fut + Send + 'static,
-        Fut: Future + 'static,
-        Fut::Output: ProcessOutcome,
-    {
-        self.on_node(move |node| node.spawn(body))
-    }
-
-    /// Runs a process to completion and returns what it returned (Cloud Haskell's
-    /// `runProcess`). If it dies first (a panic, a kill, the node stopping), the error is
-    /// why; if the node's thread has ended (or ends while it runs), the error is
-    /// [`DiedReason::NodeDown`], never a wait forever.
-    pub fn run<F, Fut, T>(&self, body: F) -> Result<T, DiedReason>
-    where
-        F: FnOnce(Process) -> Fut + Send + 'static,
-        Fut: Future<Output = T> + 'static,
-        T: Send + 'static,
-    {
-        let (tx, rx) = mpsc::sync_channel::<Result<T, DiedReason>>(1);
-        self.post(move |node| {
-            node.spawn_with_result(body, move |result| {
-                let _ = tx.send(result);
-            });
-        });
-        rx.recv().unwrap_or(Err(DiedReason::NodeDown))
     }
 }

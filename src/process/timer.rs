@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::Process;
-use crate::runtime::TimerKey;
+use super::handle::Process;
+use crate::kernel::TimerKey;
 
 /// A deadline armed on first use, `timeout` after that moment.
 #[derive(Default)]

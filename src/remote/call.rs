@@ -17,11 +17,11 @@ use super::memo::{Builder, Memo};
 use super::resources::Resources;
 use super::service::serve;
 use super::service_id::ServiceId;
+use super::status_notice::{notify, StatusNotice};
 use crate::closure::{Closure, RemoteTable};
 use crate::concurrency::{Async, AsyncReply, AsyncResult};
 use crate::message::{decode, encode, Serializable};
 use crate::process::Process;
-use crate::status::StatusNotice;
 use crate::types::id::{panic_text, DiedReason, NodeId, ProcessId};
 use crate::wire::WireError;
 use crate::{match_if, match_type, ProcessMonitorNotification, SpawnError};
@@ -521,10 +521,10 @@ where
                     error: error.to_string(),
                     holder,
                 };
-                crate::status::notify(p, held);
+                notify(p, held);
                 p.receive_wait(vec![match_type(|_: ReleaseHold| ())]).await;
                 let _ = p.unregister(&name);
-                crate::status::notify(p, StatusNotice::Released { service });
+                notify(p, StatusNotice::Released { service });
             }
         }
         retries += 1;

@@ -16,17 +16,21 @@
 //! A call or a service may ask for [`Resources`] (CPUs, memory, time, partition): the
 //! launcher starts a worker with them, and a call never runs on a worker it does not fit.
 //!
-//! Inside, imports go one way: `errors`, `resources` and `service_id` are leaves; `launcher` and
-//! `service` use them; `call` uses those; `stored` and `worker` sit on top.
+//! Inside, imports go one way: `errors`, `resources`, `service_id` and `status_notice`
+//! (what this layer tells the status agent, which sits above it) are leaves; `launcher`
+//! and `service` use them; `call` uses those; `process_call` (`Process::call`, the
+//! caller's side of `RemoteTable::register_call`), `stored` and `worker` sit on top.
 
 mod call;
 mod errors;
 mod launcher;
 mod memo;
 mod pool;
+mod process_call;
 mod resources;
 mod service;
 mod service_id;
+pub(crate) mod status_notice;
 mod stored;
 mod worker;
 

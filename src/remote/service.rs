@@ -9,11 +9,11 @@ use super::errors::{LaunchError, ServiceError};
 use super::launcher::{JobState, WorkerLauncher};
 use super::resources::Resources;
 use super::service_id::ServiceId;
+use super::status_notice::{notify, StatusNotice};
 use crate::build_id::{refusal_text, BuildId};
 use crate::match_if;
 use crate::process::channel::SendPort;
 use crate::process::Process;
-use crate::status::StatusNotice;
 use crate::types::id::{NodeId, ProcessId};
 
 /// What a master tells its worker.
@@ -64,7 +64,7 @@ impl<L: WorkerLauncher> Drop for ShutdownGuard<'_, L> {
             self.p.send(self.worker, WorkerMessage::ShutDown);
         }
         self.launcher.on_exit(&self.job);
-        crate::status::notify(
+        notify(
             self.p,
             StatusNotice::Ended {
                 service: self.service.to_string(),
@@ -176,7 +176,7 @@ where
         .await
         .map_err(ServiceError::Launch)?;
     tracing::info!(%service, ?job, "deployed worker");
-    crate::status::notify(
+    notify(
         p,
         StatusNotice::Launched {
             service: service.to_string(),
@@ -212,7 +212,7 @@ where
         let why = refusal_text(p.build_id(), &hello.build);
         crate::reached!("remote.worker_of_another_build");
         tracing::info!(%service, worker = %hello.pid, "{why}");
-        crate::cluster::notice(&format!("worker {} for {service}: {why}", hello.pid));
+        crate::notice::notice(&format!("worker {} for {service}: {why}", hello.pid));
         p.send_chan(hello.reply, WorkerMessage::Refused);
         return Err(ServiceError::Launch(LaunchError {
             what: format!("worker {} for {service}", hello.pid),
@@ -222,7 +222,7 @@ where
     let job = pending.connected();
     tracing::info!(%service, ?job, worker = %hello.pid, "acquired worker");
     p.send_chan(hello.reply, WorkerMessage::Connected);
-    crate::status::notify(
+    notify(
         p,
         StatusNotice::Connected {
             service: service.to_string(),

@@ -3,29 +3,14 @@
 //! In the real world a [`ThreadPool`] runs them; in the simulator an [`Inline`]
 //! executor runs them on the spot, so a simulated run stays on one thread and
 //! reproducible. Processes reach it through
-//! [`Process::run_blocking`](crate::Process::run_blocking).
+//! [`Process::run_blocking`](crate::Process::run_blocking). The executor's trait and
+//! [`Inline`] are the kernel's (the node below the runtime is given one); re-exported
+//! here, where they always were.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 
-/// A job: a closure that must not block the node's thread.
-pub type Job = Box<dyn FnOnce() + Send>;
-
-/// Where blocking jobs run.
-pub trait BlockingExecutor {
-    /// Runs `job` eventually, perhaps before returning.
-    fn execute(&self, job: Job);
-}
-
-/// Runs each job immediately on the caller's thread: the simulator's executor.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Inline;
-
-impl BlockingExecutor for Inline {
-    fn execute(&self, job: Job) {
-        job();
-    }
-}
+pub use crate::kernel::blocking::{BlockingExecutor, Inline, Job};
 
 /// Most threads a [`ThreadPool`] starts unless configured otherwise.
 pub const BLOCKING_THREADS_DEFAULT: usize = 16;

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,8 +14,20 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::agent::StatusCommand;
-use super::server::AppState;
-use super::snapshot::{TaskInfo, TaskState};
+use super::auth::Token;
+use super::snapshot::{StatusBoard, TaskInfo, TaskState};
+
+/// What every handler sees (the server builds it; the API's handlers and the server's
+/// guard read it). Here, beside the handlers, so that the API does not import the
+/// server that routes to it.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) board: StatusBoard,
+    pub(super) token: Arc<Token>,
+    /// `Host` header values naming this server.
+    pub(super) hosts: Arc<Vec<String>>,
+    pub(super) page: Arc<String>,
+}
 
 /// Largest request body accepted (a command is a few dozen bytes).
 pub const BODY_BYTES_MAX: usize = 16 * 1024;

@@ -14,6 +14,8 @@
 //! - the agent (`agent`): a process on the master's node, registered as
 //!   [`STATUS_AGENT_NAME`], that applies the remote layer's [`StatusNotice`]s to the
 //!   board and carries out the page's commands (release a hold, kill a task's process).
+//!   The notices, the name and [`notify`] are the remote layer's protocol
+//!   (`remote::status_notice`, below this module), re-exported here.
 //! - [`StatusServer`] (`server`, real-world only): axum on hyper, a single-threaded
 //!   tokio runtime on a thread of its own, bound to `127.0.0.1` on a free port by
 //!   default. It reads a copy of the board and posts commands into the node's inbox;
@@ -48,7 +50,8 @@ mod snapshot;
 
 use std::net::SocketAddr;
 
-pub use agent::{notify, StatusCommand, StatusNotice, STATUS_AGENT_NAME};
+pub use crate::remote::status_notice::{notify, StatusNotice, STATUS_AGENT_NAME};
+pub use agent::StatusCommand;
 pub use api::{BODY_BYTES_MAX, BODY_TIMEOUT, LOG_LINES_MAX, TASKS_PAGE_MAX};
 pub use auth::{Token, TOKEN_BYTES, TOKEN_COOKIE, TOKEN_HEADER};
 pub use server::{StatusConfig, StatusServer};

@@ -18,7 +18,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 
-use super::api::{self, error};
+use super::api::{self, error, AppState};
 use super::auth::{shown_token, Token, TOKEN_COOKIE, TOKEN_HEADER};
 use super::page;
 use super::snapshot::StatusBoard;
@@ -45,16 +45,6 @@ impl Default for StatusConfig {
             linger: Duration::ZERO,
         }
     }
-}
-
-/// What every handler sees.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) board: StatusBoard,
-    token: Arc<Token>,
-    /// `Host` header values naming this server.
-    hosts: Arc<Vec<String>>,
-    page: Arc<String>,
 }
 
 /// A running status server; dropping it stops the server.

@@ -7,8 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::closure::Closure;
 use crate::message::Fingerprint;
+use crate::types::closure::Closure;
 use crate::types::id::SendPortId;
 use crate::types::id::{DiedReason, MonitorRef, ProcessId};
 

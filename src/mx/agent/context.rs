@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use super::action::{MxAction, Verdict};
 use super::id::MxAgentId;
+use crate::bus::BusItem;
 use crate::message::Message;
-use crate::mx::bus::BusItem;
 use crate::process::Process;
 use crate::Serializable;
 

@@ -8,8 +8,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::{Deserialize, Serialize};
 
 use super::id::MxAgentId;
+use crate::bus::BusItem;
 use crate::message::Message;
-use crate::mx::bus::BusItem;
 use crate::node::LocalNode;
 use crate::types::id::{DiedReason, ProcessId};
 use crate::Serializable;

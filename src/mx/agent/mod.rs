@@ -26,9 +26,9 @@ pub use id::MxAgentId;
 pub use run_loop::MX_AGENT_INPUTS_PER_TURN;
 pub use sink::{mx_sink, mx_sink_events, MxSink};
 
-use super::bus::BusItem;
-use super::events::{MxEvent, MxEventKind};
 use super::{MxError, MxHost};
+use crate::bus::events::{MxEvent, MxEventKind};
+use crate::bus::BusItem;
 use crate::message::Message;
 use crate::node::local::NodeInner;
 use crate::node::LocalNode;

@@ -13,10 +13,10 @@ use super::context::{AgentCore, MxAgent};
 use super::finalize::Shared;
 use super::id::MxAgentId;
 use super::sink::{Input, MxSink};
-use crate::mx::bus::BusItem;
-use crate::mx::events::{Info, MxEvent, MxEventKind};
+use crate::bus::events::{Info, MxEvent, MxEventKind};
+use crate::bus::BusItem;
+use crate::kernel::TaskId;
 use crate::process::Process;
-use crate::runtime::TaskId;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 
 /// Inputs an agent handles in one turn before it lets other processes run. An agent

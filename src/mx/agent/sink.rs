@@ -6,9 +6,9 @@ use std::fmt;
 
 use super::action::{mx_skip, MxAction, Verdict};
 use super::context::MxAgent;
+use crate::bus::events::{MxEvent, MxEventKind};
+use crate::bus::BusItem;
 use crate::message::Message;
-use crate::mx::bus::BusItem;
-use crate::mx::events::{MxEvent, MxEventKind};
 use crate::types::id::NodeId;
 use crate::Serializable;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::TaskId;
+use super::task::TaskId;
 
 /// Identifies one armed timer, so that its owner can cancel it.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]

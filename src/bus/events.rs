@@ -125,10 +125,10 @@ pub enum MxEvent {
         /// The frame limit, in bytes.
         limit: u64,
     },
-    /// A user-defined trace event, from [`mx_trace_message`](super::mx_trace_message)
+    /// A user-defined trace event, from [`mx_trace_message`](crate::mx::mx_trace_message)
     /// (`MxUser`).
     User(MxPayload),
-    /// A log line, from [`mx_log`](super::mx_log) (`MxLog`).
+    /// A log line, from [`mx_log`](crate::mx::mx_log) (`MxLog`).
     Log(String),
     /// One poll of `pid` held the node's thread for `held` or longer, more than the
     /// watchdog's `bound` (real-world nodes only; see
@@ -192,7 +192,7 @@ impl MxEvent {
     }
 }
 
-/// The kinds of [`MxEvent`], for filters (see [`TraceFlags`](super::TraceFlags)).
+/// The kinds of [`MxEvent`], for filters (see [`TraceFlags`](crate::mx::TraceFlags)).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum MxEventKind {
     /// [`MxEvent::Spawned`].

@@ -14,7 +14,7 @@ use crate::types::id::ProcessId;
 pub enum TraceTarget {
     /// Nowhere: events are ignored.
     Off,
-    /// An in-memory list, read with [`Tracer::records`](super::Tracer::records) or [`TraceControl::Records`].
+    /// An in-memory list, read with [`Tracer::records`](crate::mx::Tracer::records) or [`TraceControl::Records`].
     Memory,
     /// A file, one JSON object per line, appended to (created if missing).
     File(PathBuf),
@@ -73,9 +73,9 @@ impl Default for TraceFlags {
 }
 
 /// A message to the tracer agent from a process of its own node (send it to
-/// [`Tracer::pid`](super::Tracer::pid), or `nsend` it to [`TRACER_AGENT_ID`](super::TRACER_AGENT_ID)). Control messages are handled
+/// [`Tracer::pid`](crate::mx::Tracer::pid), or `nsend` it to [`TRACER_AGENT_ID`](crate::mx::TRACER_AGENT_ID)). Control messages are handled
 /// before pending events. Errors (a file that cannot be opened) are logged; use
-/// [`Tracer`](super::Tracer)'s methods to get them as values.
+/// [`Tracer`](crate::mx::Tracer)'s methods to get them as values.
 ///
 /// Management is local: it can make the node write to any file it may open and hands out
 /// every recorded event, so a `TraceControl` that comes from another node (whatever

@@ -1,6 +1,7 @@
 //! A node on its own OS thread, driven by the real-world [`Driver`]: how `main` and
-//! tests enter the runtime (Cloud Haskell's `runProcess`). What runs a `Process` on it
-//! (`spawn`, `run`) is the process layer's (`process::spawn`): the node never names it.
+//! tests enter the runtime (Cloud Haskell's `runProcess`). It sits above the node and
+//! the process layer: it is configured with a [`RemoteTable`] (which starts `Process`es)
+//! and runs processes on the node ([`Node::spawn`], [`Node::run`]).
 
 use crate::build_id::BuildId;
 use std::fmt;
@@ -12,14 +13,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use super::local::{Inbox, InboxItem, LocalNode, NodeEnv};
-use super::network::HeartbeatConfig;
+use super::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
+use super::driver::Driver;
 use crate::clock::SystemClock;
-use crate::runtime::blocking::{ThreadPool, BLOCKING_THREADS_DEFAULT};
-use crate::runtime::driver::Driver;
+use crate::closure::RemoteTable;
+use crate::message::Serializable;
+use crate::node::local::{Inbox, InboxItem, LocalNode, NodeEnv};
+use crate::node::watchdog;
+use crate::node::HeartbeatConfig;
+use crate::process::Process;
 use crate::transport::tcp::{TcpConfig, TcpTransport};
-use crate::types::id::{panic_text, NodeId, ProcessId};
-use crate::{RemoteTable, Serializable};
+use crate::types::id::{panic_text, DiedReason, NodeId, ProcessId, ProcessOutcome};
+use std::future::Future;
 
 /// How to start a [`Node`]. Without a transport the node is on its own; with
 /// [`Node::tcp`] it is reachable over TCP.
@@ -68,7 +73,7 @@ impl Default for NodeConfig {
             transport: None,
             heartbeat: HeartbeatConfig::default(),
             build: None,
-            poll_warning: Some(super::watchdog::POLL_WARNING_DEFAULT),
+            poll_warning: Some(watchdog::POLL_WARNING_DEFAULT),
         }
     }
 }
@@ -181,7 +186,7 @@ impl Node {
                 };
                 let inbox = node.inbox().clone();
                 if let Some(bound) = config.poll_warning {
-                    super::watchdog::start(id, &node.inner.poll_marks, inbox.clone(), bound);
+                    watchdog::start(id, &node.inner.poll_marks, inbox.clone(), bound);
                 }
                 let _ = ready_tx.send(Ok((id, inbox.clone())));
                 let ran = catch_unwind(AssertUnwindSafe(|| driver.run(&node, &thread_stop)));
@@ -296,4 +301,36 @@ fn os_random() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher(); // real-world only
     hasher.write_u64(0x6879_7065_7269_6f6e);
     hasher.finish()
+}
+
+/// Running processes on a real-world [`Node`] from ordinary code.
+impl Node {
+    /// Starts a process on the node and returns its id.
+    pub fn spawn<F, Fut>(&self, body: F) -> Result<ProcessId, NodeStopped>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: ProcessOutcome,
+    {
+        self.on_node(move |node| node.spawn(body))
+    }
+
+    /// Runs a process to completion and returns what it returned (Cloud Haskell's
+    /// `runProcess`). If it dies first (a panic, a kill, the node stopping), the error is
+    /// why; if the node's thread has ended (or ends while it runs), the error is
+    /// [`DiedReason::NodeDown`], never a wait forever.
+    pub fn run<F, Fut, T>(&self, body: F) -> Result<T, DiedReason>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel::<Result<T, DiedReason>>(1);
+        self.post(move |node| {
+            node.spawn_with_result(body, move |result| {
+                let _ = tx.send(result);
+            });
+        });
+        rx.recv().unwrap_or(Err(DiedReason::NodeDown))
+    }
 }

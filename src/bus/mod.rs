@@ -1,5 +1,11 @@
 //! The node's management event bus: one queue per running agent, filled by the node's
-//! publishing hooks (`node::mx_publish`), drained by the agents' loops.
+//! publishing hooks (`node::mx_publish`), drained by the agents' loops; and what it
+//! carries: the system events ([`events`], `MxEvent`) and what controls the tracer
+//! ([`trace_control`]).
+//!
+//! The lower half of management (issue 19): the node publishes here, below the process
+//! layer; the agents that read it (`crate::mx`) sit above `Process` and re-export these
+//! types as `hyperion::mx::*`.
 //!
 //! The bus lives in the node's state, so publishing is a method call on the state the
 //! node already holds: no lock, never blocking. When no agent takes an event kind, its
@@ -9,16 +15,19 @@
 //! [`MxEvent`]s only in the agent that reads them. Agents are few (each is a process);
 //! a `Vec` walked in start order keeps delivery reproducible.
 
+pub(crate) mod events;
+pub(crate) mod trace_control;
+
 use std::collections::BTreeMap;
 
-use super::events::{Info, MxEvent, MxEventKind};
+use self::events::{Info, MxEvent, MxEventKind};
+use crate::kernel::TaskId;
 use crate::message::Message;
-use crate::runtime::TaskId;
 use crate::types::id::{NodeId, ProcessId};
 
 /// Most inputs one agent's bus queue holds; events published while it is full are
 /// dropped for that agent (and counted, see
-/// [`MxAgent::events_dropped`](super::MxAgent::events_dropped)). Publishing never
+/// [`MxAgent::events_dropped`](crate::mx::MxAgent::events_dropped)). Publishing never
 /// blocks, so a slow agent loses events rather than slowing the node down or growing
 /// without bound.
 pub const MX_AGENT_BACKLOG_MAX: usize = 1 << 16;
