@@ -52,6 +52,7 @@ pub mod build_id;
 mod bus;
 pub mod clock;
 pub mod closure;
+#[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod concurrency;
 mod kernel;
@@ -66,6 +67,7 @@ pub mod probe;
 pub mod process;
 pub mod remote;
 pub mod runtime;
+#[cfg(feature = "cluster")]
 pub mod status;
 pub mod store;
 pub mod transport;

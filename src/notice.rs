@@ -14,6 +14,7 @@ static PRINTER: Mutex<Option<Printer>> = Mutex::new(None);
 /// Routes the master's terminal notices (see [`crate::cluster`]) through `print`, for
 /// a program that draws on the terminal itself (e.g. `indicatif`'s
 /// `ProgressBar::println`, which prints above the bar).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))] // re-exported by `cluster` only
 pub fn print_notices_with(print: impl Fn(&str) + Send + 'static) {
     *PRINTER.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(print));
 }

@@ -31,7 +31,9 @@
 mod key;
 mod lock;
 mod memory;
+#[cfg(feature = "cluster")]
 mod resume;
+#[cfg(feature = "cluster")]
 mod sqlite;
 
 use std::fmt;
@@ -45,7 +47,9 @@ use crate::process::Process;
 pub use key::Key;
 pub use lock::RunLock;
 pub use memory::{MemoryDisk, MemoryStore, MEMORY_COMMIT_DELAY_DEFAULT};
+#[cfg(feature = "cluster")]
 pub use resume::{take_resume_flag, Resume};
+#[cfg(feature = "cluster")]
 pub use sqlite::{SqliteStore, STORE_BATCH_MAX, STORE_COMMIT_DELAY_MAX, STORE_FILE_NAME};
 
 /// What the store keeps beside a result.
