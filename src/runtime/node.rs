@@ -5,6 +5,7 @@
 
 use crate::build_id::BuildId;
 use std::fmt;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -24,7 +25,6 @@ use crate::node::HeartbeatConfig;
 use crate::process::Process;
 use crate::transport::tcp::{TcpConfig, TcpTransport};
 use crate::types::id::{panic_text, DiedReason, NodeId, ProcessId, ProcessOutcome};
-use std::future::Future;
 
 /// How to start a [`Node`]. Without a transport the node is on its own; with
 /// [`Node::tcp`] it is reachable over TCP.
