@@ -20,6 +20,12 @@
 //!   connection.
 //! - An initiator told "alive" asks to replace the acceptor's connection when it has no
 //!   other one (it lost it), and closes this one otherwise (a stale simultaneous dial).
+//! - The acceptor honours a replace only while its route is still the connection its
+//!   "alive" vouched for ([`Actions::vouched`]). Otherwise the request is stale: the
+//!   route changed since (the old connection closed, a newer one came), and the
+//!   requesting connection, with whatever its initiator queued behind the request, may
+//!   be older than the route. Such a connection is closed instead (its initiator sees a
+//!   loss), so that frames of an older connection never follow a newer one's.
 //! - A connection that becomes the route supersedes the previous one: a dial is closed
 //!   silently, an established connection is closed and the peer reported lost first.
 //! - A connection that closes is a loss only if it is the route.
@@ -30,6 +36,9 @@
 //!   connection as established.
 //! - Frames queued while the route is being made follow the handshake, in order: a
 //!   superseded dial loses none of them (they wait in the link, not on the dial).
+//! - A node receives a peer's frames in the order sent, without duplicates, even across
+//!   disconnects and closes that arrive late: a frame may be lost (with the loss
+//!   reported), never delivered after one the peer sent later.
 
 use crate::types::id::NodeId;
 use crate::wire::handshake::Verdict;
@@ -60,9 +69,10 @@ impl<C: Copy, T> Route<C, T> {
 }
 
 /// What the caller does after a transition, in this order: answer `verdict` on the
-/// connection of the event, send a replace request on it if `replace`, `close` a
-/// connection, report the peer lost if `lost`, then make `establish` the connection that
-/// carries the frames (queued frames first) and report the peer connected.
+/// connection of the event (keeping `vouched` with it), send a replace request on it if
+/// `replace`, `close` a connection, report the peer lost if `lost`, then make `establish`
+/// the connection that carries the frames (queued frames first) and report the peer
+/// connected.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Actions<C> {
     /// The acceptor's verdict to send on the connection of the event.
@@ -75,6 +85,10 @@ pub struct Actions<C> {
     pub lost: bool,
     /// The connection that carries the peer's frames from now on.
     pub establish: Option<C>,
+    /// With an `Alive` verdict: the connection it vouched for (the acceptor's route).
+    /// The caller keeps it with the connection of the event and passes it to
+    /// [`Arbiter::on_replace`], which honours a replace only while that is the route.
+    pub vouched: Option<C>,
 }
 
 impl<C> Default for Actions<C> {
@@ -85,6 +99,7 @@ impl<C> Default for Actions<C> {
             close: None,
             lost: false,
             establish: None,
+            vouched: None,
         }
     }
 }
@@ -149,6 +164,10 @@ impl Arbiter {
                 route,
                 actions: Actions {
                     verdict: Some(verdict),
+                    vouched: match verdict {
+                        Verdict::Alive => route.and_then(|route| route.connection()),
+                        _ => None,
+                    },
                     ..Actions::default()
                 },
             },
@@ -202,13 +221,35 @@ impl Arbiter {
         }
     }
 
-    /// The initiator of inbound `connection` asked to replace the acceptor's connection.
+    /// The initiator of inbound `connection` asked to replace the acceptor's connection;
+    /// `vouched` is what our "alive" on `connection` vouched for ([`Actions::vouched`]).
+    ///
+    /// Honoured only while the route is still that connection. Otherwise the request is
+    /// stale (the route changed since the "alive": the vouched connection closed, and
+    /// maybe a newer connection of the pair carried frames the peer sent after the ones
+    /// queued behind this request), so `connection` is closed instead: its initiator
+    /// sees the close as a loss, and nothing it sent on it is delivered.
     pub fn on_replace<C: Copy + Eq, T: Copy>(
         &self,
         route: Option<Route<C, T>>,
         connection: C,
+        vouched: Option<C>,
     ) -> Transition<C, T> {
-        self.establish(route, connection)
+        let current = matches!(
+            (route, vouched),
+            (Some(Route::Established(route)), Some(vouched)) if route == vouched
+        );
+        if current {
+            self.establish(route, connection)
+        } else {
+            Transition {
+                route,
+                actions: Actions {
+                    close: Some(connection),
+                    ..Actions::default()
+                },
+            }
+        }
     }
 
     /// Makes `connection` the route: a superseded dial is closed silently, a superseded

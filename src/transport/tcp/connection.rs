@@ -57,4 +57,7 @@ pub(super) struct Connection {
     /// Whether the peer's hello arrived (an inbound connection without one by the hello
     /// timeout is closed, and is the first to give its slot up).
     pub(super) hello_received: bool,
+    /// For an inbound connection answered "alive": the connection that answer vouched
+    /// for (a replace request on this one is honoured only while that is the route).
+    pub(super) vouched: Option<mio::Token>,
 }

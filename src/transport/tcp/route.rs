@@ -134,6 +134,7 @@ impl State {
                 accepted_at: None,
                 slot: None,
                 hello_received: false,
+                vouched: None,
             },
         );
         Ok(token)
@@ -204,9 +205,17 @@ impl State {
             Ok(Step::Proven { peer }) => self.decide_inbound(token, peer, out),
             Ok(Step::Verdict { peer, verdict }) => self.on_verdict(token, peer, verdict, out),
             Ok(Step::Replace { peer }) => {
-                tracing::info!(%peer, "the peer reconnected: its previous connection is gone");
                 let route = self.peers.get(&peer).map(|link| link.route);
-                let transition = Arbiter::new(self.local).on_replace(route, token);
+                let vouched = self.connections.get(&token).and_then(|c| c.vouched);
+                let transition = Arbiter::new(self.local).on_replace(route, token, vouched);
+                if transition.actions.establish.is_none() {
+                    // The route changed since our "alive": this connection may be older
+                    // than the route, so what follows the request must not be delivered.
+                    tracing::info!(%peer, "stale replace request refused; connection closed");
+                    self.break_connection(token, "stale replace request", out);
+                    return;
+                }
+                tracing::info!(%peer, "the peer reconnected: its previous connection is gone");
                 self.establish(token, peer, transition, out);
             }
         }
@@ -284,6 +293,7 @@ impl State {
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };
+        connection.vouched = transition.actions.vouched;
         let Phase::Handshaking { handshake, .. } = &mut connection.phase else {
             return;
         };
