@@ -193,7 +193,6 @@ const SCENARIOS: &[Scenario] = &[
                 required("arbitration.delayed_close"),
                 optional("arbitration.crossed_dials"),
                 optional("arbitration.replaced"),
-                optional("arbitration.stale_replace_refused"),
             ],
             known_defect: None,
         },

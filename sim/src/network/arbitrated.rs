@@ -340,8 +340,9 @@ impl Arbitrated {
                 let vouched = self.connections.get(&c).and_then(|c| c.vouched);
                 let transition = arbiter.on_replace(route, c, vouched);
                 if transition.actions.establish.is_none() {
-                    // The route changed since the "alive": refused, and the initiator,
-                    // which may keep this connection, learns it by the close (a loss).
+                    // Another connection became the route since the "alive": refused, and
+                    // the initiator, which may keep this connection, learns it by the
+                    // close (a loss).
                     hyperion::reached!("arbitration.stale_replace_refused");
                     self.close_end(net, c, to, false);
                     return None;
@@ -415,6 +416,13 @@ impl Arbitrated {
             self.event(net, local, TransportEvent::PeerLost(peer));
         }
         if let Some(established) = actions.establish {
+            // Replace requests the peer's other connections were invited to send are
+            // stale from now on.
+            for (id, connection) in &mut self.connections {
+                if *id != established && connection.ends == [peer, local] {
+                    connection.vouched = None;
+                }
+            }
             let Some(connection) = self.connections.get_mut(&established) else {
                 return;
             };

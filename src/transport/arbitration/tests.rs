@@ -125,6 +125,12 @@ impl Model {
             self.nodes[node].pending.clear();
         }
         if let Some(established) = actions.establish {
+            // The vouches of the peer's other connections (which this node accepted).
+            for (c, connection) in self.connections.iter_mut().enumerate() {
+                if connection.initiator != node && c != established {
+                    connection.vouched = None;
+                }
+            }
             for n in std::mem::take(&mut self.nodes[node].pending) {
                 self.push(established, node, Message::Frame(n));
             }
@@ -388,4 +394,64 @@ fn the_saved_case_of_disconnects_and_late_closes_delivers_in_order() {
             || routes == [None, None],
         "routes at rest: {routes:?}"
     );
+}
+
+/// A replace that follows the late close of the connection its "alive" vouched for, with
+/// no other connection in between, is honoured: nothing newer was delivered, so the
+/// redialing node keeps its connection and loses nothing more.
+#[test]
+fn a_replace_after_the_late_close_of_the_vouched_connection_is_honoured() {
+    let mut model = Model::new();
+    model.send(0);
+    model.run(&[], 1, false);
+    model.disconnect(0); // the close of connection 0 is late
+    model.send(0); // frame 1 waits for connection 1
+    model.deliver(1, 1); // proof: node 1 still has connection 0, it answers "alive"
+    model.deliver(1, 0); // "alive": node 0 asks for a replace, frame 1 follows it
+    model.deliver(0, 1); // the late close of connection 0: node 1 reports node 0 lost
+    assert_eq!(model.nodes[1].route, None);
+    model.deliver(1, 1); // the replace request
+    assert_eq!(model.nodes[1].route, Some(Route::Established(1)));
+    model.run(&[], 2, false);
+    assert_eq!(model.nodes[1].received, vec![0, 1]);
+    assert_eq!(model.nodes[0].losses, 0, "node 0 keeps its new connection");
+    assert_eq!(
+        model.nodes[1].losses, 1,
+        "only connection 0 was lost at node 1"
+    );
+    assert_eq!(model.nodes[0].route, Some(Route::Established(1)));
+}
+
+/// As `a_replace_that_arrives_after_a_newer_connection_is_refused`, but the newer
+/// connection is gone too (its close arrived first) when the old replace request comes:
+/// the route is empty, yet a connection came and went since the "alive", so the request
+/// is still stale.
+#[test]
+fn a_replace_that_arrives_after_a_newer_connection_came_and_went_is_refused() {
+    let mut model = Model::new();
+    model.send(0);
+    model.run(&[], 1, false);
+    model.disconnect(0); // the close of connection 0 is late
+    model.send(0); // frame 1 waits for connection 1
+    model.deliver(1, 1); // proof: node 1 still has connection 0, it answers "alive"
+    model.deliver(1, 0); // "alive": node 0 asks for a replace, frame 1 follows it
+    model.disconnect(0); // node 0 gives connection 1 up too
+    model.deliver(0, 1); // the late close of connection 0
+    model.send(0); // frame 2 on a third connection
+    model.deliver(2, 1); // proof: accepted
+    model.deliver(2, 0); // accept: frame 2 goes out
+    model.deliver(2, 1); // frame 2 arrives
+    model.disconnect(0); // node 0 gives connection 2 up
+    model.deliver(2, 1); // its close arrives before the old replace request
+    assert_eq!(model.nodes[1].route, None);
+    assert_eq!(model.nodes[1].received, vec![0, 2]);
+    model.deliver(1, 1); // the old replace request
+    assert_eq!(model.nodes[1].route, None, "a stale replace is refused");
+    model.run(&[], 3, false);
+    assert_eq!(
+        model.nodes[1].received,
+        vec![0, 2],
+        "frame 1 is lost, never late"
+    );
+    assert_eq!(model.nodes[0].route, model.nodes[1].route);
 }

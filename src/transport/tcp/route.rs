@@ -209,8 +209,8 @@ impl State {
                 let vouched = self.connections.get(&token).and_then(|c| c.vouched);
                 let transition = Arbiter::new(self.local).on_replace(route, token, vouched);
                 if transition.actions.establish.is_none() {
-                    // The route changed since our "alive": this connection may be older
-                    // than the route, so what follows the request must not be delivered.
+                    // Another connection became the route since our "alive": this one
+                    // may be older, so what follows the request must not be delivered.
                     tracing::info!(%peer, "stale replace request refused; connection closed");
                     self.break_connection(token, "stale replace request", out);
                     return;
@@ -399,6 +399,17 @@ impl State {
             } else {
                 tracing::debug!(%peer, "our own dial is superseded by the peer's connection");
                 self.close(other);
+            }
+        }
+        // Another connection is the peer's route now: replace requests that "alive"
+        // answers invited on the peer's other connections are stale from now on.
+        for (other, connection) in &mut self.connections {
+            let from_peer = match &connection.phase {
+                Phase::Handshaking { handshake, .. } => handshake.peer() == Some(peer),
+                _ => false,
+            };
+            if *other != token && from_peer {
+                connection.vouched = None;
             }
         }
         let Some(connection) = self.connections.get_mut(&token) else {
