@@ -20,6 +20,13 @@
 //!   connection.
 //! - An initiator told "alive" asks to replace the acceptor's connection when it has no
 //!   other one (it lost it), and closes this one otherwise (a stale simultaneous dial).
+//! - The acceptor honours a replace only if no other connection became its route since
+//!   its "alive" ([`Actions::vouched`]): the route is still the connection the "alive"
+//!   vouched for, or that one closed and nothing replaced it. Otherwise the request is
+//!   stale: a newer connection of the pair may have carried frames its initiator sent
+//!   after those queued behind the request. Such a connection is closed instead (its
+//!   initiator sees a loss), so that frames of an older connection never follow a
+//!   newer one's.
 //! - A connection that becomes the route supersedes the previous one: a dial is closed
 //!   silently, an established connection is closed and the peer reported lost first.
 //! - A connection that closes is a loss only if it is the route.
@@ -30,6 +37,9 @@
 //!   connection as established.
 //! - Frames queued while the route is being made follow the handshake, in order: a
 //!   superseded dial loses none of them (they wait in the link, not on the dial).
+//! - A node receives a peer's frames in the order sent, without duplicates, even across
+//!   disconnects and closes that arrive late: a frame may be lost (with the loss
+//!   reported), never delivered after one the peer sent later.
 
 use crate::types::id::NodeId;
 use crate::wire::handshake::Verdict;
@@ -60,9 +70,10 @@ impl<C: Copy, T> Route<C, T> {
 }
 
 /// What the caller does after a transition, in this order: answer `verdict` on the
-/// connection of the event, send a replace request on it if `replace`, `close` a
-/// connection, report the peer lost if `lost`, then make `establish` the connection that
-/// carries the frames (queued frames first) and report the peer connected.
+/// connection of the event (keeping `vouched` with it), send a replace request on it if
+/// `replace`, `close` a connection, report the peer lost if `lost`, then make `establish`
+/// the connection that carries the frames (queued frames first), forget the vouches kept
+/// with the peer's other connections, and report the peer connected.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Actions<C> {
     /// The acceptor's verdict to send on the connection of the event.
@@ -73,8 +84,14 @@ pub struct Actions<C> {
     pub close: Option<C>,
     /// Whether the peer is reported lost.
     pub lost: bool,
-    /// The connection that carries the peer's frames from now on.
+    /// The connection that carries the peer's frames from now on. The vouches kept with
+    /// the peer's other connections ([`Actions::vouched`]) are void from now on.
     pub establish: Option<C>,
+    /// With an `Alive` verdict: the connection it vouched for (the acceptor's route).
+    /// The caller keeps it with the connection of the event until another connection
+    /// becomes the peer's route (any `establish` for the peer), and passes what it kept
+    /// (`None` once void) to [`Arbiter::on_replace`].
+    pub vouched: Option<C>,
 }
 
 impl<C> Default for Actions<C> {
@@ -85,6 +102,7 @@ impl<C> Default for Actions<C> {
             close: None,
             lost: false,
             establish: None,
+            vouched: None,
         }
     }
 }
@@ -149,6 +167,10 @@ impl Arbiter {
                 route,
                 actions: Actions {
                     verdict: Some(verdict),
+                    vouched: match verdict {
+                        Verdict::Alive => route.and_then(|route| route.connection()),
+                        _ => None,
+                    },
                     ..Actions::default()
                 },
             },
@@ -202,13 +224,40 @@ impl Arbiter {
         }
     }
 
-    /// The initiator of inbound `connection` asked to replace the acceptor's connection.
+    /// The initiator of inbound `connection` asked to replace the acceptor's connection;
+    /// `vouched` is what our "alive" on `connection` vouched for ([`Actions::vouched`]),
+    /// `None` if another connection became the route since.
+    ///
+    /// Honoured if no other connection became the route since the "alive": the route is
+    /// still the vouched connection (closed and reported lost now), or that one is gone
+    /// and nothing replaced it (our own dial, if any, is superseded). Otherwise the
+    /// request is stale (a newer connection of the pair may have carried frames the
+    /// peer sent after the ones queued behind this request), so `connection` is closed
+    /// instead: its initiator sees the close as a loss, and nothing it sent on it is
+    /// delivered.
     pub fn on_replace<C: Copy + Eq, T: Copy>(
         &self,
         route: Option<Route<C, T>>,
         connection: C,
+        vouched: Option<C>,
     ) -> Transition<C, T> {
-        self.establish(route, connection)
+        let honoured = match (vouched, route) {
+            (None, _) => false,
+            // Cannot differ while the caller voids vouches on `establish`; refused anyway.
+            (Some(vouched), Some(Route::Established(route))) => route == vouched,
+            (Some(_), None | Some(Route::Dialing(_) | Route::AwaitingInbound { .. })) => true,
+        };
+        if honoured {
+            self.establish(route, connection)
+        } else {
+            Transition {
+                route,
+                actions: Actions {
+                    close: Some(connection),
+                    ..Actions::default()
+                },
+            }
+        }
     }
 
     /// Makes `connection` the route: a superseded dial is closed silently, a superseded

@@ -61,6 +61,9 @@ struct Connection {
     base_latency: [Duration; 2],
     /// Per end: a reset toward it is already on its way.
     reset_sent: [bool; 2],
+    /// What the acceptor's "alive" on this connection vouched for (see
+    /// [`Arbiter::on_replace`]).
+    vouched: Option<u64>,
 }
 
 impl Connection {
@@ -179,6 +182,7 @@ impl Arbitrated {
                 stalled: [Vec::new(), Vec::new()],
                 base_latency: [forth, back],
                 reset_sent: [false; 2],
+                vouched: None,
             },
         );
         let transition = Arbiter::new(from).dial(None, c);
@@ -333,8 +337,18 @@ impl Arbitrated {
                 transition
             }
             Some(Control::Replace) => {
+                let vouched = self.connections.get(&c).and_then(|c| c.vouched);
+                let transition = arbiter.on_replace(route, c, vouched);
+                if transition.actions.establish.is_none() {
+                    // Another connection became the route since the "alive": refused, and
+                    // the initiator, which may keep this connection, learns it by the
+                    // close (a loss).
+                    hyperion::reached!("arbitration.stale_replace_refused");
+                    self.close_end(net, c, to, false);
+                    return None;
+                }
                 hyperion::reached!("arbitration.replaced");
-                arbiter.on_replace(route, c)
+                transition
             }
             Some(Control::Fin) | Some(Control::Reset) => {
                 if let Some(connection) = self.connections.get_mut(&c) {
@@ -387,6 +401,9 @@ impl Arbitrated {
             }
         };
         if let Some(verdict) = actions.verdict {
+            if let Some(connection) = self.connections.get_mut(&c) {
+                connection.vouched = actions.vouched;
+            }
             self.transmit(net, c, 1, Carried::Control(Control::Verdict(verdict)));
         }
         if actions.replace {
@@ -399,6 +416,13 @@ impl Arbitrated {
             self.event(net, local, TransportEvent::PeerLost(peer));
         }
         if let Some(established) = actions.establish {
+            // Replace requests the peer's other connections were invited to send are
+            // stale from now on.
+            for (id, connection) in &mut self.connections {
+                if *id != established && connection.ends == [peer, local] {
+                    connection.vouched = None;
+                }
+            }
             let Some(connection) = self.connections.get_mut(&established) else {
                 return;
             };

@@ -57,4 +57,10 @@ pub(super) struct Connection {
     /// Whether the peer's hello arrived (an inbound connection without one by the hello
     /// timeout is closed, and is the first to give its slot up).
     pub(super) hello_received: bool,
+    /// For an inbound connection answered "alive": the connection that answer vouched
+    /// for, until another connection becomes the peer's route (a replace request on this
+    /// one is honoured only until then: see [`Arbiter::on_replace`]).
+    ///
+    /// [`Arbiter::on_replace`]: crate::transport::arbitration::Arbiter::on_replace
+    pub(super) vouched: Option<mio::Token>,
 }

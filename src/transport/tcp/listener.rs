@@ -135,6 +135,7 @@ impl State {
                 accepted_at: Some(now),
                 slot: Some(source),
                 hello_received: false,
+                vouched: None,
             },
         );
         self.dirty.insert(token);

@@ -25,7 +25,11 @@
 //!   connection initiated by the smaller [`NodeId`] is kept and the other is closed
 //!   without reporting a loss (the acceptor decides, in the handshake's verdict). A
 //!   node that redials a peer that still believes the old connection alive replaces it:
-//!   the peer reports the old one lost, then the new one connected.
+//!   the peer reports the old one lost, then the new one connected. A replace request
+//!   that arrives after another connection of the pair became the peer's route (a
+//!   request delayed behind a newer connection) is refused: the connection is closed and
+//!   its initiator reports the loss, so frames of an older connection never follow a
+//!   newer one's.
 //!
 //! It does not detect a peer that silently vanished (a dead host, a partition): the
 //! node's heartbeats do, and call [`Transport::disconnect`].

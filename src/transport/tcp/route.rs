@@ -134,6 +134,7 @@ impl State {
                 accepted_at: None,
                 slot: None,
                 hello_received: false,
+                vouched: None,
             },
         );
         Ok(token)
@@ -204,9 +205,17 @@ impl State {
             Ok(Step::Proven { peer }) => self.decide_inbound(token, peer, out),
             Ok(Step::Verdict { peer, verdict }) => self.on_verdict(token, peer, verdict, out),
             Ok(Step::Replace { peer }) => {
-                tracing::info!(%peer, "the peer reconnected: its previous connection is gone");
                 let route = self.peers.get(&peer).map(|link| link.route);
-                let transition = Arbiter::new(self.local).on_replace(route, token);
+                let vouched = self.connections.get(&token).and_then(|c| c.vouched);
+                let transition = Arbiter::new(self.local).on_replace(route, token, vouched);
+                if transition.actions.establish.is_none() {
+                    // Another connection became the route since our "alive": this one
+                    // may be older, so what follows the request must not be delivered.
+                    tracing::info!(%peer, "stale replace request refused; connection closed");
+                    self.break_connection(token, "stale replace request", out);
+                    return;
+                }
+                tracing::info!(%peer, "the peer reconnected: its previous connection is gone");
                 self.establish(token, peer, transition, out);
             }
         }
@@ -284,6 +293,7 @@ impl State {
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };
+        connection.vouched = transition.actions.vouched;
         let Phase::Handshaking { handshake, .. } = &mut connection.phase else {
             return;
         };
@@ -389,6 +399,17 @@ impl State {
             } else {
                 tracing::debug!(%peer, "our own dial is superseded by the peer's connection");
                 self.close(other);
+            }
+        }
+        // Another connection is the peer's route now: replace requests that "alive"
+        // answers invited on the peer's other connections are stale from now on.
+        for (other, connection) in &mut self.connections {
+            let from_peer = match &connection.phase {
+                Phase::Handshaking { handshake, .. } => handshake.peer() == Some(peer),
+                _ => false,
+            };
+            if *other != token && from_peer {
+                connection.vouched = None;
             }
         }
         let Some(connection) = self.connections.get_mut(&token) else {
