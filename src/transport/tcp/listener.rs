@@ -135,8 +135,9 @@ impl State {
                 accepted_at: Some(now),
                 slot: Some(source),
                 hello_received: false,
+                in_flush_list: false,
             },
         );
-        self.dirty.insert(token);
+        self.mark_dirty(token);
     }
 }

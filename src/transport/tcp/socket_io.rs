@@ -59,7 +59,7 @@ impl State {
             target: Some(target),
         };
         connection.deadline = Instant::now().checked_add(self.limits.handshake_timeout); // real-world only
-        self.dirty.insert(token);
+        self.mark_dirty(token);
         true
     }
 
@@ -197,7 +197,7 @@ impl State {
         if let Some(registry) = &self.registry {
             let _ = registry.deregister(&mut connection.stream);
         }
-        self.dirty.remove(&token);
+        self.dirty.retain(|dirty| *dirty != token);
         self.read_backlog.remove(&token);
         Some(connection)
     }
