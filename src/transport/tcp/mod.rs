@@ -151,7 +151,14 @@ use crate::wire::WireError;
 
 /// Bytes read from one connection for one readable event (or one timer turn) at most;
 /// the rest waits for the next turn.
-pub const READ_BYTES_PER_EVENT_MAX: usize = 1024 * 1024;
+///
+/// Small on purpose: the node delivers what one turn read, then runs its processes,
+/// which consume those messages before the next turn reads more, so the memory of one
+/// turn's frames is reused by the next. With a mebibyte per turn, thousands of frames
+/// were alive at once and freed together, and the allocator shrank its heap and grew it
+/// back every turn (page faults and page clearing: about a fifth of a receiving node's
+/// CPU in `perf`, `bench_tcp` one way).
+pub const READ_BYTES_PER_EVENT_MAX: usize = 32 * 1024;
 
 const LISTENER_TOKEN: Token = Token(0);
 /// The driver's waker.

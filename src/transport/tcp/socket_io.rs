@@ -92,7 +92,8 @@ impl State {
             };
             let chunk = match connection.phase {
                 Phase::Connecting { .. } => return,
-                Phase::Established { .. } => READ_CHUNK_BYTES,
+                // Never more than the turn's budget (see `READ_BYTES_PER_EVENT_MAX`).
+                Phase::Established { .. } => READ_CHUNK_BYTES.min(READ_BYTES_PER_EVENT_MAX),
                 // Little to say before the cookie is proven (or after a decline).
                 Phase::Handshaking { .. } | Phase::Closing => HANDSHAKE_READ_BYTES,
             };
