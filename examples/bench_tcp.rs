@@ -361,8 +361,7 @@ fn main() {
                 .and_then(|i| i.parse().ok())
                 .expect("incarnation"),
         };
-        let (ours, frame_bytes, ours_rtt) =
-            hyperion_round(&node, peer_id, peer.child.id(), parts);
+        let (ours, frame_bytes, ours_rtt) = hyperion_round(&node, peer_id, peer.child.id(), parts);
         drop(peer);
         let plain = if parts == Parts::RoundTrip {
             OneWay {

@@ -169,8 +169,16 @@ mod tests {
         let (inbox, notified) = counting_inbox();
         inbox.set_owner_thread();
         assert!(inbox.post(InboxItem::Run(Box::new(|_| {}))));
-        assert_eq!(notified.load(Ordering::SeqCst), 0, "the owner's post notified");
-        assert_eq!(inbox.take_all().len(), 1, "the owner's post is queued all the same");
+        assert_eq!(
+            notified.load(Ordering::SeqCst),
+            0,
+            "the owner's post notified"
+        );
+        assert_eq!(
+            inbox.take_all().len(),
+            1,
+            "the owner's post is queued all the same"
+        );
         let other = inbox.clone();
         std::thread::spawn(move || other.post(InboxItem::Run(Box::new(|_| {}))))
             .join()
