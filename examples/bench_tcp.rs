@@ -15,8 +15,16 @@
 //! range.
 //!
 //! ```text
-//! cargo run --release --example bench_tcp [rounds]
+//! cargo run --release --example bench_tcp [rounds] [one-way|round-trip]
 //! ```
+//!
+//! A second argument runs only that part (both programs), for profiling one phase.
+//!
+//! Beside each one-way rate it prints the CPU time per message of each side (the
+//! threads of each process, from `/proc/<pid>/task/*/schedstat`, Linux): on a shared
+//! machine the rates depend on what else runs, the CPU per message much less. The
+//! "CPU-bound ratio" (the plain program's busier side over hyperion's) is what the
+//! rate ratio would be on two otherwise idle cores, where the busier side sets the pace.
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -48,6 +56,49 @@ fn our_frame_bytes(from: ProcessId, to: ProcessId) -> usize {
         payload,
     };
     encode_frame(&frame).expect("encode").len()
+}
+
+/// CPU time the threads of process `pid` have run so far, in nanoseconds (0 where
+/// `/proc` does not say).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU time of this process and of `peer` since `before` (from [`cpu_now`]), per
+/// message, in nanoseconds.
+fn cpu_per_message(peer: u32, before: (u64, u64), messages: u64) -> (f64, f64) {
+    let (ours, theirs) = cpu_now(peer);
+    (
+        ours.saturating_sub(before.0) as f64 / messages as f64,
+        theirs.saturating_sub(before.1) as f64 / messages as f64,
+    )
+}
+
+/// CPU time so far of this process and of `peer`.
+fn cpu_now(peer: u32) -> (u64, u64) {
+    (cpu_ns(std::process::id()), cpu_ns(peer))
+}
+
+/// What one round of one program measured one way: the rate, and the CPU per message
+/// of the sending and the receiving process.
+struct OneWay {
+    rate: f64,
+    sender_ns: f64,
+    receiver_ns: f64,
+}
+
+impl OneWay {
+    /// The busier side's CPU per message: the pace on otherwise idle cores.
+    fn busier_ns(&self) -> f64 {
+        self.sender_ns.max(self.receiver_ns)
+    }
 }
 
 // ---- the peer: a copy of this binary ---------------------------------------------
@@ -170,22 +221,49 @@ fn run_peer(kind: &str) {
 
 // ---- hyperion --------------------------------------------------------------------
 
-/// Messages per second one way, and the frame size; then the round trip.
-fn hyperion_round(node: &Node, peer: NodeId) -> (f64, usize, Duration) {
+/// Which parts of a round to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    Both,
+    OneWay,
+    RoundTrip,
+}
+
+/// Messages per second one way (and CPU per message), and the frame size; then the
+/// round trip (`NAN` and zero for a part not run). `peer_pid` is the peer's process.
+fn hyperion_round(
+    node: &Node,
+    peer: NodeId,
+    peer_pid: u32,
+    parts: Parts,
+) -> (OneWay, usize, Duration) {
     node.run(move |p| async move {
         let sink = p.whereis_remote(peer, "sink").await.expect("sink");
         let echo = p.whereis_remote(peer, "echo").await.expect("echo");
         let frame = our_frame_bytes(p.self_pid(), sink);
-        let payload = vec![7u8; PAYLOAD_BYTES - 1];
-        let started = Instant::now();
-        p.send(sink, (p.self_pid(), MESSAGES));
-        for _ in 0..MESSAGES {
-            // Sending never blocks: this is the producer's flow control.
-            p.wait_for_room(peer).await;
-            p.send(sink, payload.clone());
+        let mut one_way = OneWay {
+            rate: f64::NAN,
+            sender_ns: f64::NAN,
+            receiver_ns: f64::NAN,
+        };
+        if parts != Parts::RoundTrip {
+            let payload = vec![7u8; PAYLOAD_BYTES - 1];
+            let cpu_before = cpu_now(peer_pid);
+            let started = Instant::now();
+            p.send(sink, (p.self_pid(), MESSAGES));
+            for _ in 0..MESSAGES {
+                // Sending never blocks: this is the producer's flow control.
+                p.wait_for_room(peer).await;
+                p.send(sink, payload.clone());
+            }
+            let _: u64 = p.expect().await;
+            one_way.rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
+            (one_way.sender_ns, one_way.receiver_ns) =
+                cpu_per_message(peer_pid, cpu_before, MESSAGES);
         }
-        let _: u64 = p.expect().await;
-        let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
+        if parts == Parts::OneWay {
+            return (one_way, frame, Duration::ZERO);
+        }
 
         p.send(echo, (p.self_pid(), 0u64)); // warm up
         let _: u64 = p.expect().await;
@@ -194,18 +272,19 @@ fn hyperion_round(node: &Node, peer: NodeId) -> (f64, usize, Duration) {
             p.send(echo, (p.self_pid(), n));
             let _: u64 = p.expect().await;
         }
-        (rate, frame, started.elapsed() / ROUND_TRIPS as u32)
+        (one_way, frame, started.elapsed() / ROUND_TRIPS as u32)
     })
     .expect("run")
 }
 
 // ---- plain sockets ---------------------------------------------------------------
 
-fn plain_one_way(frame_bytes: usize) -> f64 {
+fn plain_one_way(frame_bytes: usize) -> OneWay {
     let peer = Peer::start("plain-sink");
     let address: SocketAddr = peer.address.parse().expect("address");
     let stream = TcpStream::connect(address).expect("connect");
     let mut ack = stream.try_clone().expect("clone");
+    let cpu_before = cpu_now(peer.child.id());
     let started = Instant::now();
     let mut writer = BufWriter::with_capacity(1 << 16, stream);
     let frame = vec![7u8; frame_bytes];
@@ -217,7 +296,13 @@ fn plain_one_way(frame_bytes: usize) -> f64 {
     }
     writer.flush().expect("flush");
     ack.read_exact(&mut [0u8]).expect("ack");
-    MESSAGES as f64 / started.elapsed().as_secs_f64()
+    let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
+    let (sender_ns, receiver_ns) = cpu_per_message(peer.child.id(), cpu_before, MESSAGES);
+    OneWay {
+        rate,
+        sender_ns,
+        receiver_ns,
+    }
 }
 
 fn plain_round_trip(frame_bytes: usize) -> Duration {
@@ -258,8 +343,14 @@ fn main() {
         .get(1)
         .map(|n| n.parse().expect("rounds: a number"))
         .unwrap_or(ROUNDS_DEFAULT);
+    let parts = match args.get(2).map(String::as_str) {
+        None => Parts::Both,
+        Some("one-way") => Parts::OneWay,
+        Some("round-trip") => Parts::RoundTrip,
+        Some(other) => panic!("unknown part {other}: one-way or round-trip"),
+    };
     let node = node();
-    let (mut one_way, mut round_trip) = (Vec::new(), Vec::new());
+    let (mut one_way, mut round_trip, mut cpu_bound) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         let peer = Peer::start("hyperion");
         let mut fields = peer.address.split(' ');
@@ -270,27 +361,53 @@ fn main() {
                 .and_then(|i| i.parse().ok())
                 .expect("incarnation"),
         };
-        let (ours, frame_bytes, ours_rtt) = hyperion_round(&node, peer_id);
+        let (ours, frame_bytes, ours_rtt) = hyperion_round(&node, peer_id, peer.child.id(), parts);
         drop(peer);
-        let plain = plain_one_way(frame_bytes);
-        let plain_rtt = plain_round_trip(frame_bytes);
+        let plain = if parts == Parts::RoundTrip {
+            OneWay {
+                rate: f64::NAN,
+                sender_ns: f64::NAN,
+                receiver_ns: f64::NAN,
+            }
+        } else {
+            plain_one_way(frame_bytes)
+        };
+        let plain_rtt = if parts == Parts::OneWay {
+            Duration::ZERO
+        } else {
+            plain_round_trip(frame_bytes)
+        };
         println!(
             "round {round}: one-way, {PAYLOAD_BYTES}-byte payloads ({frame_bytes}-byte frames): \
              hyperion {:.2} M msg/s | plain buffered frames {:.2} M frames/s | ratio {:.2}; \
              round trip: hyperion {:.1} us | plain TCP_NODELAY ping-pong {:.1} us | ratio {:.2}",
-            ours / 1e6,
-            plain / 1e6,
-            ours / plain,
+            ours.rate / 1e6,
+            plain.rate / 1e6,
+            ours.rate / plain.rate,
             ours_rtt.as_secs_f64() * 1e6,
             plain_rtt.as_secs_f64() * 1e6,
             ours_rtt.as_secs_f64() / plain_rtt.as_secs_f64()
         );
-        one_way.push(ours / plain);
+        println!(
+            "round {round}: one-way CPU per message: hyperion sender {:.0} ns, receiver {:.0} ns | \
+             plain sender {:.0} ns, receiver {:.0} ns | CPU-bound ratio {:.2}",
+            ours.sender_ns,
+            ours.receiver_ns,
+            plain.sender_ns,
+            plain.receiver_ns,
+            plain.busier_ns() / ours.busier_ns()
+        );
+        one_way.push(ours.rate / plain.rate);
         round_trip.push(ours_rtt.as_secs_f64() / plain_rtt.as_secs_f64());
+        cpu_bound.push(plain.busier_ns() / ours.busier_ns());
     }
     let (median, low, high) = median_and_range(one_way);
     println!(
         "one-way ratio (hyperion / plain, two processes): median {median:.2}, range {low:.2}-{high:.2} (target >= 0.25)"
+    );
+    let (median, low, high) = median_and_range(cpu_bound);
+    println!(
+        "one-way CPU-bound ratio (plain's busier side / hyperion's, CPU per message): median {median:.2}, range {low:.2}-{high:.2}"
     );
     let (median, low, high) = median_and_range(round_trip);
     println!(

@@ -28,6 +28,11 @@ pub struct Inbox<N> {
     /// Mirrors "items is not empty", so drivers can look without taking the lock.
     pending: AtomicBool,
     notifier: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// The node's own thread, if its driver declared it: a post from it needs no
+    /// notification (the driver looks at the inbox before it sleeps), which saves a
+    /// system call per wake of a process by the node itself (a process waiting for
+    /// room on a connection is woken from the transport, on the node's thread).
+    owner: OnceLock<std::thread::ThreadId>,
 }
 
 impl<N> Inbox<N> {
@@ -37,12 +42,28 @@ impl<N> Inbox<N> {
             closed: AtomicBool::new(false),
             pending: AtomicBool::new(false),
             notifier: OnceLock::new(),
+            owner: OnceLock::new(),
         })
     }
 
     /// Sets what to call when an item arrives in an empty inbox. Set once, by the driver.
     pub fn set_notifier(&self, notifier: Box<dyn Fn() + Send + Sync>) {
         let _ = self.notifier.set(notifier);
+    }
+
+    /// Declares the calling thread the node's own: its posts do not call the notifier.
+    /// For a driver that looks at the inbox after running the node's work and before it
+    /// sleeps (the real driver does), so that nothing posted from its thread waits.
+    pub fn set_owner_thread(&self) {
+        let _ = self.owner.set(std::thread::current().id());
+    }
+
+    /// Whether the calling thread is the one declared with
+    /// [`set_owner_thread`](Inbox::set_owner_thread).
+    fn posted_by_owner(&self) -> bool {
+        self.owner
+            .get()
+            .is_some_and(|owner| *owner == std::thread::current().id())
     }
 
     /// Posts `item`; `false` if the inbox is closed (the item is dropped at once).
@@ -63,7 +84,7 @@ impl<N> Inbox<N> {
             self.pending.store(true, Ordering::Release);
             items.len() == 1
         };
-        if was_empty {
+        if was_empty && !self.posted_by_owner() {
             if let Some(notify) = self.notifier.get() {
                 notify();
             }
@@ -125,5 +146,54 @@ impl<N: 'static> Wake for TaskWaker<N> {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         self.inbox.post(InboxItem::Wake(self.task));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn counting_inbox() -> (Arc<Inbox<()>>, Arc<AtomicUsize>) {
+        let inbox = Inbox::<()>::new();
+        let notified = Arc::new(AtomicUsize::new(0));
+        let count = notified.clone();
+        inbox.set_notifier(Box::new(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+        }));
+        (inbox, notified)
+    }
+
+    #[test]
+    fn a_post_from_the_owner_thread_does_not_notify_but_one_from_another_does() {
+        let (inbox, notified) = counting_inbox();
+        inbox.set_owner_thread();
+        assert!(inbox.post(InboxItem::Run(Box::new(|_| {}))));
+        assert_eq!(
+            notified.load(Ordering::SeqCst),
+            0,
+            "the owner's post notified"
+        );
+        assert_eq!(
+            inbox.take_all().len(),
+            1,
+            "the owner's post is queued all the same"
+        );
+        let other = inbox.clone();
+        std::thread::spawn(move || other.post(InboxItem::Run(Box::new(|_| {}))))
+            .join()
+            .unwrap();
+        assert_eq!(notified.load(Ordering::SeqCst), 1, "another thread's post");
+    }
+
+    #[test]
+    fn without_an_owner_every_post_to_an_empty_inbox_notifies() {
+        let (inbox, notified) = counting_inbox();
+        inbox.post(InboxItem::Run(Box::new(|_| {})));
+        inbox.post(InboxItem::Run(Box::new(|_| {})));
+        assert_eq!(notified.load(Ordering::SeqCst), 1);
+        inbox.take_all();
+        inbox.post(InboxItem::Run(Box::new(|_| {})));
+        assert_eq!(notified.load(Ordering::SeqCst), 2);
     }
 }

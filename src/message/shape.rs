@@ -15,7 +15,7 @@
 //! `TypeId`, so the message path pays one thread-local lookup and no lock.
 
 use std::any::TypeId;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -43,6 +43,9 @@ static BY_NAME: Mutex<BTreeMap<&'static str, Fingerprint>> = Mutex::new(BTreeMap
 thread_local! {
     static CACHE: RefCell<HashMap<TypeId, Fingerprint, BuildHasherDefault<TypeIdHasher>>> =
         RefCell::default();
+    /// The type asked for last and its fingerprint: a stream of one type (a producer,
+    /// a consumer) finds it with one comparison, without the map.
+    static LAST: Cell<Option<(TypeId, Fingerprint)>> = const { Cell::new(None) };
 }
 
 /// The fingerprint of `T` (see the module doc), traced on the first call in the
@@ -50,11 +53,20 @@ thread_local! {
 #[inline]
 pub(super) fn of<T: DeserializeOwned + 'static>() -> Fingerprint {
     let id = TypeId::of::<T>();
-    if let Some(fingerprint) = CACHE.with(|cache| cache.borrow().get(&id).copied()) {
-        return fingerprint;
+    if let Some((last, fingerprint)) = LAST.get() {
+        if last == id {
+            return fingerprint;
+        }
     }
-    let fingerprint = shared::<T>(id);
-    CACHE.with(|cache| cache.borrow_mut().insert(id, fingerprint));
+    let fingerprint = match CACHE.with(|cache| cache.borrow().get(&id).copied()) {
+        Some(fingerprint) => fingerprint,
+        None => {
+            let fingerprint = shared::<T>(id);
+            CACHE.with(|cache| cache.borrow_mut().insert(id, fingerprint));
+            fingerprint
+        }
+    };
+    LAST.set(Some((id, fingerprint)));
     fingerprint
 }
 

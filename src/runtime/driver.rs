@@ -32,7 +32,9 @@ pub struct Driver {
 
 impl Driver {
     /// A new event loop, with its node's inbox wired to wake it and, if given, a TCP
-    /// transport whose sockets it serves.
+    /// transport whose sockets it serves. Build it on the thread that will [`run`] it.
+    ///
+    /// [`run`]: Driver::run
     pub fn new(node: &LocalNode, transport: Option<TcpTransport>) -> io::Result<Driver> {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
@@ -41,6 +43,9 @@ impl Driver {
                 tracing::error!(%err, "cannot wake a node's event loop");
             }
         }));
+        // Built on the node's thread, which runs `run`: `run` looks at the inbox after
+        // every turn's work and before it polls, so its own posts need no wake.
+        node.inbox().set_owner_thread();
         if let Some(transport) = &transport {
             transport.register(poll.registry())?;
         }

@@ -33,6 +33,14 @@ pub(super) enum Phase {
     Closing,
 }
 
+impl Connection {
+    /// Whether this connection carries frames to and from `peer`.
+    #[inline]
+    pub(super) fn is_established_with(&self, peer: NodeId) -> bool {
+        matches!(self.phase, Phase::Established { peer: established } if established == peer)
+    }
+}
+
 impl Phase {
     /// Whether this is an inbound connection still in its handshake (they are limited).
     pub(super) fn is_inbound_handshake(&self) -> bool {
@@ -63,4 +71,7 @@ pub(super) struct Connection {
     ///
     /// [`Arbiter::on_replace`]: crate::transport::arbitration::Arbiter::on_replace
     pub(super) vouched: Option<mio::Token>,
+    /// Whether the connection is in the transport's list of connections to write at the
+    /// next flush (so that a burst of sends adds it once, without a set lookup each).
+    pub(super) in_flush_list: bool,
 }

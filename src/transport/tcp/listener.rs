@@ -136,8 +136,9 @@ impl State {
                 slot: Some(source),
                 hello_received: false,
                 vouched: None,
+                in_flush_list: false,
             },
         );
-        self.dirty.insert(token);
+        self.mark_dirty(token);
     }
 }

@@ -63,7 +63,27 @@ impl State {
             out.push(TransportEvent::PeerLost(peer));
             return Ok(());
         }
-        if !self.peers.contains_key(&peer) {
+        if let Some((hot_peer, token)) = self.hot {
+            // The steady state: the peer's established connection, found by its token
+            // (no lookup by node id). An established route has no frames in its link.
+            let connection = self
+                .connections
+                .get_mut(&token)
+                .filter(|connection| hot_peer == peer && connection.is_established_with(peer));
+            if let Some(connection) = connection {
+                let queued = connection.writer.pending_len();
+                let body_len = connection.writer.push_with(write)?;
+                if !connection.in_flush_list {
+                    connection.in_flush_list = true;
+                    self.dirty.push(token);
+                }
+                if queued + LENGTH_PREFIX_BYTES + body_len > self.limits.queued_bytes_max {
+                    self.queue_over_limit(peer, queued, body_len, out);
+                }
+                return Ok(());
+            }
+        }
+        let Some(link) = self.peers.get_mut(&peer) else {
             // Encoded before dialing: a frame refused opens no connection.
             let mut pending = FrameWriter::with_limit(self.limits.frame_bytes_max);
             pending.push_with(write)?;
@@ -84,15 +104,16 @@ impl State {
                 }
             }
             return Ok(());
-        }
-        let queued_max = self.limits.queued_bytes_max;
-        let Some(link) = self.peers.get_mut(&peer) else {
-            return Ok(());
         };
+        let queued_max = self.limits.queued_bytes_max;
         let queue = match link.route {
             Route::Established(token) => match self.connections.get_mut(&token) {
                 Some(connection) => {
-                    self.dirty.insert(token);
+                    if !connection.in_flush_list {
+                        connection.in_flush_list = true;
+                        self.dirty.push(token);
+                    }
+                    self.hot = Some((peer, token));
                     &mut connection.writer
                 }
                 None => &mut link.pending,
@@ -102,17 +123,29 @@ impl State {
         let queued = queue.pending_len();
         let body_len = queue.push_with(write)?;
         if queued + LENGTH_PREFIX_BYTES + body_len > queued_max {
-            // The queue goes with the connection: the frame is not sent.
-            self.lose_peer(
-                peer,
-                &format!(
-                    "{queued} bytes already queued; a frame of {body_len} more exceeds the \
-                     limit of {queued_max}"
-                ),
-                out,
-            );
+            self.queue_over_limit(peer, queued, body_len, out);
         }
         Ok(())
+    }
+
+    /// A frame took the queue to `peer` over its limit: the queue goes with the
+    /// connection, and the frame is not sent.
+    fn queue_over_limit(
+        &mut self,
+        peer: NodeId,
+        queued: usize,
+        body_len: usize,
+        out: &mut Vec<TransportEvent>,
+    ) {
+        let queued_max = self.limits.queued_bytes_max;
+        self.lose_peer(
+            peer,
+            &format!(
+                "{queued} bytes already queued; a frame of {body_len} more exceeds the \
+                 limit of {queued_max}"
+            ),
+            out,
+        );
     }
 
     /// Starts a non-blocking connect to `peer`.
@@ -135,6 +168,7 @@ impl State {
                 slot: None,
                 hello_received: false,
                 vouched: None,
+                in_flush_list: false,
             },
         );
         Ok(token)
@@ -266,7 +300,7 @@ impl State {
         };
         match connection.writer.push(message) {
             Ok(()) => {
-                self.dirty.insert(token);
+                self.mark_dirty(token);
             }
             Err(err) => self.break_connection(
                 token,
@@ -423,7 +457,7 @@ impl State {
         connection.reader.set_limit(frame_bytes_max);
         connection.writer.push_framed(&pending);
         tracing::info!(%peer, remote = %connection.remote, "connected");
-        self.dirty.insert(token);
+        self.mark_dirty(token);
         out.push(TransportEvent::PeerConnected(peer));
     }
 }

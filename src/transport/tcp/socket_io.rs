@@ -59,7 +59,7 @@ impl State {
             target: Some(target),
         };
         connection.deadline = Instant::now().checked_add(self.limits.handshake_timeout); // real-world only
-        self.dirty.insert(token);
+        self.mark_dirty(token);
         true
     }
 
@@ -92,7 +92,8 @@ impl State {
             };
             let chunk = match connection.phase {
                 Phase::Connecting { .. } => return,
-                Phase::Established { .. } => READ_CHUNK_BYTES,
+                // Never more than the turn's budget (see `READ_BYTES_PER_EVENT_MAX`).
+                Phase::Established { .. } => READ_CHUNK_BYTES.min(READ_BYTES_PER_EVENT_MAX),
                 // Little to say before the cookie is proven (or after a decline).
                 Phase::Handshaking { .. } | Phase::Closing => HANDSHAKE_READ_BYTES,
             };
@@ -197,7 +198,7 @@ impl State {
         if let Some(registry) = &self.registry {
             let _ = registry.deregister(&mut connection.stream);
         }
-        self.dirty.remove(&token);
+        self.dirty.retain(|dirty| *dirty != token);
         self.read_backlog.remove(&token);
         Some(connection)
     }
