@@ -18,13 +18,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::call::{RemoteCall, Runner, RunnerError};
-use super::errors::{RemoteError, RemoteErrorKind, ServiceError};
+use super::errors::{LaunchError, RemoteError, RemoteErrorKind, ServiceError};
 use super::launcher::{OnRemoteError, WorkerLauncher};
 use super::resources::Resources;
 use super::service::serve;
 use crate::message::Serializable;
 use crate::process::Process;
-use crate::types::id::{DiedReason, ProcessId};
+use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::{match_if, match_type};
 
 /// Launches that may fail in a row (no worker connected in between) before the pool
@@ -100,6 +100,21 @@ pub struct PoolStats {
     pub finished: u64,
 }
 
+/// A call's answer from a pool, with where and how it ran (what a result store keeps
+/// beside the value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolAnswer<R> {
+    /// The call's result.
+    pub value: R,
+    /// The node of the worker that answered.
+    pub worker: NodeId,
+    /// Times the call was started on a worker (1: its first try answered).
+    pub attempts: u32,
+    /// How long the answering run took, seen from the master (waiting in the queue
+    /// excluded).
+    pub duration: Duration,
+}
+
 /// Wakes an idle worker's process: a call may be waiting for it.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct PoolWake;
@@ -128,7 +143,7 @@ struct State<R> {
     /// Workers being launched (not yet connected), with their resources.
     starting: Vec<(u64, Resources)>,
     idle: Vec<Idle>,
-    outcomes: BTreeMap<u64, Result<R, RunnerError>>,
+    outcomes: BTreeMap<u64, Result<PoolAnswer<R>, RunnerError>>,
     stats: PoolStats,
     next_id: u64,
     launch_failures: u32,
@@ -213,10 +228,47 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
         self.shared.state.borrow_mut().closing = false;
     }
 
+    /// Gives up every call still waiting for a worker (calls running finish): each
+    /// caller is answered with an error that says so. For a master that stops early (a
+    /// signal) and then [`close`](Self::close)s the pool. Answers how many were given up.
+    pub fn cancel_waiting(&self, p: &Process) -> usize {
+        let jobs: Vec<Job<R>> = {
+            let mut state = self.shared.state.borrow_mut();
+            let jobs: Vec<Job<R>> = state.queue.drain(..).collect();
+            state.stats.waiting = 0;
+            state.stats.finished += jobs.len() as u64;
+            for job in &jobs {
+                let error = LaunchError {
+                    what: format!("a worker for the call {}", job.call.label()),
+                    why: "the pool's waiting calls were cancelled".into(),
+                };
+                state.outcomes.insert(
+                    job.id,
+                    Err(RunnerError::Service(ServiceError::Launch(error))),
+                );
+            }
+            jobs
+        };
+        for job in &jobs {
+            p.send(job.caller, PoolDone(job.id));
+        }
+        jobs.len()
+    }
+
     /// Runs `call` on a worker of the pool that fits it (started if none is free, up to
     /// `max_workers`) and waits for its outcome. A call whose worker is lost is queued
     /// again; the launcher's policy decides, per call, when to give up.
     pub async fn run(&self, p: &Process, call: Rc<RemoteCall<R>>) -> Result<R, RunnerError> {
+        Ok(self.run_detailed(p, call).await?.value)
+    }
+
+    /// [`run`](Self::run), answering also which worker ran the call, how many times it
+    /// was started and how long its answering run took.
+    pub async fn run_detailed(
+        &self,
+        p: &Process,
+        call: Rc<RemoteCall<R>>,
+    ) -> Result<PoolAnswer<R>, RunnerError> {
         let id = {
             let mut state = self.shared.state.borrow_mut();
             let id = state.next_id;
@@ -366,7 +418,13 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
                 }
                 continue;
             };
-            let outcome = runner.run(slot, &job.call).await;
+            let started = slot.now();
+            let outcome = runner.run(slot, &job.call).await.map(|value| PoolAnswer {
+                value,
+                worker: runner.worker_node(),
+                attempts: job.failures + 1,
+                duration: slot.now().saturating_sub(started),
+            });
             let lost = matches!(
                 &outcome,
                 Err(RemoteError {
@@ -402,7 +460,12 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
 
     /// Records a call's outcome, or puts it back at the queue's front if it failed in a
     /// way a retry may fix and the launcher's policy says to retry.
-    fn finish_or_requeue(&self, p: &Process, mut job: Job<R>, outcome: Result<R, RemoteError>) {
+    fn finish_or_requeue(
+        &self,
+        p: &Process,
+        mut job: Job<R>,
+        outcome: Result<PoolAnswer<R>, RemoteError>,
+    ) {
         let mut state = self.shared.state.borrow_mut();
         state.stats.running -= 1;
         let outcome = match outcome {
