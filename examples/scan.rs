@@ -7,6 +7,7 @@
 //! cargo run --release --example scan -- --launcher slurm --job-arrays --workers 16 # one job array
 //! cargo run --release --example scan -- --launcher auto --workers 8  # the allocation's CPUs, or Slurm jobs, or local
 //! cargo run --release --example scan -- --workers 4 --resume         # after a kill: the rest only
+//! cargo run --release --example scan -- --min-workers 1 --max-workers 8 # an adaptive pool of workers
 //! ```
 //!
 //! For each `a` in the scan it computes I(a) = ∫₀¹⁰ exp(−a x²) cos(3x) dx by adaptive
@@ -14,7 +15,9 @@
 //! ½ √(π/a) exp(−9/(4a)). Failed workers are replaced and their tasks retried. Each result
 //! is committed to the run's store (`results.db`) as it arrives and appended to
 //! `results.csv`; `--resume` starts from the latest run's results and computes only what
-//! is missing. `--help` lists the options. Ctrl-C (or SIGTERM) stops the workers and
+//! is missing. With `--min-workers A --max-workers B` (instead of `--workers N`) the
+//! workers are an adaptive pool: started while points wait, up to B, and stopped when
+//! idle longer than `--idle-timeout`, down to A. `--help` lists the options. Ctrl-C (or SIGTERM) stops the workers and
 //! writes the results finished so far.
 //!
 //! It prints its status page's address first (`status: http://127.0.0.1:PORT/?token=…`).
@@ -35,7 +38,8 @@ use hyperion::launch::{
     Allocation, AllocationLauncher, LauncherChoice, LocalLauncher, SlurmLauncher, SlurmOptions,
 };
 use hyperion::remote::{
-    LaunchError, OnRemoteError, RemoteCall, RemoteError, RetryPolicy, ServiceId, WorkerLauncher,
+    LaunchError, OnRemoteError, PoolConfig, PoolStats, RemoteCall, RemoteError, RetryPolicy,
+    ServiceId, WorkerLauncher, WorkerPool,
 };
 use hyperion::status::StatusBoard;
 use hyperion::store::{MemoryDisk, MemoryStore, ResultStore};
@@ -48,6 +52,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 // simulator's `scan` scenario (which explores this very code under faults).
 #[path = "scan/job.rs"]
 mod job;
+// The master's loop through an adaptive pool of workers (--min-workers/--max-workers).
+#[path = "scan/pooled.rs"]
+mod pooled;
 
 use job::{exact, Settings, STORE_VERSION};
 
@@ -195,6 +202,28 @@ struct Options {
     /// sustains).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     workers: u64,
+    /// An adaptive pool of workers instead of a fixed count: at least this many while
+    /// points wait (0 lets it empty; with --max-workers).
+    #[arg(
+        long,
+        value_name = "A",
+        requires = "max_workers",
+        conflicts_with = "workers"
+    )]
+    min_workers: Option<u64>,
+    /// An adaptive pool of workers instead of a fixed count: at most this many at once
+    /// (at least 1, at least --min-workers; capped as --workers is).
+    #[arg(long, value_name = "B", conflicts_with_all = ["workers", "hold"], value_parser = clap::value_parser!(u64).range(1..))]
+    max_workers: Option<u64>,
+    /// Seconds after which an idle worker of the adaptive pool is stopped (down to
+    /// --min-workers).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        requires = "max_workers"
+    )]
+    idle_timeout: u64,
     /// Integrals to compute.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=TASKS_MAX))]
     tasks: u64,
@@ -224,10 +253,44 @@ struct Options {
 }
 
 impl Options {
+    /// Checks what clap cannot: the adaptive pool's minimum is at most its maximum.
+    fn validate(&self) -> Result<(), clap::Error> {
+        if let (Some(min), Some(max)) = (self.min_workers, self.max_workers) {
+            if min > max {
+                return Err(<Options as clap::CommandFactory>::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("--min-workers {min} exceeds --max-workers {max}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The adaptive pool's bounds (`--max-workers` capped as `--workers` is), or `None`
+    /// for a fixed count of workers.
+    fn pool(&self, place: &Place) -> Option<PoolConfig> {
+        let max = self.max_workers?;
+        let max_workers = self.cap(max, "--max-workers", place);
+        let min_workers = usize::try_from(self.min_workers.unwrap_or(0))
+            .unwrap_or(usize::MAX)
+            .min(max_workers);
+        Some(PoolConfig {
+            min_workers,
+            max_workers,
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+        })
+    }
+
     /// The workers to run: as asked, but no more than tasks nor than the launcher
     /// sustains; says so on the terminal when it caps.
     fn workers(&self, place: &Place) -> usize {
-        let asked = usize::try_from(self.workers).unwrap_or(usize::MAX);
+        self.cap(self.workers, "--workers", place)
+    }
+
+    /// `asked` workers (by `option`), capped at one per task and at what the launcher
+    /// sustains; says so on the terminal when it caps.
+    fn cap(&self, asked: u64, option: &str, place: &Place) -> usize {
+        let asked = usize::try_from(asked).unwrap_or(usize::MAX);
         let (launcher_max, why) = match place {
             Place::Local => {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -251,7 +314,7 @@ impl Options {
             (asked.min(launcher_max), why)
         };
         if workers < asked {
-            println!("scan: --workers {asked} capped to {workers} ({why})");
+            println!("scan: {option} {asked} capped to {workers} ({why})");
         }
         workers
     }
@@ -385,17 +448,73 @@ fn key(i: usize, a: f64) -> String {
     format!("{i:03} a={a:.4}")
 }
 
-/// The master's loop ([`job::scan`]) with this program's progress, status page and
-/// results file.
+/// How often the terminal shows the adaptive pool's workers.
+const POOL_SHOW_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The master's loop ([`job::scan`] with a fixed count of workers, or
+/// [`pooled::scan_pooled`] with an adaptive pool) with this program's progress, status
+/// page and results file.
 async fn scan<L: WorkerLauncher + 'static>(
     p: &Process,
-    launcher: Rc<L>,
+    launcher: L,
     store: Rc<dyn ResultStore>,
     work: Work,
     settings: Settings,
+    pool: Option<PoolConfig>,
     progress: Rc<Progress>,
 ) -> Scanned {
-    let scanned = job::scan(p, launcher, store, work.calls(), settings, progress.clone()).await;
+    let calls = work.calls();
+    let scanned = match pool {
+        None => {
+            job::scan(
+                p,
+                Rc::new(launcher),
+                store,
+                calls,
+                settings,
+                progress.clone(),
+            )
+            .await
+        }
+        Some(config) => match WorkerPool::new(launcher, config.clone()) {
+            Ok(pool) => {
+                let shown = pool.clone();
+                let shown_on = progress.clone();
+                let show = p.spawn_local(move |s| async move {
+                    loop {
+                        let stats = shown.stats();
+                        shown_on.alive.set(stats.workers);
+                        shown_on.retries.set(stats.requeued as usize);
+                        shown_on.show();
+                        s.sleep(POOL_SHOW_INTERVAL).await;
+                    }
+                    // Ends when killed, at the scan's end.
+                    #[allow(unreachable_code)]
+                    ()
+                });
+                let scanned = pooled::scan_pooled(
+                    p,
+                    pool.clone(),
+                    store,
+                    calls,
+                    config.max_workers,
+                    settings.interrupt_poll,
+                    progress.clone(),
+                )
+                .await;
+                p.kill(show, "the scan ended");
+                progress.bar.suspend(|| report_pool(&pool.stats(), &config));
+                scanned
+            }
+            Err(why) => job::Scanned {
+                results: vec![None; calls.len()],
+                interrupted: false,
+                from_store: 0,
+                computed: 0,
+                error: Some(format!("the worker pool: {why}")),
+            },
+        },
+    };
     progress.bar.finish_and_clear();
     let out = progress
         .out
@@ -407,6 +526,19 @@ async fn scan<L: WorkerLauncher + 'static>(
         scanned,
         out,
     }
+}
+
+/// Says what the adaptive pool did (the scan's tests read this line).
+fn report_pool(stats: &PoolStats, config: &PoolConfig) {
+    println!(
+        "scan: adaptive pool: at most {} workers at once (--min-workers {} --max-workers {}), {} started, {} stopped idle, {} calls queued again",
+        stats.workers_peak,
+        config.min_workers,
+        config.max_workers,
+        stats.started,
+        stats.stopped_idle,
+        stats.requeued
+    );
 }
 
 /// The results file: each result is appended as it completes (so a killed scan keeps
@@ -527,6 +659,8 @@ struct Run {
     store: Rc<dyn ResultStore>,
     work: Work,
     settings: Settings,
+    /// The adaptive pool's bounds, or `None` for a fixed count of workers.
+    pool: Option<PoolConfig>,
     progress: Rc<Progress>,
 }
 
@@ -542,18 +676,22 @@ impl Run {
             store,
             work,
             settings,
+            pool,
             progress,
         } = self;
         if hold {
-            let launcher = Rc::new(Holding(launcher));
-            scan(p, launcher, store, work, settings, progress).await
+            let launcher = Holding(launcher);
+            scan(p, launcher, store, work, settings, pool, progress).await
         } else {
-            scan(p, Rc::new(launcher), store, work, settings, progress).await
+            scan(p, launcher, store, work, settings, pool, progress).await
         }
     }
 }
 
 fn run_master(master: Master, options: Options) -> ExitCode {
+    if let Err(err) = options.validate() {
+        err.exit();
+    }
     let tasks = usize::try_from(options.tasks).expect("--tasks is at most TASKS_MAX");
     let params = job::params(tasks);
     let out = options
@@ -574,7 +712,12 @@ fn run_master(master: Master, options: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let workers = options.workers(&place);
+    let pool = options.pool(&place);
+    let workers = if pool.is_some() {
+        0
+    } else {
+        options.workers(&place)
+    };
     // Task K's marker file: its first attempt creates it and fails.
     let fail_once = options
         .fail_once
@@ -596,13 +739,11 @@ fn run_master(master: Master, options: Options) -> ExitCode {
         Place::Sim => {
             let mut sim = Sim::new(options.seed);
             let node = sim.add_node();
-            let launcher = Rc::new(SimLauncher::new(sim.handle(), table()).retry_policy(
-                RetryPolicy {
-                    max_retries: None,
-                    pause: Duration::from_millis(200),
-                    pause_max: Duration::from_secs(5),
-                },
-            ));
+            let launcher = SimLauncher::new(sim.handle(), table()).retry_policy(RetryPolicy {
+                max_retries: None,
+                pause: Duration::from_millis(200),
+                pause_max: Duration::from_secs(5),
+            });
             // The simulator keeps results in memory (a simulated disk).
             let store: Rc<dyn ResultStore> =
                 Rc::new(MemoryStore::new(MemoryDisk::new(), STORE_VERSION));
@@ -613,7 +754,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     hold: false,
                     interrupt_poll: None,
                 };
-                scan(&p, launcher, store, work, settings, progress).await
+                scan(&p, launcher, store, work, settings, pool, progress).await
             });
             println!(
                 "scan: simulated with seed {} ({} frames, {:.1} s of virtual time, faults drawn from the seed)",
@@ -685,6 +826,7 @@ fn run_master(master: Master, options: Options) -> ExitCode {
                     store,
                     work,
                     settings,
+                    pool,
                     progress,
                 };
                 match place {

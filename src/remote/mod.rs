@@ -43,12 +43,13 @@ pub use errors::{
 };
 pub use launcher::{JobState, OnRemoteError, RetryPolicy, WorkerLauncher};
 pub use pool::{
-    PoolConfig, PoolStats, WorkerPool, POOL_CLOSE_POLL_INTERVAL, POOL_LAUNCH_FAILURES_MAX,
+    PoolAnswer, PoolConfig, PoolStats, WorkerPool, POOL_CLOSE_POLL_INTERVAL,
+    POOL_LAUNCH_FAILURES_MAX,
 };
 pub use resources::Resources;
 pub use service::{with_service, with_service_using, WorkerHello, WorkerMessage};
 pub use service_id::ServiceId;
-pub use stored::{Memoized, StoredCallError};
+pub use stored::{Memoized, PooledCallError, StoredCallError};
 pub use worker::{
     worker, WorkerConfig, WorkerExit, HANDSHAKE_ATTEMPTS_DEFAULT, HANDSHAKE_TIMEOUT_DEFAULT,
 };

@@ -18,13 +18,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::call::{RemoteCall, Runner, RunnerError};
-use super::errors::{RemoteError, RemoteErrorKind, ServiceError};
+use super::errors::{LaunchError, RemoteError, RemoteErrorKind, ServiceError};
 use super::launcher::{OnRemoteError, WorkerLauncher};
 use super::resources::Resources;
 use super::service::serve;
 use crate::message::Serializable;
 use crate::process::Process;
-use crate::types::id::{DiedReason, ProcessId};
+use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::{match_if, match_type};
 
 /// Launches that may fail in a row (no worker connected in between) before the pool
@@ -94,10 +94,28 @@ pub struct PoolStats {
     pub started: u64,
     /// Workers stopped because they were idle too long.
     pub stopped_idle: u64,
+    /// Idle workers stopped, the pool being full, to make room for a waiting call that
+    /// none of them fits.
+    pub replaced: u64,
     /// Calls put back in the queue after their worker was lost.
     pub requeued: u64,
     /// Calls finished (answered or given up).
     pub finished: u64,
+}
+
+/// A call's answer from a pool, with where and how it ran (what a result store keeps
+/// beside the value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolAnswer<R> {
+    /// The call's result.
+    pub value: R,
+    /// The node of the worker that answered.
+    pub worker: NodeId,
+    /// Times the call was started on a worker (1: its first try answered).
+    pub attempts: u32,
+    /// How long the answering run took, seen from the master (waiting in the queue
+    /// excluded).
+    pub duration: Duration,
 }
 
 /// Wakes an idle worker's process: a call may be waiting for it.
@@ -121,6 +139,23 @@ struct Job<R> {
 struct Idle {
     slot: ProcessId,
     resources: Resources,
+    /// The waiting call this worker was woken for (no other worker takes it first).
+    promised: Option<u64>,
+    /// Woken to stop: the pool is full and no waiting call fits this worker, while one
+    /// fits no free worker (it takes this worker's place).
+    retiring: bool,
+}
+
+/// How big a worker is, to pick the smallest that fits a call (a 1-CPU call on the
+/// only 2-CPU worker would leave a 2-CPU call none): CPUs, then memory, then time,
+/// then a named partition.
+fn size(resources: &Resources) -> (u32, u64, Duration, bool) {
+    (
+        resources.cpus.unwrap_or(1),
+        resources.memory_mb.unwrap_or(0),
+        resources.time_limit.unwrap_or(Duration::ZERO),
+        resources.partition.is_some(),
+    )
 }
 
 struct State<R> {
@@ -128,7 +163,7 @@ struct State<R> {
     /// Workers being launched (not yet connected), with their resources.
     starting: Vec<(u64, Resources)>,
     idle: Vec<Idle>,
-    outcomes: BTreeMap<u64, Result<R, RunnerError>>,
+    outcomes: BTreeMap<u64, Result<PoolAnswer<R>, RunnerError>>,
     stats: PoolStats,
     next_id: u64,
     launch_failures: u32,
@@ -213,10 +248,47 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
         self.shared.state.borrow_mut().closing = false;
     }
 
+    /// Gives up every call still waiting for a worker (calls running finish): each
+    /// caller is answered with an error that says so. For a master that stops early (a
+    /// signal) and then [`close`](Self::close)s the pool. Answers how many were given up.
+    pub fn cancel_waiting(&self, p: &Process) -> usize {
+        let jobs: Vec<Job<R>> = {
+            let mut state = self.shared.state.borrow_mut();
+            let jobs: Vec<Job<R>> = state.queue.drain(..).collect();
+            state.stats.waiting = 0;
+            state.stats.finished += jobs.len() as u64;
+            for job in &jobs {
+                let error = LaunchError {
+                    what: format!("a worker for the call {}", job.call.label()),
+                    why: "the pool's waiting calls were cancelled".into(),
+                };
+                state.outcomes.insert(
+                    job.id,
+                    Err(RunnerError::Service(ServiceError::Launch(error))),
+                );
+            }
+            jobs
+        };
+        for job in &jobs {
+            p.send(job.caller, PoolDone(job.id));
+        }
+        jobs.len()
+    }
+
     /// Runs `call` on a worker of the pool that fits it (started if none is free, up to
     /// `max_workers`) and waits for its outcome. A call whose worker is lost is queued
     /// again; the launcher's policy decides, per call, when to give up.
     pub async fn run(&self, p: &Process, call: Rc<RemoteCall<R>>) -> Result<R, RunnerError> {
+        Ok(self.run_detailed(p, call).await?.value)
+    }
+
+    /// [`run`](Self::run), answering also which worker ran the call, how many times it
+    /// was started and how long its answering run took.
+    pub async fn run_detailed(
+        &self,
+        p: &Process,
+        call: Rc<RemoteCall<R>>,
+    ) -> Result<PoolAnswer<R>, RunnerError> {
         let id = {
             let mut state = self.shared.state.borrow_mut();
             let id = state.next_id;
@@ -244,30 +316,68 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
     }
 
     /// Starts workers while calls wait that no free worker fits (up to the maximum, and
-    /// up to the minimum while there is work), and wakes idle workers that fit.
+    /// up to the minimum while there is work), and wakes idle workers for calls: each
+    /// call is promised the smallest idle worker that fits it, else counts on a worker
+    /// being launched that fits it, else gets one started. A full pool stops an idle
+    /// worker that fits no waiting call, so that one that fits can start in its place.
     fn balance(&self, p: &Process) {
         let config = &self.shared.config;
         let mut to_start = Vec::new();
         let mut to_wake = Vec::new();
         {
-            let state = self.shared.state.borrow();
-            // Free workers (idle, or launching), each promised to one waiting call.
-            let mut free: Vec<(Option<ProcessId>, Resources)> = state
-                .idle
-                .iter()
-                .map(|idle| (Some(idle.slot), idle.resources.clone()))
-                .chain(state.starting.iter().map(|(_, r)| (None, r.clone())))
-                .collect();
+            let mut guard = self.shared.state.borrow_mut();
+            let state = &mut *guard;
+            // Launching workers, each counted on by one waiting call.
+            let mut launching: Vec<Resources> =
+                state.starting.iter().map(|(_, r)| r.clone()).collect();
             let mut workers = state.stats.workers;
+            let mut retiring = state.idle.iter().filter(|idle| idle.retiring).count();
             // At most `max_workers` waiting calls matter: no more workers can start.
             for job in state.queue.iter().take(config.max_workers) {
+                if state.idle.iter().any(|idle| idle.promised == Some(job.id)) {
+                    continue;
+                }
                 let needs = job.call.resources();
-                if let Some(at) = free.iter().position(|(_, has)| needs.fits_within(has)) {
-                    let (slot, _) = free.swap_remove(at);
-                    to_wake.extend(slot);
+                let idle = state
+                    .idle
+                    .iter_mut()
+                    .filter(|idle| idle.promised.is_none() && !idle.retiring)
+                    .filter(|idle| needs.fits_within(&idle.resources))
+                    .min_by_key(|idle| size(&idle.resources));
+                if let Some(idle) = idle {
+                    crate::reached!("remote.pool.idle_worker_reused");
+                    idle.promised = Some(job.id);
+                    to_wake.push(idle.slot);
+                    continue;
+                }
+                let starting = launching
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, has)| needs.fits_within(has))
+                    .min_by_key(|(_, has)| size(has))
+                    .map(|(at, _)| at);
+                if let Some(at) = starting {
+                    launching.swap_remove(at);
                 } else if workers < config.max_workers {
                     workers += 1;
                     to_start.push(needs.clone());
+                } else if retiring == 0 {
+                    // Full, and no worker fits this call: an idle worker that fits no
+                    // waiting call gives up its place (the call would wait forever in
+                    // a pool kept at its maximum).
+                    let queue = &state.queue;
+                    let misfit = state.idle.iter_mut().find(|idle| {
+                        idle.promised.is_none()
+                            && !queue
+                                .iter()
+                                .any(|job| job.call.resources().fits_within(&idle.resources))
+                    });
+                    if let Some(idle) = misfit {
+                        crate::reached!("remote.pool.misfit_worker_replaced");
+                        idle.retiring = true;
+                        retiring += 1;
+                        to_wake.push(idle.slot);
+                    }
                 }
             }
             let has_work = !state.queue.is_empty() || state.stats.running > 0;
@@ -332,12 +442,16 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
             state.starting.retain(|(k, _)| *k != key);
             state.launch_failures = 0;
         }
+        // The call this worker was woken for, taken first.
+        let mut promised: Option<u64> = None;
         loop {
-            let job = self.take_job(runner.resources());
+            let job = self.take_job(runner.resources(), promised.take());
             let Some(job) = job else {
                 self.shared.state.borrow_mut().idle.push(Idle {
                     slot: slot.self_pid(),
                     resources: runner.resources().clone(),
+                    promised: None,
+                    retiring: false,
                 });
                 let woken = slot
                     .receive_timeout(
@@ -346,7 +460,18 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
                     )
                     .await;
                 let mut state = self.shared.state.borrow_mut();
-                state.idle.retain(|idle| idle.slot != slot.self_pid());
+                let at = state
+                    .idle
+                    .iter()
+                    .position(|idle| idle.slot == slot.self_pid())
+                    .expect("an idle worker is in the idle list until it wakes");
+                let me = state.idle.remove(at);
+                if me.retiring {
+                    state.stats.replaced += 1;
+                    tracing::info!(service = %runner.service_id(), "stopping an idle worker to start one that fits a waiting call");
+                    return;
+                }
+                promised = me.promised;
                 // Idle too long: no waiting call fits this worker (a call that needs a
                 // bigger one may then get this worker's place).
                 let fits = runner.resources();
@@ -366,7 +491,13 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
                 }
                 continue;
             };
-            let outcome = runner.run(slot, &job.call).await;
+            let started = slot.now();
+            let outcome = runner.run(slot, &job.call).await.map(|value| PoolAnswer {
+                value,
+                worker: runner.worker_node(),
+                attempts: job.failures + 1,
+                duration: slot.now().saturating_sub(started),
+            });
             let lost = matches!(
                 &outcome,
                 Err(RemoteError {
@@ -387,13 +518,22 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
         }
     }
 
-    /// Takes the first waiting call that fits a worker with `resources`.
-    fn take_job(&self, resources: &Resources) -> Option<Job<R>> {
+    /// Takes the waiting call `promised` to this worker if it still waits, else the
+    /// first waiting call that fits a worker with `resources` and is not promised to
+    /// another worker.
+    fn take_job(&self, resources: &Resources, promised: Option<u64>) -> Option<Job<R>> {
         let mut state = self.shared.state.borrow_mut();
-        let at = state
-            .queue
-            .iter()
-            .position(|job| job.call.resources().fits_within(resources))?;
+        let state = &mut *state;
+        let mine = promised
+            .and_then(|id| state.queue.iter().position(|job| job.id == id))
+            .filter(|&at| state.queue[at].call.resources().fits_within(resources));
+        let idle = &state.idle;
+        let at = mine.or_else(|| {
+            state.queue.iter().position(|job| {
+                job.call.resources().fits_within(resources)
+                    && !idle.iter().any(|idle| idle.promised == Some(job.id))
+            })
+        })?;
         let job = state.queue.remove(at)?;
         state.stats.waiting -= 1;
         state.stats.running += 1;
@@ -402,7 +542,12 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
 
     /// Records a call's outcome, or puts it back at the queue's front if it failed in a
     /// way a retry may fix and the launcher's policy says to retry.
-    fn finish_or_requeue(&self, p: &Process, mut job: Job<R>, outcome: Result<R, RemoteError>) {
+    fn finish_or_requeue(
+        &self,
+        p: &Process,
+        mut job: Job<R>,
+        outcome: Result<PoolAnswer<R>, RemoteError>,
+    ) {
         let mut state = self.shared.state.borrow_mut();
         state.stats.running -= 1;
         let outcome = match outcome {

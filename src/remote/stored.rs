@@ -5,12 +5,14 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use super::call::{RemoteCall, Runner};
+use super::call::{RemoteCall, Runner, RunnerError};
 use super::errors::RemoteError;
+use super::launcher::WorkerLauncher;
+use super::pool::{PoolAnswer, WorkerPool};
 use crate::message::{decode, encode, Serializable};
 use crate::process::Process;
 use crate::store::{Key, ResultMeta, ResultStore, StoreError, StoreErrorKind};
@@ -35,6 +37,27 @@ impl fmt::Display for StoredCallError {
 }
 
 impl std::error::Error for StoredCallError {}
+
+/// Why a stored call run through a [`WorkerPool`] failed
+/// ([`Memoized::run_pooled`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PooledCallError {
+    /// The pool gave the call up (the launcher's policy, or no worker could start).
+    Pool(RunnerError),
+    /// The store failed: an error of the run, since results can no longer be kept.
+    Store(StoreError),
+}
+
+impl fmt::Display for PooledCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PooledCallError::Pool(err) => err.fmt(f),
+            PooledCallError::Store(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PooledCallError {}
 
 impl From<RemoteError> for StoredCallError {
     fn from(err: RemoteError) -> StoredCallError {
@@ -131,9 +154,57 @@ impl<S: ResultStore + ?Sized> Memoized<S> {
         runner: &Runner,
         call: &RemoteCall<R>,
     ) -> Result<R, StoredCallError> {
+        let ran = self
+            .run_by(p, call, || async {
+                let started = p.now();
+                let value = runner.run(p, call).await?;
+                Ok::<_, RemoteError>(PoolAnswer {
+                    value,
+                    worker: runner.worker_node(),
+                    attempts: 1,
+                    duration: p.now().saturating_sub(started),
+                })
+            })
+            .await?;
+        Ok(ran?)
+    }
+
+    /// The result of `call`: from the store if it is there, else run on a worker of
+    /// `pool` (which retries it per its launcher's policy) and stored.
+    pub async fn run_pooled<L, R>(
+        &self,
+        p: &Process,
+        pool: &WorkerPool<L, R>,
+        call: Rc<RemoteCall<R>>,
+    ) -> Result<R, PooledCallError>
+    where
+        L: WorkerLauncher + 'static,
+        R: Serializable + Clone,
+    {
+        let ran = self
+            .run_by(p, &call.clone(), || pool.run_detailed(p, call))
+            .await
+            .map_err(PooledCallError::Store)?;
+        ran.map_err(PooledCallError::Pool)
+    }
+
+    /// The result of `call` from the store, else from `run` (then stored): the outer
+    /// error is the store's, the inner one `run`'s. Concurrent callers with one key run
+    /// it once (see the type's documentation).
+    async fn run_by<R, E, F, Fut>(
+        &self,
+        p: &Process,
+        call: &RemoteCall<R>,
+        run: F,
+    ) -> Result<Result<R, E>, StoreError>
+    where
+        R: Serializable + Clone,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<PoolAnswer<R>, E>>,
+    {
         let Some(key) = self.key(call).await else {
-            // The argument cannot be built: the runner reports why, as it would unstored.
-            return Ok(runner.run(p, call).await?);
+            // The argument cannot be built: the run reports why, as it would unstored.
+            return Ok(run().await.map(|ran| ran.value));
         };
         let _claim = loop {
             if let Some(claim) = self.claim(key) {
@@ -144,7 +215,7 @@ impl<S: ResultStore + ?Sized> Memoized<S> {
         // Looked up only once the key is ours, so that a call that finished while we
         // waited is found here rather than run twice.
         if let Some(value) = self.read(p, key).await? {
-            return Ok(value);
+            return Ok(Ok(value));
         }
         let attempts = {
             let mut attempts = self.attempts.borrow_mut();
@@ -152,22 +223,25 @@ impl<S: ResultStore + ?Sized> Memoized<S> {
             *count += 1;
             *count
         };
-        let started = p.now();
-        let value = runner.run(p, call).await?;
+        let ran = match run().await {
+            Ok(ran) => ran,
+            Err(err) => return Ok(Err(err)),
+        };
         let meta = ResultMeta {
             label: call.label().to_string(),
-            worker: runner.worker_node().to_string(),
-            duration: p.now().saturating_sub(started),
-            attempts,
+            worker: ran.worker.to_string(),
+            duration: ran.duration,
+            // A pool's own retries add to the ones this master made through `run`.
+            attempts: attempts - 1 + ran.attempts,
         };
-        let encoded = encode(&value).map_err(|err| StoreError {
+        let encoded = encode(&ran.value).map_err(|err| StoreError {
             path: self.store.location(),
             kind: StoreErrorKind::Write(format!("cannot encode the result: {err}")),
         })?;
         self.store.put(p, key, encoded, meta).await?;
         self.attempts.borrow_mut().remove(&key);
         self.runs.set(self.runs.get() + 1);
-        Ok(value)
+        Ok(Ok(ran.value))
     }
 
     async fn read<R: Serializable + Clone>(

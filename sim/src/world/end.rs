@@ -22,6 +22,7 @@ impl Sim {
         for sim_node in &mut self.nodes {
             sim_node.crashed = true;
         }
+        self.refresh_all_timers();
         let mut leftovers = Leftovers::default();
         for sim_node in &self.nodes {
             let resources = sim_node.node.resources();
@@ -59,6 +60,7 @@ impl Sim {
             sim_node.timers_late_until = sim_node.timers_late_until.min(now);
             sim_node.busy_until = sim_node.busy_until.min(now);
         }
+        self.refresh_all_timers();
         self.checkers.borrow_mut().on_heal(now, true);
         let bound = self.liveness_bound();
         self.run_for(bound);

@@ -229,6 +229,7 @@ impl Sim {
                         slot.crashed = true;
                         slot.node.shutdown();
                         self.checkers.borrow_mut().on_stop(slot.node.id());
+                        self.refresh_timer(index);
                     }
                 }
             }
@@ -246,6 +247,7 @@ impl Sim {
         self.network.state.borrow_mut().crash(id, reset);
         self.nodes[index].crashed = true;
         self.nodes[index].node.crash();
+        self.refresh_timer(index);
         let bound = self.death_report_bound();
         self.checkers
             .borrow_mut()
@@ -287,6 +289,7 @@ impl Sim {
         slot.paused_until = slot.paused_until.max(now + duration);
         slot.busy_until = slot.busy_until.max(now + duration);
         let (id, until) = (slot.node.id(), slot.paused_until);
+        self.refresh_timer(index);
         let bound = self.death_report_bound();
         let mut checkers = self.checkers.borrow_mut();
         checkers.on_pause(id, until);

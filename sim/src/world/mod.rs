@@ -13,6 +13,7 @@ mod handle;
 mod inject;
 mod node;
 mod step;
+mod timers;
 
 pub use end::Leftovers;
 pub use handle::SimHandle;
@@ -126,6 +127,12 @@ pub struct Sim {
     trace_mx: bool,
     /// Per-step scratch: each node's ready count.
     ready_scratch: Vec<usize>,
+    /// Each node's next timer event, in time order (see `timers`).
+    timers: timers::TimerQueue,
+    /// Nodes holding deliveries that arrived while they were paused.
+    holding: std::collections::BTreeSet<usize>,
+    /// Nodes whose last due timers were made late (`SimNode::timers_lagged`).
+    lagged: std::collections::BTreeSet<usize>,
     /// Coverage probes and buggify decisions, installed while the world runs code.
     hooks: Rc<WorldHooks>,
     /// Whether [`Sim::shutdown`] ran (a dropped world shuts itself down otherwise).
@@ -178,6 +185,9 @@ impl Sim {
             steps: 0,
             trace_mx: false,
             ready_scratch: Vec::new(),
+            timers: timers::TimerQueue::default(),
+            holding: std::collections::BTreeSet::new(),
+            lagged: std::collections::BTreeSet::new(),
             hooks,
             shut_down: false,
         };

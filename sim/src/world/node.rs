@@ -155,6 +155,7 @@ impl Sim {
         if let Some(boot) = self.nodes[index].options.boot.clone() {
             boot(&node);
         }
+        self.refresh_timer(index);
         node
     }
 
@@ -234,5 +235,6 @@ impl Sim {
         if let Some(boot) = options.boot {
             boot(&node);
         }
+        self.refresh_timer(index);
     }
 }

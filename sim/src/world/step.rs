@@ -33,45 +33,61 @@ impl Sim {
         let mut ready = std::mem::take(&mut self.ready_scratch);
         ready.clear();
         let mut ready_total = 0;
-        for sim_node in &self.nodes {
+        // When the earliest node with ready tasks but busy until later may run again.
+        let mut busy_next: Option<Duration> = None;
+        let mut drained = Vec::new();
+        for (index, sim_node) in self.nodes.iter().enumerate() {
             let len = if sim_node.crashed {
                 0
             } else {
-                sim_node.node.drain_inbox();
+                if sim_node.node.drain_inbox() > 0 {
+                    drained.push(index);
+                }
+                let len = sim_node.node.ready_len();
                 if sim_node.busy_until <= now {
-                    sim_node.node.ready_len()
+                    len
                 } else {
+                    if len > 0 {
+                        earliest(&mut busy_next, sim_node.busy_until);
+                    }
                     0
                 }
             };
             ready.push(len);
             ready_total += len;
         }
+        // What a drained inbox ran may have set timers.
+        for index in drained {
+            self.refresh_timer(index);
+        }
         if ready_total > 0 {
             let mut pick = (self.rng.next_u64() % ready_total as u64) as usize;
-            for (index, sim_node) in self.nodes.iter_mut().enumerate() {
-                let len = ready[index];
-                if pick < len {
-                    self.ready_scratch = ready;
-                    let pid = sim_node.node.run_ready_at(pick);
-                    sim_node.busy_until = now + sim_node.poll_cost;
-                    self.steps += 1;
-                    let local = pid.map_or(0, |pid| pid.local);
-                    self.trace.borrow_mut().event(
-                        now,
-                        Some(index),
-                        0,
-                        &local.to_le_bytes(),
-                        || format!("poll pid {local}"),
-                    );
-                    return true;
-                }
-                pick -= len;
-            }
-            unreachable!("the pick is below the total");
+            let index = ready
+                .iter()
+                .position(|&len| {
+                    if pick < len {
+                        return true;
+                    }
+                    pick -= len;
+                    false
+                })
+                .expect("the pick is below the total");
+            self.ready_scratch = ready;
+            let sim_node = &mut self.nodes[index];
+            let pid = sim_node.node.run_ready_at(pick);
+            sim_node.busy_until = now + sim_node.poll_cost;
+            self.refresh_timer(index);
+            self.steps += 1;
+            let local = pid.map_or(0, |pid| pid.local);
+            self.trace
+                .borrow_mut()
+                .event(now, Some(index), 0, &local.to_le_bytes(), || {
+                    format!("poll pid {local}")
+                });
+            return true;
         }
         self.ready_scratch = ready;
-        let Some(next) = self.next_event_time() else {
+        let Some(next) = self.next_event_time(busy_next) else {
             return false;
         };
         self.time.advance_to(next);
@@ -81,10 +97,13 @@ impl Sim {
 
     /// Hands paused nodes that resumed what the network delivered while they slept.
     fn release_held(&mut self, now: Duration) {
-        for index in 0..self.nodes.len() {
-            if self.nodes[index].paused_until > now || self.nodes[index].held.is_empty() {
+        // In index order, as every node was once visited.
+        let holding: Vec<usize> = self.holding.iter().copied().collect();
+        for index in holding {
+            if self.nodes[index].paused_until > now {
                 continue;
             }
+            self.holding.remove(&index);
             let held = std::mem::take(&mut self.nodes[index].held);
             for delivery in held {
                 self.deliver(now, delivery);
@@ -92,27 +111,19 @@ impl Sim {
         }
     }
 
-    pub(super) fn next_event_time(&self) -> Option<Duration> {
-        fn earliest(next: &mut Option<Duration>, at: Duration) {
-            *next = Some(next.map_or(at, |next| next.min(at)));
-        }
-        let mut next: Option<Duration> = None;
+    /// When the next thing happens: a timer (from the timer queue), a node with ready
+    /// tasks busy until `busy_next`, a paused node's held deliveries, a delivery, a
+    /// scheduled or random fault, a request.
+    pub(super) fn next_event_time(&self, busy_next: Option<Duration>) -> Option<Duration> {
+        self.debug_check_timers();
+        let mut next: Option<Duration> = self.timers.first();
         let mut consider = |at: Duration| earliest(&mut next, at);
-        for sim_node in &self.nodes {
-            if sim_node.crashed {
-                continue;
-            }
-            if let Some(deadline) = sim_node.node.next_deadline() {
-                let at = sim_node.clock.to_world(deadline);
-                consider(
-                    at.max(sim_node.paused_until)
-                        .max(sim_node.timers_late_until),
-                );
-            }
-            if sim_node.node.ready_len() > 0 {
-                consider(sim_node.busy_until);
-            }
-            if !sim_node.held.is_empty() {
+        if let Some(at) = busy_next {
+            consider(at);
+        }
+        for &index in &self.holding {
+            let sim_node = &self.nodes[index];
+            if !sim_node.crashed {
                 consider(sim_node.paused_until);
             }
         }
@@ -172,7 +183,14 @@ impl Sim {
         for detail in disagreements {
             self.checkers.borrow_mut().on_arbitration(now, detail);
         }
-        for index in 0..self.nodes.len() {
+        // The nodes whose timers are due, and those whose last due timers lagged (their
+        // mark is cleared on the first visit after the lag): every other node would
+        // fire nothing. In index order, as every node was once visited.
+        let mut visit: Vec<usize> = self.timers.due(now).collect();
+        visit.extend(self.lagged.iter().copied());
+        visit.sort_unstable();
+        visit.dedup();
+        for index in visit {
             let sim_node = &self.nodes[index];
             if sim_node.crashed || sim_node.paused_until > now || sim_node.timers_late_until > now {
                 continue;
@@ -188,11 +206,15 @@ impl Sim {
                 let slot = &mut self.nodes[index];
                 slot.timers_late_until = now + TIMER_LATENESS;
                 slot.timers_lagged = true;
+                self.lagged.insert(index);
+                self.refresh_timer(index);
                 continue;
             }
             let sim_node = &mut self.nodes[index];
             sim_node.timers_lagged = false;
+            self.lagged.remove(&index);
             let fired = sim_node.node.fire_due_timers();
+            self.refresh_timer(index);
             if fired > 0 {
                 self.trace.borrow_mut().event(
                     now,
@@ -216,6 +238,7 @@ impl Sim {
         };
         if self.nodes[index].paused_until > now {
             self.nodes[index].held.push_back(delivery);
+            self.holding.insert(index);
             return;
         }
         let mut trace = self.trace.borrow_mut();
@@ -237,6 +260,7 @@ impl Sim {
         self.nodes[index]
             .node
             .handle_transport_event(delivery.event);
+        self.refresh_timer(index);
     }
 
     /// Runs `body` as a process on the only node of a fresh, fault-free world seeded
@@ -274,6 +298,8 @@ impl Sim {
         let outcome: Rc<RefCell<Option<Result<T, DiedReason>>>> = Rc::default();
         let slot = outcome.clone();
         node.spawn_with_result(body, move |result| *slot.borrow_mut() = Some(result));
+        // Code outside the world may have touched any node since the last run.
+        self.refresh_all_timers();
         loop {
             if let Some(result) = outcome.borrow_mut().take() {
                 return result.map_err(SimError::Died);
@@ -292,13 +318,27 @@ impl Sim {
     /// Runs the world for `duration` of virtual time (or until nothing can happen).
     pub fn run_for(&mut self, duration: Duration) {
         let until = self.now() + duration;
+        // Code outside the world may have touched any node since the last run.
+        self.refresh_all_timers();
         loop {
             let now = self.now();
-            let ready = self
-                .nodes
-                .iter()
-                .any(|n| !n.crashed && n.busy_until <= now && n.node.ready_len() > 0);
-            if !ready && self.next_event_time().is_none_or(|next| next > until) {
+            let mut ready = false;
+            let mut busy_next: Option<Duration> = None;
+            for n in &self.nodes {
+                if n.crashed || n.node.ready_len() == 0 {
+                    continue;
+                }
+                if n.busy_until <= now {
+                    ready = true;
+                } else {
+                    earliest(&mut busy_next, n.busy_until);
+                }
+            }
+            if !ready
+                && self
+                    .next_event_time(busy_next)
+                    .is_none_or(|next| next > until)
+            {
                 self.time.advance_to(until);
                 return;
             }
@@ -307,6 +347,11 @@ impl Sim {
             }
         }
     }
+}
+
+/// Keeps in `next` the earlier of it and `at`.
+fn earliest(next: &mut Option<Duration>, at: Duration) {
+    *next = Some(next.map_or(at, |next| next.min(at)));
 }
 
 fn describe_frame(from: NodeId, bytes: &[u8]) -> String {
