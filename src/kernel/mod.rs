@@ -13,11 +13,13 @@
 //! real-world watchdog.
 
 pub(crate) mod inbox;
+mod monitor_set;
 mod poll_marks;
 mod table;
 
 use std::time::Duration;
 
+pub(crate) use monitor_set::MonitorSet;
 pub(crate) use poll_marks::PollMarks;
 pub(crate) use table::{Abandoned, ExitHook, LocalMonitor, ProcessFuture, ProcessSlot, Relations};
 

@@ -63,8 +63,8 @@ pub(crate) struct Relations {
     /// from their targets at its death. Keyed by the monitor's id (unique on this node,
     /// increasing: iteration is creation order), so that a notification removes its
     /// entry in O(log n) however many monitors the watcher holds (a `spawn_monitor`
-    /// loop would otherwise be quadratic).
-    pub(crate) monitoring: std::collections::BTreeMap<u64, MonitorRef>,
+    /// loop would otherwise be quadratic); see [`MonitorSet`](super::MonitorSet).
+    pub(crate) monitoring: super::MonitorSet,
     /// Local processes this one is linked to.
     pub(crate) linked_to: Vec<ProcessId>,
     pub(crate) names: Vec<String>,

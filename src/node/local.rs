@@ -160,6 +160,8 @@ pub(crate) struct NodeInner {
 /// Everything mutable about a node. Borrowed briefly, never across user code.
 pub(crate) struct NodeState {
     pub(crate) id: NodeId,
+    /// `id`, shared by the notifications the node packs (see `notify_monitor`).
+    pub(crate) shared_id: Arc<NodeId>,
     /// The processes: their table, mailboxes, ready queue and timers.
     pub(crate) kernel: Kernel,
     pub(crate) registry: Registry,
@@ -218,6 +220,7 @@ impl LocalNode {
                 poll_marks: Arc::default(),
                 state: RefCell::new(NodeState {
                     id,
+                    shared_id: Arc::new(id),
                     kernel: Kernel::default(),
                     registry: Registry::default(),
                     channels: Channels::default(),
