@@ -176,7 +176,7 @@ impl Kernel {
     /// Marks a process to die with `reason` at its next turn, and gives it that turn.
     pub(crate) fn doom(&mut self, task: TaskId, reason: DiedReason) {
         if let Some(slot) = self.processes.get_mut(task) {
-            slot.doom.get_or_insert(reason);
+            slot.doom.get_or_insert_with(|| Box::new(reason));
             self.wake(task);
         }
     }
@@ -208,11 +208,11 @@ impl Kernel {
         };
         // A live task comes out of the ready queue only if `wake` put it there (the
         // flag keeps it in the queue at most once).
-        debug_assert!(slot.scheduled, "{} ran without being scheduled", slot.pid);
+        debug_assert!(slot.scheduled, "{task:?} ran without being scheduled");
         slot.scheduled = false;
         slot.waiting_receive = false;
         if let Some(reason) = slot.doom.take() {
-            return PollStart::Doomed(reason);
+            return PollStart::Doomed(*reason);
         }
         let (Some(future), Some(waker)) = (slot.future.take(), slot.waker.take()) else {
             return PollStart::Nothing;
@@ -240,7 +240,7 @@ impl Kernel {
                 slot.waker = Some(waker);
                 Ok(())
             }
-            Some(reason) => Err((future, Some(reason))),
+            Some(reason) => Err((future, Some(*reason))),
         }
     }
 

@@ -284,10 +284,6 @@ impl LocalNode {
         let mut state = self.state();
         let node = self.inner.id;
         let task = state.kernel.spawn_slot(|task| ProcessSlot {
-            pid: ProcessId {
-                node,
-                local: task.to_u64(),
-            },
             future: None,
             waker: Some(Waker::from(Arc::new(TaskWaker {
                 task,
@@ -499,18 +495,16 @@ impl LocalNode {
         let Some(mut slot) = self.state().kernel.remove(task) else {
             return;
         };
-        debug_assert_eq!(
-            TaskId::from_u64(slot.pid.local),
-            task,
-            "a slot holds the process its task id names"
-        );
+        let pid = ProcessId {
+            node: self.inner.id,
+            local: task.to_u64(),
+        };
         // Dropping the future runs destructors that may use the node: not while
         // borrowed. They are user code: a panic there is how this process died.
         let reason = match slot.future.take().and_then(drop_catching) {
             Some(panic) => panic,
             None => reason,
         };
-        let pid = slot.pid;
         self.state().mx_process_died(&pid, &reason); // mx hook
         tracing::trace!(%pid, %reason, "process died");
         let hooks = match (slot.first_monitor.take(), slot.relations.take()) {
