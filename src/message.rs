@@ -8,13 +8,19 @@
 //! that must succeed.
 //!
 //! A local value of a primitive type is held in the envelope itself (see `inline`);
-//! any other is boxed. Both leave the envelope through checked downcasts: no `unsafe`.
+//! a few values the node itself sends in bulk (monitor notifications) are packed (see
+//! `packed`); any other is boxed. All leave the envelope through checked downcasts: no
+//! `unsafe`.
 
 mod inline;
+mod packed;
 mod shape;
+
+pub(crate) use packed::Packable;
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -295,6 +301,8 @@ mod bytes {
 enum Payload {
     /// A local value of a primitive type, without an allocation.
     Inline(inline::Inline),
+    /// A local value packed into a shared part and two words (see `packed`).
+    Packed(packed::Packed),
     /// Any other local value.
     Local(Box<dyn LocalValue>),
     Encoded {
@@ -338,6 +346,14 @@ impl Message {
         }
     }
 
+    /// A local value in its packed form: no allocation. The node's own bulk values
+    /// (a monitor notification of a normal exit) are sent this way.
+    pub(crate) fn packed<P: Packable>(shared: Arc<P::Shared>, words: [u64; 2]) -> Message {
+        Message {
+            payload: Payload::Packed(packed::Packed::new::<P>(shared, words)),
+        }
+    }
+
     /// A message received from the network: bytes said to encode a value of the type
     /// with this fingerprint. They are decoded only when a receive asks for that type.
     pub fn from_encoded(fingerprint: Fingerprint, bytes: Vec<u8>) -> Message {
@@ -354,6 +370,7 @@ impl Message {
     pub fn fingerprint(&self) -> Fingerprint {
         match &self.payload {
             Payload::Inline(value) => value.fingerprint(),
+            Payload::Packed(value) => value.fingerprint(),
             Payload::Local(value) => value.fingerprint(),
             Payload::Encoded { fingerprint, .. } => *fingerprint,
         }
@@ -363,6 +380,7 @@ impl Message {
     pub fn type_name(&self) -> Option<&'static str> {
         match &self.payload {
             Payload::Inline(value) => Some(value.type_name()),
+            Payload::Packed(value) => Some(value.type_name()),
             Payload::Local(value) => Some(value.type_name()),
             Payload::Encoded { .. } => None,
         }
@@ -373,6 +391,7 @@ impl Message {
     pub fn is<T: Serializable>(&self) -> bool {
         match &self.payload {
             Payload::Inline(value) => value.value_type() == TypeId::of::<T>(),
+            Payload::Packed(value) => value.value_type() == TypeId::of::<T>(),
             Payload::Local(value) => value.value_type() == TypeId::of::<T>(),
             Payload::Encoded {
                 fingerprint,
@@ -388,6 +407,7 @@ impl Message {
     pub fn accepts<T: Serializable>(&mut self) -> bool {
         match &self.payload {
             Payload::Inline(value) => value.value_type() == TypeId::of::<T>(),
+            Payload::Packed(value) => value.value_type() == TypeId::of::<T>(),
             Payload::Local(value) => value.value_type() == TypeId::of::<T>(),
             Payload::Encoded { .. } => self.peek::<T>().is_some(),
         }
@@ -400,6 +420,10 @@ impl Message {
     pub fn peek<T: Serializable>(&mut self) -> Option<&T> {
         if !self.is::<T>() {
             return None;
+        }
+        if let Payload::Packed(value) = &self.payload {
+            // Borrowed: the value needs a place to live, the box a boxed one has.
+            self.payload = Payload::Local(value.boxed());
         }
         if let Payload::Encoded {
             bytes, undecodable, ..
@@ -432,12 +456,24 @@ impl Message {
         self.peek_local()
     }
 
+    /// What `inspect` makes of the value if it is a `T`, without boxing a packed one
+    /// (as [`peek`](Message::peek) would): for the node's own scans of a mailbox.
+    pub(crate) fn inspect<T: Serializable, R>(
+        &mut self,
+        inspect: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
+        if let Payload::Packed(value) = &self.payload {
+            return value.unpack::<T>().map(|value| inspect(&value));
+        }
+        self.peek::<T>().map(inspect)
+    }
+
     /// The type encoded bytes failed to decode as, if they did (such a message is
     /// dropped by the next receive that scans past it).
     pub(crate) fn undecodable(&self) -> Option<&'static str> {
         match &self.payload {
             Payload::Encoded { undecodable, .. } => *undecodable,
-            Payload::Inline(_) | Payload::Local(_) => None,
+            Payload::Inline(_) | Payload::Packed(_) | Payload::Local(_) => None,
         }
     }
 
@@ -445,7 +481,7 @@ impl Message {
         match &self.payload {
             Payload::Inline(value) => value.as_any().downcast_ref::<T>(),
             Payload::Local(value) => value.as_any().downcast_ref::<T>(),
-            Payload::Encoded { .. } => None,
+            Payload::Packed(_) | Payload::Encoded { .. } => None,
         }
     }
 
@@ -460,6 +496,12 @@ impl Message {
             Payload::Inline(value) => value.into_value::<T>().map_err(|value| Message {
                 payload: Payload::Inline(value),
             }),
+            Payload::Packed(value) => match value.unpack::<T>() {
+                Some(value) => Ok(value),
+                None => Err(Message {
+                    payload: Payload::Packed(value),
+                }),
+            },
             Payload::Local(value) => match value.into_any().downcast::<T>() {
                 Ok(value) => Ok(*value),
                 Err(_) => unreachable!("accepts checked that the value is a T"),
@@ -472,6 +514,11 @@ impl Message {
     pub fn encode(&self) -> Result<(Fingerprint, Vec<u8>), CodecError> {
         match &self.payload {
             Payload::Inline(value) => {
+                let mut bytes = Vec::new();
+                value.encode_into(&mut bytes)?;
+                Ok((value.fingerprint(), bytes))
+            }
+            Payload::Packed(value) => {
                 let mut bytes = Vec::new();
                 value.encode_into(&mut bytes)?;
                 Ok((value.fingerprint(), bytes))
@@ -492,6 +539,10 @@ impl Message {
                 value.encode_into(out)?;
                 Ok(value.fingerprint())
             }
+            Payload::Packed(value) => {
+                value.encode_into(out)?;
+                Ok(value.fingerprint())
+            }
             Payload::Local(value) => {
                 value.encode_into(out)?;
                 Ok(value.fingerprint())
@@ -509,7 +560,7 @@ impl Message {
     /// is already encoded.
     pub fn into_encoded(self) -> Result<(Fingerprint, Vec<u8>), CodecError> {
         match self.payload {
-            Payload::Inline(_) => self.encode(),
+            Payload::Inline(_) | Payload::Packed(_) => self.encode(),
             Payload::Local(value) => Ok((value.fingerprint(), value.encode()?)),
             Payload::Encoded {
                 fingerprint, bytes, ..
@@ -522,6 +573,7 @@ impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.payload {
             Payload::Inline(value) => write!(f, "Message({})", value.type_name()),
+            Payload::Packed(value) => write!(f, "Message({})", value.type_name()),
             Payload::Local(value) => write!(f, "Message({})", value.type_name()),
             Payload::Encoded {
                 fingerprint, bytes, ..
@@ -631,6 +683,69 @@ mod tests {
         assert!(matches!(Message::new(Ping(1)).payload, Payload::Local(_)));
         // The envelope is no larger than the encoded form needs.
         assert!(std::mem::size_of::<Message>() <= 48);
+    }
+
+    /// A value packed as a name shared by many and two numbers (the shape of a monitor
+    /// notification: the node's id, the process, the monitor).
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Down {
+        node: String,
+        local: u64,
+        id: u64,
+    }
+
+    impl Packable for Down {
+        type Shared = String;
+        fn unpack(node: &String, [local, id]: [u64; 2]) -> Down {
+            Down {
+                node: node.clone(),
+                local,
+                id,
+            }
+        }
+    }
+
+    /// A packed value is the same message as its boxed form: type, fingerprint, name,
+    /// encoding, borrowed and taken out; only its storage differs.
+    #[test]
+    fn a_packed_value_is_seen_as_its_boxed_form() {
+        let node = Arc::new("node-a".to_string());
+        let value = Down {
+            node: "node-a".into(),
+            local: 7,
+            id: 9,
+        };
+        let packed = || Message::packed::<Down>(node.clone(), [7, 9]);
+        assert!(matches!(packed().payload, Payload::Packed(_)));
+        assert!(packed().is::<Down>() && !packed().is::<Ping>());
+        assert!(packed().accepts::<Down>() && !packed().accepts::<u64>());
+        assert_eq!(packed().fingerprint(), Fingerprint::of::<Down>());
+        assert_eq!(packed().type_name(), Some(std::any::type_name::<Down>()));
+        assert_eq!(packed().encode(), Message::new(value.clone()).encode());
+        let mut appended = vec![1];
+        assert_eq!(
+            packed().encode_into(&mut appended),
+            Ok(Fingerprint::of::<Down>())
+        );
+        assert_eq!(appended[1..], encode(&value).unwrap()[..]);
+        assert_eq!(
+            packed().into_encoded(),
+            Message::new(value.clone()).into_encoded()
+        );
+        // Inspected without being boxed; borrowed once boxed.
+        let mut message = packed();
+        assert_eq!(message.inspect(|d: &Down| d.id), Some(9));
+        assert_eq!(message.inspect(|p: &Ping| p.0), None);
+        assert!(matches!(message.payload, Payload::Packed(_)));
+        assert_eq!(message.peek::<Ping>(), None);
+        assert!(matches!(message.payload, Payload::Packed(_)));
+        assert_eq!(message.peek::<Down>(), Some(&value));
+        assert_eq!(message.downcast::<Down>().ok(), Some(value.clone()));
+        // Taken out whole, or handed back whole.
+        let message = packed().downcast::<Ping>().unwrap_err();
+        assert!(matches!(message.payload, Payload::Packed(_)));
+        assert_eq!(message.downcast::<Down>().ok(), Some(value));
+        assert_eq!(Arc::strong_count(&node), 1, "every packed copy released");
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl<T: Serializable + Clone> Async<T> {
         p.local_node()
             .state()
             .relations_of(p.self_pid())
-            .is_some_and(|relations| relations.monitoring.contains_key(&self.monitor.id))
+            .is_some_and(|relations| relations.monitoring.contains(self.monitor.id))
     }
 
     /// Waits as a process other than the owner: watches the task's process, and when

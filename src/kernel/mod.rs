@@ -15,6 +15,7 @@
 
 pub(crate) mod blocking;
 pub(crate) mod inbox;
+mod monitor_set;
 mod poll_marks;
 mod table;
 mod task;
@@ -22,6 +23,7 @@ mod timers;
 
 use std::time::Duration;
 
+pub(crate) use monitor_set::MonitorSet;
 pub(crate) use poll_marks::PollMarks;
 pub(crate) use table::{Abandoned, ExitHook, LocalMonitor, ProcessFuture, ProcessSlot, Relations};
 pub(crate) use task::ReadyQueue;
@@ -180,7 +182,7 @@ impl Kernel {
     /// Marks a process to die with `reason` at its next turn, and gives it that turn.
     pub(crate) fn doom(&mut self, task: TaskId, reason: DiedReason) {
         if let Some(slot) = self.processes.get_mut(task) {
-            slot.doom.get_or_insert(reason);
+            slot.doom.get_or_insert_with(|| Box::new(reason));
             self.wake(task);
         }
     }
@@ -212,11 +214,11 @@ impl Kernel {
         };
         // A live task comes out of the ready queue only if `wake` put it there (the
         // flag keeps it in the queue at most once).
-        debug_assert!(slot.scheduled, "{} ran without being scheduled", slot.pid);
+        debug_assert!(slot.scheduled, "{task:?} ran without being scheduled");
         slot.scheduled = false;
         slot.waiting_receive = false;
         if let Some(reason) = slot.doom.take() {
-            return PollStart::Doomed(reason);
+            return PollStart::Doomed(*reason);
         }
         let (Some(future), Some(waker)) = (slot.future.take(), slot.waker.take()) else {
             return PollStart::Nothing;
@@ -244,7 +246,7 @@ impl Kernel {
                 slot.waker = Some(waker);
                 Ok(())
             }
-            Some(reason) => Err((future, Some(reason))),
+            Some(reason) => Err((future, Some(*reason))),
         }
     }
 

@@ -14,9 +14,10 @@ use crate::types::id::{DiedReason, MonitorRef, ProcessId};
 pub(crate) type ProcessFuture = Pin<Box<dyn Future<Output = DiedReason>>>;
 pub(crate) type ExitHook = Box<dyn FnOnce(&DiedReason)>;
 
-/// One live process.
+/// One live process. Its pid is not kept: the node's id and the slot's task id make
+/// it. The slot is kept small (rare parts boxed): a `spawn_monitor` loop holds a
+/// million of them at once, and each is moved in and out of the table.
 pub(crate) struct ProcessSlot {
-    pub(crate) pid: ProcessId,
     /// Taken out while the task is being polled.
     pub(crate) future: Option<ProcessFuture>,
     pub(crate) waker: Option<Waker>,
@@ -29,7 +30,7 @@ pub(crate) struct ProcessSlot {
     /// scan position is still valid.
     pub(crate) mailbox_removals: u64,
     /// Set when the process must die at its next turn (killed, an exit signal, a link).
-    pub(crate) doom: Option<DiedReason>,
+    pub(crate) doom: Option<Box<DiedReason>>,
     pub(crate) trap_exits: bool,
     /// The oldest monitor on this process, if its watcher is a local process and no
     /// older monitor is still recorded in [`Relations::monitored_by`]. Most monitored
@@ -63,8 +64,8 @@ pub(crate) struct Relations {
     /// from their targets at its death. Keyed by the monitor's id (unique on this node,
     /// increasing: iteration is creation order), so that a notification removes its
     /// entry in O(log n) however many monitors the watcher holds (a `spawn_monitor`
-    /// loop would otherwise be quadratic).
-    pub(crate) monitoring: std::collections::BTreeMap<u64, MonitorRef>,
+    /// loop would otherwise be quadratic); see [`MonitorSet`](super::MonitorSet).
+    pub(crate) monitoring: super::MonitorSet,
     /// Local processes this one is linked to.
     pub(crate) linked_to: Vec<ProcessId>,
     pub(crate) names: Vec<String>,
@@ -318,6 +319,14 @@ mod tests {
                 (fourth.id, DiedReason::Normal)
             ]
         );
+    }
+
+    /// A slot stays small: a `spawn_monitor` loop holds a million at once and moves
+    /// each in and out of the table (it was 216 bytes with its pid and an unboxed doom).
+    #[test]
+    fn a_process_slot_stays_small() {
+        let size = std::mem::size_of::<super::ProcessSlot>();
+        assert!(size <= 128, "ProcessSlot is {size} bytes");
     }
 
     /// A spawn/exit loop in a slot near the end of its generations never hands out an

@@ -67,10 +67,11 @@ impl NodeState {
     /// simulator counts what processes receive, not only what the node decided).
     #[cold]
     fn observe_queued(&mut self, local: u64, message: &mut Message) {
-        let Some(notification) = message.peek::<crate::ProcessMonitorNotification>() else {
+        let Some(monitor_ref) =
+            message.inspect(|n: &crate::ProcessMonitorNotification| n.monitor_ref)
+        else {
             return;
         };
-        let monitor_ref = notification.monitor_ref;
         let watcher = ProcessId {
             node: self.id,
             local,

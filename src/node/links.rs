@@ -61,8 +61,8 @@ impl NodeState {
                         },
                     );
                     if let Some(relations) = self.relations_of(watcher) {
-                        let fresh = relations.monitoring.insert(monitor_ref.id, monitor_ref);
-                        debug_assert!(fresh.is_none(), "monitor id {} reused", monitor_ref.id);
+                        let fresh = relations.monitoring.insert(monitor_ref);
+                        debug_assert!(fresh, "monitor id {} reused", monitor_ref.id);
                     }
                 }
                 None => self.notify_monitor(watcher, monitor_ref, DiedReason::Disconnect),
@@ -71,8 +71,8 @@ impl NodeState {
         }
         self.add_watcher(target, monitor_ref, watcher);
         if let Some(relations) = self.relations_of(watcher) {
-            let fresh = relations.monitoring.insert(monitor_ref.id, monitor_ref);
-            debug_assert!(fresh.is_none(), "monitor id {} reused", monitor_ref.id);
+            let fresh = relations.monitoring.insert(monitor_ref);
+            debug_assert!(fresh, "monitor id {} reused", monitor_ref.id);
         }
         monitor_ref
     }
@@ -153,13 +153,12 @@ impl NodeState {
         });
         self.forget_monitor(monitor_ref);
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.remove(&monitor_ref.id);
+            relations.monitoring.remove(monitor_ref.id);
         }
         // A notification already delivered is withdrawn: after unmonitor, none arrives.
         self.flush_mailbox(watcher, |message| {
-            message
-                .peek::<ProcessMonitorNotification>()
-                .is_some_and(|n| n.monitor_ref == monitor_ref)
+            message.inspect(|n: &ProcessMonitorNotification| n.monitor_ref == monitor_ref)
+                == Some(true)
         });
     }
 
@@ -195,8 +194,8 @@ impl NodeState {
                 // Make sure a connection exists, so that its loss can be noticed.
                 let _ = network.send_frame(node, &crate::wire::Frame::KeepAlive); // always fits
                 if let Some(relations) = self.relations_of(watcher) {
-                    let fresh = relations.monitoring.insert(monitor_ref.id, monitor_ref);
-                    debug_assert!(fresh.is_none(), "monitor id {} reused", monitor_ref.id);
+                    let fresh = relations.monitoring.insert(monitor_ref);
+                    debug_assert!(fresh, "monitor id {} reused", monitor_ref.id);
                 }
             }
             None => self.deliver(
@@ -371,17 +370,31 @@ impl NodeState {
             reason: reason.clone(),
         });
         if let Some(relations) = self.relations_of(watcher) {
-            relations.monitoring.remove(&monitor_ref.id);
+            relations.monitoring.remove(monitor_ref.id);
         }
-        let notification = ProcessMonitorNotification {
+        if crate::planted::is_planted(crate::planted::Defect::MonitorFiresTwice) {
+            let twice = self.monitor_notification(monitor_ref, reason.clone());
+            self.deliver(watcher, twice);
+        }
+        let notification = self.monitor_notification(monitor_ref, reason);
+        self.deliver(watcher, notification);
+    }
+
+    /// The message of a monitor notification: packed for a normal exit of a process of
+    /// this node (a `spawn_monitor` loop sends one per process; see `message`), boxed
+    /// otherwise.
+    fn monitor_notification(&self, monitor_ref: MonitorRef, reason: DiedReason) -> Message {
+        if reason.is_normal() && monitor_ref.target.node == self.id {
+            return Message::packed::<ProcessMonitorNotification>(
+                self.shared_id.clone(),
+                [monitor_ref.target.local, monitor_ref.id],
+            );
+        }
+        Message::new(ProcessMonitorNotification {
             monitor_ref,
             pid: monitor_ref.target,
             reason,
-        };
-        if crate::planted::is_planted(crate::planted::Defect::MonitorFiresTwice) {
-            self.deliver(watcher, Message::new(notification.clone()));
-        }
-        self.deliver(watcher, Message::new(notification));
+        })
     }
 
     /// Tells a linker (here or on its node) that a process it linked to died.
@@ -436,8 +449,8 @@ impl NodeState {
         let mut ended = false;
         self.flush_mailbox(watcher, |message| {
             let notified = message
-                .peek::<ProcessMonitorNotification>()
-                .is_some_and(|n| n.monitor_ref == monitor_ref);
+                .inspect(|n: &ProcessMonitorNotification| n.monitor_ref == monitor_ref)
+                == Some(true);
             ended |= notified;
             notified || (abandoned.is_reply)(message)
         });
@@ -451,8 +464,7 @@ impl NodeState {
     /// Whether `message`, arriving for a process with abandoned asyncs, belongs to one
     /// of them (and is to be dropped). Its notification retires the entry.
     pub(crate) fn is_for_abandoned(relations: &mut Relations, message: &mut Message) -> bool {
-        if let Some(notification) = message.peek::<ProcessMonitorNotification>() {
-            let monitor_ref = notification.monitor_ref;
+        if let Some(monitor_ref) = message.inspect(|n: &ProcessMonitorNotification| n.monitor_ref) {
             if let Some(index) = relations
                 .abandoned
                 .iter()

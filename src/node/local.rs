@@ -160,6 +160,8 @@ pub(crate) struct NodeInner {
 /// Everything mutable about a node. Borrowed briefly, never across user code.
 pub(crate) struct NodeState {
     pub(crate) id: NodeId,
+    /// `id`, shared by the notifications the node packs (see `notify_monitor`).
+    pub(crate) shared_id: Arc<NodeId>,
     /// The processes: their table, mailboxes, ready queue and timers.
     pub(crate) kernel: Kernel,
     pub(crate) registry: Registry,
@@ -218,6 +220,7 @@ impl LocalNode {
                 poll_marks: Arc::default(),
                 state: RefCell::new(NodeState {
                     id,
+                    shared_id: Arc::new(id),
                     kernel: Kernel::default(),
                     registry: Registry::default(),
                     channels: Channels::default(),
@@ -281,10 +284,6 @@ impl LocalNode {
         let mut state = self.state();
         let node = self.inner.id;
         let task = state.kernel.spawn_slot(|task| ProcessSlot {
-            pid: ProcessId {
-                node,
-                local: task.to_u64(),
-            },
             future: None,
             waker: Some(Waker::from(Arc::new(TaskWaker {
                 task,
@@ -496,18 +495,16 @@ impl LocalNode {
         let Some(mut slot) = self.state().kernel.remove(task) else {
             return;
         };
-        debug_assert_eq!(
-            TaskId::from_u64(slot.pid.local),
-            task,
-            "a slot holds the process its task id names"
-        );
+        let pid = ProcessId {
+            node: self.inner.id,
+            local: task.to_u64(),
+        };
         // Dropping the future runs destructors that may use the node: not while
         // borrowed. They are user code: a panic there is how this process died.
         let reason = match slot.future.take().and_then(drop_catching) {
             Some(panic) => panic,
             None => reason,
         };
-        let pid = slot.pid;
         self.state().mx_process_died(&pid, &reason); // mx hook
         tracing::trace!(%pid, %reason, "process died");
         let hooks = match (slot.first_monitor.take(), slot.relations.take()) {

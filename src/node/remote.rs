@@ -176,7 +176,7 @@ impl NodeState {
         }
         for (monitor_ref, watcher) in node_monitors {
             if let Some(relations) = self.relations_of(watcher) {
-                relations.monitoring.remove(&monitor_ref.id);
+                relations.monitoring.remove(monitor_ref.id);
             }
             let notification = NodeMonitorNotification {
                 monitor_ref,

@@ -16,6 +16,22 @@ pub struct ProcessMonitorNotification {
     pub reason: DiedReason,
 }
 
+/// The notification of a normal exit, packed in its envelope without an allocation
+/// (`spawn_monitor` loops send them by the hundred thousand): the node's id is shared,
+/// the words are the process's local number and the monitor's id.
+impl crate::message::Packable for ProcessMonitorNotification {
+    type Shared = NodeId;
+
+    fn unpack(node: &NodeId, [local, id]: [u64; 2]) -> Self {
+        let pid = ProcessId { node: *node, local };
+        ProcessMonitorNotification {
+            monitor_ref: MonitorRef { target: pid, id },
+            pid,
+            reason: DiedReason::Normal,
+        }
+    }
+}
+
 /// Delivered as a message to a process that traps exits when a process it linked to
 /// dies (any reason, normal included). A process that does not trap exits instead dies
 /// itself, unless the reason was [`DiedReason::Normal`].
