@@ -110,6 +110,39 @@ proptest! {
     }
 }
 
+/// A fault plan that crashes a worker node and restarts it (plans from
+/// `Faults::strategy()` may) must not bring the worker back: the launcher's nodes never
+/// restart, so a worker started again after its service ended would outlive it. Found
+/// by `with_service_always_ends_and_leaks_nothing` (seed 0); fails without the rule.
+#[test]
+fn a_planned_restart_does_not_bring_a_launched_worker_back() {
+    for how in ["silent", "reset"] {
+        let text = format!("seed 0\nfault 12000000 crash 1 {how} restart 1000000000\n");
+        let plan = hyperion_sim::Plan::parse(&text).unwrap();
+        let mut sim = Sim::new(0).follow_plan(&plan);
+        let master = sim.add_node();
+        let launcher = Rc::new(
+            SimLauncher::new(sim.handle(), table())
+                .with_connection_timeout(Some(Duration::from_secs(90))),
+        );
+        let in_sim = launcher.clone();
+        sim.run_until(&master, move |p| async move {
+            with_service(&p, &*in_sim, |node, _service| async move { node }).await
+        })
+        .unwrap()
+        .unwrap();
+        sim.run_for(Duration::from_secs(5));
+        for index in launcher.launched() {
+            assert_eq!(
+                sim.node(index).resources().processes,
+                0,
+                "{how}: worker left on node {index}"
+            );
+        }
+        assert_eq!(sim.shutdown(), Leftovers::default(), "{how}");
+    }
+}
+
 #[test]
 fn a_service_runs_calls_on_its_worker() {
     let mut sim = Sim::with_faults(1, Faults::calm());

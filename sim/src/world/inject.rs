@@ -158,6 +158,9 @@ impl Sim {
                 }
                 self.trace_fault(&Fault::Crash(index));
                 self.crash(index, reset);
+                // A node made never to restart (a launcher's worker node: its service must
+                // not see it come back) stays down, as under random injection.
+                let restart_after = restart_after.filter(|_| !self.nodes[index].options.no_restart);
                 if let Some(after) = restart_after {
                     self.schedule(now + after, Fault::Restart(index));
                 }
