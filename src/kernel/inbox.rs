@@ -180,6 +180,7 @@ mod tests {
             "the owner's post is queued all the same"
         );
         let other = inbox.clone();
+        // real-world only: a test of a post from another OS thread
         std::thread::spawn(move || other.post(InboxItem::Run(Box::new(|_| {}))))
             .join()
             .unwrap();
