@@ -180,8 +180,8 @@ mod tests {
             "the owner's post is queued all the same"
         );
         let other = inbox.clone();
-        // real-world only: a test of a post from another OS thread
-        std::thread::spawn(move || other.post(InboxItem::Run(Box::new(|_| {}))))
+        // A post from another OS thread (a test of the real world, never simulated).
+        std::thread::spawn(move || other.post(InboxItem::Run(Box::new(|_| {})))) // real-world only
             .join()
             .unwrap();
         assert_eq!(notified.load(Ordering::SeqCst), 1, "another thread's post");
