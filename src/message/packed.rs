@@ -41,6 +41,8 @@ struct Kind {
     unpack_into: fn(&Packed, &mut dyn Any),
     /// Rebuilds the value, boxed as a local one (for a receive that borrows it).
     boxed: fn(&Packed) -> Box<dyn LocalValue>,
+    /// Appends the value's encoding, rebuilt on the stack (no box to encode it).
+    encode_into: fn(&Packed, &mut Vec<u8>) -> Result<(), CodecError>,
 }
 
 /// The [`Kind`] of `P`, one static table per packed type.
@@ -53,6 +55,7 @@ impl<P: Packable> KindOf<P> {
         type_name: std::any::type_name::<P>,
         unpack_into: unpack_into::<P>,
         boxed: boxed::<P>,
+        encode_into: encode_into::<P>,
     };
 }
 
@@ -71,6 +74,10 @@ fn unpack_into<P: Packable>(packed: &Packed, out: &mut dyn Any) {
 
 fn boxed<P: Packable>(packed: &Packed) -> Box<dyn LocalValue> {
     Box::new(unpack::<P>(packed))
+}
+
+fn encode_into<P: Packable>(packed: &Packed, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    LocalValue::encode_into(&unpack::<P>(packed), out)
 }
 
 impl Packed {
@@ -108,6 +115,6 @@ impl Packed {
 
     /// Appends the value's encoding to `out` (the bytes its boxed form encodes to).
     pub(super) fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        self.boxed().encode_into(out)
+        (self.kind.encode_into)(self, out)
     }
 }
