@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::busy_wait::BusyWait;
 use crate::node::LocalNode;
 use crate::transport::tcp::TcpTransport;
 use crate::transport::TransportEvent;
@@ -28,6 +29,7 @@ pub struct Driver {
     events: mio::Events,
     transport: Option<TcpTransport>,
     transport_events: Vec<TransportEvent>,
+    busy_wait: BusyWait,
 }
 
 impl Driver {
@@ -54,7 +56,18 @@ impl Driver {
             events: mio::Events::with_capacity(256),
             transport,
             transport_events: Vec::new(),
+            busy_wait: BusyWait::new(Duration::ZERO),
         })
+    }
+
+    /// Keeps polling without sleeping for `window` after the loop's last work (a task
+    /// ran, an event arrived), yielding the CPU between polls: a reply that comes within
+    /// the window is seen without a sleep and a wake-up. `Duration::ZERO` (the default
+    /// here; [`Node`](crate::Node) passes [`NodeConfig::busy_wait`](crate::NodeConfig))
+    /// never spins.
+    pub fn busy_wait(mut self, window: Duration) -> Driver {
+        self.busy_wait = BusyWait::new(window);
+        self
     }
 
     /// Hands what the transport reported to the node.
@@ -91,13 +104,26 @@ impl Driver {
             if node.ready_len() > 0 || !node.inbox().is_empty() {
                 continue;
             }
-            let Some(timeout) = self.idle_timeout(node) else {
+            let Some(mut timeout) = self.idle_timeout(node) else {
                 continue;
+            };
+            let spinning = self.busy_wait.enabled() && {
+                if polled > 0 {
+                    self.busy_wait.worked(Instant::now()); // real-world only
+                }
+                timeout = self.busy_wait.timeout(Instant::now(), timeout); // real-world only
+                timeout == Some(Duration::ZERO)
             };
             match self.poll.poll(&mut self.events, timeout) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
+            }
+            if self.busy_wait.enabled() && !self.events.is_empty() {
+                self.busy_wait.worked(Instant::now()); // real-world only
+            } else if spinning && self.events.is_empty() {
+                // Polite spinning: another runnable thread on this CPU goes first.
+                std::thread::yield_now();
             }
             if let Some(transport) = &self.transport {
                 for event in self.events.iter() {

@@ -10,8 +10,10 @@
 //! (`run_next`, `run_ready_at`, `fire_due_timers`, `next_deadline`, `drain_inbox`).
 
 pub mod blocking;
+mod busy_wait;
 pub mod driver;
 mod node;
 
 pub use crate::kernel::TaskId;
+pub use busy_wait::BUSY_WAIT_DEFAULT;
 pub use node::{Node, NodeConfig, NodeStopped};
