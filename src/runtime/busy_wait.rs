@@ -6,7 +6,8 @@
 //! loopback that is most of a round trip. So, for a short window after its last work,
 //! the loop polls without sleeping (yielding the CPU between polls to any other runnable
 //! thread) and only then sleeps. An idle node does not spin: the window starts at work
-//! and ends on its own. Erlang's schedulers do the same (`+sbwt`, on by default).
+//! and ends on its own. Erlang's schedulers also busy-wait before they sleep (`+sbwt`,
+//! `very_short` by default since OTP 23).
 //!
 //! Real-world only: the simulator drives nodes its own way, on virtual time.
 
