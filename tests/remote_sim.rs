@@ -188,6 +188,49 @@ fn the_worker_gives_up_after_five_ten_second_attempts() {
     assert!(took < Duration::from_secs(51), "gave up after {took:?}");
 }
 
+/// A connection that breaks while the worker's hello is in flight takes the hello with
+/// it. The worker sees the break and says hello again on a fresh connection within the
+/// same attempt, instead of waiting out the attempt's 10 s for an answer that cannot
+/// come and counting a second attempt (the master was never silent: the network lost
+/// the hello).
+#[test]
+fn a_hello_lost_with_its_connection_is_said_again_within_the_first_attempt() {
+    let mut sim = Sim::with_faults(5, Faults::none());
+    let master = sim.add_node();
+    let master_id = master.id();
+    let service = ServiceId::from_text("resaid");
+    let hello_taken_at = Rc::new(Cell::new(None));
+    let (record, name) = (hello_taken_at.clone(), service.clone());
+    master.spawn(move |p| async move {
+        p.register(name.as_str(), p.self_pid())
+            .expect("a fresh name");
+        let hello: WorkerHello = p.expect().await;
+        record.set(Some(p.now()));
+        p.send_chan(hello.reply, WorkerMessage::Connected);
+        p.sleep(Duration::from_secs(1)).await;
+        p.reconnect(hello.pid);
+        p.send(hello.pid, WorkerMessage::ShutDown);
+    });
+    sim.run_for(Duration::from_millis(1));
+    let worker_node = sim.add_node();
+    let started = sim.now();
+    // Frames take 100 us here: the hello is on the wire when the connection breaks.
+    sim.handle()
+        .schedule_in(Duration::from_micros(50), Fault::Break(0, 1));
+    let config = WorkerConfig::default();
+    let exit = sim
+        .run_until(&worker_node, move |p| async move {
+            worker(&p, master_id, service, config).await
+        })
+        .unwrap();
+    assert_eq!(exit, WorkerExit::ShutDown);
+    let taken = hello_taken_at.get().expect("the master took a hello") - started;
+    assert!(
+        taken < config.attempt_timeout,
+        "the master got the hello {taken:?} after the worker started: on a later attempt"
+    );
+}
+
 #[test]
 fn a_worker_whose_master_vanished_stops() {
     let mut sim = Sim::with_faults(4, Faults::calm());

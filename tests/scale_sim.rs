@@ -5,7 +5,7 @@
 //!
 //! `cargo test` runs a smaller size over a few seeds (debug builds are slow); the full
 //! size runs with `cargo test --release --test scale_sim -- --ignored --nocapture`.
-//! Both print virtual and wall time per seed.
+//! Both print virtual, wall and CPU time per seed.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -32,12 +32,24 @@ struct Run {
     stats: PoolStats,
     virtual_time: Duration,
     wall_time: Duration,
+    /// CPU time of the thread that ran the world (the simulator runs on one), when the
+    /// system tells it: on a shared machine wall time says more about the others' work.
+    cpu_time: Option<Duration>,
     faults: Faults,
+}
+
+/// CPU time this thread has run so far (Linux's `/proc/thread-self/schedstat`).
+fn thread_cpu_time() -> Option<Duration> {
+    // real-world only: the test's own measurement.
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanoseconds = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanoseconds))
 }
 
 /// `tasks` tasks through a pool of `workers` simulated workers, under `Faults::swarm(seed)`.
 fn run(seed: u64, workers: usize, tasks: u64) -> Result<Run, String> {
     let started = std::time::Instant::now(); // real-world only: the wall time printed
+    let cpu_started = thread_cpu_time();
     let faults = Faults::swarm(seed);
     let mut sim = Sim::with_faults(seed, faults.clone());
     let master = sim.add_node();
@@ -87,6 +99,9 @@ fn run(seed: u64, workers: usize, tasks: u64) -> Result<Run, String> {
         stats,
         virtual_time,
         wall_time: started.elapsed(),
+        cpu_time: thread_cpu_time()
+            .zip(cpu_started)
+            .map(|(now, then)| now.saturating_sub(then)),
         faults,
     })
 }
@@ -112,9 +127,11 @@ fn check(seeds: std::ops::Range<u64>, workers: usize, tasks: u64) {
         );
         assert_eq!(run.stats.workers, 0, "seed {seed}: {:?}", run.stats);
         println!(
-            "seed {seed}: {workers} workers, {tasks} tasks: virtual {:?}, wall {:?}; {:?}; crash rate {:.4}, break rate {:.4}",
+            "seed {seed}: {workers} workers, {tasks} tasks: virtual {:?}, wall {:?}, CPU {}; {:?}; crash rate {:.4}, break rate {:.4}",
             run.virtual_time,
             run.wall_time,
+            run.cpu_time
+                .map_or_else(|| "unknown".to_string(), |cpu| format!("{cpu:?}")),
             run.stats,
             run.faults.crash_rate,
             run.faults.break_rate,

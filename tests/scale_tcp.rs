@@ -1,10 +1,14 @@
 //! Scale over real TCP: 64 local worker processes (the `scan` example in worker mode)
-//! connected to one master at once, on a 2-CPU machine, each serving a call.
+//! connected to one master at once, on a 2-CPU machine, each serving a call, and each
+//! connected on its first handshake attempt.
 //!
-//! Issue 16 also asks that each connects on its first handshake attempt: on this
-//! machine under a load of about 27, 2 of 64 needed a second attempt (their first
-//! hello's 10 s wait ran out), so the test prints the retried handshakes rather than
-//! asserting none.
+//! The first-attempt check once failed under load (1-2 of 64 workers needed a second
+//! attempt at a load of about 27): the master started each worker process on its
+//! node's thread, 50-250 ms of fork and exec apiece, so the workers launched first
+//! waited seconds for their connections to be accepted, and a connection dropped by a
+//! handshake timeout took the worker's hello with it. Launches now run on the blocking
+//! pool, and a worker says its hello again at once when the connection that carried it
+//! broke.
 
 mod common;
 
@@ -23,22 +27,23 @@ use hyperion::{AsyncResult, BuildId, Node, NodeConfig};
 /// Workers connected at once.
 const WORKERS: usize = 64;
 
-/// Every line of every file under `dir` (the workers' logs).
-fn log_lines(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
+/// The lines of each file under `dir` (the workers' logs), by file name.
+fn worker_logs(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let mut logs = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
         if path.is_dir() {
-            lines.extend(log_lines(&path));
+            logs.extend(worker_logs(&path));
         } else if let Ok(text) = std::fs::read_to_string(&path) {
-            lines.extend(text.lines().map(String::from));
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            logs.push((name, text.lines().map(String::from).collect()));
         }
     }
-    lines
+    logs
 }
 
 #[test]
-fn sixty_four_local_workers_are_connected_at_once_and_each_serves_a_call() {
+fn sixty_four_local_workers_connect_on_their_first_attempt_and_serve_a_call_at_once() {
     let scratch = temp_dir("sixty-four");
     let dir = scratch.path().to_path_buf();
     let node = Node::tcp(
@@ -95,10 +100,38 @@ fn sixty_four_local_workers_are_connected_at_once_and_each_serves_a_call() {
         );
         assert!(value.is_finite());
     }
-    let lines = log_lines(&dir.join("logs"));
-    let retried = lines
-        .iter()
-        .filter(|line| line.contains("connecting to master") && !line.contains("attempt=1"))
-        .count();
-    println!("{retried} of {WORKERS} workers needed more than one handshake attempt");
+    // Each worker logs "connecting to master ... attempt=N" once per attempt (at the
+    // info level: `RUST_LOG` unset or at least info); one log per worker, so no call
+    // went to a replacement worker either.
+    let logs = worker_logs(&dir.join("logs"));
+    assert_eq!(logs.len(), WORKERS, "one worker log per worker");
+    let mut retried = Vec::new();
+    let mut said_again = 0;
+    for (file, lines) in logs {
+        said_again += lines
+            .iter()
+            .filter(|line| line.contains("saying hello again"))
+            .count();
+        let attempts = lines
+            .iter()
+            .filter(|line| line.contains("connecting to master"))
+            .count();
+        if attempts != 1 {
+            retried.push(format!(
+                "{file} ({attempts} attempts):\n{}",
+                lines.join("\n")
+            ));
+        }
+    }
+    println!(
+        "{} of {WORKERS} workers needed more than one handshake attempt; \
+         {said_again} hellos said again after a broken connection",
+        retried.len()
+    );
+    assert!(
+        retried.is_empty(),
+        "{} workers did not connect on their first attempt:\n{}",
+        retried.len(),
+        retried.join("\n\n")
+    );
 }

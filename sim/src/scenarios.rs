@@ -97,6 +97,8 @@ const SCENARIOS: &[Scenario] = &[
                 required("remote.handshake_retried"),
                 required("handshake.worker_gave_up"),
                 optional("remote.buggify.slow_handshake"),
+                // A break while a hello is in flight: said again within the attempt.
+                optional("remote.hello_said_again"),
             ],
             known_defect: None,
         },

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::child::{child_state, reap_in_background};
+use super::child::{child_state, reap_in_background, spawn_off_the_loop};
 use super::worker_options::worker_option_builders;
 use super::{Allocation, CpuGrant, CpuPool, CpuRequestId, WorkerOptions};
 use crate::process::Process;
@@ -204,11 +204,8 @@ impl WorkerLauncher for AllocationLauncher {
             }
             p.sleep(CPU_POOL_POLL_INTERVAL).await;
         };
-        let mut command = self.command(&grant, (master, service), resources);
-        let child = command.spawn().map_err(|err| LaunchError {
-            what: format!("{command:?}"),
-            why: err.to_string(),
-        })?;
+        let command = self.command(&grant, (master, service), resources);
+        let child = spawn_off_the_loop(p, command).await?;
         pending.request = None;
         let pid = child.id();
         tracing::info!(pid, node = %grant.node, cpus = grant.cpus, %service, "launched a worker as a job step");

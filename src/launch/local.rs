@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::child::{child_state, reap_in_background};
+use super::child::{child_state, reap_in_background, spawn_off_the_loop};
 use super::worker_options::worker_option_builders;
 use super::{LaunchPacer, WorkerOptions};
 use crate::process::Process;
@@ -87,6 +87,9 @@ impl LocalLauncher {
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
+    // The "parent" whose death kills the child is the thread that forked it: a thread
+    // of the node's blocking pool (see `spawn_off_the_loop`), which lives as long as the
+    // node, as the node's own thread does.
     // SAFETY: the closure runs in the child between fork and exec and only calls
     // prctl, which is async-signal-safe.
     unsafe {
@@ -110,11 +113,7 @@ impl WorkerLauncher for LocalLauncher {
         service: &ServiceId,
     ) -> Result<u32, LaunchError> {
         self.pacer.wait_turn(p).await;
-        let mut command = self.command(master, service);
-        let child = command.spawn().map_err(|err| LaunchError {
-            what: format!("{command:?}"),
-            why: err.to_string(),
-        })?;
+        let child = spawn_off_the_loop(p, self.command(master, service)).await?;
         let pid = child.id();
         tracing::info!(pid, %service, "launched a local worker process");
         self.children.borrow_mut().insert(pid, child);
@@ -174,5 +173,49 @@ impl Drop for LocalLauncher {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// Starting an OS process (fork and exec: tens to hundreds of milliseconds each on a
+    /// loaded machine) happens off the node's thread, so that the node goes on running
+    /// its other processes meanwhile: accepting and answering the workers launched
+    /// before, sending heartbeats. Measured in turns of another process, not in time.
+    #[test]
+    fn other_processes_run_while_a_worker_process_starts() {
+        let node = crate::Node::new().expect("a node");
+        let turns_during_launch = node
+            .run(|p| async move {
+                let (turns, done) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(false)));
+                let (counted, stop) = (turns.clone(), done.clone());
+                p.spawn_local(move |q| async move {
+                    while !stop.get() {
+                        counted.set(counted.get() + 1);
+                        q.yield_now().await;
+                    }
+                });
+                p.yield_now().await;
+                let launcher = LocalLauncher::program("/bin/true");
+                let before = turns.get();
+                let service = ServiceId::from_text("off-the-loop");
+                let job = launcher.launch(&p, p.self_node(), &service).await;
+                let during = turns.get() - before;
+                done.set(true);
+                if let Ok(job) = job {
+                    launcher.cancel(&job);
+                }
+                during
+            })
+            .expect("the node runs");
+        assert!(
+            turns_during_launch > 0,
+            "the node ran nothing else while a worker process started"
+        );
     }
 }

@@ -52,4 +52,5 @@ pub use service_id::ServiceId;
 pub use stored::{Memoized, PooledCallError, StoredCallError};
 pub use worker::{
     worker, WorkerConfig, WorkerExit, HANDSHAKE_ATTEMPTS_DEFAULT, HANDSHAKE_TIMEOUT_DEFAULT,
+    HELLO_AGAIN_PAUSE,
 };
