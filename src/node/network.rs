@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::message::Message;
 use crate::transport::Transport;
 use crate::types::id::{MonitorRef, NodeId, ProcessId};
-use crate::wire::{encode_frame_into, Control, Frame, WireError};
+use crate::wire::{encode_frame_into, Control, Frame, FrameEncoder, WireError};
 
 /// How often a node sends keep-alives to connected peers, unless configured.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -89,6 +89,12 @@ pub(crate) struct Network {
     pub(crate) heartbeat_due: Option<Duration>,
     /// Where outgoing messages are encoded, reused from one to the next.
     payload_buffer: Vec<u8>,
+    /// Encodes data frames, keeping the bytes of the last one's process ids.
+    data_encoder: FrameEncoder,
+    /// The peer a send last found connected (or made watched): the next send to it
+    /// skips the lookup. Invariant: that peer is in `peers` and connected; cleared
+    /// whenever a peer stops being connected ([`Network::peer_disconnected`]).
+    connected_last: Option<NodeId>,
     /// The transport's frame limit, read once: every frame is encoded and decoded
     /// under it.
     frame_bytes_max: usize,
@@ -120,7 +126,17 @@ impl Network {
             heartbeat,
             heartbeat_due: None,
             payload_buffer: Vec::new(),
+            data_encoder: FrameEncoder::default(),
+            connected_last: None,
         }
+    }
+
+    /// Marks `node` no longer connected (its connection broke) and returns its entry.
+    pub(crate) fn peer_disconnected(&mut self, node: NodeId) -> &mut Peer {
+        self.connected_last = None;
+        let peer = self.peer(node);
+        peer.connected = false;
+        peer
     }
 
     pub(crate) fn peer(&mut self, node: NodeId) -> &mut Peer {
@@ -152,11 +168,21 @@ impl Network {
         // Encoded straight into the transport's queue: no buffer per frame.
         self.transport
             .send_with(node, &mut |out| encode_frame_into(frame, out, limit))?;
+        self.watch(node);
+        Ok(())
+    }
+
+    /// Makes sure the heartbeat watches `node`, a peer just sent to.
+    #[inline]
+    fn watch(&mut self, node: NodeId) {
+        if self.connected_last == Some(node) {
+            return;
+        }
         if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
             let now = self.clock.now();
             self.heard_from(node, now);
         }
-        Ok(())
+        self.connected_last = Some(node);
     }
 
     /// Encodes `message` and sends it from `from` to `to` in a data frame; a message
@@ -172,22 +198,26 @@ impl Network {
         payload.clear();
         let sent = match message.encode_into(&mut payload) {
             Ok(fingerprint) => {
-                let frame = Frame::Data {
-                    to,
-                    from,
-                    fingerprint,
-                    payload,
-                };
                 #[cfg(feature = "planted-defects")]
                 if crate::planted::is_planted(crate::planted::Defect::DeathNoticeOvertakesData) {
+                    let frame = Frame::Data {
+                        to,
+                        from,
+                        fingerprint,
+                        payload,
+                    };
                     self.held_back.push((to.node, frame));
                     return Ok(());
                 }
-                let sent = self.send_frame(to.node, &frame);
-                let Frame::Data { payload: kept, .. } = frame else {
-                    unreachable!("built above as a data frame")
-                };
-                payload = kept;
+                let limit = self.frame_bytes_max;
+                let encoder = &mut self.data_encoder;
+                // Encoded straight into the transport's queue, the ids' bytes reused.
+                let sent = self.transport.send_with(to.node, &mut |out| {
+                    encoder.encode_data_into(out, &to, &from, fingerprint, &payload, limit)
+                });
+                if sent.is_ok() {
+                    self.watch(to.node);
+                }
                 sent
             }
             Err(err) => Err(WireError::Encode(err.to_string())),

@@ -157,9 +157,8 @@ impl NodeState {
         let Some(network) = &mut self.network else {
             return;
         };
-        let entry = network.peer(peer);
+        let entry = network.peer_disconnected(peer);
         entry.epoch += 1;
-        entry.connected = false;
         let mut monitors = std::mem::take(&mut entry.monitors);
         let links = std::mem::take(&mut entry.links);
         let node_monitors = std::mem::take(&mut entry.node_monitors);
