@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::message::Message;
 use crate::transport::Transport;
 use crate::types::id::{MonitorRef, NodeId, ProcessId};
-use crate::wire::{encode_frame_into, Control, Frame, FrameEncoder, WireError};
+use crate::wire::{encode_frame_into, Control, Frame, WireError};
 
 /// How often a node sends keep-alives to connected peers, unless configured.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -89,8 +89,6 @@ pub(crate) struct Network {
     pub(crate) heartbeat_due: Option<Duration>,
     /// Where outgoing messages are encoded, reused from one to the next.
     payload_buffer: Vec<u8>,
-    /// Encodes data frames, keeping the bytes of the last one's process ids.
-    data_encoder: FrameEncoder,
     /// The peer a send last found connected (or made watched): the next send to it
     /// skips the lookup. Invariant: that peer is in `peers` and connected; cleared
     /// whenever a peer stops being connected ([`Network::peer_disconnected`]).
@@ -126,7 +124,6 @@ impl Network {
             heartbeat,
             heartbeat_due: None,
             payload_buffer: Vec::new(),
-            data_encoder: FrameEncoder::default(),
             connected_last: None,
         }
     }
@@ -198,26 +195,22 @@ impl Network {
         payload.clear();
         let sent = match message.encode_into(&mut payload) {
             Ok(fingerprint) => {
+                let frame = Frame::Data {
+                    to,
+                    from,
+                    fingerprint,
+                    payload,
+                };
                 #[cfg(feature = "planted-defects")]
                 if crate::planted::is_planted(crate::planted::Defect::DeathNoticeOvertakesData) {
-                    let frame = Frame::Data {
-                        to,
-                        from,
-                        fingerprint,
-                        payload,
-                    };
                     self.held_back.push((to.node, frame));
                     return Ok(());
                 }
-                let limit = self.frame_bytes_max;
-                let encoder = &mut self.data_encoder;
-                // Encoded straight into the transport's queue, the ids' bytes reused.
-                let sent = self.transport.send_with(to.node, &mut |out| {
-                    encoder.encode_data_into(out, &to, &from, fingerprint, &payload, limit)
-                });
-                if sent.is_ok() {
-                    self.watch(to.node);
-                }
+                let sent = self.send_frame(to.node, &frame);
+                let Frame::Data { payload: kept, .. } = frame else {
+                    unreachable!("built above as a data frame")
+                };
+                payload = kept;
                 sent
             }
             Err(err) => Err(WireError::Encode(err.to_string())),

@@ -394,40 +394,6 @@ impl FrameDecoder {
     }
 }
 
-/// Encodes the data frames of one stream, as [`encode_frame_into`] does (the same
-/// bytes, the same refusals), keeping the encoded bytes of the last frame's two process
-/// ids: a stream of messages from one process to another names the same two, and their
-/// bytes are copied instead of encoded again.
-#[derive(Default)]
-pub(crate) struct FrameEncoder {
-    pids_written: Option<data::PidsWritten>,
-}
-
-impl FrameEncoder {
-    /// [`encode_frame_into`] of `Frame::Data { to, from, fingerprint, payload }`.
-    pub(crate) fn encode_data_into(
-        &mut self,
-        out: &mut Vec<u8>,
-        to: &ProcessId,
-        from: &ProcessId,
-        fingerprint: Fingerprint,
-        payload: &[u8],
-        frame_bytes_max: usize,
-    ) -> Result<(), WireError> {
-        let start = out.len();
-        data::encode_into_with(out, to, from, fingerprint, payload, &mut self.pids_written);
-        let length = out.len() - start;
-        if length > frame_bytes_max {
-            out.truncate(start);
-            return Err(WireError::FrameTooLong {
-                length: length as u64,
-                limit: frame_bytes_max,
-            });
-        }
-        Ok(())
-    }
-}
-
 /// Any frame, through bincode; the body must be consumed exactly.
 fn decode_with_bincode(bytes: &[u8]) -> Result<Frame, WireError> {
     let (frame, read) = crate::message::decode_from_slice_bounded(bytes)
@@ -530,54 +496,13 @@ mod data {
         fingerprint: Fingerprint,
         payload: &[u8],
     ) {
-        encode_into_with(out, to, from, fingerprint, payload, &mut None);
-    }
-
-    /// Two process ids and their bytes in a data frame's header (see
-    /// [`FrameEncoder`](super::FrameEncoder)).
-    pub(super) struct PidsWritten {
-        to: ProcessId,
-        from: ProcessId,
-        bytes: [u8; 2 * PID_BYTES_MAX],
-        len: usize,
-    }
-
-    /// [`encode_into`], copying the process ids' bytes from `written` if they are its
-    /// ids (and remembering them there otherwise).
-    #[inline]
-    pub(super) fn encode_into_with(
-        out: &mut Vec<u8>,
-        to: &ProcessId,
-        from: &ProcessId,
-        fingerprint: Fingerprint,
-        payload: &[u8],
-        written: &mut Option<PidsWritten>,
-    ) {
         let mut header = HeaderBytes {
             bytes: [0; HEADER_BYTES_MAX],
             len: 0,
         };
         header.byte(0); // Frame::Data
-        match written {
-            Some(written) if written.to == *to && written.from == *from => {
-                // A copy of fixed size (no call to `memcpy`); the bytes past the ids'
-                // are overwritten by the fields that follow.
-                header.array(written.bytes);
-                header.len = 1 + written.len;
-            }
-            _ => {
-                header.pid(to);
-                header.pid(from);
-                let mut remembered = PidsWritten {
-                    to: *to,
-                    from: *from,
-                    bytes: [0; 2 * PID_BYTES_MAX],
-                    len: header.len - 1,
-                };
-                remembered.bytes[..header.len - 1].copy_from_slice(&header.bytes[1..header.len]);
-                *written = Some(remembered);
-            }
-        }
+        header.pid(to);
+        header.pid(from);
         header.varint(fingerprint.0);
         header.varint(payload.len() as u64);
         out.reserve(header.len + payload.len());
@@ -1067,56 +992,6 @@ mod tests {
             limited.decode_owned(body.clone()),
             decode_frame_owned(body, 3)
         );
-    }
-
-    /// A stream encoder that remembers the last frame's process ids writes the bytes
-    /// of the stateless encoder, whatever it wrote before, and refuses what it refuses.
-    #[test]
-    fn a_stream_encoder_writes_each_frame_as_the_stateless_one() {
-        let pid = |address: &str, incarnation: u64, local: u64| ProcessId {
-            node: crate::NodeId {
-                address: address.parse().unwrap(),
-                incarnation,
-            },
-            local,
-        };
-        let pids = [
-            pid("10.0.0.1:7000", 3, 4),
-            pid("10.0.0.1:7000", 3, 5),
-            pid("10.0.0.1:7000", u64::MAX, 4),
-            pid("[fe80::1%2]:251", 3, 300),
-        ];
-        let mut encoder = FrameEncoder::default();
-        for round in 0..2_000u64 {
-            let r = round.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 7;
-            let to = pids[if r % 3 == 0 { (r >> 8) as usize % 4 } else { 0 }];
-            let from = pids[if r % 5 == 0 {
-                (r >> 16) as usize % 4
-            } else {
-                1
-            }];
-            let payload = vec![round as u8; (r >> 24) as usize % 300];
-            let limit = if r % 11 == 0 { 40 } else { FRAME_BYTES_MAX };
-            let frame = Frame::Data {
-                to,
-                from,
-                fingerprint: Fingerprint(r >> 30),
-                payload: payload.clone(),
-            };
-            let mut expected = vec![1, 2];
-            let expected_result = encode_frame_into(&frame, &mut expected, limit);
-            let mut out = vec![1, 2];
-            let result = encoder.encode_data_into(
-                &mut out,
-                &to,
-                &from,
-                Fingerprint(r >> 30),
-                &payload,
-                limit,
-            );
-            assert_eq!(result, expected_result);
-            assert_eq!(out, expected);
-        }
     }
 
     #[test]
