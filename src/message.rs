@@ -315,7 +315,7 @@ enum Payload {
 }
 
 impl Payload {
-    /// A local value: inline if it is a primitive, boxed otherwise.
+    /// A local value: inline if it is a primitive or a byte vector, boxed otherwise.
     #[inline(always)]
     fn local<T: Serializable>(value: T) -> Payload {
         match inline::Inline::new(value) {

@@ -33,3 +33,30 @@ fn a_larger_message_is_still_boxed_and_taken_out_whole() {
     let message = message.downcast::<u64>().unwrap_err();
     assert_eq!(message.downcast::<(u64, u64, String)>().ok(), Some(value));
 }
+
+/// Raw data, the usual payload between nodes: a `Vec<u8>` message costs no allocation
+/// beyond the vector's own, sent (into the envelope, then encoded) or received (bytes
+/// from the network decoded, then taken out), the vector's bytes never copied on the
+/// way in.
+#[test]
+fn a_byte_vector_message_costs_no_allocation_beyond_its_bytes() {
+    let value: Vec<u8> = (0..64).collect();
+    let sent = value.clone();
+    // The type's fingerprint is traced once per thread, allocating: not counted.
+    let fingerprint = hyperion::message::Fingerprint::of::<Vec<u8>>();
+    let mut encoded = Vec::with_capacity(128);
+    let count = allocations(|| {
+        let message = Message::new(std::hint::black_box(sent));
+        assert!(message.is::<Vec<u8>>());
+        message.encode_into(&mut encoded).expect("encodes");
+        drop(message);
+    });
+    assert_eq!(count, 0, "allocations to send a byte vector");
+    let bytes = encoded.clone();
+    let count = allocations(|| {
+        let mut message = Message::from_encoded(fingerprint, std::hint::black_box(bytes));
+        assert!(message.accepts::<Vec<u8>>());
+        assert_eq!(message.downcast::<Vec<u8>>().ok(), Some(value));
+    });
+    assert_eq!(count, 0, "allocations to receive a byte vector");
+}

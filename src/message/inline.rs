@@ -1,6 +1,8 @@
 //! Small values held in the envelope itself: a message whose value is a primitive (an
 //! integer up to 64 bits, a float, `bool`, `char` or `()`) is sent and received
-//! without an allocation.
+//! without an allocation, and a byte vector (`Vec<u8>`, the usual raw data between
+//! nodes) without one beyond its own buffer: its three words fit in the envelope,
+//! whose encoded form is larger.
 //!
 //! Why only these: safe Rust cannot keep a value of any type inline behind a
 //! type-erased envelope. Crates that do (`smallbox`) overwrite the data half of a fat
@@ -16,6 +18,20 @@
 use std::any::{Any, TypeId};
 
 use super::{encode_into, CodecError, Fingerprint};
+
+/// Appends `value`'s encoding to `out`; a byte vector the short way (see `bytes`), the
+/// bytes a boxed one encodes to.
+#[inline(always)]
+fn encode_value<T: serde::Serialize + 'static>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    if let Some(bytes) = (value as &dyn Any).downcast_ref::<Vec<u8>>() {
+        super::bytes::encode_into(bytes, out);
+        return Ok(());
+    }
+    encode_into(value, out)
+}
 
 /// Moves `value` out as a `U` if `T` is `U`, otherwise hands it back.
 #[inline(always)]
@@ -33,8 +49,9 @@ pub(super) fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
 
 macro_rules! inline_values {
     ($($variant:ident($type:ty)),* $(,)?) => {
-        /// A value of one of the primitive types, held without an allocation.
-        #[derive(Clone, Copy, Debug, PartialEq)]
+        /// A value of one of the primitive types, or a byte vector, held without an
+        /// allocation of its own.
+        #[derive(Clone, Debug, PartialEq)]
         pub(super) enum Inline {
             $(
                 #[doc = concat!("A `", stringify!($type), "`.")]
@@ -97,7 +114,7 @@ macro_rules! inline_values {
             /// same type encodes to).
             pub(super) fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
                 match self {
-                    $(Inline::$variant(value) => encode_into(value, out),)*
+                    $(Inline::$variant(value) => encode_value(value, out),)*
                 }
             }
         }
@@ -121,4 +138,5 @@ inline_values! {
     Isize(isize),
     F32(f32),
     F64(f64),
+    Bytes(Vec<u8>),
 }

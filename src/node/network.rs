@@ -89,6 +89,10 @@ pub(crate) struct Network {
     pub(crate) heartbeat_due: Option<Duration>,
     /// Where outgoing messages are encoded, reused from one to the next.
     payload_buffer: Vec<u8>,
+    /// The peer a send last found connected (or made watched): the next send to it
+    /// skips the lookup. Invariant: that peer is in `peers` and connected; cleared
+    /// whenever a peer stops being connected ([`Network::peer_disconnected`]).
+    connected_last: Option<NodeId>,
     /// The transport's frame limit, read once: every frame is encoded and decoded
     /// under it.
     frame_bytes_max: usize,
@@ -120,7 +124,16 @@ impl Network {
             heartbeat,
             heartbeat_due: None,
             payload_buffer: Vec::new(),
+            connected_last: None,
         }
+    }
+
+    /// Marks `node` no longer connected (its connection broke) and returns its entry.
+    pub(crate) fn peer_disconnected(&mut self, node: NodeId) -> &mut Peer {
+        self.connected_last = None;
+        let peer = self.peer(node);
+        peer.connected = false;
+        peer
     }
 
     pub(crate) fn peer(&mut self, node: NodeId) -> &mut Peer {
@@ -152,11 +165,21 @@ impl Network {
         // Encoded straight into the transport's queue: no buffer per frame.
         self.transport
             .send_with(node, &mut |out| encode_frame_into(frame, out, limit))?;
+        self.watch(node);
+        Ok(())
+    }
+
+    /// Makes sure the heartbeat watches `node`, a peer just sent to.
+    #[inline]
+    fn watch(&mut self, node: NodeId) {
+        if self.connected_last == Some(node) {
+            return;
+        }
         if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
             let now = self.clock.now();
             self.heard_from(node, now);
         }
-        Ok(())
+        self.connected_last = Some(node);
     }
 
     /// Encodes `message` and sends it from `from` to `to` in a data frame; a message

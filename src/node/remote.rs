@@ -7,7 +7,7 @@ use crate::message::Message;
 use crate::transport::TransportEvent;
 use crate::types::id::{DiedReason, NodeId, ProcessId};
 use crate::types::signals::{NodeMonitorNotification, SpawnReply, WhereIsReply};
-use crate::wire::{decode_frame_owned, Control, Frame, WireError};
+use crate::wire::{Control, Frame, FrameDecoder, WireError};
 
 use super::event::NodeEvent;
 use super::local::{LocalNode, NodeState};
@@ -157,9 +157,8 @@ impl NodeState {
         let Some(network) = &mut self.network else {
             return;
         };
-        let entry = network.peer(peer);
+        let entry = network.peer_disconnected(peer);
         entry.epoch += 1;
-        entry.connected = false;
         let mut monitors = std::mem::take(&mut entry.monitors);
         let links = std::mem::take(&mut entry.links);
         let node_monitors = std::mem::take(&mut entry.node_monitors);
@@ -227,31 +226,35 @@ impl LocalNode {
     /// Acts on an event from the node's transport. Drivers call this for every event
     /// their transport (TCP, or the simulated network) produces.
     pub fn handle_transport_event(&self, event: TransportEvent) {
-        self.handle_transport_event_at(event, self.now(), &mut None);
+        self.handle_transport_event_at(event, self.now(), &mut None, &mut None);
     }
 
     /// Acts on a batch of events from the node's transport (what one turn of a driver
     /// read), in order: the same as [`handle_transport_event`] on each, reading the
-    /// node's clock once for the batch and recording a peer heard from once per run of
-    /// its frames.
+    /// node's clock once for the batch, recording a peer heard from once per run of
+    /// its frames, and decoding the frames with one decoder, which parses the process
+    /// ids of a run of messages between one pair of processes once.
     ///
     /// [`handle_transport_event`]: LocalNode::handle_transport_event
     pub fn handle_transport_events<I: IntoIterator<Item = TransportEvent>>(&self, events: I) {
         let mut now = None;
         let mut heard = None;
+        let mut decoder = None;
         for event in events {
             let now = *now.get_or_insert_with(|| self.now());
-            self.handle_transport_event_at(event, now, &mut heard);
+            self.handle_transport_event_at(event, now, &mut heard, &mut decoder);
         }
     }
 
     /// `heard` is the peer already recorded as heard from at `now` by the frame just
-    /// before, if nothing since could have changed what the node knows of it.
+    /// before, if nothing since could have changed what the node knows of it; `decoder`
+    /// the batch's frame decoder, made at its first frame.
     fn handle_transport_event_at(
         &self,
         event: TransportEvent,
         now: std::time::Duration,
         heard: &mut Option<NodeId>,
+        decoder: &mut Option<FrameDecoder>,
     ) {
         match event {
             TransportEvent::PeerConnected(peer) => {
@@ -275,7 +278,8 @@ impl LocalNode {
                     limit = network.frame_bytes_max();
                 }
                 *heard = Some(peer);
-                match decode_frame_owned(bytes, limit) {
+                let decoder = decoder.get_or_insert_with(|| FrameDecoder::new(limit));
+                match decoder.decode_owned(bytes) {
                     Ok(frame) => {
                         if matches!(frame, Frame::Control(_)) {
                             // Control may change anything about the peer.

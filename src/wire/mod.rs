@@ -14,6 +14,7 @@ mod frame;
 pub mod framing;
 pub mod handshake;
 
+pub(crate) use frame::FrameDecoder;
 pub use frame::{
     decode_frame, decode_frame_limited, decode_frame_owned, encode_frame, encode_frame_into,
     encode_frame_limited, Control, Frame, WireError, FRAME_BYTES_MAX,
