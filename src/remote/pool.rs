@@ -327,9 +327,17 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
         {
             let mut guard = self.shared.state.borrow_mut();
             let state = &mut *guard;
-            // Launching workers, each counted on by one waiting call.
-            let mut launching: Vec<Resources> =
-                state.starting.iter().map(|(_, r)| r.clone()).collect();
+            // Launching workers, each counted on by one waiting call: counted by shape,
+            // so that a call finds its fit among the few shapes rather than among up to
+            // `max_workers` launches (per call, per balance: it was most of the time of
+            // a 1,000-worker pool in the simulator).
+            let mut launching: Vec<(Resources, usize)> = Vec::new();
+            for (_, resources) in &state.starting {
+                match launching.iter_mut().find(|(shape, _)| shape == resources) {
+                    Some((_, count)) => *count += 1,
+                    None => launching.push((resources.clone(), 1)),
+                }
+            }
             let mut workers = state.stats.workers;
             let mut retiring = state.idle.iter().filter(|idle| idle.retiring).count();
             // At most `max_workers` waiting calls matter: no more workers can start.
@@ -353,11 +361,11 @@ impl<L: WorkerLauncher + 'static, R: Serializable + Clone> WorkerPool<L, R> {
                 let starting = launching
                     .iter()
                     .enumerate()
-                    .filter(|(_, has)| needs.fits_within(has))
-                    .min_by_key(|(_, has)| size(has))
+                    .filter(|(_, (has, count))| *count > 0 && needs.fits_within(has))
+                    .min_by_key(|(_, (has, _))| size(has))
                     .map(|(at, _)| at);
                 if let Some(at) = starting {
-                    launching.swap_remove(at);
+                    launching[at].1 -= 1;
                 } else if workers < config.max_workers {
                     workers += 1;
                     to_start.push(needs.clone());
