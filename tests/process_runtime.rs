@@ -95,6 +95,69 @@ fn a_message_of_another_type_never_reaches_a_typed_match() {
 }
 
 #[test]
+fn small_values_are_taken_by_type_in_order_wherever_they_sit_in_the_mailbox() {
+    // Small values are held in the envelope, and a typed receive takes one at the head
+    // of the mailbox without scanning: the head of another type, or of another small
+    // type, must still be passed over, and the rest keep their order.
+    let got = Sim::run_alone(41, |p| async move {
+        let me = p.self_pid();
+        p.send(me, Other("first".into()));
+        p.send(me, 1u64);
+        p.send(me, 2u32);
+        p.send(me, 3u64);
+        p.send(me, -4i64);
+        let mut got = Vec::new();
+        got.push(format!("{}", p.expect::<u64>().await));
+        got.push(format!("{}", p.expect::<u64>().await));
+        got.push(format!("{}", p.expect::<i64>().await));
+        got.push(format!("{}", p.expect::<u32>().await));
+        got.push(p.expect::<Other>().await.0);
+        got.push(format!(
+            "{:?}",
+            p.expect_timeout::<u64>(Duration::ZERO).await
+        ));
+        got
+    });
+    assert_eq!(
+        got,
+        Ok(["1", "3", "-4", "2", "first", "None"]
+            .map(String::from)
+            .to_vec())
+    );
+}
+
+#[test]
+fn a_waiting_receive_takes_small_values_that_arrive_behind_a_message_it_passed_over() {
+    // The receiver waits in `expect::<u64>` with a message of another type ahead of
+    // what arrives (its scan remembers that it looked there), across several turns.
+    for seed in 0..10 {
+        let got = Sim::run_alone(seed, |p| async move {
+            let me = p.self_pid();
+            let receiver = p.spawn_local(move |r| async move {
+                let mut got = Vec::new();
+                for _ in 0..6 {
+                    got.push(r.expect::<u64>().await);
+                }
+                let other: Other = r.expect().await;
+                r.send(me, (got, other.0));
+            });
+            p.send(receiver, Other("passed over".into()));
+            for n in 0..6u64 {
+                p.send(receiver, n);
+                p.send(receiver, n as u32);
+                p.yield_now().await;
+            }
+            p.expect::<(Vec<u64>, String)>().await
+        });
+        assert_eq!(
+            got,
+            Ok(((0..6).collect(), "passed over".to_string())),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
 fn receive_timeout_returns_none_after_the_time() {
     let elapsed = Sim::run_alone(5, |p| async move {
         let start = p.now();

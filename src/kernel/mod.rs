@@ -154,6 +154,31 @@ impl Kernel {
         Delivery::Queued
     }
 
+    /// [`deliver`](Kernel::deliver) of the message `make` builds, built only once it
+    /// is known to go in (straight into the mailbox): if `task` is not alive or
+    /// `plain` does not hold for its slot, nothing is built and `make` comes back.
+    #[inline(always)]
+    pub(crate) fn deliver_built<F: FnOnce() -> Message>(
+        &mut self,
+        task: TaskId,
+        make: F,
+        plain: impl FnOnce(&ProcessSlot) -> bool,
+    ) -> Result<(), F> {
+        let Some(slot) = self.processes.get_mut(task) else {
+            return Err(make);
+        };
+        if !plain(slot) {
+            return Err(make);
+        }
+        slot.mailbox.push_back(make());
+        if slot.waiting_receive && !slot.scheduled {
+            slot.waiting_receive = false;
+            slot.scheduled = true;
+            self.ready.push(task);
+        }
+        Ok(())
+    }
+
     /// Puts a live task in the ready queue unless it is there already.
     #[inline]
     pub(crate) fn wake(&mut self, task: TaskId) {
@@ -258,11 +283,11 @@ impl Kernel {
     /// The slot of `task`, which must be the task being polled: a `Process` handle
     /// moved into another process fails loudly rather than wait forever for wakes that
     /// go elsewhere.
+    #[inline]
     pub(crate) fn running_slot(&mut self, task: TaskId, pid: ProcessId) -> &mut ProcessSlot {
-        assert!(
-            self.current == Some(task),
-            "the Process handle of {pid} was awaited outside its own process"
-        );
+        if self.current != Some(task) {
+            awaited_elsewhere(pid);
+        }
         self.processes
             .get_mut(task)
             .expect("a process is alive while it runs")
@@ -311,4 +336,12 @@ impl Kernel {
     pub(crate) fn start_next_slot_at_generation(&mut self, generation: u32) {
         self.processes.start_next_slot_at_generation(generation);
     }
+}
+
+/// The panic of a `Process` handle used outside its own process, out of line: the
+/// check sits on every receive.
+#[cold]
+#[inline(never)]
+fn awaited_elsewhere(pid: ProcessId) -> ! {
+    panic!("the Process handle of {pid} was awaited outside its own process")
 }

@@ -157,6 +157,7 @@ impl ProcessTable {
         task
     }
 
+    #[inline]
     pub(crate) fn get(&self, task: TaskId) -> Option<&ProcessSlot> {
         let index = task.index as usize;
         if self.generations.get(index) != Some(&task.generation) {
@@ -165,6 +166,7 @@ impl ProcessTable {
         self.slots[index].as_ref()
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, task: TaskId) -> Option<&mut ProcessSlot> {
         let index = task.index as usize;
         if self.generations.get(index) != Some(&task.generation) {

@@ -45,6 +45,15 @@ impl NodeState {
         self.mx_peer_lost(peer);
     }
 
+    /// Whether no listener reads a local message's way (no agent takes `Sent` or
+    /// `Received`, no observer): then [`mx_sent_here`](NodeState::mx_sent_here) and
+    /// [`emit_delivering`](NodeState::emit_delivering) would do nothing, and a local
+    /// send may skip them (`NodeState::send_value`).
+    #[inline(always)]
+    pub(crate) fn messages_unobserved(&self) -> bool {
+        self.mx.interest & (OBSERVED | MxEventKind::Sent.bit() | MxEventKind::Received.bit()) == 0
+    }
+
     /// `message` is about to enter the mailbox of the process numbered `local`: one
     /// branch for every listener (the observer counts monitor notifications queued;
     /// agents may take `Received`).

@@ -39,6 +39,7 @@ impl Process {
     /// This process's slot, checking that it is the one being polled: a handle moved
     /// into another process must fail loudly, not wait forever for wakes that go
     /// elsewhere.
+    #[inline]
     pub(crate) fn running_slot<'s>(&self, state: &'s mut NodeState) -> &'s mut ProcessSlot {
         state.running_slot(self.task, self.pid)
     }

@@ -116,9 +116,7 @@ impl Process {
 
     /// Sends `message` to `to`. Never blocks; dropped if `to` is dead or unreachable.
     pub fn send<T: Serializable>(&self, to: ProcessId, message: T) {
-        self.node
-            .state()
-            .send_from(self.pid, to, Message::new(message));
+        self.node.state().send_value(self.pid, to, message);
     }
 
     /// Sends an already-built [`Message`] (for forwarding what [`match_any`] took).
