@@ -485,12 +485,20 @@ impl Message {
         }
     }
 
-    /// A copy of the value if the envelope itself holds it and it is a `T` (no
-    /// decoding, no box): the receive hot path's check and take in one. Such a
-    /// message owns no memory, so whoever holds it may then let it go.
+    /// Whether the envelope itself holds the value and it is a `T` (no decoding, no
+    /// box): the receive hot path's check before it takes the message.
     #[inline(always)]
-    pub(crate) fn inline_value<T: 'static>(&self) -> Option<T> {
+    pub(crate) fn holds_inline<T: 'static>(&self) -> bool {
         match &self.payload {
+            Payload::Inline(value) => value.value_type() == std::any::TypeId::of::<T>(),
+            Payload::Packed(_) | Payload::Local(_) | Payload::Encoded { .. } => false,
+        }
+    }
+
+    /// The value of a message that [`holds_inline`](Self::holds_inline) a `T`.
+    #[inline(always)]
+    pub(crate) fn into_inline<T: 'static>(self) -> Option<T> {
+        match self.payload {
             Payload::Inline(value) => value.into_value::<T>().ok(),
             Payload::Packed(_) | Payload::Local(_) | Payload::Encoded { .. } => None,
         }

@@ -244,13 +244,12 @@ impl Scan {
         // Where the scan would start at the head (the usual case), a value held in the
         // envelope there is taken at once: what `scan` would do, without its steps.
         if self.cursor == 0 || slot.mailbox_removals != self.removals_seen {
-            if let Some(value) = slot.mailbox.front().and_then(Message::inline_value::<T>) {
-                // The message itself owns nothing more (its value was copied out).
-                slot.mailbox.pop_front();
+            if slot.mailbox.front().is_some_and(Message::holds_inline::<T>) {
+                let value = slot.mailbox.pop_front().and_then(Message::into_inline::<T>);
                 slot.mailbox_removals += 1;
                 self.removals_seen = slot.mailbox_removals;
                 self.cursor = 0;
-                return Some(value);
+                return value;
             }
         }
         let mut dropped = Vec::new();
