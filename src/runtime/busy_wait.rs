@@ -3,7 +3,7 @@
 //! A node that has just done work is likely to get more soon: the answer to the request
 //! it sent, the next frame of a stream. Sleeping in `epoll_wait` and being woken costs
 //! two context switches and, on a virtual machine, an inter-processor interrupt: on
-//! loopback that is most of a round trip. So, for a short window after its last work,
+//! loopback that was about half of a round trip. So, for a short window after its last work,
 //! the loop polls without sleeping (yielding the CPU between polls to any other runnable
 //! thread) and only then sleeps. An idle node does not spin: the window starts at work
 //! and ends on its own. Erlang's schedulers also busy-wait before they sleep (`+sbwt`,

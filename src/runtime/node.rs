@@ -63,7 +63,7 @@ pub struct NodeConfig {
     pub poll_warning: Option<std::time::Duration>,
     /// How long the node's event loop keeps polling without sleeping after its last
     /// work, yielding the CPU between polls: a reply or a frame that arrives within it
-    /// costs no sleep and wake-up (on loopback, about a third of a TCP round trip).
+    /// costs no sleep and wake-up (on loopback, about half of a TCP round trip).
     /// Costs CPU only after work, never on an idle node. `Duration::ZERO` never spins.
     /// Default [`BUSY_WAIT_DEFAULT`](crate::runtime::BUSY_WAIT_DEFAULT) (50 µs).
     pub busy_wait: std::time::Duration,
