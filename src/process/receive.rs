@@ -243,14 +243,13 @@ impl Scan {
         let slot = process.running_slot(&mut state);
         // Where the scan would start at the head (the usual case), a value held in the
         // envelope there is taken at once: what `scan` would do, without its steps.
-        if self.cursor == 0 || slot.mailbox_removals != self.removals_seen {
-            if slot.mailbox.front().is_some_and(Message::holds_inline::<T>) {
-                let value = slot.mailbox.pop_front().and_then(Message::into_inline::<T>);
-                slot.mailbox_removals += 1;
-                self.removals_seen = slot.mailbox_removals;
-                self.cursor = 0;
-                return value;
-            }
+        let at_head = self.cursor == 0 || slot.mailbox_removals != self.removals_seen;
+        if at_head && slot.mailbox.front().is_some_and(Message::holds_inline::<T>) {
+            let value = slot.mailbox.pop_front().and_then(Message::into_inline::<T>);
+            slot.mailbox_removals += 1;
+            self.removals_seen = slot.mailbox_removals;
+            self.cursor = 0;
+            return value;
         }
         let mut dropped = Vec::new();
         let found = self.scan(
