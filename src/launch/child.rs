@@ -14,8 +14,8 @@ use crate::remote::{JobState, LaunchError};
 /// starting on 2 CPUs). On the node's thread that time was taken from everything
 /// else the node does: a master launching 64 workers held its thread about 90% of the
 /// time, so the workers launched first waited seconds for their connections to be
-/// accepted, and some of their handshakes ran out of time. `what` names the child in
-/// the error.
+/// accepted, and some of their handshakes ran out of time. The error names the
+/// command.
 ///
 /// A child started for a caller that is gone by then (its process killed while it
 /// waited) is killed, not left running untracked.

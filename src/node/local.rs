@@ -707,10 +707,7 @@ impl NodeState {
     /// moving it through each layer was a good part of a small message's cost.
     #[inline(always)]
     pub(crate) fn send_value<T: Serializable>(&mut self, from: ProcessId, to: ProcessId, value: T) {
-        // The incarnation first: it differs between nodes far more cheaply than the
-        // address, and the two together are the node id's equality.
-        let here = to.node.incarnation == self.id.incarnation && to.node.address == self.id.address;
-        if here && self.messages_unobserved() {
+        if to.node == self.id && self.messages_unobserved() {
             let task = TaskId::from_u64(to.local);
             let plain = |slot: &ProcessSlot| {
                 slot.relations

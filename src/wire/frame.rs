@@ -346,16 +346,7 @@ pub fn decode_frame_limited(bytes: &[u8], frame_bytes_max: usize) -> Result<Fram
 /// assert_eq!(decode_frame_owned(body, FRAME_BYTES_MAX), Ok(frame));
 /// ```
 pub fn decode_frame_owned(bytes: Vec<u8>, frame_bytes_max: usize) -> Result<Frame, WireError> {
-    if bytes.len() > frame_bytes_max {
-        return Err(WireError::FrameTooLong {
-            length: bytes.len() as u64,
-            limit: frame_bytes_max,
-        });
-    }
-    match data::decode_owned(bytes) {
-        Ok(frame) => Ok(frame),
-        Err(bytes) => decode_with_bincode(&bytes),
-    }
+    FrameDecoder::new(frame_bytes_max).decode_owned(bytes)
 }
 
 /// Decodes the frame bodies of one stream in order, as [`decode_frame_owned`] does (the
@@ -379,7 +370,8 @@ impl FrameDecoder {
         }
     }
 
-    /// [`decode_frame_owned`] of the stream's next body.
+    /// Decodes the stream's next body: what [`decode_frame_owned`] accepts and refuses,
+    /// the process ids of a run of data frames between one pair parsed once.
     pub(crate) fn decode_owned(&mut self, bytes: Vec<u8>) -> Result<Frame, WireError> {
         if bytes.len() > self.frame_bytes_max {
             return Err(WireError::FrameTooLong {
@@ -653,15 +645,10 @@ mod data {
         })
     }
 
-    /// [`decode`] of a body it owns: the payload is the body with the header removed
-    /// (a move of the payload's bytes within the allocation, no new one). Anything but a
+    /// [`decode`] of a body it owns, given the process ids of the stream's last data
+    /// frame (see [`header_with`]): the payload is the body with the header removed (a
+    /// move of the payload's bytes within the allocation, no new one). Anything but a
     /// well-formed data frame is handed back.
-    pub(super) fn decode_owned(bytes: Vec<u8>) -> Result<Frame, Vec<u8>> {
-        decode_owned_with(bytes, &mut None)
-    }
-
-    /// [`decode_owned`] with the process ids of the stream's last data frame (see
-    /// [`header_with`]).
     pub(super) fn decode_owned_with(
         mut bytes: Vec<u8>,
         seen: &mut Option<PidsSeen>,
