@@ -79,6 +79,8 @@ impl Driver {
 
     /// Runs `node` until `stop` is set (and the inbox notified), then shuts it down.
     pub fn run(&mut self, node: &LocalNode, stop: &AtomicBool) -> io::Result<()> {
+        // Whether the last poll returned events: work for the busy wait, as a task run is.
+        let mut events_arrived = false;
         loop {
             node.drain_inbox();
             if stop.load(Ordering::Acquire) {
@@ -108,10 +110,11 @@ impl Driver {
                 continue;
             };
             let spinning = self.busy_wait.enabled() && {
-                if polled > 0 {
-                    self.busy_wait.worked(Instant::now()); // real-world only
+                let now = Instant::now(); // real-world only
+                if polled > 0 || events_arrived {
+                    self.busy_wait.worked(now);
                 }
-                timeout = self.busy_wait.timeout(Instant::now(), timeout); // real-world only
+                timeout = self.busy_wait.timeout(now, timeout);
                 timeout == Some(Duration::ZERO)
             };
             match self.poll.poll(&mut self.events, timeout) {
@@ -119,9 +122,8 @@ impl Driver {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
             }
-            if self.busy_wait.enabled() && !self.events.is_empty() {
-                self.busy_wait.worked(Instant::now()); // real-world only
-            } else if spinning && self.events.is_empty() {
+            events_arrived = !self.events.is_empty();
+            if spinning && !events_arrived {
                 // Polite spinning: another runnable thread on this CPU goes first.
                 std::thread::yield_now();
             }
