@@ -35,7 +35,14 @@ use hyperion::transport::tcp::TcpConfig;
 use hyperion::wire::{encode_frame, Cookie, Frame};
 use hyperion::{Node, NodeConfig, NodeId, Process, ProcessId};
 
-const MESSAGES: u64 = 1_000_000;
+/// Messages one way per round: `BENCH_TCP_MESSAGES` if set (fewer, for profiling under
+/// `valgrind`), else a million.
+fn messages() -> u64 {
+    std::env::var("BENCH_TCP_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000)
+}
 const ROUND_TRIPS: u64 = 20_000;
 const PAYLOAD_BYTES: usize = 64;
 const ROUNDS_DEFAULT: usize = 3;
@@ -185,6 +192,7 @@ fn run_peer(kind: &str) {
             let mut reader = BufReader::with_capacity(1 << 16, stream);
             let mut frame = vec![0u8; 1 << 16];
             let mut count = 0u64;
+            let messages = messages();
             loop {
                 let mut length = [0u8; 4];
                 if reader.read_exact(&mut length).is_err() {
@@ -193,7 +201,7 @@ fn run_peer(kind: &str) {
                 let length = u32::from_le_bytes(length) as usize;
                 reader.read_exact(&mut frame[..length]).expect("frame");
                 count += 1;
-                if count % MESSAGES == 0 {
+                if count % messages == 0 {
                     ack.write_all(&[1]).expect("ack");
                 }
             }
@@ -250,16 +258,16 @@ fn hyperion_round(
             let payload = vec![7u8; PAYLOAD_BYTES - 1];
             let cpu_before = cpu_now(peer_pid);
             let started = Instant::now();
-            p.send(sink, (p.self_pid(), MESSAGES));
-            for _ in 0..MESSAGES {
+            p.send(sink, (p.self_pid(), messages()));
+            for _ in 0..messages() {
                 // Sending never blocks: this is the producer's flow control.
                 p.wait_for_room(peer).await;
                 p.send(sink, payload.clone());
             }
             let _: u64 = p.expect().await;
-            one_way.rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
+            one_way.rate = messages() as f64 / started.elapsed().as_secs_f64();
             (one_way.sender_ns, one_way.receiver_ns) =
-                cpu_per_message(peer_pid, cpu_before, MESSAGES);
+                cpu_per_message(peer_pid, cpu_before, messages());
         }
         if parts == Parts::OneWay {
             return (one_way, frame, Duration::ZERO);
@@ -288,7 +296,7 @@ fn plain_one_way(frame_bytes: usize) -> OneWay {
     let started = Instant::now();
     let mut writer = BufWriter::with_capacity(1 << 16, stream);
     let frame = vec![7u8; frame_bytes];
-    for _ in 0..MESSAGES {
+    for _ in 0..messages() {
         writer
             .write_all(&(frame_bytes as u32).to_le_bytes())
             .expect("write");
@@ -296,8 +304,8 @@ fn plain_one_way(frame_bytes: usize) -> OneWay {
     }
     writer.flush().expect("flush");
     ack.read_exact(&mut [0u8]).expect("ack");
-    let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
-    let (sender_ns, receiver_ns) = cpu_per_message(peer.child.id(), cpu_before, MESSAGES);
+    let rate = messages() as f64 / started.elapsed().as_secs_f64();
+    let (sender_ns, receiver_ns) = cpu_per_message(peer.child.id(), cpu_before, messages());
     OneWay {
         rate,
         sender_ns,

@@ -355,13 +355,22 @@ impl Message {
     }
 
     /// A message received from the network: bytes said to encode a value of the type
-    /// with this fingerprint. They are decoded only when a receive asks for that type.
+    /// with this fingerprint. They are decoded only when a receive asks for that type,
+    /// except a primitive or a byte vector (see `inline`), decoded at once into the
+    /// envelope: that costs no allocation, and a receive takes it from the mailbox's
+    /// head without decoding or scanning (bytes that claim such a type but do not
+    /// decode as it stay encoded, and are dropped as any undecodable message is).
     pub fn from_encoded(fingerprint: Fingerprint, bytes: Vec<u8>) -> Message {
-        Message {
-            payload: Payload::Encoded {
-                fingerprint,
-                bytes,
-                undecodable: None,
+        match inline::Inline::decode_owned(fingerprint, bytes) {
+            Ok(value) => Message {
+                payload: Payload::Inline(value),
+            },
+            Err(bytes) => Message {
+                payload: Payload::Encoded {
+                    fingerprint,
+                    bytes,
+                    undecodable: None,
+                },
             },
         }
     }
@@ -675,6 +684,27 @@ mod tests {
         assert_eq!(bytes::decode(&odd), decode::<Vec<u8>>(&odd).ok());
         let mut message = Message::from_encoded(Fingerprint::of::<Vec<u8>>(), vec![3, 1, 2]);
         assert!(message.peek::<Vec<u8>>().is_none()); // short: bincode's error
+    }
+
+    #[test]
+    fn a_primitive_from_the_network_is_decoded_on_arrival_and_bad_bytes_stay_encoded() {
+        let (fingerprint, bytes) = Message::new(7u64).encode().unwrap();
+        let received = Message::from_encoded(fingerprint, bytes);
+        assert!(
+            received.holds_inline::<u64>(),
+            "taken at the head without a scan"
+        );
+        let (fingerprint, bytes) = Message::new(vec![1u8, 2, 3]).encode().unwrap();
+        let received = Message::from_encoded(fingerprint, bytes);
+        assert!(received.holds_inline::<Vec<u8>>());
+        assert_eq!(received.into_inline::<Vec<u8>>(), Some(vec![1, 2, 3]));
+        // Bytes that claim a primitive but hold something else: still encoded, and
+        // refused (once logged) by the receive that asks for the type.
+        let mut bad = Message::from_encoded(Fingerprint::of::<u64>(), vec![0xff; 12]);
+        assert!(!bad.holds_inline::<u64>());
+        assert!(bad.is::<u64>());
+        assert!(bad.peek::<u64>().is_none());
+        assert!(!bad.is::<u64>());
     }
 
     #[test]

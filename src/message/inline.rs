@@ -17,7 +17,9 @@
 
 use std::any::{Any, TypeId};
 
-use super::{encode_into, CodecError, Fingerprint};
+use std::sync::OnceLock;
+
+use super::{decode, encode_into, CodecError, Fingerprint};
 
 /// Appends `value`'s encoding to `out`; a byte vector the short way (see `bytes`), the
 /// bytes a boxed one encodes to.
@@ -31,6 +33,19 @@ fn encode_value<T: serde::Serialize + 'static>(
         return Ok(());
     }
     encode_into(value, out)
+}
+
+/// The `T` that `bytes` encode exactly, or the bytes back; a byte vector is the bytes
+/// with their length prefix removed (no new allocation).
+fn decode_as<T: serde::de::DeserializeOwned + 'static>(mut bytes: Vec<u8>) -> Result<T, Vec<u8>> {
+    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+        let Some(offset) = super::bytes::body_offset(&bytes) else {
+            return Err(bytes);
+        };
+        bytes.drain(..offset);
+        return cast::<Vec<u8>, T>(bytes).map_err(|_| unreachable!("T is Vec<u8>"));
+    }
+    decode::<T>(&bytes).map_err(|_| bytes)
 }
 
 /// Moves `value` out as a `U` if `T` is `U`, otherwise hands it back.
@@ -117,19 +132,49 @@ macro_rules! inline_values {
                     $(Inline::$variant(value) => encode_value(value, out),)*
                 }
             }
+
+            /// The value `bytes` encode if `fingerprint` is one of the inline types'
+            /// and they decode as that type exactly; otherwise the bytes back. A byte
+            /// vector keeps the bytes' allocation.
+            pub(super) fn decode_owned(
+                fingerprint: Fingerprint,
+                bytes: Vec<u8>,
+            ) -> Result<Inline, Vec<u8>> {
+                // Computed once: `Fingerprint::of` per variant would be a cache
+                // lookup each, for every message from the network.
+                static FINGERPRINTS: OnceLock<Vec<Fingerprint>> = OnceLock::new();
+                let fingerprints = FINGERPRINTS
+                    .get_or_init(|| vec![$(Fingerprint::of::<$type>()),*]);
+                let Some(index) = fingerprints.iter().position(|known| *known == fingerprint)
+                else {
+                    return Err(bytes);
+                };
+                let mut variant = 0;
+                $(
+                    if variant == index {
+                        return decode_as::<$type>(bytes).map(Inline::$variant);
+                    }
+                    variant += 1;
+                )*
+                let _ = variant;
+                Err(bytes)
+            }
         }
     };
 }
 
 // No 128-bit integers: their 16-byte alignment would double the envelope's.
+// The byte vector and `u64` first: the likeliest to come from the network, whose
+// fingerprints `decode_owned` looks for in this order.
 inline_values! {
+    Bytes(Vec<u8>),
+    U64(u64),
     Unit(()),
     Bool(bool),
     Char(char),
     U8(u8),
     U16(u16),
     U32(u32),
-    U64(u64),
     Usize(usize),
     I8(i8),
     I16(i16),
@@ -138,5 +183,4 @@ inline_values! {
     Isize(isize),
     F32(f32),
     F64(f64),
-    Bytes(Vec<u8>),
 }
