@@ -361,16 +361,33 @@ impl Message {
     /// head without decoding or scanning (bytes that claim such a type but do not
     /// decode as it stay encoded, and are dropped as any undecodable message is).
     pub fn from_encoded(fingerprint: Fingerprint, bytes: Vec<u8>) -> Message {
-        match inline::Inline::decode_owned(fingerprint, bytes) {
+        match inline::Inline::decode(fingerprint, inline::Encoded::Owned(bytes)) {
             Ok(value) => Message {
                 payload: Payload::Inline(value),
             },
-            Err(bytes) => Message {
-                payload: Payload::Encoded {
-                    fingerprint,
-                    bytes,
-                    undecodable: None,
-                },
+            Err(inline::Encoded::Owned(bytes)) => Message::encoded(fingerprint, bytes),
+            Err(inline::Encoded::Borrowed(_)) => unreachable!("given owned, handed back owned"),
+        }
+    }
+
+    /// [`from_encoded`](Self::from_encoded) of bytes where they lie (in a batch of
+    /// frames): copied only if they stay encoded, a byte vector's bytes copied into an
+    /// allocation of their exact size.
+    pub(crate) fn from_encoded_slice(fingerprint: Fingerprint, bytes: &[u8]) -> Message {
+        match inline::Inline::decode(fingerprint, inline::Encoded::Borrowed(bytes)) {
+            Ok(value) => Message {
+                payload: Payload::Inline(value),
+            },
+            Err(_) => Message::encoded(fingerprint, bytes.to_vec()),
+        }
+    }
+
+    fn encoded(fingerprint: Fingerprint, bytes: Vec<u8>) -> Message {
+        Message {
+            payload: Payload::Encoded {
+                fingerprint,
+                bytes,
+                undecodable: None,
             },
         }
     }

@@ -82,7 +82,9 @@ impl Endpoint {
             self.transport.on_event(event, &mut out);
         }
         self.transport.on_timer(Instant::now(), &mut out);
-        self.seen.extend(out);
+        // One event per frame, as the tests compare them.
+        self.seen
+            .extend(out.into_iter().flat_map(TransportEvent::one_per_frame));
     }
 
     fn received_from(&self, peer: NodeId) -> Vec<Vec<u8>> {
@@ -107,7 +109,8 @@ impl Endpoint {
                 let peer = match event {
                     TransportEvent::PeerConnected(peer)
                     | TransportEvent::PeerLost(peer)
-                    | TransportEvent::Received(peer, _) => peer,
+                    | TransportEvent::Received(peer, _)
+                    | TransportEvent::ReceivedBatch(peer, _) => peer,
                 };
                 !allowed.contains(peer)
             })

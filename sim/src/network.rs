@@ -96,6 +96,7 @@ impl Delivery {
     fn peer(&self) -> NodeId {
         match &self.event {
             TransportEvent::Received(peer, _)
+            | TransportEvent::ReceivedBatch(peer, _)
             | TransportEvent::PeerConnected(peer)
             | TransportEvent::PeerLost(peer) => *peer,
         }
@@ -295,6 +296,7 @@ impl NetworkState {
                 generation @ 1.. => {
                     let peer = match &delivery.event {
                         TransportEvent::Received(peer, _)
+                        | TransportEvent::ReceivedBatch(peer, _)
                         | TransportEvent::PeerConnected(peer)
                         | TransportEvent::PeerLost(peer) => *peer,
                     };

@@ -35,17 +35,41 @@ fn encode_value<T: serde::Serialize + 'static>(
     encode_into(value, out)
 }
 
-/// The `T` that `bytes` encode exactly, or the bytes back; a byte vector is the bytes
-/// with their length prefix removed (no new allocation).
-fn decode_as<T: serde::de::DeserializeOwned + 'static>(mut bytes: Vec<u8>) -> Result<T, Vec<u8>> {
-    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
-        let Some(offset) = super::bytes::body_offset(&bytes) else {
-            return Err(bytes);
-        };
-        bytes.drain(..offset);
-        return cast::<Vec<u8>, T>(bytes).map_err(|_| unreachable!("T is Vec<u8>"));
+/// Encoded bytes, owned or where they lie (a batch of frames): a byte vector decoded
+/// from owned bytes keeps their allocation, one from borrowed bytes gets its own of
+/// its exact size.
+pub(super) enum Encoded<'a> {
+    Owned(Vec<u8>),
+    Borrowed(&'a [u8]),
+}
+
+impl Encoded<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Encoded::Owned(bytes) => bytes,
+            Encoded::Borrowed(bytes) => bytes,
+        }
     }
-    decode::<T>(&bytes).map_err(|_| bytes)
+}
+
+/// The `T` that `bytes` encode exactly, or the bytes back.
+fn decode_as<T: serde::de::DeserializeOwned + 'static>(
+    encoded: Encoded<'_>,
+) -> Result<T, Encoded<'_>> {
+    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+        let Some(offset) = super::bytes::body_offset(encoded.bytes()) else {
+            return Err(encoded);
+        };
+        let vector = match encoded {
+            Encoded::Owned(mut bytes) => {
+                bytes.drain(..offset);
+                bytes
+            }
+            Encoded::Borrowed(bytes) => bytes[offset..].to_vec(),
+        };
+        return Ok(cast::<Vec<u8>, T>(vector).unwrap_or_else(|_| unreachable!("T is Vec<u8>")));
+    }
+    decode::<T>(encoded.bytes()).map_err(|_| encoded)
 }
 
 /// Moves `value` out as a `U` if `T` is `U`, otherwise hands it back.
@@ -133,13 +157,12 @@ macro_rules! inline_values {
                 }
             }
 
-            /// The value `bytes` encode if `fingerprint` is one of the inline types'
-            /// and they decode as that type exactly; otherwise the bytes back. A byte
-            /// vector keeps the bytes' allocation.
-            pub(super) fn decode_owned(
+            /// The value `encoded` holds if `fingerprint` is one of the inline types'
+            /// and the bytes decode as that type exactly; otherwise the bytes back.
+            pub(super) fn decode(
                 fingerprint: Fingerprint,
-                bytes: Vec<u8>,
-            ) -> Result<Inline, Vec<u8>> {
+                encoded: Encoded<'_>,
+            ) -> Result<Inline, Encoded<'_>> {
                 // Computed once: `Fingerprint::of` per variant would be a cache
                 // lookup each, for every message from the network.
                 static FINGERPRINTS: OnceLock<Vec<Fingerprint>> = OnceLock::new();
@@ -147,17 +170,17 @@ macro_rules! inline_values {
                     .get_or_init(|| vec![$(Fingerprint::of::<$type>()),*]);
                 let Some(index) = fingerprints.iter().position(|known| *known == fingerprint)
                 else {
-                    return Err(bytes);
+                    return Err(encoded);
                 };
                 let mut variant = 0;
                 $(
                     if variant == index {
-                        return decode_as::<$type>(bytes).map(Inline::$variant);
+                        return decode_as::<$type>(encoded).map(Inline::$variant);
                     }
                     variant += 1;
                 )*
                 let _ = variant;
-                Err(bytes)
+                Err(encoded)
             }
         }
     };
@@ -165,7 +188,7 @@ macro_rules! inline_values {
 
 // No 128-bit integers: their 16-byte alignment would double the envelope's.
 // The byte vector and `u64` first: the likeliest to come from the network, whose
-// fingerprints `decode_owned` looks for in this order.
+// fingerprints `decode` looks for in this order.
 inline_values! {
     Bytes(Vec<u8>),
     U64(u64),

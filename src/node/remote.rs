@@ -226,7 +226,7 @@ impl LocalNode {
     /// Acts on an event from the node's transport. Drivers call this for every event
     /// their transport (TCP, or the simulated network) produces.
     pub fn handle_transport_event(&self, event: TransportEvent) {
-        self.handle_transport_event_at(event, self.now(), &mut None, &mut None);
+        let _ = self.handle_transport_event_at(event, self.now(), &mut None, &mut None);
     }
 
     /// Acts on a batch of events from the node's transport (what one turn of a driver
@@ -236,26 +236,43 @@ impl LocalNode {
     /// ids of a run of messages between one pair of processes once.
     ///
     /// [`handle_transport_event`]: LocalNode::handle_transport_event
+    ///
+    /// A frame that does not decode breaks its connection (see
+    /// [`handle_transport_event`]); the frames after it from that peer in the same
+    /// batch came on the broken connection, after the gap, and are dropped.
     pub fn handle_transport_events<I: IntoIterator<Item = TransportEvent>>(&self, events: I) {
         let mut now = None;
         let mut heard = None;
         let mut decoder = None;
+        let mut broken: Vec<NodeId> = Vec::new();
         for event in events {
+            if let TransportEvent::Received(peer, _) | TransportEvent::ReceivedBatch(peer, _) =
+                &event
+            {
+                if broken.contains(peer) {
+                    tracing::debug!(%peer, "frames after an undecodable one dropped");
+                    continue;
+                }
+            }
             let now = *now.get_or_insert_with(|| self.now());
-            self.handle_transport_event_at(event, now, &mut heard, &mut decoder);
+            if let Some(peer) = self.handle_transport_event_at(event, now, &mut heard, &mut decoder)
+            {
+                broken.push(peer);
+            }
         }
     }
 
     /// `heard` is the peer already recorded as heard from at `now` by the frame just
     /// before, if nothing since could have changed what the node knows of it; `decoder`
     /// the batch's frame decoder, made at its first frame.
+    /// Returns the peer whose connection a frame that did not decode broke.
     fn handle_transport_event_at(
         &self,
         event: TransportEvent,
         now: std::time::Duration,
         heard: &mut Option<NodeId>,
         decoder: &mut Option<FrameDecoder>,
-    ) {
+    ) -> Option<NodeId> {
         match event {
             TransportEvent::PeerConnected(peer) => {
                 *heard = None;
@@ -270,44 +287,121 @@ impl LocalNode {
                 self.state().peer_lost(peer);
             }
             TransportEvent::Received(peer, bytes) => {
-                let mut limit = crate::wire::FRAME_BYTES_MAX;
-                if let Some(network) = &mut self.state().network {
-                    if *heard != Some(peer) {
-                        network.heard_from(peer, now);
-                    }
-                    limit = network.frame_bytes_max();
+                let decoder = self.frames_heard_from(peer, now, heard, decoder);
+                let frame = decoder.decode_owned(bytes);
+                if !self.handle_decoded(peer, frame, heard) {
+                    return Some(peer);
                 }
-                *heard = Some(peer);
-                let decoder = decoder.get_or_insert_with(|| FrameDecoder::new(limit));
-                match decoder.decode_owned(bytes) {
-                    Ok(frame) => {
-                        if matches!(frame, Frame::Control(_)) {
-                            // Control may change anything about the peer.
-                            *heard = None;
-                        }
-                        self.handle_frame(peer, frame)
+            }
+            TransportEvent::ReceivedBatch(peer, batch) => {
+                for (index, body) in batch.bodies().enumerate() {
+                    // `heard` is the batch's peer from its first frame on, until a
+                    // control frame clears it.
+                    let decoder = match decoder {
+                        Some(decoder) if index > 0 && heard.is_some() => decoder,
+                        _ => self.frames_heard_from(peer, now, heard, decoder),
+                    };
+                    // A message straight from the batch's buffer; anything else as
+                    // a frame of its own.
+                    if let Some(data) = decoder.data_frame(body) {
+                        let message = Message::from_encoded_slice(data.fingerprint, data.payload);
+                        self.handle_data(peer, data.to, data.from, data.fingerprint, message);
+                        continue;
                     }
-                    Err(err) => {
-                        // Skipping the frame would be a silent gap in the peer's stream
-                        // (a lost message, a spawn never answered): break the connection
-                        // instead, so monitors and links fire and the reconnect rule
-                        // makes every sender acknowledge the gap.
-                        *heard = None;
-                        tracing::warn!(
-                            node = %self.id(),
-                            %peer,
-                            %err,
-                            "undecodable frame from peer; connection broken"
-                        );
-                        let mut state = self.state();
-                        if let Some(network) = &mut state.network {
-                            network.transport.disconnect(peer);
-                        }
-                        state.peer_lost(peer);
+                    let frame = decoder.decode_slice(body);
+                    if !self.handle_decoded(peer, frame, heard) {
+                        // The connection is broken: what follows a gap is not delivered.
+                        return Some(peer);
                     }
                 }
             }
         }
+        None
+    }
+
+    /// Records `peer` as heard from at `now` (unless `heard` says it already is) for
+    /// a frame from it, and returns the batch's decoder, made at its first frame.
+    #[inline]
+    fn frames_heard_from<'d>(
+        &self,
+        peer: NodeId,
+        now: std::time::Duration,
+        heard: &mut Option<NodeId>,
+        decoder: &'d mut Option<FrameDecoder>,
+    ) -> &'d mut FrameDecoder {
+        if *heard != Some(peer) || decoder.is_none() {
+            let mut limit = crate::wire::FRAME_BYTES_MAX;
+            if let Some(network) = &mut self.state().network {
+                if *heard != Some(peer) {
+                    network.heard_from(peer, now);
+                }
+                limit = network.frame_bytes_max();
+            }
+            *heard = Some(peer);
+            return decoder.get_or_insert_with(|| FrameDecoder::new(limit));
+        }
+        decoder.as_mut().expect("checked above")
+    }
+
+    /// Acts on a frame decoded from `peer`'s stream; returns whether the stream goes
+    /// on (a frame that did not decode breaks the connection).
+    fn handle_decoded(
+        &self,
+        peer: NodeId,
+        frame: Result<Frame, WireError>,
+        heard: &mut Option<NodeId>,
+    ) -> bool {
+        match frame {
+            Ok(frame) => {
+                if matches!(frame, Frame::Control(_)) {
+                    // Control may change anything about the peer.
+                    *heard = None;
+                }
+                self.handle_frame(peer, frame);
+                true
+            }
+            Err(err) => {
+                // Skipping the frame would be a silent gap in the peer's stream
+                // (a lost message, a spawn never answered): break the connection
+                // instead, so monitors and links fire and the reconnect rule
+                // makes every sender acknowledge the gap.
+                *heard = None;
+                tracing::warn!(
+                    node = %self.id(),
+                    %peer,
+                    %err,
+                    "undecodable frame from peer; connection broken"
+                );
+                let mut state = self.state();
+                if let Some(network) = &mut state.network {
+                    network.transport.disconnect(peer);
+                }
+                state.peer_lost(peer);
+                false
+            }
+        }
+    }
+
+    /// Delivers a message from process `from` on `peer` to process `to` (a data
+    /// frame's), unless a management agent refuses it.
+    #[inline]
+    fn handle_data(
+        &self,
+        peer: NodeId,
+        to: ProcessId,
+        from: ProcessId,
+        fingerprint: crate::message::Fingerprint,
+        message: Message,
+    ) {
+        let mut state = self.state();
+        if !state.mx_admits_remote(peer, Some(from), fingerprint) {
+            return;
+        }
+        // The lookup only for an observer (tests): not on every message.
+        if state.observer.is_some() && to.node == state.id && state.is_alive(to) {
+            state.observe(NodeEvent::RemoteDelivered { from, to });
+        }
+        state.deliver(to, message);
     }
 
     fn handle_frame(&self, peer: NodeId, frame: Frame) {
@@ -319,14 +413,9 @@ impl LocalNode {
                 fingerprint,
                 payload,
             } => {
-                if !state.mx_admits_remote(peer, Some(from), fingerprint) {
-                    return;
-                }
-                // The lookup only for an observer (tests): not on every message.
-                if state.observer.is_some() && to.node == state.id && state.is_alive(to) {
-                    state.observe(NodeEvent::RemoteDelivered { from, to });
-                }
-                state.deliver(to, Message::from_encoded(fingerprint, payload));
+                drop(state);
+                let message = Message::from_encoded(fingerprint, payload);
+                self.handle_data(peer, to, from, fingerprint, message);
             }
             Frame::ChannelData {
                 port,
@@ -582,3 +671,6 @@ fn take_pending<T: PartialEq>(pending: &mut Vec<T>, entry: &T) -> bool {
     pending.retain(|held| held != entry);
     pending.len() != before
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::task::Waker;
 
 use crate::types::id::NodeId;
-use crate::wire::{WireError, FRAME_BYTES_MAX};
+use crate::wire::{FrameBatch, WireError, FRAME_BYTES_MAX};
 
 /// What a transport reports to its node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +26,35 @@ pub enum TransportEvent {
     PeerConnected(NodeId),
     /// A frame body from `peer`, as given to [`Transport::send`] on its side.
     Received(NodeId, Vec<u8>),
+    /// Several frame bodies from `peer`, in the order sent, as one read took them off
+    /// a stream: the same as a [`Received`](TransportEvent::Received) per body, without
+    /// a buffer per body (see [`FrameBatch`]).
+    ReceivedBatch(NodeId, FrameBatch),
     /// The connection to `peer` broke, or could not be made; frames in flight may be
     /// lost. A later [`Transport::send`] to the peer opens a new connection.
     PeerLost(NodeId),
+}
+
+impl TransportEvent {
+    /// The event as one event per frame: a [`ReceivedBatch`](Self::ReceivedBatch)
+    /// becomes a [`Received`](Self::Received) per body (copied), in order; any other
+    /// event stays as it is. For code that takes frames one at a time (tests, tools).
+    ///
+    /// ```
+    /// use hyperion::transport::TransportEvent;
+    /// let peer: hyperion::NodeId = "127.0.0.1:1#1".parse().unwrap();
+    /// let lost = TransportEvent::PeerLost(peer);
+    /// assert_eq!(lost.clone().one_per_frame(), [lost]);
+    /// ```
+    pub fn one_per_frame(self) -> Vec<TransportEvent> {
+        match self {
+            TransportEvent::ReceivedBatch(peer, batch) => batch
+                .bodies()
+                .map(|body| TransportEvent::Received(peer, body.to_vec()))
+                .collect(),
+            other => vec![other],
+        }
+    }
 }
 
 /// A node's way to the network.

@@ -386,6 +386,52 @@ impl FrameDecoder {
     }
 }
 
+/// A data frame seen where its body lies: its header decoded, its payload borrowed.
+pub(crate) struct DataFrame<'a> {
+    pub(crate) to: ProcessId,
+    pub(crate) from: ProcessId,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) payload: &'a [u8],
+}
+
+impl FrameDecoder {
+    /// The data frame `bytes` hold exactly, its payload borrowed: `None` if they hold
+    /// anything else (another frame, a malformed one, one over the limit), for
+    /// [`decode_slice`](Self::decode_slice) to decode or refuse. The message path of a
+    /// batch of frames: no `Frame`, no buffer for the payload as it was encoded.
+    #[inline]
+    pub(crate) fn data_frame<'a>(&mut self, bytes: &'a [u8]) -> Option<DataFrame<'a>> {
+        if bytes.len() > self.frame_bytes_max {
+            return None;
+        }
+        let header = data::header_with(bytes, &mut self.pids_seen)?;
+        Some(DataFrame {
+            to: header.to,
+            from: header.from,
+            fingerprint: header.fingerprint,
+            payload: &bytes[header.payload_start..],
+        })
+    }
+
+    /// Decodes the stream's next body from where it lies (a [`FrameBatch`]'s buffer):
+    /// the same frames and errors as [`decode_owned`](Self::decode_owned), a data
+    /// frame's payload copied into a buffer of its own exact size.
+    ///
+    /// [`FrameBatch`]: super::FrameBatch
+    pub(crate) fn decode_slice(&mut self, bytes: &[u8]) -> Result<Frame, WireError> {
+        if bytes.len() > self.frame_bytes_max {
+            return Err(WireError::FrameTooLong {
+                length: bytes.len() as u64,
+                limit: self.frame_bytes_max,
+            });
+        }
+        match data::decode_with(bytes, &mut self.pids_seen) {
+            Some(frame) => Ok(frame),
+            None => decode_with_bincode(bytes),
+        }
+    }
+}
+
 /// Any frame, through bincode; the body must be consumed exactly.
 fn decode_with_bincode(bytes: &[u8]) -> Result<Frame, WireError> {
     let (frame, read) = crate::message::decode_from_slice_bounded(bytes)
@@ -579,23 +625,18 @@ mod data {
     }
 
     /// A data frame's header: everything but the payload, and where the payload starts.
-    struct Header {
-        to: ProcessId,
-        from: ProcessId,
-        fingerprint: Fingerprint,
-        payload_start: usize,
+    pub(super) struct Header {
+        pub(super) to: ProcessId,
+        pub(super) from: ProcessId,
+        pub(super) fingerprint: Fingerprint,
+        pub(super) payload_start: usize,
     }
 
     /// The header of the data frame `bytes` hold exactly, or `None` (not a data frame,
-    /// or malformed).
-    fn header(bytes: &[u8]) -> Option<Header> {
-        header_with(bytes, &mut None)
-    }
-
-    /// [`header`], comparing the process ids' bytes with those of `seen` (and parsing
+    /// or malformed), comparing the process ids' bytes with those of `seen` (and parsing
     /// them, then remembering them in `seen`, only if they differ).
     #[inline]
-    fn header_with(bytes: &[u8], seen: &mut Option<PidsSeen>) -> Option<Header> {
+    pub(super) fn header_with(bytes: &[u8], seen: &mut Option<PidsSeen>) -> Option<Header> {
         let Some((&0, body)) = bytes.split_first() else {
             return None;
         };
@@ -636,7 +677,14 @@ mod data {
 
     /// The data frame `bytes` hold exactly, or `None` (not a data frame, or malformed).
     pub(super) fn decode(bytes: &[u8]) -> Option<Frame> {
-        let header = header(bytes)?;
+        decode_with(bytes, &mut None)
+    }
+
+    /// [`decode`], given the process ids of the stream's last data frame (see
+    /// [`header_with`]).
+    #[inline]
+    pub(super) fn decode_with(bytes: &[u8], seen: &mut Option<PidsSeen>) -> Option<Frame> {
+        let header = header_with(bytes, seen)?;
         Some(Frame::Data {
             to: header.to,
             from: header.from,

@@ -33,6 +33,7 @@
 
 use std::io::{self, Read, Write};
 
+use super::batch::FrameBatch;
 use super::frame::{WireError, FRAME_BYTES_MAX};
 
 /// Bytes in a length prefix.
@@ -196,6 +197,51 @@ impl FrameReader {
             self.end = 0;
         }
         Ok(Some(body))
+    }
+
+    /// Every complete frame buffered, at once, in one buffer; `Ok(None)` if more bytes
+    /// are needed for the first. Frames before one whose length is refused are returned
+    /// first, and the error at the next call (as [`next_frame`](Self::next_frame)
+    /// would, one frame at a time).
+    pub fn next_frames(&mut self) -> Result<Option<FrameBatch>, WireError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let available = &self.buffer[self.start..self.end];
+        let mut cut = 0;
+        let mut count = 0;
+        while let Some(prefix) = available[cut..].first_chunk::<LENGTH_PREFIX_BYTES>() {
+            let length = u32::from_be_bytes(*prefix) as usize;
+            if length > self.frame_bytes_max {
+                if count > 0 {
+                    break;
+                }
+                let err = WireError::FrameTooLong {
+                    length: length as u64,
+                    limit: self.frame_bytes_max,
+                };
+                self.failed = Some(err.clone());
+                return Err(err);
+            }
+            let next = cut + LENGTH_PREFIX_BYTES + length;
+            if next > available.len() {
+                break;
+            }
+            cut = next;
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        let mut framed = super::batch::buffer_for(cut);
+        framed.extend_from_slice(&available[..cut]);
+        let batch = FrameBatch::new(framed, count);
+        self.start += cut;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        Ok(Some(batch))
     }
 
     /// At least `wanted` bytes of writable room after the buffered bytes.
@@ -394,6 +440,39 @@ mod tests {
             write_frame(&mut out, body, FRAME_BYTES_MAX).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn a_batch_takes_the_frames_before_a_refused_length_and_the_error_comes_next() {
+        let mut reader = FrameReader::with_limit(8);
+        let mut wire = framed(&[b"one", b"two"]);
+        wire.extend_from_slice(&9u32.to_be_bytes());
+        reader.push(&wire);
+        let batch = reader.next_frames().unwrap().expect("two frames");
+        assert_eq!(batch.bodies().collect::<Vec<_>>(), [&b"one"[..], b"two"]);
+        let refused = WireError::FrameTooLong {
+            length: 9,
+            limit: 8,
+        };
+        assert_eq!(reader.next_frames(), Err(refused.clone()));
+        assert_eq!(reader.next_frames(), Err(refused.clone()), "stays refused");
+        assert_eq!(reader.next_frame(), Err(refused));
+    }
+
+    #[test]
+    fn a_batch_leaves_an_incomplete_frame_for_the_next_read() {
+        let mut reader = FrameReader::new();
+        let wire = framed(&[b"first", b"second"]);
+        reader.push(&wire[..wire.len() - 2]);
+        let batch = reader.next_frames().unwrap().expect("one frame");
+        assert_eq!(batch.bodies().collect::<Vec<_>>(), [&b"first"[..]]);
+        drop(batch); // its buffer is kept for the next batch
+        assert_eq!(reader.next_frames(), Ok(None));
+        reader.push(&wire[wire.len() - 2..]);
+        let batch = reader.next_frames().unwrap().expect("the second");
+        assert_eq!(batch.bodies().collect::<Vec<_>>(), [&b"second"[..]]);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(reader.buffered_len(), 0);
     }
 
     fn drain(reader: &mut FrameReader) -> Result<Vec<Vec<u8>>, WireError> {

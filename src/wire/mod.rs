@@ -10,10 +10,12 @@
 //! - every decode returns a typed error ([`WireError`], [`HandshakeError`]), never
 //!   panics, and never allocates more than the limit allows.
 
+mod batch;
 mod frame;
 pub mod framing;
 pub mod handshake;
 
+pub use batch::{Bodies, FrameBatch};
 pub(crate) use frame::FrameDecoder;
 pub use frame::{
     decode_frame, decode_frame_limited, decode_frame_owned, encode_frame, encode_frame_into,

@@ -139,8 +139,8 @@ impl State {
             if let Phase::Established { peer } = connection.phase {
                 // The steady state: every frame is the node's, one lookup for them all.
                 let err = loop {
-                    match connection.reader.next_frame() {
-                        Ok(Some(body)) => out.push(TransportEvent::Received(peer, body)),
+                    match connection.reader.next_frames() {
+                        Ok(Some(batch)) => out.push(TransportEvent::ReceivedBatch(peer, batch)),
                         Ok(None) => return,
                         Err(err) => break err,
                     }
