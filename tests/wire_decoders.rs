@@ -306,6 +306,48 @@ proptest! {
         prop_assert_eq!(reader.buffered_len(), 0);
     }
 
+    /// Taken in batches (`next_frames`), random chunks of a random stream give the
+    /// frames, and the refusal, that taking them one at a time gives.
+    #[test]
+    fn frame_batches_hold_the_frames_one_at_a_time_would(
+        payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..10),
+        tail in proptest::collection::vec(any::<u8>(), 0..12),
+        cut in 1..64usize,
+        limit in prop_oneof![Just(0usize), Just(8), Just(32), Just(FRAME_BYTES_MAX)],
+    ) {
+        // Small frames (some over the smaller limits), then random bytes.
+        let mut stream = framed(&payloads);
+        stream.extend_from_slice(&tail);
+        let mut one_at_a_time = FrameReader::with_limit(limit);
+        let mut batched = FrameReader::with_limit(limit);
+        let (mut singles, mut from_batches) = (Vec::new(), Vec::new());
+        let (mut refused_single, mut refused_batch) = (None, None);
+        for chunk in stream.chunks(cut) {
+            one_at_a_time.push(chunk);
+            batched.push(chunk);
+            while refused_single.is_none() {
+                match one_at_a_time.next_frame() {
+                    Ok(Some(frame)) => singles.push(frame),
+                    Ok(None) => break,
+                    Err(err) => refused_single = Some(err),
+                }
+            }
+            while refused_batch.is_none() {
+                match batched.next_frames() {
+                    Ok(Some(batch)) => {
+                        prop_assert_eq!(batch.bodies().count(), batch.len());
+                        from_batches.extend(batch.bodies().map(<[u8]>::to_vec));
+                    }
+                    Ok(None) => break,
+                    Err(err) => refused_batch = Some(err),
+                }
+            }
+        }
+        prop_assert_eq!(from_batches, singles);
+        prop_assert_eq!(refused_batch, refused_single);
+        prop_assert_eq!(batched.buffered_len(), one_at_a_time.buffered_len());
+    }
+
     /// Fed random chunks, the reader never yields a frame over its limit, never holds
     /// more than it was given, and once it refuses a length it keeps refusing.
     #[test]
