@@ -370,15 +370,21 @@ impl FrameDecoder {
         }
     }
 
-    /// Decodes the stream's next body: what [`decode_frame_owned`] accepts and refuses,
-    /// the process ids of a run of data frames between one pair parsed once.
-    pub(crate) fn decode_owned(&mut self, bytes: Vec<u8>) -> Result<Frame, WireError> {
-        if bytes.len() > self.frame_bytes_max {
+    /// Refuses a body longer than the limit.
+    fn check_length(&self, length: usize) -> Result<(), WireError> {
+        if length > self.frame_bytes_max {
             return Err(WireError::FrameTooLong {
-                length: bytes.len() as u64,
+                length: length as u64,
                 limit: self.frame_bytes_max,
             });
         }
+        Ok(())
+    }
+
+    /// Decodes the stream's next body: what [`decode_frame_owned`] accepts and refuses,
+    /// the process ids of a run of data frames between one pair parsed once.
+    pub(crate) fn decode_owned(&mut self, bytes: Vec<u8>) -> Result<Frame, WireError> {
+        self.check_length(bytes.len())?;
         match data::decode_owned_with(bytes, &mut self.pids_seen) {
             Ok(frame) => Ok(frame),
             Err(bytes) => decode_with_bincode(&bytes),
@@ -419,12 +425,7 @@ impl FrameDecoder {
     ///
     /// [`FrameBatch`]: super::FrameBatch
     pub(crate) fn decode_slice(&mut self, bytes: &[u8]) -> Result<Frame, WireError> {
-        if bytes.len() > self.frame_bytes_max {
-            return Err(WireError::FrameTooLong {
-                length: bytes.len() as u64,
-                limit: self.frame_bytes_max,
-            });
-        }
+        self.check_length(bytes.len())?;
         match data::decode_with(bytes, &mut self.pids_seen) {
             Some(frame) => Ok(frame),
             None => decode_with_bincode(bytes),
