@@ -306,6 +306,30 @@ pub fn encode_frame_into(
     Ok(())
 }
 
+/// Appends the body of a data frame from `from` to `to` whose payload (the message's
+/// encoding, of type `fingerprint`) `write_payload` appends: the bytes
+/// [`encode_frame_into`] writes for the same frame, without a buffer for the payload.
+/// `payload_bytes_hint` is what to reserve for the payload (a guess is fine). On an
+/// error `out` is left as it was. No limit is checked: the caller's queue does (see
+/// [`FrameWriter::push_with`](crate::wire::FrameWriter::push_with)).
+pub(crate) fn encode_data_frame_with<E>(
+    out: &mut Vec<u8>,
+    to: &ProcessId,
+    from: &ProcessId,
+    fingerprint: Fingerprint,
+    payload_bytes_hint: usize,
+    write_payload: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    data::encode_with(
+        out,
+        to,
+        from,
+        fingerprint,
+        payload_bytes_hint,
+        write_payload,
+    )
+}
+
 /// Decodes a frame body that must be consumed exactly, under the default limit,
 /// [`FRAME_BYTES_MAX`].
 pub fn decode_frame(bytes: &[u8]) -> Result<Frame, WireError> {
@@ -488,6 +512,20 @@ mod data {
         fingerprint: Fingerprint,
         payload: &[u8],
     ) {
+        let mut header = header_before_length(to, from, fingerprint);
+        header.varint(payload.len() as u64);
+        out.reserve(header.len + payload.len());
+        out.extend_from_slice(&header.bytes[..header.len]);
+        out.extend_from_slice(payload);
+    }
+
+    /// The header of a data frame up to (not including) the payload's length.
+    #[inline(always)]
+    fn header_before_length(
+        to: &ProcessId,
+        from: &ProcessId,
+        fingerprint: Fingerprint,
+    ) -> HeaderBytes {
         let mut header = HeaderBytes {
             bytes: [0; HEADER_BYTES_MAX],
             len: 0,
@@ -496,10 +534,45 @@ mod data {
         header.pid(to);
         header.pid(from);
         header.varint(fingerprint.0);
-        header.varint(payload.len() as u64);
-        out.reserve(header.len + payload.len());
+        header
+    }
+
+    /// Appends the body of a data frame whose payload `write_payload` appends: the
+    /// header, then the payload encoded in place, after a one-byte length that is
+    /// widened (the payload moved up) only if the payload turns out 251 bytes or
+    /// longer. On an error `out` is left as it was.
+    #[inline]
+    pub(super) fn encode_with<E>(
+        out: &mut Vec<u8>,
+        to: &ProcessId,
+        from: &ProcessId,
+        fingerprint: Fingerprint,
+        payload_bytes_hint: usize,
+        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = out.len();
+        let header = header_before_length(to, from, fingerprint);
+        out.reserve(header.len + 1 + payload_bytes_hint);
         out.extend_from_slice(&header.bytes[..header.len]);
-        out.extend_from_slice(payload);
+        let length_at = out.len();
+        out.push(0);
+        if let Err(err) = write_payload(out) {
+            out.truncate(start);
+            return Err(err);
+        }
+        let payload_start = length_at + 1;
+        let payload_len = out.len() - payload_start;
+        let mut length = [0; varint::VARINT_BYTES_MAX];
+        let length_len = varint::write(&mut length, payload_len as u64);
+        if length_len > 1 {
+            // A payload this long costs a copy anyway (into the socket): moving it up
+            // once more keeps the common short message free of any.
+            let end = out.len();
+            out.resize(end + length_len - 1, 0);
+            out.copy_within(payload_start..end, length_at + length_len);
+        }
+        out[length_at..length_at + length_len].copy_from_slice(&length[..length_len]);
+        Ok(())
     }
 
     struct Reader<'a> {
@@ -701,6 +774,57 @@ mod tests {
     fn bincode_decode(bytes: &[u8]) -> Option<Frame> {
         let (frame, read) = crate::message::decode_from_slice_bounded(bytes).ok()?;
         (read == bytes.len()).then_some(frame)
+    }
+
+    #[test]
+    fn a_data_frame_encoded_in_place_is_bincodes_at_every_length_width() {
+        let to = ProcessId {
+            node: "10.0.0.1:7000#12345678901".parse().unwrap(),
+            local: 3,
+        };
+        let from = ProcessId {
+            node: "[fe80::1%2]:251#1".parse().unwrap(),
+            local: 70_000,
+        };
+        // Either side of each varint width of the payload's length.
+        for len in [0, 1, 250, 251, 252, 65_535, 65_536, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let frame = Frame::Data {
+                to,
+                from,
+                fingerprint: Fingerprint(u64::MAX - len as u64),
+                payload: payload.clone(),
+            };
+            // After bytes already queued, with a hint too small and one too large.
+            for hint in [0, len + 100] {
+                let mut out = vec![9, 9];
+                encode_data_frame_with(
+                    &mut out,
+                    &to,
+                    &from,
+                    Fingerprint(u64::MAX - len as u64),
+                    hint,
+                    |out| {
+                        out.extend_from_slice(&payload);
+                        Ok::<(), ()>(())
+                    },
+                )
+                .unwrap();
+                assert_eq!(out[..2], [9, 9]);
+                assert_eq!(
+                    out[2..],
+                    bincode_bytes(&frame)[..],
+                    "payload of {len} bytes"
+                );
+            }
+        }
+        let mut out = vec![9, 9];
+        let failed = encode_data_frame_with(&mut out, &to, &from, Fingerprint(1), 0, |out| {
+            out.extend_from_slice(&[1; 300]);
+            Err("refused")
+        });
+        assert_eq!(failed, Err("refused"));
+        assert_eq!(out, [9, 9]);
     }
 
     #[test]

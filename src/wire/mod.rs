@@ -14,6 +14,7 @@ mod frame;
 pub mod framing;
 pub mod handshake;
 
+pub(crate) use frame::encode_data_frame_with;
 pub(crate) use frame::FrameDecoder;
 pub use frame::{
     decode_frame, decode_frame_limited, decode_frame_owned, encode_frame, encode_frame_into,
