@@ -91,6 +91,13 @@ pub(crate) struct Network {
     /// skips the lookup. Invariant: that peer is in `peers` and connected; cleared
     /// whenever a peer stops being connected ([`Network::peer_disconnected`]).
     connected_last: Option<NodeId>,
+    /// The pair (sender, destination) the reconnect rule last let send: the next send
+    /// between them skips the rule's two lookups. Invariant: the sender is not a live
+    /// local process, or its recorded epoch for the destination is the destination
+    /// node's current epoch (reconnecting only ever records the current one). Cleared
+    /// whenever an epoch changes ([`Network::peer_disconnected`]) or a peer is
+    /// forgotten ([`Network::forget_if_unused`]).
+    pub(crate) may_send_last: Option<(ProcessId, ProcessId)>,
     /// The transport's frame limit, read once: every frame is encoded and decoded
     /// under it.
     frame_bytes_max: usize,
@@ -118,12 +125,15 @@ impl Network {
             heartbeat,
             heartbeat_due: None,
             connected_last: None,
+            may_send_last: None,
         }
     }
 
     /// Marks `node` no longer connected (its connection broke) and returns its entry.
     pub(crate) fn peer_disconnected(&mut self, node: NodeId) -> &mut Peer {
         self.connected_last = None;
+        // The caller bumps the peer's epoch: every sender must be checked again.
+        self.may_send_last = None;
         let peer = self.peer(node);
         peer.connected = false;
         peer
@@ -144,6 +154,7 @@ impl Network {
     pub(crate) fn forget_if_unused(&mut self, node: NodeId) {
         if self.peers.get(&node).is_some_and(Peer::is_unused) {
             self.peers.remove(&node);
+            self.may_send_last = None;
         }
     }
 

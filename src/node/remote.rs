@@ -22,6 +22,9 @@ impl NodeState {
         let Some(network) = &mut self.network else {
             return false;
         };
+        if network.may_send_last == Some((from, to)) {
+            return true;
+        }
         // Looked up, not entered: the steady state (a known peer, a known pair) takes
         // one search per map and builds nothing.
         let epoch = match network.peers.get(&to.node) {
@@ -36,11 +39,14 @@ impl NodeState {
         };
         let peer_epochs = &mut slot.relations().peer_epochs;
         if let Some(seen) = peer_epochs.get(&to) {
-            return *seen == epoch
-                || crate::planted::is_planted(crate::planted::Defect::DataWithoutReconnect);
+            if *seen != epoch {
+                return crate::planted::is_planted(crate::planted::Defect::DataWithoutReconnect);
+            }
+        } else {
+            peer_epochs.insert(to, epoch);
+            network.peer(to.node).senders += 1;
         }
-        peer_epochs.insert(to, epoch);
-        network.peer(to.node).senders += 1;
+        network.may_send_last = Some((from, to));
         true
     }
 
