@@ -14,7 +14,9 @@ use crate::clock::Clock;
 use crate::message::Message;
 use crate::transport::Transport;
 use crate::types::id::{MonitorRef, NodeId, ProcessId};
-use crate::wire::{encode_data_frame_with, encode_frame_into, Control, Frame, WireError};
+use crate::wire::{
+    encode_data_frame_with, encode_frame_into, Control, Frame, LastDataHeader, WireError,
+};
 
 /// How often a node sends keep-alives to connected peers, unless configured.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -98,6 +100,8 @@ pub(crate) struct Network {
     /// whenever an epoch changes ([`Network::peer_disconnected`]) or a peer is
     /// forgotten ([`Network::forget_if_unused`]).
     pub(crate) may_send_last: Option<(ProcessId, ProcessId)>,
+    /// The last data frame's header, for the next between the same two processes.
+    last_data_header: Option<LastDataHeader>,
     /// The transport's frame limit, read once: every frame is encoded and decoded
     /// under it.
     frame_bytes_max: usize,
@@ -126,6 +130,7 @@ impl Network {
             heartbeat_due: None,
             connected_last: None,
             may_send_last: None,
+            last_data_header: None,
         }
     }
 
@@ -215,8 +220,9 @@ impl Network {
             return Ok(());
         }
         let hint = message.encoded_bytes_hint();
+        let last_header = &mut self.last_data_header;
         self.transport.send_with(to.node, &mut |out| {
-            encode_data_frame_with(out, &to, &from, fingerprint, hint, |out| {
+            encode_data_frame_with(out, last_header, &to, &from, fingerprint, hint, |out| {
                 message
                     .encode_value_into(out)
                     .map_err(|err| WireError::Encode(err.to_string()))
