@@ -179,11 +179,16 @@ impl Network {
     }
 
     /// Makes sure the heartbeat watches `node`, a peer just sent to.
-    #[inline]
+    #[inline(always)]
     fn watch(&mut self, node: NodeId) {
-        if self.connected_last == Some(node) {
-            return;
+        if self.connected_last != Some(node) {
+            self.watch_another(node);
         }
+    }
+
+    /// [`watch`](Network::watch) for a peer other than the last one sent to.
+    #[inline(never)]
+    fn watch_another(&mut self, node: NodeId) {
         if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
             let now = self.clock.now();
             self.heard_from(node, now);

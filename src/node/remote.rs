@@ -18,13 +18,20 @@ impl NodeState {
     /// calls `reconnect`, so no sender misses that a gap happened in its stream. The
     /// first send to a process records the current epoch. Control traffic (spawn,
     /// monitors, links, registry) reconnects implicitly and is not subject to this.
+    #[inline(always)]
     fn may_send(&mut self, from: ProcessId, to: ProcessId) -> bool {
+        match &self.network {
+            Some(network) if network.may_send_last == Some((from, to)) => true,
+            _ => self.may_send_checked(from, to),
+        }
+    }
+
+    /// [`may_send`](NodeState::may_send) for a pair other than the last one let send.
+    #[inline(never)]
+    fn may_send_checked(&mut self, from: ProcessId, to: ProcessId) -> bool {
         let Some(network) = &mut self.network else {
             return false;
         };
-        if network.may_send_last == Some((from, to)) {
-            return true;
-        }
         // Looked up, not entered: the steady state (a known peer, a known pair) takes
         // one search per map and builds nothing.
         let epoch = match network.peers.get(&to.node) {
