@@ -193,6 +193,10 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
+/// What [`Message::encoded_bytes_hint`] guesses for a value not yet encoded: room for
+/// a primitive or a short vector, so that most need no second allocation.
+const ENCODED_BYTES_GUESS: usize = 16;
+
 /// Appends the encoding of `value` to `out` (the bytes [`encode`] returns); on an error
 /// `out` is left as it was. Lets a caller reuse one buffer for many values.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
@@ -617,6 +621,31 @@ impl Message {
                 out.extend_from_slice(bytes);
                 Ok(*fingerprint)
             }
+        }
+    }
+
+    /// Appends the message's encoding to `out`, as [`encode_into`](Message::encode_into)
+    /// does, without computing its fingerprint (a caller that wrote it already).
+    #[inline]
+    pub(crate) fn encode_value_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match &self.payload {
+            Payload::Inline(value) => value.encode_into(out),
+            Payload::Packed(value) => value.encode_into(out),
+            Payload::Local(value) => value.encode_into(out),
+            Payload::Encoded { bytes, .. } => {
+                out.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// About how many bytes the message encodes to: exact when it is already encoded,
+    /// a small guess otherwise (for reserving room before encoding in place).
+    #[inline]
+    pub(crate) fn encoded_bytes_hint(&self) -> usize {
+        match &self.payload {
+            Payload::Encoded { bytes, .. } => bytes.len(),
+            _ => ENCODED_BYTES_GUESS,
         }
     }
 

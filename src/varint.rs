@@ -7,7 +7,7 @@
 //! refuses a wider marker, as bincode does, even when the value would fit.
 
 /// The largest value written as itself, in one byte.
-const SINGLE_BYTE_MAX: u8 = 250;
+pub(crate) const SINGLE_BYTE_MAX: u8 = 250;
 /// The marker of a `u16` in the two bytes that follow.
 const U16_BYTE: u8 = 251;
 /// The marker of a `u32` in the four bytes that follow.

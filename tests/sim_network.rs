@@ -402,3 +402,25 @@ fn the_arbitration_scenario_is_deterministic() {
         }
     }
 }
+
+/// The reconnect rule holds for a pair that was just allowed to send: a break between
+/// two of its sends drops the second (the node remembers the last pair it let send, and
+/// must forget it when an epoch changes), until the sender reconnects.
+#[test]
+fn a_pair_allowed_to_send_before_a_break_is_held_back_after_it_until_it_reconnects() {
+    for seed in hyperion_sim::seeds(50) {
+        let mut sim = Sim::with_faults(seed, Faults::none());
+        let (sender, _, receiver, log) = sender_and_collector(&mut sim);
+        sim.schedule(Duration::from_secs(1), Fault::Break(0, 1));
+        sim.run_until(&sender, move |p| async move {
+            p.send(receiver, 1u64);
+            p.sleep(Duration::from_secs(2)).await; // broken by now
+            p.send(receiver, 2u64); // dropped: no reconnect yet
+            p.reconnect(receiver);
+            p.send(receiver, 3u64);
+            p.sleep(Duration::from_secs(2)).await;
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(*log.borrow(), vec![1, 3], "seed {seed}");
+    }
+}

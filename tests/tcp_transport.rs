@@ -345,6 +345,41 @@ fn a_queue_over_its_limit_breaks_the_connection_and_reports_it_lost() {
     assert_eq!(b.received_from(a_id), [b"hello".to_vec()]);
 }
 
+/// The same through `send_with` on the established connection (the sender's fast
+/// path): the frame that crosses the limit breaks the connection once, and it is
+/// neither queued again nor delivered.
+#[test]
+fn a_queue_over_its_limit_by_send_with_breaks_the_connection_once() {
+    let mut a = Endpoint::new(config().frame_bytes_max(1024).queued_bytes_max(4096), 1);
+    let mut b = Endpoint::new(config(), 2);
+    let (a_id, b_id) = (a.id(), b.id());
+    connect(&mut a, &mut b);
+    for _ in 0..5 {
+        let sent = a.transport.send_with(b_id, &mut |out: &mut Vec<u8>| {
+            out.extend_from_slice(&[7; 1000]);
+            Ok(())
+        });
+        assert_eq!(sent, Ok(()));
+    }
+    drive(&mut [&mut a, &mut b], |e| {
+        e[0].count(&TransportEvent::PeerLost(b_id)) == 1
+            && e[1].count(&TransportEvent::PeerLost(a_id)) == 1
+    });
+    assert_eq!(b.received_from(a_id), [b"hello".to_vec()]);
+    assert_eq!(a.transport.open_connections(), 0);
+    assert_eq!(a.transport.queued_bytes(b_id), 0);
+    // A later send dials afresh, and is the only frame the peer gets on it.
+    a.send(b_id, b"again");
+    drive(&mut [&mut a, &mut b], |e| {
+        e[1].received_from(a_id).len() == 2
+    });
+    assert_eq!(a.count(&TransportEvent::PeerLost(b_id)), 1);
+    assert_eq!(
+        b.received_from(a_id),
+        [b"hello".to_vec(), b"again".to_vec()]
+    );
+}
+
 #[test]
 fn frames_waiting_for_an_unanswered_handshake_are_bounded_too() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -14,7 +14,9 @@ use crate::clock::Clock;
 use crate::message::Message;
 use crate::transport::Transport;
 use crate::types::id::{MonitorRef, NodeId, ProcessId};
-use crate::wire::{encode_frame_into, Control, Frame, WireError};
+use crate::wire::{
+    encode_data_frame_with, encode_frame_into, Control, Frame, LastDataHeader, WireError,
+};
 
 /// How often a node sends keep-alives to connected peers, unless configured.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -87,12 +89,19 @@ pub(crate) struct Network {
     pub(crate) peers: BTreeMap<NodeId, Peer>,
     pub(crate) heartbeat: HeartbeatConfig,
     pub(crate) heartbeat_due: Option<Duration>,
-    /// Where outgoing messages are encoded, reused from one to the next.
-    payload_buffer: Vec<u8>,
     /// The peer a send last found connected (or made watched): the next send to it
     /// skips the lookup. Invariant: that peer is in `peers` and connected; cleared
     /// whenever a peer stops being connected ([`Network::peer_disconnected`]).
     connected_last: Option<NodeId>,
+    /// The pair (sender, destination) the reconnect rule last let send: the next send
+    /// between them skips the rule's two lookups. Invariant: the sender is not a live
+    /// local process, or its recorded epoch for the destination is the destination
+    /// node's current epoch (reconnecting only ever records the current one). Cleared
+    /// whenever an epoch changes ([`Network::peer_disconnected`]) or a peer is
+    /// forgotten ([`Network::forget_if_unused`]).
+    pub(crate) may_send_last: Option<(ProcessId, ProcessId)>,
+    /// The last data frame's header, for the next between the same two processes.
+    last_data_header: Option<LastDataHeader>,
     /// The transport's frame limit, read once: every frame is encoded and decoded
     /// under it.
     frame_bytes_max: usize,
@@ -103,10 +112,6 @@ pub(crate) struct Network {
     #[cfg(feature = "planted-defects")]
     pub(crate) held_back: Vec<(NodeId, Frame)>,
 }
-
-/// The largest payload buffer kept for the next message (a rare huge message does not
-/// pin its memory).
-const PAYLOAD_BUFFER_KEPT_MAX: usize = 64 * 1024;
 
 impl Network {
     pub(crate) fn new(
@@ -123,14 +128,17 @@ impl Network {
             peers: BTreeMap::new(),
             heartbeat,
             heartbeat_due: None,
-            payload_buffer: Vec::new(),
             connected_last: None,
+            may_send_last: None,
+            last_data_header: None,
         }
     }
 
     /// Marks `node` no longer connected (its connection broke) and returns its entry.
     pub(crate) fn peer_disconnected(&mut self, node: NodeId) -> &mut Peer {
         self.connected_last = None;
+        // The caller bumps the peer's epoch: every sender must be checked again.
+        self.may_send_last = None;
         let peer = self.peer(node);
         peer.connected = false;
         peer
@@ -151,6 +159,7 @@ impl Network {
     pub(crate) fn forget_if_unused(&mut self, node: NodeId) {
         if self.peers.get(&node).is_some_and(Peer::is_unused) {
             self.peers.remove(&node);
+            self.may_send_last = None;
         }
     }
 
@@ -170,11 +179,16 @@ impl Network {
     }
 
     /// Makes sure the heartbeat watches `node`, a peer just sent to.
-    #[inline]
+    #[inline(always)]
     fn watch(&mut self, node: NodeId) {
-        if self.connected_last == Some(node) {
-            return;
+        if self.connected_last != Some(node) {
+            self.watch_another(node);
         }
+    }
+
+    /// [`watch`](Network::watch) for a peer other than the last one sent to.
+    #[inline(never)]
+    fn watch_another(&mut self, node: NodeId) {
         if !self.peers.get(&node).is_some_and(|peer| peer.connected) {
             let now = self.clock.now();
             self.heard_from(node, now);
@@ -185,40 +199,42 @@ impl Network {
     /// Encodes `message` and sends it from `from` to `to` in a data frame; a message
     /// that cannot be encoded (or is over the frame limit) is not sent, and the error
     /// returned.
+    ///
+    /// The message is encoded straight into the transport's queue, after the frame's
+    /// header: no buffer for the payload, no copy of it.
     pub(crate) fn send_message(
         &mut self,
         from: ProcessId,
         to: ProcessId,
         message: &Message,
     ) -> Result<(), WireError> {
-        let mut payload = std::mem::take(&mut self.payload_buffer);
-        payload.clear();
-        let sent = match message.encode_into(&mut payload) {
-            Ok(fingerprint) => {
-                let frame = Frame::Data {
-                    to,
-                    from,
-                    fingerprint,
-                    payload,
-                };
-                #[cfg(feature = "planted-defects")]
-                if crate::planted::is_planted(crate::planted::Defect::DeathNoticeOvertakesData) {
-                    self.held_back.push((to.node, frame));
-                    return Ok(());
-                }
-                let sent = self.send_frame(to.node, &frame);
-                let Frame::Data { payload: kept, .. } = frame else {
-                    unreachable!("built above as a data frame")
-                };
-                payload = kept;
-                sent
-            }
-            Err(err) => Err(WireError::Encode(err.to_string())),
-        };
-        if payload.capacity() <= PAYLOAD_BUFFER_KEPT_MAX {
-            self.payload_buffer = payload;
+        let fingerprint = message.fingerprint();
+        #[cfg(feature = "planted-defects")]
+        if crate::planted::is_planted(crate::planted::Defect::DeathNoticeOvertakesData) {
+            let mut payload = Vec::new();
+            message
+                .encode_value_into(&mut payload)
+                .map_err(|err| WireError::Encode(err.to_string()))?;
+            let frame = Frame::Data {
+                to,
+                from,
+                fingerprint,
+                payload,
+            };
+            self.held_back.push((to.node, frame));
+            return Ok(());
         }
-        sent
+        let hint = message.encoded_bytes_hint();
+        let last_header = &mut self.last_data_header;
+        self.transport.send_with(to.node, &mut |out| {
+            encode_data_frame_with(out, last_header, &to, &from, fingerprint, hint, |out| {
+                message
+                    .encode_value_into(out)
+                    .map_err(|err| WireError::Encode(err.to_string()))
+            })
+        })?;
+        self.watch(to.node);
+        Ok(())
     }
 
     /// Sends a control frame; one that cannot be sent is logged and dropped (control

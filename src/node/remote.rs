@@ -18,7 +18,17 @@ impl NodeState {
     /// calls `reconnect`, so no sender misses that a gap happened in its stream. The
     /// first send to a process records the current epoch. Control traffic (spawn,
     /// monitors, links, registry) reconnects implicitly and is not subject to this.
+    #[inline(always)]
     fn may_send(&mut self, from: ProcessId, to: ProcessId) -> bool {
+        match &self.network {
+            Some(network) if network.may_send_last == Some((from, to)) => true,
+            _ => self.may_send_checked(from, to),
+        }
+    }
+
+    /// [`may_send`](NodeState::may_send) for a pair other than the last one let send.
+    #[inline(never)]
+    fn may_send_checked(&mut self, from: ProcessId, to: ProcessId) -> bool {
         let Some(network) = &mut self.network else {
             return false;
         };
@@ -36,11 +46,14 @@ impl NodeState {
         };
         let peer_epochs = &mut slot.relations().peer_epochs;
         if let Some(seen) = peer_epochs.get(&to) {
-            return *seen == epoch
-                || crate::planted::is_planted(crate::planted::Defect::DataWithoutReconnect);
+            if *seen != epoch {
+                return crate::planted::is_planted(crate::planted::Defect::DataWithoutReconnect);
+            }
+        } else {
+            peer_epochs.insert(to, epoch);
+            network.peer(to.node).senders += 1;
         }
-        peer_epochs.insert(to, epoch);
-        network.peer(to.node).senders += 1;
+        network.may_send_last = Some((from, to));
         true
     }
 

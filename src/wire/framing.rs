@@ -333,6 +333,7 @@ impl FrameWriter {
     /// reader.push(&wire);
     /// assert_eq!(reader.next_frame(), Ok(Some(b"hello".to_vec())));
     /// ```
+    #[inline]
     pub fn push_with<F>(&mut self, write: F) -> Result<usize, WireError>
     where
         F: FnOnce(&mut Vec<u8>) -> Result<(), WireError>,

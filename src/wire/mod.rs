@@ -21,5 +21,6 @@ pub use frame::{
     decode_frame, decode_frame_limited, decode_frame_owned, encode_frame, encode_frame_into,
     encode_frame_limited, Control, Frame, WireError, FRAME_BYTES_MAX,
 };
+pub(crate) use frame::{encode_data_frame_with, LastDataHeader};
 pub use framing::{write_frame, FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
 pub use handshake::{Cookie, Handshake, HandshakeError};

@@ -432,8 +432,20 @@ impl Transport for TcpTransport {
         write: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), WireError>,
     ) -> Result<(), WireError> {
         let mut state = self.state.borrow_mut();
+        let hot = state.send_on_hot_route(peer, write);
+        if let Some(route::HotSend::Queued) = hot {
+            // Only a queue grew: no event, no route changed, no waiter has more room.
+            return Ok(());
+        }
         let mut events = std::mem::take(&mut state.pending_events);
-        let sent = state.send_with(peer, write, &mut events);
+        let sent = match hot {
+            Some(route::HotSend::OverLimit { queued, body_len }) => {
+                state.queue_over_limit(peer, queued, body_len, &mut events);
+                Ok(())
+            }
+            Some(route::HotSend::Refused(err)) => Err(err),
+            Some(route::HotSend::Queued) | None => state.send_with(peer, write, &mut events),
+        };
         state.pending_events = events;
         state.check_routes();
         state.wake_waiters_with_room();
@@ -534,10 +546,11 @@ impl State {
     /// Bytes waiting to be written to `peer`: those queued on its connection, or for it
     /// while the connection is being made.
     fn queued_bytes(&self, peer: NodeId) -> usize {
-        if let Some((hot_peer, token)) = self.hot {
-            // An established route: its link holds nothing (see `peers`).
+        if let Some((_, token)) = self.hot {
+            // An established route: its link holds nothing (see `peers`); established
+            // with `peer` means it is `peer`'s route (see `hot`).
             if let Some(connection) = self.connections.get(&token) {
-                if hot_peer == peer && connection.is_established_with(peer) {
+                if connection.is_established_with(peer) {
                     return connection.writer.pending_len();
                 }
             }

@@ -18,6 +18,17 @@ use crate::wire::framing::{FrameReader, FrameWriter, LENGTH_PREFIX_BYTES};
 use crate::wire::handshake::{HandshakeError, Step, Verdict, HANDSHAKE_BYTES_MAX};
 use crate::wire::WireError;
 
+/// What a send on the hot route did (see [`State::send_on_hot_route`]).
+pub(super) enum HotSend {
+    /// The frame is queued.
+    Queued,
+    /// The frame is queued, and took the queue over its limit: the caller breaks the
+    /// connection.
+    OverLimit { queued: usize, body_len: usize },
+    /// The frame failed to encode or is over the frame limit: nothing was queued.
+    Refused(WireError),
+}
+
 impl State {
     /// Queues an encoded frame body for `peer`; one over the frame limit breaks the
     /// connection (the node refuses such frames before they get here).
@@ -63,25 +74,14 @@ impl State {
             out.push(TransportEvent::PeerLost(peer));
             return Ok(());
         }
-        if let Some((hot_peer, token)) = self.hot {
-            // The steady state: the peer's established connection, found by its token
-            // (no lookup by node id). An established route has no frames in its link.
-            let connection = self
-                .connections
-                .get_mut(&token)
-                .filter(|connection| hot_peer == peer && connection.is_established_with(peer));
-            if let Some(connection) = connection {
-                let queued = connection.writer.pending_len();
-                let body_len = connection.writer.push_with(write)?;
-                if !connection.in_flush_list {
-                    connection.in_flush_list = true;
-                    self.dirty.push(token);
-                }
-                if queued + LENGTH_PREFIX_BYTES + body_len > self.limits.queued_bytes_max {
-                    self.queue_over_limit(peer, queued, body_len, out);
-                }
+        match self.send_on_hot_route(peer, write) {
+            Some(HotSend::Queued) => return Ok(()),
+            Some(HotSend::OverLimit { queued, body_len }) => {
+                self.queue_over_limit(peer, queued, body_len, out);
                 return Ok(());
             }
+            Some(HotSend::Refused(err)) => return Err(err),
+            None => {}
         }
         let Some(link) = self.peers.get_mut(&peer) else {
             // Encoded before dialing: a frame refused opens no connection.
@@ -128,9 +128,43 @@ impl State {
         Ok(())
     }
 
+    /// The steady state of [`send_with`](State::send_with): `peer` is the peer sent to
+    /// last and its connection is established, found by its token (no lookup by node
+    /// id; an established route has no frames in its link). `None` (nothing done) if
+    /// not. The caller reports a queue over its limit.
+    #[inline(always)]
+    pub(super) fn send_on_hot_route(
+        &mut self,
+        peer: NodeId,
+        write: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), WireError>,
+    ) -> Option<HotSend> {
+        let (_, token) = self.hot?;
+        if self.shut_down {
+            return None;
+        }
+        // Established with `peer` means it is `peer`'s route (see `hot`).
+        let connection = self
+            .connections
+            .get_mut(&token)
+            .filter(|connection| connection.is_established_with(peer))?;
+        let queued = connection.writer.pending_len();
+        let body_len = match connection.writer.push_with(write) {
+            Ok(body_len) => body_len,
+            Err(err) => return Some(HotSend::Refused(err)),
+        };
+        if !connection.in_flush_list {
+            connection.in_flush_list = true;
+            self.dirty.push(token);
+        }
+        if queued + LENGTH_PREFIX_BYTES + body_len > self.limits.queued_bytes_max {
+            return Some(HotSend::OverLimit { queued, body_len });
+        }
+        Some(HotSend::Queued)
+    }
+
     /// A frame took the queue to `peer` over its limit: the queue goes with the
     /// connection, and the frame is not sent.
-    fn queue_over_limit(
+    pub(super) fn queue_over_limit(
         &mut self,
         peer: NodeId,
         queued: usize,
