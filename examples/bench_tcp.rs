@@ -20,6 +20,13 @@
 //!
 //! A second argument runs only that part (both programs), for profiling one phase.
 //!
+//! With `erl` on the `PATH` (Debian's `erlang-nox`), each round also runs the one-way
+//! part's Erlang twin: two Erlang nodes (two OS processes, Erlang distribution over
+//! loopback, default settings), a sender process sending the same number of 63-byte
+//! binaries to a sink process on the other node, which answers the count at the end
+//! (Erlang's distribution suspends a sender whose buffer is full: its own
+//! backpressure). `BENCH_TCP_ERLANG=0` skips it.
+//!
 //! Beside each one-way rate it prints the CPU time per message of each side (the
 //! threads of each process, from `/proc/<pid>/task/*/schedstat`, Linux): on a shared
 //! machine the rates depend on what else runs, the CPU per message much less. The
@@ -330,6 +337,142 @@ fn plain_round_trip(frame_bytes: usize) -> Duration {
     started.elapsed() / ROUND_TRIPS as u32
 }
 
+// ---- the Erlang twin -------------------------------------------------------------
+
+const ERLANG_TWIN: &str = r#"
+-module(bench_tcp_twin).
+-export([sink/0, send/2]).
+
+sink() ->
+    register(sink, self()),
+    sink_loop().
+
+sink_loop() ->
+    receive
+        {From, N} ->
+            count(N),
+            From ! {done, N},
+            sink_loop()
+    end.
+
+count(0) -> ok;
+count(N) -> receive B when is_binary(B) -> count(N - 1) end.
+
+send(Node, N) ->
+    Sink = find(Node, 1000),
+    Payload = binary:copy(<<7>>, 63),
+    T0 = erlang:monotonic_time(nanosecond),
+    Sink ! {self(), N},
+    loop(Sink, N, Payload),
+    receive {done, N} -> ok end,
+    T1 = erlang:monotonic_time(nanosecond),
+    io:format("~p~n", [T1 - T0]).
+
+find(_, 0) -> exit(no_sink);
+find(Node, Tries) ->
+    case rpc:call(Node, erlang, whereis, [sink]) of
+        Pid when is_pid(Pid) -> Pid;
+        _ -> timer:sleep(10), find(Node, Tries - 1)
+    end.
+
+loop(_, 0, _) -> ok;
+loop(Sink, K, P) -> Sink ! P, loop(Sink, K - 1, P).
+"#;
+
+/// The compiled Erlang twin of the one-way part, in a temporary directory removed on
+/// drop.
+struct ErlangTwin {
+    dir: std::path::PathBuf,
+}
+
+impl ErlangTwin {
+    /// Compiles the twin, if `erl` runs here (and `BENCH_TCP_ERLANG` is not `0`).
+    fn compile() -> Option<ErlangTwin> {
+        if std::env::var("BENCH_TCP_ERLANG").as_deref() == Ok("0") {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("hyperion-bench-tcp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let twin = ErlangTwin { dir };
+        std::fs::write(twin.dir.join("bench_tcp_twin.erl"), ERLANG_TWIN).ok()?;
+        let dir_text = twin.dir.to_str()?;
+        let program = format!(
+            "{{ok, _}} = compile:file(\"{dir_text}/bench_tcp_twin\", [{{outdir, \"{dir_text}\"}}]), halt()."
+        );
+        let status = Command::new("erl")
+            .args(["-noshell", "-eval", &program])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(twin)
+    }
+
+    /// Messages per second one way between two Erlang nodes, and the CPU per message
+    /// of the sending and the receiving VM; `None` if a node did not run.
+    fn one_way(&self, round: usize) -> Option<OneWay> {
+        let sink_name = format!("sink{}_{round}@127.0.0.1", std::process::id());
+        let sender_name = format!("send{}_{round}@127.0.0.1", std::process::id());
+        let mut sink = Command::new("erl")
+            .args([
+                "-noshell",
+                "-name",
+                &sink_name,
+                "-setcookie",
+                "bench",
+                "-pa",
+            ])
+            .arg(&self.dir)
+            .args(["-eval", "bench_tcp_twin:sink()."])
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        let program = format!(
+            "bench_tcp_twin:send('{sink_name}', {}), halt().",
+            messages()
+        );
+        let sender = Command::new("erl")
+            .args([
+                "-noshell",
+                "-name",
+                &sender_name,
+                "-setcookie",
+                "bench",
+                "-pa",
+            ])
+            .arg(&self.dir)
+            .args(["-eval", &program])
+            .stdout(Stdio::piped())
+            .spawn();
+        let measured = sender.ok().and_then(|mut sender| {
+            let mut line = String::new();
+            BufReader::new(sender.stdout.take()?)
+                .read_line(&mut line)
+                .ok()?;
+            // The VMs' CPU, read before either exits.
+            let (sender_cpu, sink_cpu) = (cpu_ns(sender.id()), cpu_ns(sink.id()));
+            let _ = sender.wait();
+            let nanos: f64 = line.trim().parse().ok()?;
+            let per_message = |cpu: u64| cpu as f64 / messages() as f64;
+            Some(OneWay {
+                rate: messages() as f64 / (nanos / 1e9),
+                // Start-up included: an upper bound.
+                sender_ns: per_message(sender_cpu),
+                receiver_ns: per_message(sink_cpu),
+            })
+        });
+        let _ = sink.kill();
+        let _ = sink.wait();
+        measured
+    }
+}
+
+impl Drop for ErlangTwin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 // ---- main ------------------------------------------------------------------------
 
 fn median_and_range(mut values: Vec<f64>) -> (f64, f64, f64) {
@@ -358,7 +501,14 @@ fn main() {
         Some(other) => panic!("unknown part {other}: one-way or round-trip"),
     };
     let node = node();
+    let erlang = (parts != Parts::RoundTrip)
+        .then(ErlangTwin::compile)
+        .flatten();
+    if erlang.is_none() && parts != Parts::RoundTrip {
+        println!("(no Erlang twin: `erl` did not run or compile it, or BENCH_TCP_ERLANG=0)");
+    }
     let (mut one_way, mut round_trip, mut cpu_bound) = (Vec::new(), Vec::new(), Vec::new());
+    let mut over_erlang = Vec::new();
     for round in 1..=rounds {
         let peer = Peer::start("hyperion");
         let mut fields = peer.address.split(' ');
@@ -405,6 +555,23 @@ fn main() {
             plain.receiver_ns,
             plain.busier_ns() / ours.busier_ns()
         );
+        if let Some(twin) = &erlang {
+            match twin.one_way(round) {
+                Some(theirs) => {
+                    println!(
+                        "round {round}: one-way, Erlang distribution (two nodes, 63-byte binaries): \
+                         {:.2} M msg/s, CPU per message (VM start included) sender {:.0} ns, \
+                         receiver {:.0} ns | hyperion / Erlang {:.1}",
+                        theirs.rate / 1e6,
+                        theirs.sender_ns,
+                        theirs.receiver_ns,
+                        ours.rate / theirs.rate
+                    );
+                    over_erlang.push(ours.rate / theirs.rate);
+                }
+                None => println!("round {round}: the Erlang twin did not run"),
+            }
+        }
         one_way.push(ours.rate / plain.rate);
         round_trip.push(ours_rtt.as_secs_f64() / plain_rtt.as_secs_f64());
         cpu_bound.push(plain.busier_ns() / ours.busier_ns());
@@ -413,6 +580,12 @@ fn main() {
     println!(
         "one-way ratio (hyperion / plain, two processes): median {median:.2}, range {low:.2}-{high:.2} (target >= 0.25)"
     );
+    if !over_erlang.is_empty() {
+        let (median, low, high) = median_and_range(over_erlang);
+        println!(
+            "one-way ratio (hyperion / Erlang distribution, two processes each): median {median:.1}, range {low:.1}-{high:.1} (target >= 10)"
+        );
+    }
     let (median, low, high) = median_and_range(cpu_bound);
     println!(
         "one-way CPU-bound ratio (plain's busier side / hyperion's, CPU per message): median {median:.2}, range {low:.2}-{high:.2}"
