@@ -587,6 +587,46 @@ fn an_agent_receives_only_the_event_kinds_its_sinks_take() {
 }
 
 #[test]
+fn an_agent_taking_sent_only_is_told_of_every_local_send() {
+    // No agent takes `Received` here: every local send is still published as a
+    // `Sent`, once, with its type, a send to a process gone included.
+    let mut sim = Sim::with_faults(10, Faults::none());
+    let node = sim.add_node();
+    let sent = start_filtered_recorder(&node, "sent", &[MxEventKind::Sent]);
+    let (me, child, dead) = sim
+        .run_until(&node, |p| async move {
+            let child = p.spawn_local(|c| async move {
+                let mut got = Vec::new();
+                for _ in 0..5 {
+                    got.push(c.expect::<u64>().await);
+                }
+                assert_eq!(got, [0, 1, 2, 3, 4], "delivered in order");
+            });
+            let dead = p.spawn_local(|_| async move {});
+            let watch = p.monitor(child);
+            for n in 0..5u64 {
+                p.send(child, n);
+            }
+            let _: ProcessMonitorNotification = p.expect().await;
+            let _ = watch;
+            p.send(dead, Ping(9)); // to a process gone: still a send
+            (p.self_pid(), child, dead)
+        })
+        .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let log = sent.borrow();
+    let to_child: Vec<_> = log
+        .iter()
+        .filter(|e| matches!(e, MxEvent::Sent { from, to, message } if *from == me && *to == child && message.type_name() == Some("u64")))
+        .collect();
+    assert_eq!(to_child.len(), 5, "{log:?}");
+    assert!(
+        log.iter().any(|e| matches!(e, MxEvent::Sent { to, message, .. } if *to == dead && message.is::<Ping>())),
+        "{log:?}"
+    );
+}
+
+#[test]
 fn a_local_send_gives_two_inputs_and_priority_applies_between_them() {
     // The Sent and Received events of one local message travel together on the bus;
     // they still reach the sinks as two inputs, and a sink that prefers the mailbox
