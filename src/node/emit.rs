@@ -45,13 +45,20 @@ impl NodeState {
         self.mx_peer_lost(peer);
     }
 
-    /// Whether no listener reads a local message's way (no agent takes `Sent` or
-    /// `Received`, no observer): then [`mx_sent_here`](NodeState::mx_sent_here) and
+    /// Whether no listener reads the way of a local message of type `T`: no agent
+    /// takes `Sent` or `Received`, and no observer, or one that would look past it (an
+    /// observer reads only monitor notifications entering a mailbox). Then
+    /// [`mx_sent_here`](NodeState::mx_sent_here) and
     /// [`emit_delivering`](NodeState::emit_delivering) would do nothing, and a local
-    /// send may skip them (`NodeState::send_value`).
+    /// send may skip them (`NodeState::send_value`): the simulator's nodes, all
+    /// observed, take the same fast path as real ones.
     #[inline(always)]
-    pub(crate) fn messages_unobserved(&self) -> bool {
-        self.mx.interest & (OBSERVED | MxEventKind::Sent.bit() | MxEventKind::Received.bit()) == 0
+    pub(crate) fn messages_unobserved<T: 'static>(&self) -> bool {
+        let interest = self.mx.interest;
+        interest & (MxEventKind::Sent.bit() | MxEventKind::Received.bit()) == 0
+            && (interest & OBSERVED == 0
+                || std::any::TypeId::of::<T>()
+                    != std::any::TypeId::of::<crate::ProcessMonitorNotification>())
     }
 
     /// `message` is about to enter the mailbox of the process numbered `local`: one

@@ -707,7 +707,7 @@ impl NodeState {
     /// moving it through each layer was a good part of a small message's cost.
     #[inline(always)]
     pub(crate) fn send_value<T: Serializable>(&mut self, from: ProcessId, to: ProcessId, value: T) {
-        if to.node == self.id && self.messages_unobserved() {
+        if to.node == self.id && self.messages_unobserved::<T>() {
             let task = TaskId::from_u64(to.local);
             let plain = |slot: &ProcessSlot| {
                 slot.relations
