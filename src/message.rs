@@ -267,11 +267,7 @@ impl<T: Serializable> LocalValue for T {
         encode(self)
     }
     fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        if let Some(bytes) = (self as &dyn Any).downcast_ref::<Vec<u8>>() {
-            bytes::encode_into(bytes, out);
-            return Ok(());
-        }
-        encode_into(self, out)
+        inline::encode_value(self, out)
     }
 }
 
@@ -459,15 +455,8 @@ impl Message {
             bytes, undecodable, ..
         } = &mut self.payload
         {
-            if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
-                if let Some(offset) = bytes::body_offset(bytes) {
-                    // The encoded bytes become the vector: no allocation, no copy.
-                    let mut value = std::mem::take(bytes);
-                    value.drain(..offset);
-                    self.payload = Payload::local(value);
-                    return self.peek_local();
-                }
-            }
+            // (A byte vector or a primitive that decodes was decoded on arrival:
+            // `from_encoded`.)
             match decode::<T>(bytes) {
                 Ok(value) => self.payload = Payload::local(value),
                 Err(err) => {

@@ -603,12 +603,11 @@ fn an_agent_taking_sent_only_is_told_of_every_local_send() {
                 assert_eq!(got, [0, 1, 2, 3, 4], "delivered in order");
             });
             let dead = p.spawn_local(|_| async move {});
-            let watch = p.monitor(child);
+            p.monitor(child);
             for n in 0..5u64 {
                 p.send(child, n);
             }
             let _: ProcessMonitorNotification = p.expect().await;
-            let _ = watch;
             p.send(dead, Ping(9)); // to a process gone: still a send
             (p.self_pid(), child, dead)
         })

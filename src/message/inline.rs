@@ -24,7 +24,7 @@ use super::{decode, encode_into, CodecError, Fingerprint};
 /// Appends `value`'s encoding to `out`; a byte vector the short way (see `bytes`), the
 /// bytes a boxed one encodes to.
 #[inline(always)]
-fn encode_value<T: serde::Serialize + 'static>(
+pub(super) fn encode_value<T: serde::Serialize + 'static>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
@@ -51,6 +51,9 @@ impl Encoded<'_> {
         }
     }
 }
+
+/// Decodes encoded bytes as one inline type.
+type Decoder = for<'a> fn(Encoded<'a>) -> Result<Inline, Encoded<'a>>;
 
 /// The `T` that `bytes` encode exactly, or the bytes back.
 fn decode_as<T: serde::de::DeserializeOwned + 'static>(
@@ -165,22 +168,16 @@ macro_rules! inline_values {
             ) -> Result<Inline, Encoded<'_>> {
                 // Computed once: `Fingerprint::of` per variant would be a cache
                 // lookup each, for every message from the network.
-                static FINGERPRINTS: OnceLock<Vec<Fingerprint>> = OnceLock::new();
-                let fingerprints = FINGERPRINTS
-                    .get_or_init(|| vec![$(Fingerprint::of::<$type>()),*]);
-                let Some(index) = fingerprints.iter().position(|known| *known == fingerprint)
-                else {
-                    return Err(encoded);
-                };
-                let mut variant = 0;
-                $(
-                    if variant == index {
-                        return decode_as::<$type>(encoded).map(Inline::$variant);
-                    }
-                    variant += 1;
-                )*
-                let _ = variant;
-                Err(encoded)
+                static DECODERS: OnceLock<Vec<(Fingerprint, Decoder)>> = OnceLock::new();
+                let decoders = DECODERS.get_or_init(|| {
+                    vec![$((Fingerprint::of::<$type>(), |encoded| {
+                        decode_as::<$type>(encoded).map(Inline::$variant)
+                    })),*]
+                });
+                match decoders.iter().find(|(known, _)| *known == fingerprint) {
+                    Some((_, decode)) => decode(encoded),
+                    None => Err(encoded),
+                }
             }
         }
     };

@@ -321,7 +321,7 @@ impl LocalNode {
                         self.handle_data(peer, data.to, data.from, data.fingerprint, message);
                         continue;
                     }
-                    let frame = decoder.decode_slice(body);
+                    let frame = decoder.decode_other(body);
                     if !self.handle_decoded(peer, frame, heard) {
                         // The connection is broken: what follows a gap is not delivered.
                         return Some(peer);

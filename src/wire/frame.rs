@@ -307,32 +307,11 @@ pub fn encode_frame_into(
 }
 
 /// Appends the body of a data frame from `from` to `to` whose payload (the message's
-/// encoding, of type `fingerprint`) `write_payload` appends: the bytes
-/// [`encode_frame_into`] writes for the same frame, without a buffer for the payload.
-/// `payload_bytes_hint` is what to reserve for the payload (a guess is fine). On an
-/// error `out` is left as it was. No limit is checked: the caller's queue does (see
+/// encoding, of type `fingerprint`) a closure appends: the bytes [`encode_frame_into`]
+/// writes for the same frame, without a buffer for the payload (see
+/// `data::encode_with`). No limit is checked: the caller's queue does (see
 /// [`FrameWriter::push_with`](crate::wire::FrameWriter::push_with)).
-/// `last` is the caller's memory of the last header, kept from one call to the next
-/// (start with `None`).
-pub(crate) fn encode_data_frame_with<E>(
-    out: &mut Vec<u8>,
-    last: &mut Option<LastDataHeader>,
-    to: &ProcessId,
-    from: &ProcessId,
-    fingerprint: Fingerprint,
-    payload_bytes_hint: usize,
-    write_payload: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-) -> Result<(), E> {
-    data::encode_with(
-        out,
-        last,
-        to,
-        from,
-        fingerprint,
-        payload_bytes_hint,
-        write_payload,
-    )
-}
+pub(crate) use data::encode_with as encode_data_frame_with;
 
 /// The header of the last data frame [`encode_data_frame_with`] wrote, kept to be
 /// copied for the next frame between the same processes with the same type.
@@ -439,9 +418,7 @@ impl FrameDecoder {
     /// batch of frames: no `Frame`, no buffer for the payload as it was encoded.
     #[inline]
     pub(crate) fn data_frame<'a>(&mut self, bytes: &'a [u8]) -> Option<DataFrame<'a>> {
-        if bytes.len() > self.frame_bytes_max {
-            return None;
-        }
+        self.check_length(bytes.len()).ok()?;
         let header = data::header_with(bytes, &mut self.pids_seen)?;
         Some(DataFrame {
             to: header.to,
@@ -451,17 +428,15 @@ impl FrameDecoder {
         })
     }
 
-    /// Decodes the stream's next body from where it lies (a [`FrameBatch`]'s buffer):
-    /// the same frames and errors as [`decode_owned`](Self::decode_owned), a data
-    /// frame's payload copied into a buffer of its own exact size.
+    /// Decodes a body of the stream that [`data_frame`](Self::data_frame) did not take
+    /// (a control frame, a malformed or oversized one), from where it lies (a
+    /// [`FrameBatch`]'s buffer): what [`decode_owned`](Self::decode_owned) makes of
+    /// it, the same frame or the same error.
     ///
     /// [`FrameBatch`]: super::FrameBatch
-    pub(crate) fn decode_slice(&mut self, bytes: &[u8]) -> Result<Frame, WireError> {
+    pub(crate) fn decode_other(&self, bytes: &[u8]) -> Result<Frame, WireError> {
         self.check_length(bytes.len())?;
-        match data::decode_with(bytes, &mut self.pids_seen) {
-            Some(frame) => Ok(frame),
-            None => decode_with_bincode(bytes),
-        }
+        decode_with_bincode(bytes)
     }
 }
 
@@ -607,9 +582,11 @@ mod data {
     /// header (copied from `last` if it is this frame's, else encoded and remembered
     /// there), then the payload encoded in place, after a one-byte length that is
     /// widened (the payload moved up) only if the payload turns out 251 bytes or
-    /// longer. On an error `out` is left as it was.
+    /// longer. On an error `out` is left as it was. `payload_bytes_hint` is what to
+    /// reserve for the payload (a guess is fine); `last` is the caller's memory of the
+    /// last header, kept from one call to the next (start with `None`).
     #[inline]
-    pub(super) fn encode_with<E>(
+    pub(crate) fn encode_with<E>(
         out: &mut Vec<u8>,
         last: &mut Option<LastHeader>,
         to: &ProcessId,
@@ -794,14 +771,7 @@ mod data {
 
     /// The data frame `bytes` hold exactly, or `None` (not a data frame, or malformed).
     pub(super) fn decode(bytes: &[u8]) -> Option<Frame> {
-        decode_with(bytes, &mut None)
-    }
-
-    /// [`decode`], given the process ids of the stream's last data frame (see
-    /// [`header_with`]).
-    #[inline]
-    pub(super) fn decode_with(bytes: &[u8], seen: &mut Option<PidsSeen>) -> Option<Frame> {
-        let header = header_with(bytes, seen)?;
+        let header = header_with(bytes, &mut None)?;
         Some(Frame::Data {
             to: header.to,
             from: header.from,

@@ -439,12 +439,8 @@ impl Transport for TcpTransport {
         }
         let mut events = std::mem::take(&mut state.pending_events);
         let sent = match hot {
-            Some(route::HotSend::OverLimit { queued, body_len }) => {
-                state.queue_over_limit(peer, queued, body_len, &mut events);
-                Ok(())
-            }
-            Some(route::HotSend::Refused(err)) => Err(err),
-            Some(route::HotSend::Queued) | None => state.send_with(peer, write, &mut events),
+            Some(sent) => state.settle_hot_send(peer, sent, &mut events),
+            None => state.send_off_the_hot_route(peer, write, &mut events),
         };
         state.pending_events = events;
         state.check_routes();

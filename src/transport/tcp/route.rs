@@ -65,6 +65,38 @@ impl State {
         write: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), WireError>,
         out: &mut Vec<TransportEvent>,
     ) -> Result<(), WireError> {
+        match self.send_on_hot_route(peer, write) {
+            Some(sent) => self.settle_hot_send(peer, sent, out),
+            None => self.send_off_the_hot_route(peer, write, out),
+        }
+    }
+
+    /// What a send on the hot route leaves to do: report a queue over its limit, or the
+    /// frame's refusal.
+    pub(super) fn settle_hot_send(
+        &mut self,
+        peer: NodeId,
+        sent: HotSend,
+        out: &mut Vec<TransportEvent>,
+    ) -> Result<(), WireError> {
+        match sent {
+            HotSend::Queued => Ok(()),
+            HotSend::OverLimit { queued, body_len } => {
+                self.queue_over_limit(peer, queued, body_len, out);
+                Ok(())
+            }
+            HotSend::Refused(err) => Err(err),
+        }
+    }
+
+    /// [`send_with`](State::send_with) when [`send_on_hot_route`](State::send_on_hot_route)
+    /// did nothing: a new peer, a route being made, or a transport shut down.
+    pub(super) fn send_off_the_hot_route(
+        &mut self,
+        peer: NodeId,
+        write: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), WireError>,
+        out: &mut Vec<TransportEvent>,
+    ) -> Result<(), WireError> {
         if self.shut_down {
             tracing::debug!(%peer, "frame dropped: the transport is shut down");
             return Ok(());
@@ -73,15 +105,6 @@ impl State {
             tracing::warn!(%peer, "frame to this node's own id dropped; nodes do not dial themselves");
             out.push(TransportEvent::PeerLost(peer));
             return Ok(());
-        }
-        match self.send_on_hot_route(peer, write) {
-            Some(HotSend::Queued) => return Ok(()),
-            Some(HotSend::OverLimit { queued, body_len }) => {
-                self.queue_over_limit(peer, queued, body_len, out);
-                return Ok(());
-            }
-            Some(HotSend::Refused(err)) => return Err(err),
-            None => {}
         }
         let Some(link) = self.peers.get_mut(&peer) else {
             // Encoded before dialing: a frame refused opens no connection.
@@ -164,7 +187,7 @@ impl State {
 
     /// A frame took the queue to `peer` over its limit: the queue goes with the
     /// connection, and the frame is not sent.
-    pub(super) fn queue_over_limit(
+    fn queue_over_limit(
         &mut self,
         peer: NodeId,
         queued: usize,
